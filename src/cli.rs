@@ -1,0 +1,160 @@
+//! Command-line interface: every flag, its default and its environment variable, in one place.
+//!
+//! The same definitions generate `--help`, the shell completions in `completions/` and the man
+//! page in `docs/`, so none of them can drift from the parser.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::render::{ColorChoice, parse_duration};
+
+pub const DEFAULT_REGISTRY: &str = "/tmp/mlx-server/worker_registry.json";
+pub const DEFAULT_PATTERN: &str = "mlx-server-v3";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mlsdiag",
+    version,
+    about = "Diagnose the worker processes of an MLX inference server: healthy, hung, crashed, orphaned or leaking, with the evidence",
+    after_help = "Exit codes (monitoring-plugin convention): 0 OK, 1 WARNING (orphan, leaking), \
+                  2 CRITICAL (hung, crashed), 3 UNKNOWN (could not inspect, bad input, usage error).\n\
+                  Start with `mlsdiag demo` to see every verdict on a simulated server."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Print one JSON document (with schema_version) instead of tables
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// When to colour tables; NO_COLOR in the environment turns colour off in auto mode
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Classify every worker: healthy, hung, crashed, orphan or leaking, with the evidence
+    Check(CheckArgs),
+    /// Every thread of a process: state, CPU, what it waits on, grouped by lock
+    Threads(ThreadsArgs),
+    /// Every descriptor of a process: pipes, sockets with their peers, shared memory, files
+    Fds(FdsArgs),
+    /// The worker registry joined with the live processes
+    Registry(RegistryArgs),
+    /// System memory and pressure, per-worker memory and its trend
+    Mem(MemArgs),
+    /// Start a simulated MLS with misbehaving workers and diagnose it
+    Demo(DemoArgs),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+    /// Print the man page (roff)
+    Man,
+    /// (internal) the demo's orchestrator process
+    #[command(name = "__demo-orchestrator", hide = true)]
+    DemoOrchestrator(crate::sim::OrchestratorArgs),
+    /// (internal) one demo worker process
+    #[command(name = "__demo-worker", hide = true)]
+    DemoWorker(crate::sim::WorkerArgs),
+}
+
+fn duration_arg(s: &str) -> Result<Duration, String> {
+    parse_duration(s)
+}
+
+/// How workers are found.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Discovery")]
+pub struct DiscoveryArgs {
+    /// Regex matched against each process's full command line
+    #[arg(long, env = "MLSDIAG_PATTERN", default_value = DEFAULT_PATTERN)]
+    pub pattern: String,
+    /// The orchestrator's worker registry (JSON)
+    #[arg(long, env = "MLSDIAG_REGISTRY", default_value = DEFAULT_REGISTRY)]
+    pub registry: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub discovery: DiscoveryArgs,
+    /// MLS server log; in-flight requests in it are what proves a hang
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Sampling window for CPU%, thread states and memory growth
+    #[arg(long, default_value = "2s", value_parser = duration_arg, help_heading = "Thresholds")]
+    pub window: Duration,
+    /// Window for the memory trend, when longer than --window
+    #[arg(long, value_parser = duration_arg, help_heading = "Thresholds")]
+    pub leak_window: Option<Duration>,
+    /// A request in flight this long without progress is a hang
+    #[arg(long, default_value = "5m", value_parser = duration_arg, help_heading = "Thresholds")]
+    pub hung_after: Duration,
+    /// Memory growth (MiB/min, with R² >= 0.9) that counts as a leak
+    #[arg(long, default_value_t = 10.0, value_name = "MIB_PER_MIN", help_heading = "Thresholds")]
+    pub leak_threshold: f64,
+    /// CPU% over the window at or below which a worker makes no progress
+    #[arg(long, default_value_t = 1.0, value_name = "PERCENT", help_heading = "Thresholds")]
+    pub progress_cpu: f64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ThreadsArgs {
+    pub pid: u32,
+    /// Window over which per-thread CPU% is measured
+    #[arg(long, default_value = "1s", value_parser = duration_arg)]
+    pub window: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FdsArgs {
+    pub pid: u32,
+    /// Do not search other processes for the peers of pipes and unix sockets
+    #[arg(long)]
+    pub no_peers: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RegistryArgs {
+    #[command(flatten)]
+    pub discovery: DiscoveryArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MemArgs {
+    /// Processes to report (default: every worker found)
+    pub pids: Vec<u32>,
+    #[command(flatten)]
+    pub discovery: DiscoveryArgs,
+    /// Number of readings; with more than one a series and trend are printed
+    #[arg(long, default_value_t = 1)]
+    pub samples: usize,
+    /// Time between readings
+    #[arg(long, default_value = "1s", value_parser = duration_arg)]
+    pub interval: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Leave the simulated server running and print how to inspect and stop it
+    #[arg(long, conflicts_with = "stop")]
+    pub keep: bool,
+    /// Stop a demo left running with --keep (its directory, as printed)
+    #[arg(long, value_name = "DIR")]
+    pub stop: Option<PathBuf>,
+    /// Sampling window of the diagnosis
+    #[arg(long, default_value = "2s", value_parser = duration_arg)]
+    pub window: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    pub shell: clap_complete::Shell,
+}

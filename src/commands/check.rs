@@ -1,0 +1,299 @@
+//! `mlsdiag check`: the seed's whole procedure in one command.
+//!
+//! Find the workers (pattern + registry), read each several times over the window, fold in the
+//! server log's in-flight requests and the IPC state, and give every worker a verdict with the
+//! evidence that produced it. The exit code follows the monitoring-plugin convention so cron,
+//! Nagios/Icinga checks and humans all read the same result.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::fds::{IpcSummary, summarize};
+use super::{Ctx, pattern};
+use crate::classify::{Activity, Assessment, Finding, Observation, RegistryView, Status, Thresholds, Verdict, assess};
+use crate::cli::CheckArgs;
+use crate::discover::discover;
+use crate::mlslog::{InFlight, LogState};
+use crate::registry::{self, Loaded, RegistryEntry};
+use crate::render::{self, SCHEMA_VERSION, bytes, duration, sanitize};
+use crate::sample::{readings_for, sample};
+
+#[derive(Debug, Serialize)]
+pub struct CheckReport {
+    pub schema_version: u32,
+    pub command: &'static str,
+    pub generated_at: DateTime<Utc>,
+    pub status: Status,
+    pub exit_code: u8,
+    pub pattern: String,
+    pub registry: RegistryState,
+    pub log: Option<LogSource>,
+    pub window_secs: f64,
+    pub workers: Vec<WorkerReport>,
+    pub orchestrators: Vec<Orchestrator>,
+    pub summary: BTreeMap<Verdict, usize>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RegistryState {
+    pub path: String,
+    /// `ok`, `missing` or `invalid`.
+    pub state: &'static str,
+    pub error: Option<String>,
+    pub entries: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LogSource {
+    pub path: String,
+    pub events: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Orchestrator {
+    pub pid: u32,
+    pub workers: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WorkerReport {
+    pub pid: u32,
+    pub name: String,
+    pub registered: bool,
+    pub model: Option<String>,
+    pub ppid: Option<u32>,
+    pub state: Option<char>,
+    pub cpu_percent: Option<f64>,
+    pub rss_bytes: Option<u64>,
+    pub vsz_bytes: Option<u64>,
+    pub footprint_bytes: Option<u64>,
+    pub elapsed_secs: Option<u64>,
+    pub threads: Option<u32>,
+    pub command: Option<String>,
+    pub verdict: Verdict,
+    pub activity: Activity,
+    pub findings: Vec<Finding>,
+    pub notes: Vec<String>,
+    pub in_flight: Vec<InFlight>,
+    pub ipc: Option<IpcSummary>,
+}
+
+/// The best human name for a worker: the registry's, else the argument that matched, else comm.
+fn worker_name(entry: Option<&RegistryEntry>, cmdline: &[String], comm: &str, re: &regex::Regex) -> String {
+    if let Some(n) = entry.and_then(|e| e.name.clone()) {
+        return n;
+    }
+    cmdline
+        .iter()
+        .find(|a| re.is_match(a))
+        .map(|a| Path::new(a).file_name().map_or(a.clone(), |f| f.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| comm.to_string())
+}
+
+pub fn collect(args: &CheckArgs, ctx: &Ctx) -> anyhow::Result<CheckReport> {
+    let re = pattern(&args.discovery.pattern)?;
+    let reg_path = args.discovery.registry.display().to_string();
+    let loaded = registry::load(&args.discovery.registry);
+    let mut status = Status::Ok;
+    let mut notes = Vec::new();
+    let (registry, reg_state, why) = match &loaded {
+        Loaded::Ok(r) => (Some(r), RegistryState { path: reg_path.clone(), state: "ok", error: None, entries: r.entries.len() }, String::new()),
+        Loaded::Missing(_) => {
+            status = Status::Unknown;
+            let why = format!("{reg_path} does not exist");
+            notes.push(format!("registry {why}: orphans cannot be told apart (set --registry or MLSDIAG_REGISTRY)"));
+            (None, RegistryState { path: reg_path.clone(), state: "missing", error: Some(why.clone()), entries: 0 }, why)
+        }
+        Loaded::Invalid(e) => {
+            status = Status::Unknown;
+            notes.push(format!("registry unreadable: {e}; workers found by pattern only"));
+            (None, RegistryState { path: reg_path.clone(), state: "invalid", error: Some(e.to_string()), entries: 0 }, e.to_string())
+        }
+    };
+    let log = match &args.log {
+        Some(p) => Some(LogState::read(p)?),
+        None => None,
+    };
+    let found = discover(ctx.platform.as_ref(), &re, registry)?;
+    let pids: Vec<u32> = found.workers.iter().map(|c| c.pid).collect();
+    let window = args.window.max(args.leak_window.unwrap_or_default());
+    let series = sample(ctx.platform.as_ref(), &pids, window, readings_for(window));
+    let now = Utc::now();
+    let thresholds = Thresholds {
+        hung_after: args.hung_after,
+        leak_mib_per_min: args.leak_threshold,
+        progress_cpu_percent: args.progress_cpu,
+        ..Thresholds::default()
+    };
+    let registry_view = match registry {
+        Some(_) => RegistryView::Loaded { path: &reg_path },
+        None => RegistryView::Unavailable { why: &why },
+    };
+    let only_worker = pids.len() == 1;
+    let mut workers = Vec::new();
+    for (cand, s) in found.workers.iter().zip(&series) {
+        let entry = cand.registered.as_ref();
+        let last = s.last();
+        let name = match last {
+            Some(p) => worker_name(entry, &p.cmdline, &p.name, &re),
+            None => entry.and_then(|e| e.name.clone()).unwrap_or_else(|| format!("pid {}", cand.pid)),
+        };
+        let worker_log = log.as_ref().map(|l| l.for_worker(Some(&name), cand.pid, only_worker));
+        let parent = last.and_then(|p| ctx.platform.process(p.ppid).ok()).map(|p| (p.pid, p.name));
+        let assessment: Assessment = assess(
+            &Observation {
+                series: s,
+                entry,
+                registry: registry_view.clone(),
+                pattern: &re,
+                log: worker_log.as_ref(),
+                parent,
+                now,
+            },
+            &thresholds,
+        );
+        let mut notes = assessment.notes;
+        let ipc = match last {
+            Some(p) if !p.is_zombie() && assessment.verdict != Verdict::Crashed => {
+                match ctx.platform.fds(p.pid, Some(&[p.ppid])) {
+                    Ok(fds) => {
+                        let ipc = summarize(&fds, Some(p.ppid));
+                        notes.push(ipc.line());
+                        Some(ipc)
+                    }
+                    Err(e) => {
+                        notes.push(format!("IPC unknown: {e}"));
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        status = status.worst(assessment.verdict.status());
+        workers.push(WorkerReport {
+            pid: cand.pid,
+            name,
+            registered: entry.is_some(),
+            model: entry.and_then(|e| e.model.clone()),
+            ppid: last.map(|p| p.ppid),
+            state: last.map(|p| p.state),
+            cpu_percent: assessment.cpu_percent,
+            rss_bytes: last.map(|p| p.rss_bytes),
+            vsz_bytes: last.map(|p| p.vsz_bytes),
+            footprint_bytes: last.and_then(|p| p.footprint_bytes),
+            elapsed_secs: last.map(|p| (now - p.start_time).num_seconds().max(0) as u64),
+            threads: last.map(|p| p.threads),
+            command: last.map(|p| p.command()),
+            verdict: assessment.verdict,
+            activity: assessment.activity,
+            findings: assessment.findings,
+            notes,
+            in_flight: worker_log.map(|l| l.in_flight).unwrap_or_default(),
+            ipc,
+        });
+    }
+    if workers.is_empty() {
+        notes.push(format!(
+            "no workers found: no process matches --pattern {:?} and the registry lists none",
+            args.discovery.pattern
+        ));
+    }
+    if let Some(l) = &log {
+        let attributed: usize = workers.iter().map(|w| w.in_flight.len()).sum();
+        let total: usize = l.workers.values().map(|w| w.in_flight.len()).sum();
+        if total > attributed {
+            notes.push(format!(
+                "{} in-flight request(s) in the log belong to no worker found (by name or pid)",
+                total - attributed
+            ));
+        }
+    }
+    let mut summary = BTreeMap::new();
+    for w in &workers {
+        *summary.entry(w.verdict).or_insert(0) += 1;
+    }
+    Ok(CheckReport {
+        schema_version: SCHEMA_VERSION,
+        command: "check",
+        generated_at: now,
+        status,
+        exit_code: status.code(),
+        pattern: args.discovery.pattern.clone(),
+        registry: reg_state,
+        log: args.log.as_ref().zip(log.as_ref()).map(|(p, l)| LogSource { path: p.display().to_string(), events: l.events }),
+        window_secs: window.as_secs_f64(),
+        workers,
+        orchestrators: found.orchestrators.iter().map(|&(pid, workers)| Orchestrator { pid, workers }).collect(),
+        summary,
+        notes,
+    })
+}
+
+pub fn run(args: &CheckArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
+    let report = collect(args, ctx)?;
+    if ctx.json {
+        render::json(out, &report)?;
+    } else {
+        print(&report, ctx, out)?;
+    }
+    Ok(report.status)
+}
+
+fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
+    v.map(f).unwrap_or_else(|| "-".into())
+}
+
+pub fn print(r: &CheckReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result<()> {
+    let st = &ctx.style;
+    if !r.workers.is_empty() {
+        let mut t = st.table(&["PID", "NAME", "S", "%CPU", "RSS", "VSZ", "ELAPSED", "THR", "VERDICT", "ACTIVITY"]);
+        for w in &r.workers {
+            t.add_row(vec![
+                comfy_table::Cell::new(w.pid),
+                comfy_table::Cell::new(sanitize(&w.name)),
+                comfy_table::Cell::new(opt(w.state, |c| c.to_string())),
+                comfy_table::Cell::new(opt(w.cpu_percent, |c| format!("{c:.1}"))),
+                comfy_table::Cell::new(opt(w.rss_bytes, bytes)),
+                comfy_table::Cell::new(opt(w.vsz_bytes, bytes)),
+                comfy_table::Cell::new(opt(w.elapsed_secs, |s| duration(std::time::Duration::from_secs(s)))),
+                comfy_table::Cell::new(opt(w.threads, |n| n.to_string())),
+                st.verdict_cell(w.verdict),
+                comfy_table::Cell::new(w.activity.label()),
+            ]);
+        }
+        writeln!(out, "{t}")?;
+        writeln!(out)?;
+        for w in &r.workers {
+            writeln!(out, "PID {} {}: {}", w.pid, sanitize(&w.name), w.verdict.label().to_uppercase())?;
+            for f in &w.findings {
+                for e in &f.evidence {
+                    writeln!(out, "  ✗ [{}] {}", f.verdict.label(), sanitize(e))?;
+                }
+            }
+            for n in &w.notes {
+                writeln!(out, "  · {}", sanitize(n))?;
+            }
+        }
+    }
+    for (pid, n) in r.orchestrators.iter().map(|o| (o.pid, o.workers)) {
+        writeln!(out, "orchestrator PID {pid} (parent of {n} worker(s)) is not counted as a worker")?;
+    }
+    for n in &r.notes {
+        writeln!(out, "note: {}", sanitize(n))?;
+    }
+    let counts: Vec<String> = r.summary.iter().rev().map(|(v, n)| format!("{n} {}", v.label())).collect();
+    writeln!(
+        out,
+        "{} worker(s){}{} → {:?} (exit {})",
+        r.workers.len(),
+        if counts.is_empty() { "" } else { ": " },
+        counts.join(", "),
+        r.status,
+        r.exit_code
+    )
+}

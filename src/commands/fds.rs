@@ -1,0 +1,166 @@
+//! `mlsdiag fds PID`: the seed's `lsof -p PID | grep -E "(PIPE|unix|shm)"`, with the other ends.
+//!
+//! A worker talks to its orchestrator over pipes, a unix socket and POSIX shared memory. The
+//! seed's rule: channels missing means IPC failure; channels present but silent means deadlock.
+//! So this lists every descriptor, finds the process at the other end of each pipe and unix
+//! socket, and says whether the standard streams and the link to the parent are still there.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde::Serialize;
+
+use super::Ctx;
+use crate::classify::Status;
+use crate::cli::FdsArgs;
+use crate::model::{FdInfo, FdKind};
+use crate::render::{self, SCHEMA_VERSION, sanitize};
+
+/// The IPC picture of one process.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct IpcSummary {
+    pub counts: BTreeMap<FdKind, usize>,
+    pub shm_objects: Vec<String>,
+    /// Pipes and unix sockets whose other end is held by the parent process.
+    pub channels_to_parent: Option<usize>,
+    pub warnings: Vec<String>,
+}
+
+impl IpcSummary {
+    /// One line for `check`'s evidence.
+    pub fn line(&self) -> String {
+        let n = |k: FdKind| self.counts.get(&k).copied().unwrap_or(0);
+        let mut parts = vec![
+            format!("{} pipe(s)", n(FdKind::Pipe)),
+            format!("{} unix socket(s)", n(FdKind::UnixSocket)),
+            format!("{} shm", n(FdKind::Shm)),
+        ];
+        if n(FdKind::Tcp) > 0 {
+            parts.push(format!("{} tcp", n(FdKind::Tcp)));
+        }
+        let mut line = format!("IPC: {}", parts.join(", "));
+        if let Some(c) = self.channels_to_parent {
+            line.push_str(&format!("; {c} channel(s) to the parent"));
+        }
+        for w in &self.warnings {
+            line.push_str(&format!("; WARNING {w}"));
+        }
+        line
+    }
+}
+
+/// Count channels and judge them: closed standard streams and a lost parent link are warnings.
+pub fn summarize(fds: &[FdInfo], parent: Option<u32>) -> IpcSummary {
+    let mut counts = BTreeMap::new();
+    for f in fds {
+        *counts.entry(f.kind).or_insert(0) += 1;
+    }
+    let mut shm_objects: Vec<String> = fds.iter().filter(|f| f.kind == FdKind::Shm).map(|f| f.target.clone()).collect();
+    shm_objects.dedup();
+    let mut warnings = Vec::new();
+    for std_fd in 0..3 {
+        if !fds.iter().any(|f| f.fd == std_fd) {
+            let name = ["stdin", "stdout", "stderr"][std_fd as usize];
+            warnings.push(format!("fd {std_fd} ({name}) is closed"));
+        }
+    }
+    let channels_to_parent = parent.filter(|&p| p > 1).map(|p| {
+        fds.iter()
+            .filter(|f| matches!(f.kind, FdKind::Pipe | FdKind::UnixSocket))
+            .filter(|f| f.peers.iter().any(|peer| peer.pid == p))
+            .count()
+    });
+    match (parent, channels_to_parent) {
+        (Some(p), _) if p <= 1 => {
+            warnings.push("parent is init/launchd: the orchestrator that owned these channels is gone".into())
+        }
+        (Some(p), Some(0)) => warnings.push(format!(
+            "no pipe or unix socket connects to parent PID {p}: orchestrator link missing = IPC failure"
+        )),
+        _ => {}
+    }
+    IpcSummary { counts, shm_objects, channels_to_parent, warnings }
+}
+
+#[derive(Debug, Serialize)]
+pub struct FdsReport {
+    pub schema_version: u32,
+    pub command: &'static str,
+    pub pid: u32,
+    pub ppid: u32,
+    pub fds: Vec<FdInfo>,
+    pub ipc: IpcSummary,
+}
+
+pub fn run(args: &FdsArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
+    let p = ctx.platform.process(args.pid)?;
+    let peers: Option<&[u32]> = if args.no_peers { None } else { Some(&[]) };
+    let fds = ctx.platform.fds(args.pid, peers)?;
+    let ipc = summarize(&fds, Some(p.ppid));
+    let report = FdsReport { schema_version: SCHEMA_VERSION, command: "fds", pid: args.pid, ppid: p.ppid, fds, ipc };
+    if ctx.json {
+        render::json(out, &report)?;
+        return Ok(Status::Ok);
+    }
+    let mut t = ctx.style.table(&["FD", "KIND", "TARGET", "STATE", "PEER"]);
+    for f in &report.fds {
+        let peer = f
+            .peers
+            .iter()
+            .map(|p| format!("{} {} fd {}", p.pid, sanitize(&p.name), p.fd))
+            .collect::<Vec<_>>()
+            .join(", ");
+        t.add_row(vec![
+            f.fd.to_string(),
+            f.kind.label().to_string(),
+            sanitize(&f.target),
+            f.state.clone().unwrap_or_default(),
+            peer,
+        ]);
+    }
+    writeln!(out, "{t}")?;
+    writeln!(out, "PID {} {}: {}", p.pid, sanitize(&p.name), report.ipc.line())?;
+    if report.ipc.warnings.is_empty() {
+        writeln!(out, "channels present: if the worker is silent, suspect a deadlock, not IPC")?;
+    } else {
+        writeln!(out, "channels missing: suspect an IPC failure")?;
+    }
+    Ok(Status::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Peer;
+
+    fn fd(fd: i32, kind: FdKind, peer: Option<u32>) -> FdInfo {
+        FdInfo {
+            fd,
+            kind,
+            target: if kind == FdKind::Shm { "/mls_kv".into() } else { String::new() },
+            object_id: None,
+            state: None,
+            peers: peer.map(|pid| Peer { pid, name: "orch".into(), fd: 9 }).into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn healthy_worker_links_to_its_parent() {
+        let fds = [fd(0, FdKind::Pipe, Some(10)), fd(1, FdKind::Pipe, Some(10)), fd(2, FdKind::File, None), fd(13, FdKind::UnixSocket, Some(10)), fd(14, FdKind::Shm, None)];
+        let s = summarize(&fds, Some(10));
+        assert_eq!(s.channels_to_parent, Some(3));
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        assert_eq!(s.shm_objects, ["/mls_kv"]);
+        assert!(s.line().starts_with("IPC: 2 pipe(s), 1 unix socket(s), 1 shm; 3 channel(s)"));
+    }
+
+    #[test]
+    fn missing_streams_and_lost_parent_are_warnings() {
+        let fds = [fd(1, FdKind::Pipe, Some(99)), fd(2, FdKind::Pipe, None)];
+        let s = summarize(&fds, Some(10));
+        assert!(s.warnings.iter().any(|w| w.contains("fd 0 (stdin) is closed")));
+        assert!(s.warnings.iter().any(|w| w.contains("IPC failure")));
+        let orphan = summarize(&fds, Some(1));
+        assert!(orphan.warnings.iter().any(|w| w.contains("init/launchd")));
+    }
+}

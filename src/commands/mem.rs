@@ -1,0 +1,128 @@
+//! `mlsdiag mem`: the seed's `vm_stat` step and its 30-second memory watch, in one command.
+//!
+//! System totals and a pressure level, then each worker's resident size (and footprint where the
+//! OS reports one, which is the number to trend on macOS). With `--samples N` it prints the
+//! series and a least-squares trend, the only honest way to call something a leak.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use super::{Ctx, pattern};
+use crate::classify::Status;
+use crate::cli::MemArgs;
+use crate::discover::discover;
+use crate::model::SystemMemory;
+use crate::registry::{self, Loaded};
+use crate::render::{self, SCHEMA_VERSION, bytes, sanitize};
+use crate::sample::sample;
+use crate::trend::Trend;
+
+#[derive(Debug, Serialize)]
+pub struct MemSample {
+    pub at_secs: f64,
+    pub rss_bytes: u64,
+    pub footprint_bytes: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WorkerMem {
+    pub pid: u32,
+    pub name: String,
+    pub samples: Vec<MemSample>,
+    pub trend: Option<Trend>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MemReport {
+    pub schema_version: u32,
+    pub command: &'static str,
+    pub system: SystemMemory,
+    pub workers: Vec<WorkerMem>,
+}
+
+pub fn run(args: &MemArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
+    let platform = ctx.platform.as_ref();
+    let system = platform.system_memory()?;
+    let pids: Vec<u32> = if args.pids.is_empty() {
+        let re = pattern(&args.discovery.pattern)?;
+        let reg = match registry::load(&args.discovery.registry) {
+            Loaded::Ok(r) => Some(r),
+            _ => None,
+        };
+        discover(platform, &re, reg.as_ref())?.workers.iter().map(|c| c.pid).collect()
+    } else {
+        args.pids.clone()
+    };
+    let samples = args.samples.max(1);
+    let window = args.interval * (samples as u32 - 1);
+    let series = sample(platform, &pids, window, samples);
+    let mut status = Status::Ok;
+    let workers: Vec<WorkerMem> = series
+        .iter()
+        .map(|s| {
+            if s.readings.is_empty() {
+                status = status.worst(Status::Unknown);
+            }
+            WorkerMem {
+                pid: s.pid,
+                name: s.last().map(|p| p.name.clone()).unwrap_or_default(),
+                samples: s
+                    .readings
+                    .iter()
+                    .map(|(t, p)| MemSample { at_secs: *t, rss_bytes: p.rss_bytes, footprint_bytes: p.footprint_bytes })
+                    .collect(),
+                trend: s.memory_trend(),
+                error: s.error.as_ref().map(|e| e.to_string()),
+            }
+        })
+        .collect();
+    let report = MemReport { schema_version: SCHEMA_VERSION, command: "mem", system, workers };
+    if ctx.json {
+        render::json(out, &report)?;
+        return Ok(status);
+    }
+    let m = &report.system;
+    writeln!(
+        out,
+        "system: total {}, free {}, available {}, cached {}, swap {} of {} free",
+        bytes(m.total_bytes),
+        bytes(m.free_bytes),
+        bytes(m.available_bytes),
+        bytes(m.cached_bytes),
+        bytes(m.swap_free_bytes),
+        bytes(m.swap_total_bytes)
+    )?;
+    writeln!(out, "pressure: {} ({})", m.pressure.label(), m.pressure_evidence)?;
+    if report.workers.is_empty() {
+        writeln!(out, "no workers found")?;
+        return Ok(status);
+    }
+    let mut t = ctx.style.table(&["PID", "NAME", "T+s", "RSS", "FOOTPRINT"]);
+    for w in &report.workers {
+        for s in &w.samples {
+            t.add_row(vec![
+                w.pid.to_string(),
+                sanitize(&w.name),
+                format!("{:.1}", s.at_secs),
+                bytes(s.rss_bytes),
+                s.footprint_bytes.map_or("-".into(), bytes),
+            ]);
+        }
+    }
+    writeln!(out, "{t}")?;
+    for w in &report.workers {
+        if let Some(e) = &w.error {
+            writeln!(out, "PID {}: {}", w.pid, sanitize(e))?;
+        }
+        if let Some(tr) = &w.trend {
+            writeln!(
+                out,
+                "PID {} trend: {:+.2} MiB/min, R² {:.2} over {} samples ({:.0} s)",
+                w.pid, tr.slope_mib_per_min, tr.r_squared, tr.samples, tr.span_secs
+            )?;
+        }
+    }
+    Ok(status)
+}

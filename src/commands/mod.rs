@@ -1,0 +1,25 @@
+//! One module per subcommand. Each collects facts, builds a typed report, and renders it as a
+//! table or as JSON; each returns the monitoring status that becomes the exit code.
+
+pub mod check;
+pub mod completions;
+pub mod demo;
+pub mod fds;
+pub mod mem;
+pub mod registry;
+pub mod threads;
+
+use crate::platform::Platform;
+use crate::render::Style;
+
+/// What every command needs: the OS backend and how to print.
+pub struct Ctx {
+    pub platform: Box<dyn Platform>,
+    pub style: Style,
+    pub json: bool,
+}
+
+/// Compile the discovery pattern, with an error that names the flag.
+pub fn pattern(p: &str) -> anyhow::Result<regex::Regex> {
+    regex::Regex::new(p).map_err(|e| anyhow::anyhow!("--pattern {p:?} is not a valid regex: {e}"))
+}

@@ -1,0 +1,42 @@
+//! Expected failures, typed so callers can turn them into a verdict or an exit code.
+//!
+//! Inspecting other processes fails in ordinary ways: the process exits mid-read, belongs to
+//! another user, or a file is malformed. Those are reported (verdict `unknown`, "gone", an error
+//! naming the file), never a panic. Everything else travels as `anyhow::Error` to `main`.
+
+use std::path::PathBuf;
+
+/// Why a process could not be inspected.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum InspectError {
+    #[error("process {pid} is gone")]
+    Gone { pid: u32 },
+    #[error("permission denied reading {path} of process {pid}; {remedy}")]
+    PermissionDenied { pid: u32, path: String, remedy: String },
+    #[error("cannot read {path} of process {pid}: {message}")]
+    Io { pid: u32, path: String, message: String },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Usage and input errors that end a command with exit code 3 (UNKNOWN).
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("{path}: {message}")]
+    BadFile { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// The advice printed with a permission error, kept in one place so README's "Permissions"
+/// section and the tool say the same thing.
+pub fn permission_remedy(owner_uid: Option<u32>) -> String {
+    let who = match owner_uid {
+        Some(uid) => format!("run mlsdiag as the worker's user (uid {uid})"),
+        None => "run mlsdiag as the worker's user".to_string(),
+    };
+    format!(
+        "{who}, or with sudo; under Yama (kernel.yama.ptrace_scope >= 1) syscall details need the same \
+         user and ptrace rights (CAP_SYS_PTRACE in containers)"
+    )
+}

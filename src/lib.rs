@@ -1,0 +1,51 @@
+//! mlsdiag: diagnose the worker processes of an MLX inference server.
+//!
+//! The binary is a thin shell over this library: [`cli`] parses, [`commands`] collect facts
+//! through [`platform`] into the neutral [`model`], [`classify`] decides verdicts, and
+//! [`render`] prints tables or JSON. The seed incident (a worker frozen for 8 hours at 0% CPU
+//! with a request in flight) is the case every part is built around.
+
+pub mod classify;
+pub mod cli;
+pub mod commands;
+pub mod discover;
+pub mod error;
+pub mod memory;
+pub mod mlslog;
+pub mod model;
+pub mod platform;
+pub mod registry;
+pub mod render;
+pub mod sample;
+pub mod sim;
+pub mod trend;
+
+use std::io::Write;
+
+use cli::{Cli, Command};
+use commands::Ctx;
+
+/// Run a parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    let ctx = Ctx {
+        platform: platform::native(),
+        style: render::Style::detect(cli.global.color),
+        json: cli.global.json,
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let status = match cli.command {
+        Command::Check(a) => commands::check::run(&a, &ctx, &mut out)?,
+        Command::Threads(a) => commands::threads::run(&a, &ctx, &mut out)?,
+        Command::Fds(a) => commands::fds::run(&a, &ctx, &mut out)?,
+        Command::Registry(a) => commands::registry::run(&a, &ctx, &mut out)?,
+        Command::Mem(a) => commands::mem::run(&a, &ctx, &mut out)?,
+        Command::Demo(a) => commands::demo::run(&a, &ctx, &mut out)?,
+        Command::Completions(a) => commands::completions::completions(a.shell, &mut out)?,
+        Command::Man => commands::completions::man(&mut out)?,
+        Command::DemoOrchestrator(a) => sim::orchestrator(&a)?,
+        Command::DemoWorker(a) => sim::worker(&a)?,
+    };
+    out.flush()?;
+    Ok(status.code())
+}

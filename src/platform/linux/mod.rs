@@ -1,0 +1,533 @@
+//! Linux backend: procfs, plus sock_diag for unix-socket peers.
+//!
+//! All reads are of `/proc` files (or a recorded tree given as `root`), so the inspected worker is
+//! never stopped or attached to. Files readable only by the owner (`fd/`, `syscall`) degrade into
+//! a permission error or an `Unavailable` field with the reason, never a crash.
+
+mod sockdiag;
+mod syscalls;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, TimeZone, Utc};
+use procfs::process::{FDTarget, Process};
+use procfs::{FromRead, ProcError};
+
+use super::Platform;
+use crate::error::{InspectError, permission_remedy};
+use crate::memory::pressure_level;
+use crate::model::{FdInfo, FdKind, Peer, ProcessInfo, Syscall, SystemMemory, ThreadInfo};
+
+pub use sockdiag::{UnixDiag, parse_unix_diag_dump};
+pub use syscalls::syscall_name;
+
+pub struct Linux {
+    root: PathBuf,
+    ticks_per_second: u64,
+    page_size: u64,
+    boot_time_secs: Option<u64>,
+}
+
+impl Default for Linux {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Linux {
+    pub fn new() -> Self {
+        Self::with_root("/proc")
+    }
+
+    /// A backend reading a procfs tree at `root` (used by tests on recorded trees).
+    pub fn with_root(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
+        let boot_time_secs = std::fs::read_to_string(root.join("stat"))
+            .ok()
+            .and_then(|s| parse_btime(&s));
+        Linux {
+            root,
+            ticks_per_second: procfs::ticks_per_second().max(1),
+            page_size: procfs::page_size(),
+            boot_time_secs,
+        }
+    }
+
+    fn open(&self, pid: u32) -> Result<Process, InspectError> {
+        Process::new_with_root(self.root.join(pid.to_string())).map_err(|e| self.map_err(pid, e))
+    }
+
+    fn ticks_to_ns(&self, ticks: u64) -> u64 {
+        ticks.saturating_mul(1_000_000_000) / self.ticks_per_second
+    }
+
+    /// Turn a procfs error into the neutral error, telling "gone" apart from "denied".
+    fn map_err(&self, pid: u32, e: ProcError) -> InspectError {
+        let alive = self.root.join(pid.to_string()).exists();
+        match e {
+            _ if !alive => InspectError::Gone { pid },
+            ProcError::PermissionDenied(path) => InspectError::PermissionDenied {
+                pid,
+                path: path.map(|p| p.display().to_string()).unwrap_or_else(|| format!("/proc/{pid}")),
+                remedy: permission_remedy(self.owner(pid)),
+            },
+            ProcError::NotFound(_) => InspectError::Gone { pid },
+            ProcError::Io(err, path) if err.raw_os_error() == Some(libc::ESRCH) => {
+                let _ = path;
+                InspectError::Gone { pid }
+            }
+            other => InspectError::Io {
+                pid,
+                path: format!("/proc/{pid}"),
+                message: other.to_string(),
+            },
+        }
+    }
+
+    fn owner(&self, pid: u32) -> Option<u32> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(self.root.join(pid.to_string())).ok().map(|m| m.uid())
+    }
+
+    fn start_time(&self, starttime_ticks: u64) -> DateTime<Utc> {
+        let boot = self.boot_time_secs.unwrap_or(0) as f64;
+        let secs = boot + starttime_ticks as f64 / self.ticks_per_second as f64;
+        Utc.timestamp_opt(secs.trunc() as i64, (secs.fract() * 1e9) as u32)
+            .single()
+            .unwrap_or_default()
+    }
+
+    fn read_task_file(&self, pid: u32, tid: u32, file: &str) -> std::io::Result<String> {
+        std::fs::read_to_string(self.root.join(format!("{pid}/task/{tid}/{file}")))
+    }
+
+    /// For every pipe and socket inode held by one of `pids`, who holds it.
+    fn holders(&self, pids: &[u32]) -> HashMap<u64, Vec<(u32, i32)>> {
+        let mut map: HashMap<u64, Vec<(u32, i32)>> = HashMap::new();
+        for &pid in pids {
+            let Ok(proc) = Process::new_with_root(self.root.join(pid.to_string())) else { continue };
+            let Ok(fds) = proc.fd() else { continue };
+            for fd in fds.flatten() {
+                if let FDTarget::Pipe(ino) | FDTarget::Socket(ino) = fd.target {
+                    map.entry(ino).or_default().push((pid, fd.fd));
+                }
+            }
+        }
+        map
+    }
+
+    fn comm(&self, pid: u32) -> String {
+        std::fs::read_to_string(self.root.join(format!("{pid}/comm")))
+            .map(|s| s.trim_end().to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// `btime` from `/proc/stat`: boot time in seconds since the epoch.
+pub fn parse_btime(stat: &str) -> Option<u64> {
+    stat.lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Split `/proc/PID/cmdline` (NUL-separated, maybe NUL-terminated) into arguments.
+pub fn parse_cmdline(bytes: &[u8]) -> Vec<String> {
+    let bytes = bytes.strip_suffix(b"\0").unwrap_or(bytes);
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    bytes.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+}
+
+/// Parse `/proc/PID/task/TID/wchan`: `0` or empty means "not sleeping in a known function".
+pub fn parse_wchan(s: &str) -> Option<String> {
+    let s = s.trim();
+    if s.is_empty() || s == "0" { None } else { Some(s.to_string()) }
+}
+
+/// Parse `/proc/PID/task/TID/syscall` into the neutral form.
+pub fn parse_syscall(s: &str) -> Syscall {
+    let s = s.trim();
+    if s == "running" {
+        return Syscall::Running;
+    }
+    let mut parts = s.split_whitespace();
+    let Some(Ok(number)) = parts.next().map(str::parse::<i64>) else {
+        return Syscall::Unavailable { reason: format!("unparseable syscall line {s:?}") };
+    };
+    if number < 0 {
+        return Syscall::NotInSyscall;
+    }
+    let arg0 = parts
+        .next()
+        .and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())
+        .unwrap_or(0);
+    Syscall::Blocked { number, name: syscall_name(number).map(str::to_string), arg0 }
+}
+
+/// Classify a path-like descriptor target.
+pub fn classify_path(path: &Path) -> (FdKind, String) {
+    let text = path.display().to_string();
+    if let Some(name) = text.strip_prefix("/dev/shm/") {
+        return (FdKind::Shm, format!("/{name}"));
+    }
+    if text.ends_with(" (deleted)") {
+        return (FdKind::DeletedFile, text);
+    }
+    if text.starts_with("/dev/") {
+        return (FdKind::Device, text);
+    }
+    (FdKind::File, text)
+}
+
+fn unix_state_label(state: u8) -> &'static str {
+    // sock_diag reports unix socket states with the TCP constants.
+    match state {
+        1 => "connected",
+        2 => "connecting",
+        7 => "unconnected",
+        10 => "listening",
+        _ => "unknown",
+    }
+}
+
+impl Platform for Linux {
+    fn pids(&self) -> anyhow::Result<Vec<u32>> {
+        let dir = std::fs::read_dir(&self.root)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", self.root.display()))?;
+        let mut pids: Vec<u32> =
+            dir.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
+        pids.sort_unstable();
+        Ok(pids)
+    }
+
+    fn cmdline(&self, pid: u32) -> Result<Vec<String>, InspectError> {
+        match std::fs::read(self.root.join(format!("{pid}/cmdline"))) {
+            Ok(bytes) => Ok(parse_cmdline(&bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) => {
+                Err(InspectError::Gone { pid })
+            }
+            Err(e) => Err(InspectError::Io { pid, path: format!("/proc/{pid}/cmdline"), message: e.to_string() }),
+        }
+    }
+
+    fn process(&self, pid: u32) -> Result<ProcessInfo, InspectError> {
+        let proc = self.open(pid)?;
+        let stat = proc.stat().map_err(|e| self.map_err(pid, e))?;
+        let cmdline = self.cmdline(pid).unwrap_or_default();
+        let uid = proc.uid().map_err(|e| self.map_err(pid, e))?;
+        let threads_running = if stat.num_threads <= 1 {
+            u32::from(stat.state == 'R')
+        } else {
+            proc.tasks()
+                .map(|tasks| {
+                    tasks.flatten().filter(|t| t.stat().is_ok_and(|s| s.state == 'R')).count() as u32
+                })
+                .unwrap_or(0)
+        };
+        Ok(ProcessInfo {
+            pid,
+            ppid: stat.ppid.max(0) as u32,
+            uid,
+            name: stat.comm.clone(),
+            cmdline,
+            state: stat.state,
+            start_time: self.start_time(stat.starttime),
+            cpu_user_ns: self.ticks_to_ns(stat.utime),
+            cpu_system_ns: self.ticks_to_ns(stat.stime),
+            rss_bytes: stat.rss.saturating_mul(self.page_size),
+            vsz_bytes: stat.vsize,
+            footprint_bytes: None,
+            threads: stat.num_threads.max(0) as u32,
+            threads_running,
+        })
+    }
+
+    fn threads(&self, pid: u32) -> Result<Vec<ThreadInfo>, InspectError> {
+        let proc = self.open(pid)?;
+        let tasks = proc.tasks().map_err(|e| self.map_err(pid, e))?;
+        let mut out = Vec::new();
+        for task in tasks {
+            // A thread that exits between listing and reading is skipped, not an error.
+            let Ok(task) = task else { continue };
+            let Ok(stat) = task.stat() else { continue };
+            let tid = task.tid as u32;
+            let wait_channel = self.read_task_file(pid, tid, "wchan").ok().and_then(|s| parse_wchan(&s));
+            let syscall = match self.read_task_file(pid, tid, "syscall") {
+                Ok(s) => parse_syscall(&s),
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Syscall::Unavailable {
+                    reason: format!("permission denied: {}", permission_remedy(self.owner(pid))),
+                },
+                Err(e) => Syscall::Unavailable { reason: e.to_string() },
+            };
+            out.push(ThreadInfo {
+                tid,
+                name: stat.comm.clone(),
+                state: stat.state,
+                cpu_user_ns: self.ticks_to_ns(stat.utime),
+                cpu_system_ns: self.ticks_to_ns(stat.stime),
+                wait_channel: if stat.state == 'R' { None } else { wait_channel },
+                syscall: Some(syscall),
+                sleep_secs: None,
+            });
+        }
+        if out.is_empty() && !self.root.join(pid.to_string()).exists() {
+            return Err(InspectError::Gone { pid });
+        }
+        out.sort_by_key(|t| t.tid);
+        Ok(out)
+    }
+
+    fn fds(&self, pid: u32, peers_among: Option<&[u32]>) -> Result<Vec<FdInfo>, InspectError> {
+        let proc = self.open(pid)?;
+        let entries: Vec<_> = proc.fd().map_err(|e| self.map_err(pid, e))?.flatten().collect();
+        let has_sockets = entries.iter().any(|e| matches!(e.target, FDTarget::Socket(_)));
+        // Socket tables are read once, only when there is a socket to describe.
+        let (unix, unix_note) = if has_sockets {
+            match sockdiag::unix_sockets() {
+                Ok(map) => (map, None),
+                Err(e) => (HashMap::new(), Some(format!("unix peers unknown: sock_diag failed: {e}"))),
+            }
+        } else {
+            (HashMap::new(), None)
+        };
+        let mut inet: HashMap<u64, (FdKind, String, Option<String>)> = HashMap::new();
+        if has_sockets {
+            for t in proc.tcp().into_iter().flatten().chain(proc.tcp6().into_iter().flatten()) {
+                let text = format!("{} -> {}", t.local_address, t.remote_address);
+                inet.insert(t.inode, (FdKind::Tcp, text, Some(format!("{:?}", t.state).to_lowercase())));
+            }
+            for u in proc.udp().into_iter().flatten().chain(proc.udp6().into_iter().flatten()) {
+                let text = format!("{} -> {}", u.local_address, u.remote_address);
+                inet.insert(u.inode, (FdKind::Udp, text, Some(format!("{:?}", u.state).to_lowercase())));
+            }
+        }
+        let holders = match peers_among {
+            None => HashMap::new(),
+            Some([]) => self.holders(&self.pids().unwrap_or_default()),
+            Some(pids) => {
+                let mut all = pids.to_vec();
+                all.push(pid);
+                self.holders(&all)
+            }
+        };
+        let peers_of = |ino: u64, exclude: (u32, i32)| -> Vec<Peer> {
+            holders
+                .get(&ino)
+                .into_iter()
+                .flatten()
+                .filter(|&&(p, f)| (p, f) != exclude)
+                .map(|&(p, f)| Peer { pid: p, name: self.comm(p), fd: f })
+                .collect()
+        };
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            let me = (pid, e.fd);
+            let info = match e.target {
+                FDTarget::Path(p) => {
+                    let (kind, target) = classify_path(&p);
+                    FdInfo { fd: e.fd, kind, target, object_id: None, state: None, peers: vec![] }
+                }
+                FDTarget::Pipe(ino) => FdInfo {
+                    fd: e.fd,
+                    kind: FdKind::Pipe,
+                    target: format!("pipe:[{ino}]"),
+                    object_id: Some(ino),
+                    state: None,
+                    peers: peers_of(ino, me),
+                },
+                FDTarget::Socket(ino) => {
+                    if let Some(u) = unix.get(&ino) {
+                        let peers = match u.peer {
+                            Some(peer) => peers_of(u64::from(peer), me),
+                            None => vec![],
+                        };
+                        let mut target = u.name.clone().unwrap_or_else(|| "(unnamed)".to_string());
+                        if let Some(peer) = u.peer {
+                            target = format!("{target} peer socket:[{peer}]");
+                        }
+                        FdInfo {
+                            fd: e.fd,
+                            kind: FdKind::UnixSocket,
+                            target,
+                            object_id: Some(ino),
+                            state: Some(unix_state_label(u.state).to_string()),
+                            peers,
+                        }
+                    } else if let Some((kind, text, state)) = inet.get(&ino) {
+                        FdInfo {
+                            fd: e.fd,
+                            kind: *kind,
+                            target: text.clone(),
+                            object_id: Some(ino),
+                            state: state.clone(),
+                            peers: vec![],
+                        }
+                    } else {
+                        FdInfo {
+                            fd: e.fd,
+                            kind: FdKind::OtherSocket,
+                            target: match &unix_note {
+                                Some(note) => format!("socket:[{ino}] ({note})"),
+                                None => format!("socket:[{ino}]"),
+                            },
+                            object_id: Some(ino),
+                            state: None,
+                            peers: vec![],
+                        }
+                    }
+                }
+                FDTarget::AnonInode(name) => FdInfo {
+                    fd: e.fd,
+                    kind: FdKind::AnonInode,
+                    target: format!("anon_inode:{name}"),
+                    object_id: None,
+                    state: None,
+                    peers: vec![],
+                },
+                FDTarget::MemFD(name) => FdInfo {
+                    fd: e.fd,
+                    kind: FdKind::Memfd,
+                    target: format!("memfd:{name}"),
+                    object_id: None,
+                    state: None,
+                    peers: vec![],
+                },
+                FDTarget::Net(ino) => FdInfo {
+                    fd: e.fd,
+                    kind: FdKind::Other,
+                    target: format!("net:[{ino}]"),
+                    object_id: Some(ino),
+                    state: None,
+                    peers: vec![],
+                },
+                FDTarget::Other(kind, ino) => FdInfo {
+                    fd: e.fd,
+                    kind: FdKind::Other,
+                    target: format!("{kind}:[{ino}]"),
+                    object_id: Some(ino),
+                    state: None,
+                    peers: vec![],
+                },
+                FDTarget::Unknown(kind, text) => FdInfo {
+                    fd: e.fd,
+                    kind: FdKind::Other,
+                    target: format!("{kind}:{text}"),
+                    object_id: None,
+                    state: None,
+                    peers: vec![],
+                },
+            };
+            out.push(info);
+        }
+        out.sort_by_key(|f| f.fd);
+        Ok(out)
+    }
+
+    fn system_memory(&self) -> anyhow::Result<SystemMemory> {
+        let path = self.root.join("meminfo");
+        let mi = procfs::Meminfo::from_file(&path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let available = mi.mem_available.unwrap_or(mi.mem_free + mi.cached);
+        let psi = std::fs::read_to_string(self.root.join("pressure/memory"))
+            .ok()
+            .and_then(|s| parse_psi(&s));
+        let (pressure, pressure_evidence) = pressure_level(mi.mem_total, available, psi);
+        Ok(SystemMemory {
+            total_bytes: mi.mem_total,
+            free_bytes: mi.mem_free,
+            available_bytes: available,
+            cached_bytes: mi.cached + mi.buffers,
+            swap_total_bytes: mi.swap_total,
+            swap_free_bytes: mi.swap_free,
+            pressure,
+            pressure_evidence,
+        })
+    }
+}
+
+/// Parse `/proc/pressure/memory` into (some avg10, full avg10), in percent.
+pub fn parse_psi(s: &str) -> Option<(f64, f64)> {
+    let field = |prefix: &str| -> Option<f64> {
+        let line = s.lines().find(|l| l.starts_with(prefix))?;
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix("avg10="))
+            .and_then(|v| v.parse().ok())
+    };
+    Some((field("some ")?, field("full ").unwrap_or(0.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use procfs::process::Stat;
+
+    #[test]
+    fn stat_with_spaces_and_parens_in_comm() {
+        // A worker that renamed itself "mlx (gen) 1)" — the comm field holds spaces and parens.
+        let line = "49387 (mlx (gen) 1)) S 4120 49387 4120 0 -1 4194560 9 0 0 0 25703 4527 0 0 20 0 18 0 \
+                    123456 444689440 2096616 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 3 0 0 0 0 0";
+        let stat = Stat::from_read(line.as_bytes()).unwrap();
+        assert_eq!(stat.comm, "mlx (gen) 1)");
+        assert_eq!(stat.state, 'S');
+        assert_eq!(stat.ppid, 4120);
+        assert_eq!(stat.num_threads, 18);
+        assert_eq!(stat.utime, 25703);
+    }
+
+    #[test]
+    fn truncated_stat_is_an_error_not_a_panic() {
+        assert!(Stat::from_read("49387 (python3) S 1".as_bytes()).is_err());
+        assert!(Stat::from_read("".as_bytes()).is_err());
+    }
+
+    #[test]
+    fn syscall_forms() {
+        assert_eq!(parse_syscall("running\n"), Syscall::Running);
+        assert_eq!(parse_syscall("-1 0x7ffd 0x7f00\n"), Syscall::NotInSyscall);
+        match parse_syscall("202 0x55d0c3a8 0x80 0x2 0x0 0x0 0x0 0x7ffc 0x7f12\n") {
+            Syscall::Blocked { number, arg0, name } => {
+                assert_eq!(number, 202);
+                assert_eq!(arg0, 0x55d0_c3a8);
+                if cfg!(target_arch = "x86_64") {
+                    assert_eq!(name.as_deref(), Some("futex"));
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse_syscall("garbage"), Syscall::Unavailable { .. }));
+    }
+
+    #[test]
+    fn cmdline_forms() {
+        assert_eq!(parse_cmdline(b"python3\0-m\0mls.worker\0"), ["python3", "-m", "mls.worker"]);
+        assert_eq!(parse_cmdline(b"no-trailing-nul"), ["no-trailing-nul"]);
+        assert!(parse_cmdline(b"").is_empty());
+        assert_eq!(parse_cmdline(b"a\0\0b\0"), ["a", "", "b"]);
+    }
+
+    #[test]
+    fn wchan_zero_means_none() {
+        assert_eq!(parse_wchan("0"), None);
+        assert_eq!(parse_wchan(""), None);
+        assert_eq!(parse_wchan("futex_wait_queue"), Some("futex_wait_queue".into()));
+    }
+
+    #[test]
+    fn path_kinds() {
+        assert_eq!(classify_path(Path::new("/dev/shm/mls_kv_0")), (FdKind::Shm, "/mls_kv_0".into()));
+        assert_eq!(classify_path(Path::new("/dev/null")).0, FdKind::Device);
+        assert_eq!(classify_path(Path::new("/tmp/x.log (deleted)")).0, FdKind::DeletedFile);
+        assert_eq!(classify_path(Path::new("/tmp/x.log")).0, FdKind::File);
+    }
+
+    #[test]
+    fn btime_and_psi() {
+        assert_eq!(parse_btime("cpu 1 2 3\nbtime 1767650245\nprocesses 9\n"), Some(1_767_650_245));
+        assert_eq!(parse_btime("cpu 1 2 3\n"), None);
+        let psi = "some avg10=12.50 avg60=3.00 avg300=1.00 total=99\nfull avg10=0.40 avg60=0 avg300=0 total=1\n";
+        assert_eq!(parse_psi(psi), Some((12.5, 0.4)));
+        assert_eq!(parse_psi("nonsense"), None);
+    }
+}

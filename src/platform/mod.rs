@@ -1,0 +1,43 @@
+//! The one boundary between mlsdiag and the operating system.
+//!
+//! Everything mlsdiag learns about a process comes through [`Platform`], which returns only the
+//! neutral types of [`crate::model`]. Linux reads procfs (and sock_diag for unix-socket peers);
+//! the macOS backend (libproc, mach2, libc) implements the same trait. Nothing here stops or
+//! attaches to the inspected process: every call is a read of kernel-exported state.
+
+use crate::error::InspectError;
+use crate::model::{FdInfo, ProcessInfo, SystemMemory, ThreadInfo};
+
+#[cfg(target_os = "linux")]
+pub mod linux;
+#[cfg(not(target_os = "linux"))]
+pub mod unsupported;
+
+/// Read-only access to processes.
+pub trait Platform {
+    /// Every process id currently visible.
+    fn pids(&self) -> anyhow::Result<Vec<u32>>;
+    /// The argument vector of a process (empty for kernel threads and zombies).
+    fn cmdline(&self, pid: u32) -> Result<Vec<String>, InspectError>;
+    /// One reading of a process.
+    fn process(&self, pid: u32) -> Result<ProcessInfo, InspectError>;
+    /// Every thread of a process, with what it waits on where the OS tells.
+    fn threads(&self, pid: u32) -> Result<Vec<ThreadInfo>, InspectError>;
+    /// Every open descriptor. When `peers_among` is given, pipe and socket peers are searched
+    /// in those processes (`Some(&[])` = all visible processes, `None` = no peer search).
+    fn fds(&self, pid: u32, peers_among: Option<&[u32]>) -> Result<Vec<FdInfo>, InspectError>;
+    /// System-wide memory and pressure.
+    fn system_memory(&self) -> anyhow::Result<SystemMemory>;
+}
+
+/// The backend for the OS mlsdiag was built for.
+pub fn native() -> Box<dyn Platform> {
+    #[cfg(target_os = "linux")]
+    {
+        Box::new(linux::Linux::new())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Box::new(unsupported::Unsupported)
+    }
+}

@@ -1,0 +1,231 @@
+//! The MLS worker registry (`/tmp/mlx-server/worker_registry.json`).
+//!
+//! The registry is what the orchestrator believes; the process table is what is true. mlsdiag
+//! reads the registry in any of the shapes orchestrators write (`{"workers":[…]}`, a bare array,
+//! a map keyed by worker name), keeps fields it does not know, and reports malformed files with
+//! the file, line and column.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Local, NaiveDateTime, TimeZone, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::error::InputError;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RegistryEntry {
+    pub pid: u32,
+    pub name: Option<String>,
+    pub model: Option<String>,
+    pub spawned_at: Option<DateTime<Utc>>,
+    pub port: Option<u16>,
+    /// Every other field of the entry, unchanged.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Registry {
+    pub path: PathBuf,
+    pub entries: Vec<RegistryEntry>,
+}
+
+impl Registry {
+    pub fn get(&self, pid: u32) -> Option<&RegistryEntry> {
+        self.entries.iter().find(|e| e.pid == pid)
+    }
+}
+
+/// How reading the registry went: `check` reports what it finds by pattern even when it failed.
+#[derive(Debug)]
+pub enum Loaded {
+    Ok(Registry),
+    Missing(PathBuf),
+    Invalid(InputError),
+}
+
+pub fn load(path: &Path) -> Loaded {
+    match std::fs::read_to_string(path) {
+        Ok(text) => match parse(&text) {
+            Ok(entries) => Loaded::Ok(Registry { path: path.to_path_buf(), entries }),
+            Err(message) => Loaded::Invalid(InputError::BadFile { path: path.to_path_buf(), message }),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Loaded::Missing(path.to_path_buf()),
+        Err(source) => Loaded::Invalid(InputError::Io { path: path.to_path_buf(), source }),
+    }
+}
+
+/// Parse registry JSON text. Errors say where and what, e.g. "line 3, column 9: expected `,`".
+pub fn parse(text: &str) -> Result<Vec<RegistryEntry>, String> {
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        let msg = e.to_string();
+        // serde_json appends " at line L column C"; say it first, in words an operator reads.
+        let what = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+        format!("invalid JSON at line {}, column {}: {what}", e.line(), e.column())
+    })?;
+    let items: Vec<(Option<String>, &Value)> = match &value {
+        Value::Array(a) => a.iter().map(|v| (None, v)).collect(),
+        Value::Object(o) => match o.get("workers") {
+            Some(Value::Array(a)) => a.iter().map(|v| (None, v)).collect(),
+            Some(Value::Object(m)) => m.iter().map(|(k, v)| (Some(k.clone()), v)).collect(),
+            Some(_) => return Err("\"workers\" must be an array or an object".into()),
+            None => o.iter().map(|(k, v)| (Some(k.clone()), v)).collect(),
+        },
+        _ => return Err("expected an object or an array of workers at the top level".into()),
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, v))| {
+            let place = match &key {
+                Some(k) => format!("worker {k:?}"),
+                None => format!("worker #{}", i + 1),
+            };
+            entry(key, v).map_err(|e| format!("{place}: {e}"))
+        })
+        .collect()
+}
+
+fn entry(key: Option<String>, v: &Value) -> Result<RegistryEntry, String> {
+    let Value::Object(obj) = v else {
+        return Err(format!("expected an object with a \"pid\", found {}", kind(v)));
+    };
+    let mut extra = obj.clone();
+    let pid = match extra.remove("pid") {
+        Some(Value::Number(n)) => n.as_u64().filter(|&p| p > 0 && p <= u64::from(u32::MAX)),
+        Some(Value::String(s)) => s.trim().parse::<u32>().ok().map(u64::from),
+        Some(_) => None,
+        None => return Err("missing \"pid\"".into()),
+    }
+    .ok_or_else(|| format!("\"pid\" must be a positive integer, found {}", obj["pid"]))? as u32;
+    let name = match extra.remove("name") {
+        Some(Value::String(s)) => Some(s),
+        Some(other) => Some(other.to_string()),
+        None => key,
+    };
+    let model = match extra.remove("model") {
+        Some(Value::String(s)) => Some(s),
+        Some(Value::Null) | None => None,
+        Some(other) => Some(other.to_string()),
+    };
+    let spawned_at = match extra.remove("spawned_at") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(parse_time(&v).ok_or_else(|| {
+            format!("\"spawned_at\" must be RFC 3339 or epoch seconds, found {v}")
+        })?),
+    };
+    let port = match extra.remove("port") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => {
+            Some(n.as_u64().and_then(|p| u16::try_from(p).ok()).ok_or("\"port\" out of range")?)
+        }
+        Some(Value::String(s)) => Some(s.parse().map_err(|_| format!("\"port\" {s:?} is not a number"))?),
+        Some(other) => return Err(format!("\"port\" must be a number, found {other}")),
+    };
+    Ok(RegistryEntry { pid, name, model, spawned_at, port, extra })
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// RFC 3339, Python's `isoformat()` without zone (local time), or epoch seconds (number or string).
+pub fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
+    match v {
+        Value::Number(n) => epoch(n.as_f64()?),
+        Value::String(s) => {
+            let s = s.trim();
+            if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+                return Some(t.with_timezone(&Utc));
+            }
+            if let Ok(secs) = s.parse::<f64>() {
+                return epoch(secs);
+            }
+            for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+                if let Ok(naive) = NaiveDateTime::parse_from_str(s, fmt) {
+                    return Local.from_local_datetime(&naive).earliest().map(|t| t.with_timezone(&Utc));
+                }
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+fn epoch(secs: f64) -> Option<DateTime<Utc>> {
+    if !secs.is_finite() || secs < 0.0 {
+        return None;
+    }
+    Utc.timestamp_opt(secs.trunc() as i64, (secs.fract() * 1e9) as u32).single()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn three_shapes() {
+        let a = parse(r#"{"workers":[{"pid":49387,"name":"mlx-server-v3-1","model":"m","port":8081}]}"#).unwrap();
+        let b = parse(r#"[{"pid":49387,"name":"mlx-server-v3-1","model":"m","port":8081}]"#).unwrap();
+        let c = parse(r#"{"mlx-server-v3-1":{"pid":49387,"model":"m","port":8081}}"#).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        assert_eq!(a[0].name.as_deref(), Some("mlx-server-v3-1"));
+        assert_eq!(a[0].port, Some(8081));
+    }
+
+    #[test]
+    fn unknown_fields_are_kept_and_pid_may_be_a_string() {
+        let e = &parse(r#"[{"pid":"123","status":"busy","requests":318}]"#).unwrap()[0];
+        assert_eq!(e.pid, 123);
+        assert_eq!(e.extra["status"], "busy");
+        assert_eq!(e.extra["requests"], 318);
+    }
+
+    #[test]
+    fn spawned_at_forms() {
+        let rfc = parse(r#"[{"pid":1,"spawned_at":"2026-01-05T18:17:00Z"}]"#).unwrap();
+        let num = parse(r#"[{"pid":1,"spawned_at":1767637020}]"#).unwrap();
+        let frac = parse(r#"[{"pid":1,"spawned_at":"1767637020.5"}]"#).unwrap();
+        assert_eq!(rfc[0].spawned_at, num[0].spawned_at);
+        assert_eq!(frac[0].spawned_at.unwrap().timestamp_millis(), 1_767_637_020_500);
+        // Python's datetime.now().isoformat(): naive, read as local time.
+        assert!(parse(r#"[{"pid":1,"spawned_at":"2026-01-05T18:17:00.123456"}]"#).unwrap()[0].spawned_at.is_some());
+        let err = parse(r#"[{"pid":1,"spawned_at":"yesterday"}]"#).unwrap_err();
+        assert!(err.contains("worker #1") && err.contains("spawned_at"), "{err}");
+    }
+
+    #[test]
+    fn errors_name_the_place() {
+        let e = parse("{\n  \"workers\": [\n    {\"pid\": 1,}\n  ]\n}").unwrap_err();
+        assert!(e.starts_with("invalid JSON at line 3, column"), "{e}");
+        assert!(parse(r#"[{"name":"x"}]"#).unwrap_err().contains("missing \"pid\""));
+        assert!(parse(r#"[{"pid":-4}]"#).unwrap_err().contains("positive integer"));
+        assert!(parse(r#"{"w1":{"pid":1},"w2":3}"#).unwrap_err().contains("worker \"w2\""));
+        assert!(parse("42").unwrap_err().contains("top level"));
+        assert!(parse(r#"{"workers":[]}"#).unwrap().is_empty());
+    }
+
+    #[test]
+    fn load_reports_missing_and_bad_files() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(load(&dir.path().join("nope.json")), Loaded::Missing(_)));
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, "{\"workers\": [").unwrap();
+        match load(&bad) {
+            Loaded::Invalid(e) => {
+                let text = e.to_string();
+                assert!(text.contains("bad.json") && text.contains("line 1"), "{text}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

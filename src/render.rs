@@ -1,0 +1,168 @@
+//! Output: one table style, JSON through serde only, and the small formatters they share.
+//!
+//! Commands build a typed report; this module turns it into text. Colour is used only when
+//! stdout is a terminal and `NO_COLOR` is unset (or `--color always`), and foreign strings
+//! (process names, paths) are stripped of control characters before they reach a terminal.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use comfy_table::{Cell, Color, ContentArrangement, Table, presets};
+use serde::Serialize;
+
+use crate::classify::Verdict;
+
+/// Version of every JSON document mlsdiag prints; bumped on incompatible changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// How text output should look.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    pub fn detect(choice: ColorChoice) -> Style {
+        let color = match choice {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+            }
+        };
+        Style { color }
+    }
+
+    /// The house table: light horizontal rules, dynamic width on a terminal.
+    pub fn table(&self, header: &[&str]) -> Table {
+        let mut t = Table::new();
+        t.load_style(presets::UTF8_HORIZONTAL_ONLY);
+        if std::io::stdout().is_terminal() {
+            t.set_content_arrangement(ContentArrangement::Dynamic);
+        } else {
+            t.set_content_arrangement(ContentArrangement::Disabled);
+        }
+        if !self.color {
+            t.force_no_tty();
+        } else {
+            t.enforce_styling();
+        }
+        t.set_header(header.iter().map(|h| Cell::new(h)));
+        t
+    }
+
+    pub fn verdict_cell(&self, v: Verdict) -> Cell {
+        let cell = Cell::new(v.label());
+        if !self.color {
+            return cell;
+        }
+        match v {
+            Verdict::Healthy => cell.fg(Color::Green),
+            Verdict::Orphan | Verdict::Leaking | Verdict::Unknown => cell.fg(Color::Yellow),
+            Verdict::Hung | Verdict::Crashed => cell.fg(Color::Red),
+        }
+    }
+}
+
+/// Write a report as pretty JSON followed by a newline.
+pub fn json<T: Serialize>(out: &mut dyn Write, value: &T) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)
+}
+
+/// Remove control and bidirectional-override characters from text read from other processes.
+pub fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// Sizes as `ps`-reading humans expect: 8.0 GiB, 512.0 MiB, 4 KiB.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+/// Durations the way an operator reads them: 45s, 12m03s, 8h49m, 3d04h.
+pub fn duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d{:02}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+/// Parse durations given on the command line: `300`, `90s`, `5m`, `1h`, `1.5m`, `250ms`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3600.0)
+    } else if let Some(n) = s.strip_suffix('d') {
+        (n, 86400.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num.trim().parse().map_err(|_| format!("invalid duration {s:?} (try 2s, 5m, 1h)"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("invalid duration {s:?}: must be zero or positive"));
+    }
+    Ok(Duration::from_secs_f64(v * mult))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(8_588_378_112), "8.0 GiB");
+        assert_eq!(duration(Duration::from_secs(45)), "45s");
+        assert_eq!(duration(Duration::from_secs(723)), "12m03s");
+        assert_eq!(duration(Duration::from_secs(8 * 3600 + 49 * 60 + 23)), "8h49m");
+        assert_eq!(duration(Duration::from_secs(3 * 86400 + 4 * 3600)), "3d04h");
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn sanitizes_terminal_escapes() {
+        assert_eq!(sanitize("mlx\x1b[31mred\u{202e}"), "mlx?[31mred?");
+        assert_eq!(sanitize("mlx-server-v3-1"), "mlx-server-v3-1");
+    }
+}

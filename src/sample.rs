@@ -1,0 +1,79 @@
+//! Readings of processes spread over a window, so rates come from what happened now.
+//!
+//! `ps` prints %CPU averaged since the process started, which hides a worker that froze an hour
+//! ago after hours of work. mlsdiag reads each worker several times across `--window` and
+//! computes CPU% and memory slope from those readings only.
+
+use std::time::{Duration, Instant};
+
+use crate::error::InspectError;
+use crate::model::ProcessInfo;
+use crate::platform::Platform;
+use crate::trend::{self, Trend};
+
+/// Readings of one process: `(seconds since the first reading, reading)`.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub pid: u32,
+    pub readings: Vec<(f64, ProcessInfo)>,
+    /// Set when a reading failed; readings taken before the failure are kept.
+    pub error: Option<InspectError>,
+}
+
+impl Series {
+    pub fn first(&self) -> Option<&ProcessInfo> {
+        self.readings.first().map(|r| &r.1)
+    }
+    pub fn last(&self) -> Option<&ProcessInfo> {
+        self.readings.last().map(|r| &r.1)
+    }
+    pub fn span_secs(&self) -> f64 {
+        self.readings.last().map_or(0.0, |r| r.0) - self.readings.first().map_or(0.0, |r| r.0)
+    }
+    /// CPU used over the span, nanoseconds.
+    pub fn cpu_delta_ns(&self) -> Option<u64> {
+        (self.readings.len() >= 2).then(|| self.last()?.cpu_ns().checked_sub(self.first()?.cpu_ns()))?
+    }
+    /// Average CPU% over the span (100 = one core).
+    pub fn cpu_percent(&self) -> Option<f64> {
+        let span = self.span_secs();
+        (span > 0.0).then(|| self.cpu_delta_ns().map(|d| d as f64 / 1e9 / span * 100.0))?
+    }
+    /// Most threads seen running in any reading.
+    pub fn max_running(&self) -> u32 {
+        self.readings.iter().map(|r| r.1.threads_running).max().unwrap_or(0)
+    }
+    /// Trend of the leak metric (footprint where the OS has it, else RSS).
+    pub fn memory_trend(&self) -> Option<Trend> {
+        let pts: Vec<(f64, u64)> = self.readings.iter().map(|(t, p)| (*t, p.leak_metric_bytes())).collect();
+        trend::fit(&pts)
+    }
+}
+
+/// Read every pid `samples` times, evenly spread over `window` (one reading when `window` is 0).
+pub fn sample(platform: &dyn Platform, pids: &[u32], window: Duration, samples: usize) -> Vec<Series> {
+    let mut series: Vec<Series> =
+        pids.iter().map(|&pid| Series { pid, readings: Vec::new(), error: None }).collect();
+    let samples = if window.is_zero() { 1 } else { samples.max(2) };
+    let step = if samples > 1 { window / (samples as u32 - 1) } else { Duration::ZERO };
+    let start = Instant::now();
+    for i in 0..samples {
+        let due = start + step * i as u32;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        for s in series.iter_mut().filter(|s| s.error.is_none()) {
+            let t = start.elapsed().as_secs_f64();
+            match platform.process(s.pid) {
+                Ok(p) => s.readings.push((t, p)),
+                Err(e) => s.error = Some(e),
+            }
+        }
+    }
+    series
+}
+
+/// How many readings to take over a window: about five per second, at least 5, at most 50.
+pub fn readings_for(window: Duration) -> usize {
+    ((window.as_secs_f64() * 5.0).round() as usize + 1).clamp(5, 50)
+}
