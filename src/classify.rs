@@ -72,6 +72,14 @@ impl Status {
             Status::Unknown => 3,
         }
     }
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::Warning => "WARNING",
+            Status::Critical => "CRITICAL",
+            Status::Unknown => "UNKNOWN",
+        }
+    }
     /// Combine two statuses: CRITICAL beats UNKNOWN beats WARNING beats OK, so a configuration
     /// problem never hides a hang.
     pub fn worst(self, other: Status) -> Status {
@@ -370,7 +378,9 @@ pub fn assess(o: &Observation, th: &Thresholds) -> Assessment {
     } else if !progress {
         notes.push("no --log given: work in flight is unknown, so a hang cannot be proven".to_string());
     }
-    notes.insert(0, cpu_fact);
+    if !findings.iter().any(|f| f.verdict == Verdict::Hung) {
+        notes.insert(0, cpu_fact);
+    }
 
     // Leaking: steady memory growth.
     let metric = if last.footprint_bytes.is_some() { "footprint" } else { "RSS" };

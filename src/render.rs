@@ -7,10 +7,13 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use comfy_table::{Cell, Color, ContentArrangement, Table, presets};
+use comfy_table::{Cell, Color, ContentArrangement, LineStyle, Table, TableStyle};
 use serde::Serialize;
 
 use crate::classify::Verdict;
+
+/// The house table style: no borders, one rule under the header, like `ps` with a ruler.
+const HOUSE_STYLE: TableStyle = TableStyle::new().header_separator(LineStyle::none().fill('─').junction('─'));
 
 /// Version of every JSON document mlsdiag prints; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -40,10 +43,10 @@ impl Style {
         Style { color }
     }
 
-    /// The house table: light horizontal rules, dynamic width on a terminal.
+    /// The house table: a rule under the header, dynamic width on a terminal.
     pub fn table(&self, header: &[&str]) -> Table {
         let mut t = Table::new();
-        t.load_style(presets::UTF8_HORIZONTAL_ONLY);
+        t.load_style(HOUSE_STYLE);
         if std::io::stdout().is_terminal() {
             t.set_content_arrangement(ContentArrangement::Dynamic);
         } else {

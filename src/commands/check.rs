@@ -289,11 +289,11 @@ pub fn print(r: &CheckReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result
     let counts: Vec<String> = r.summary.iter().rev().map(|(v, n)| format!("{n} {}", v.label())).collect();
     writeln!(
         out,
-        "{} worker(s){}{} → {:?} (exit {})",
+        "{} worker(s){}{} → {} (exit {})",
         r.workers.len(),
         if counts.is_empty() { "" } else { ": " },
         counts.join(", "),
-        r.status,
+        r.status.label(),
         r.exit_code
     )
 }

@@ -1,0 +1,138 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_mlsdiag_global_optspecs
+    string join \n json color= h/help V/version
+end
+
+function __fish_mlsdiag_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_mlsdiag_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_mlsdiag_using_subcommand
+    set -l cmd (__fish_mlsdiag_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -l json -d 'Print one JSON document (with schema_version) instead of tables'
+complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -s h -l help -d 'Print help'
+complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -s V -l version -d 'Print version'
+complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "check" -d 'Classify every worker: healthy, hung, crashed, orphan or leaking, with the evidence'
+complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "threads" -d 'Every thread of a process: state, CPU, what it waits on, grouped by lock'
+complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "fds" -d 'Every descriptor of a process: pipes, sockets with their peers, shared memory, files'
+complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "registry" -d 'The worker registry joined with the live processes'
+complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "mem" -d 'System memory and pressure, per-worker memory and its trend'
+complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "demo" -d 'Start a simulated MLS with misbehaving workers and diagnose it'
+complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "man" -d 'Print the man page (roff)'
+complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "__demo-orchestrator" -d '(internal) the demo\'s orchestrator process'
+complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "__demo-worker" -d '(internal) one demo worker process'
+complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l pattern -d 'Regex matched against each process\'s full command line' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l registry -d 'The orchestrator\'s worker registry (JSON)' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l log -d 'MLS server log; in-flight requests in it are what proves a hang' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l window -d 'Sampling window for CPU%, thread states and memory growth' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l leak-window -d 'Window for the memory trend, when longer than --window' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l hung-after -d 'A request in flight this long without progress is a hang' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l leak-threshold -d 'Memory growth (MiB/min, with R² >= 0.9) that counts as a leak' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l progress-cpu -d 'CPU% over the window at or below which a worker makes no progress' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l json -d 'Print one JSON document (with schema_version) instead of tables'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -s h -l help -d 'Print help'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand threads" -l window -d 'Window over which per-thread CPU% is measured' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand threads" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand threads" -l json -d 'Print one JSON document (with schema_version) instead of tables'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand threads" -s h -l help -d 'Print help'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand fds" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand fds" -l no-peers -d 'Do not search other processes for the peers of pipes and unix sockets'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand fds" -l json -d 'Print one JSON document (with schema_version) instead of tables'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand fds" -s h -l help -d 'Print help'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand registry" -l pattern -d 'Regex matched against each process\'s full command line' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand registry" -l registry -d 'The orchestrator\'s worker registry (JSON)' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand registry" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand registry" -l json -d 'Print one JSON document (with schema_version) instead of tables'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand registry" -s h -l help -d 'Print help'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l pattern -d 'Regex matched against each process\'s full command line' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l registry -d 'The orchestrator\'s worker registry (JSON)' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l samples -d 'Number of readings; with more than one a series and trend are printed' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l interval -d 'Time between readings' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l json -d 'Print one JSON document (with schema_version) instead of tables'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -s h -l help -d 'Print help'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand demo" -l stop -d 'Stop a demo left running with --keep (its directory, as printed)' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand demo" -l window -d 'Sampling window of the diagnosis' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand demo" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand demo" -l keep -d 'Leave the simulated server running and print how to inspect and stop it'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand demo" -l json -d 'Print one JSON document (with schema_version) instead of tables'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand demo" -s h -l help -d 'Print help'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand completions" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand completions" -l json -d 'Print one JSON document (with schema_version) instead of tables'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand man" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand man" -l json -d 'Print one JSON document (with schema_version) instead of tables'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand man" -s h -l help -d 'Print help'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-orchestrator" -l dir -d 'Private directory for the socket, registry, log and state file' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-orchestrator" -l tag -d 'Unique tag in every process name of this simulation' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-orchestrator" -l name -d 'The orchestrator\'s own name, so that it matches the discovery pattern like MLS\'s does' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-orchestrator" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-orchestrator" -l detached -d 'Keep running when the process that started it exits (demo --keep)'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-orchestrator" -l json -d 'Print one JSON document (with schema_version) instead of tables'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-orchestrator" -s h -l help -d 'Print help'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -l role -r -f -a "working\t'Burns CPU on a request that started long ago: healthy, working'
+idle\t'Waits for requests: healthy, idle'
+hung\t'Two threads deadlocked on two locks while a request is in flight: hung'
+crashed\t'Registered, then killed by SIGABRT: crashed'
+leaking\t'Allocates memory steadily: leaking'
+orphan\t'Alive, re-parented to init, never registered: orphan'
+orphan-launcher\t'Starts the orphan and exits at once (internal)'"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -l name -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -l socket -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -l shm -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -l orphan-name -d 'For the orphan launcher: the orphan\'s own name' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -l json -d 'Print one JSON document (with schema_version) instead of tables'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo completions man __demo-orchestrator __demo-worker help" -f -a "check" -d 'Classify every worker: healthy, hung, crashed, orphan or leaking, with the evidence'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo completions man __demo-orchestrator __demo-worker help" -f -a "threads" -d 'Every thread of a process: state, CPU, what it waits on, grouped by lock'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo completions man __demo-orchestrator __demo-worker help" -f -a "fds" -d 'Every descriptor of a process: pipes, sockets with their peers, shared memory, files'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo completions man __demo-orchestrator __demo-worker help" -f -a "registry" -d 'The worker registry joined with the live processes'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo completions man __demo-orchestrator __demo-worker help" -f -a "mem" -d 'System memory and pressure, per-worker memory and its trend'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo completions man __demo-orchestrator __demo-worker help" -f -a "demo" -d 'Start a simulated MLS with misbehaving workers and diagnose it'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo completions man __demo-orchestrator __demo-worker help" -f -a "completions" -d 'Print a shell completion script'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo completions man __demo-orchestrator __demo-worker help" -f -a "man" -d 'Print the man page (roff)'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo completions man __demo-orchestrator __demo-worker help" -f -a "__demo-orchestrator" -d '(internal) the demo\'s orchestrator process'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo completions man __demo-orchestrator __demo-worker help" -f -a "__demo-worker" -d '(internal) one demo worker process'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo completions man __demo-orchestrator __demo-worker help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,0 +1,141 @@
+//! The JSON contract of `check`: deserialised into strict structs, so a renamed or added field
+//! fails here before it breaks a user's script. Bump `schema_version` when this must change.
+
+use serde::Deserialize;
+
+use crate::util::{Sim, run};
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Check {
+    schema_version: u32,
+    command: String,
+    generated_at: String,
+    status: String,
+    exit_code: u8,
+    pattern: String,
+    registry: Registry,
+    log: Option<Log>,
+    window_secs: f64,
+    workers: Vec<Worker>,
+    orchestrators: Vec<Orchestrator>,
+    summary: std::collections::BTreeMap<String, usize>,
+    notes: Vec<String>,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Registry {
+    path: String,
+    state: String,
+    error: Option<String>,
+    entries: usize,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Log {
+    path: String,
+    events: usize,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Orchestrator {
+    pid: u32,
+    workers: usize,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Worker {
+    pid: u32,
+    name: String,
+    registered: bool,
+    model: Option<String>,
+    ppid: Option<u32>,
+    state: Option<char>,
+    cpu_percent: Option<f64>,
+    rss_bytes: Option<u64>,
+    vsz_bytes: Option<u64>,
+    footprint_bytes: Option<u64>,
+    elapsed_secs: Option<u64>,
+    threads: Option<u32>,
+    command: Option<String>,
+    verdict: String,
+    activity: String,
+    findings: Vec<Finding>,
+    notes: Vec<String>,
+    in_flight: Vec<InFlight>,
+    ipc: Option<Ipc>,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Finding {
+    verdict: String,
+    evidence: Vec<String>,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InFlight {
+    started: String,
+    line: usize,
+    worker: Option<String>,
+    pid: Option<u32>,
+    id: Option<String>,
+    prompt_chars: Option<u64>,
+    max_tokens: Option<u64>,
+    temperature: Option<f64>,
+    timeouts: Vec<String>,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Ipc {
+    counts: std::collections::BTreeMap<String, usize>,
+    shm_objects: Vec<String>,
+    channels_to_parent: Option<usize>,
+    warnings: Vec<String>,
+}
+
+#[test]
+fn check_json_matches_the_documented_schema() {
+    let sim = Sim::start();
+    let out = sim.check(&["--json", "--window", "0.5s"]);
+    let r: Check = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(r.schema_version, 1);
+    assert_eq!(r.command, "check");
+    assert_eq!(r.exit_code, 2);
+    assert_eq!(out.status.code(), Some(r.exit_code.into()));
+    assert_eq!(r.workers.len(), 6);
+    assert_eq!(r.summary.values().sum::<usize>(), 6);
+    let verdicts = ["healthy", "orphan", "leaking", "unknown", "hung", "crashed"];
+    assert!(r.workers.iter().all(|w| verdicts.contains(&w.verdict.as_str())));
+}
+
+#[test]
+fn every_subcommand_has_schema_version_1() {
+    let sim = Sim::start();
+    let pid = sim.pid("idle").to_string();
+    for args in [
+        vec!["threads", &pid, "--window", "0s", "--json"],
+        vec!["fds", &pid, "--json"],
+        vec!["mem", &pid, "--json"],
+        vec!["registry", "--json", "--registry", sim.registry(), "--pattern", sim.pattern()],
+    ] {
+        let out = run(&args);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        assert_eq!(v["schema_version"], 1, "{args:?}");
+        assert_eq!(v["command"], args[0], "{args:?}");
+    }
+}

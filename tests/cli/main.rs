@@ -1,0 +1,11 @@
+//! Integration tests: the real binary against real misbehaving processes (the demo's hidden
+//! worker modes), real registries and logs. Every simulation a test starts is stopped by a
+//! guard's `Drop`, also when the test fails.
+
+mod check;
+mod contract;
+mod demo;
+mod docs;
+mod inspect;
+mod registry;
+mod util;

@@ -1,0 +1,109 @@
+//! Test helpers: run the binary, start and stop a simulated MLS.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mlsdiag"))
+}
+
+/// Run mlsdiag with `args`; never inherits a colour setting from the caller.
+pub fn run(args: &[&str]) -> Output {
+    Command::new(bin()).args(args).env("NO_COLOR", "1").env_remove("MLSDIAG_PATTERN").env_remove("MLSDIAG_REGISTRY").output().expect("run mlsdiag")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(o), stderr(o)))
+}
+
+/// Poll `cond` until it holds or `limit` passes; a deadline, never a bare sleep.
+pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether any process is left in process group `pgid`.
+pub fn group_alive(pgid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks for existence.
+    unsafe { libc::kill(-pgid, 0) == 0 }
+}
+
+/// A simulated MLS (orchestrator + one worker of each kind), stopped on drop.
+pub struct Sim {
+    pub dir: tempfile::TempDir,
+    pub state: Value,
+    child: Child,
+}
+
+impl Sim {
+    pub fn start() -> Sim {
+        let dir = tempfile::Builder::new().prefix("mlsdiag-test-").tempdir().unwrap();
+        let tag: String = dir.path().file_name().unwrap().to_str().unwrap().trim_start_matches("mlsdiag-test-")
+            .to_ascii_lowercase().chars().filter(char::is_ascii_alphanumeric).collect();
+        let mut cmd = Command::new(bin());
+        cmd.arg("__demo-orchestrator").arg("--dir").arg(dir.path())
+            .args(["--tag", &format!("t{tag}"), "--name", &format!("mlx-server-v3-demo-t{tag}-orchestrator"), "--detached"])
+            .stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd.spawn().unwrap();
+        let mut sim = Sim { dir, state: Value::Null, child };
+        let state_path = sim.dir.path().join("state.json");
+        wait_until(Duration::from_secs(60), "the simulation to be ready", || state_path.exists());
+        sim.state = serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+        sim
+    }
+
+    pub fn pgid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn pid(&self, role: &str) -> u32 {
+        self.state["workers"].as_array().unwrap().iter()
+            .find(|w| w[0] == role).unwrap_or_else(|| panic!("no {role} worker"))[1].as_u64().unwrap() as u32
+    }
+
+    pub fn pattern(&self) -> &str {
+        self.state["pattern"].as_str().unwrap()
+    }
+    pub fn registry(&self) -> &str {
+        self.state["registry"].as_str().unwrap()
+    }
+    pub fn log(&self) -> &str {
+        self.state["log"].as_str().unwrap()
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `mlsdiag check` on this simulation, plus `extra` arguments.
+    pub fn check(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["check", "--pattern", self.pattern(), "--registry", self.registry(), "--log", self.log()];
+        args.extend_from_slice(extra);
+        run(&args)
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        // SAFETY: the whole process group belongs to this simulation.
+        unsafe { libc::kill(-self.pgid(), libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+pub fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
