@@ -20,7 +20,9 @@ use crate::render::{bytes, duration};
 use crate::sample::Series;
 
 /// Ordered from least to most severe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, Hash,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Healthy,
@@ -89,7 +91,11 @@ impl Status {
             Status::Unknown => 2,
             Status::Critical => 3,
         };
-        if rank(other) > rank(self) { other } else { self }
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
     }
 }
 
@@ -198,7 +204,9 @@ fn describe_request(r: &InFlight) -> String {
 }
 
 fn ts(t: DateTime<Utc>) -> String {
-    t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string()
+    t.with_timezone(&chrono::Local)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
 }
 
 /// Why the process now behind a registered PID is not the worker that was registered: it started
@@ -210,7 +218,10 @@ pub fn identity_problems(
     pattern: &Regex,
     slack: Duration,
 ) -> Vec<String> {
-    let who = e.name.as_deref().map_or_else(|| format!("PID {}", e.pid), |n| format!("worker {n}"));
+    let who = e
+        .name
+        .as_deref()
+        .map_or_else(|| format!("PID {}", e.pid), |n| format!("worker {n}"));
     let mut reused = Vec::new();
     if let Some(spawned) = e.spawned_at {
         let slack = chrono::Duration::from_std(slack).unwrap_or_default();
@@ -238,7 +249,10 @@ pub fn assess(o: &Observation, th: &Thresholds) -> Assessment {
     let mut findings = Vec::new();
     let mut notes = Vec::new();
     let name = o.entry.and_then(|e| e.name.as_deref());
-    let who = name.map_or_else(|| format!("PID {}", o.series.pid), |n| format!("worker {n}"));
+    let who = name.map_or_else(
+        || format!("PID {}", o.series.pid),
+        |n| format!("worker {n}"),
+    );
 
     let Some(last) = o.series.last() else {
         // Not a single reading: gone or unreadable.
@@ -247,38 +261,58 @@ pub fn assess(o: &Observation, th: &Thresholds) -> Assessment {
                 Verdict::Crashed,
                 format!(
                     "registered {who}{} but PID {pid} is gone (no such process)",
-                    o.entry.and_then(|e| e.spawned_at).map(|t| format!(", spawned {}", ts(t))).unwrap_or_default()
+                    o.entry
+                        .and_then(|e| e.spawned_at)
+                        .map(|t| format!(", spawned {}", ts(t)))
+                        .unwrap_or_default()
                 ),
             ),
-            Some(InspectError::Gone { pid }) => {
-                (Verdict::Unknown, format!("PID {pid} exited during inspection"))
-            }
+            Some(InspectError::Gone { pid }) => (
+                Verdict::Unknown,
+                format!("PID {pid} exited during inspection"),
+            ),
             Some(e) => (Verdict::Unknown, e.to_string()),
             None => (Verdict::Unknown, "no reading taken".to_string()),
         };
-        let activity = if verdict == Verdict::Crashed { Activity::Gone } else { Activity::Idle };
+        let activity = if verdict == Verdict::Crashed {
+            Activity::Gone
+        } else {
+            Activity::Idle
+        };
         return Assessment {
             verdict,
             activity,
             cpu_percent: None,
-            findings: vec![Finding { verdict, evidence: vec![why] }],
+            findings: vec![Finding {
+                verdict,
+                evidence: vec![why],
+            }],
             notes,
         };
     };
     let first = o.series.first().unwrap_or(last);
-    let parent = o.parent.as_ref().map_or_else(|| format!("PID {}", last.ppid), |(p, n)| format!("PID {p} ({n})"));
+    let parent = o.parent.as_ref().map_or_else(
+        || format!("PID {}", last.ppid),
+        |(p, n)| format!("PID {p} ({n})"),
+    );
 
     // Crashed: zombie, or the PID now belongs to another program.
     if last.is_zombie() {
         findings.push(Finding {
             verdict: Verdict::Crashed,
-            evidence: vec![format!("{who} exited: PID {} is a zombie (state Z) not yet reaped by its parent {parent}", last.pid)],
+            evidence: vec![format!(
+                "{who} exited: PID {} is a zombie (state Z) not yet reaped by its parent {parent}",
+                last.pid
+            )],
         });
     }
     if let Some(e) = o.entry {
         let reused = identity_problems(e, first, last, o.pattern, th.spawn_slack);
         if !reused.is_empty() {
-            findings.push(Finding { verdict: Verdict::Crashed, evidence: reused });
+            findings.push(Finding {
+                verdict: Verdict::Crashed,
+                evidence: reused,
+            });
         }
     }
     if findings.iter().any(|f| f.verdict == Verdict::Crashed) {
@@ -297,16 +331,25 @@ pub fn assess(o: &Observation, th: &Thresholds) -> Assessment {
     // Orphan: alive and matching but unknown to the registry.
     match (&o.registry, o.entry) {
         (RegistryView::Loaded { path }, None) => {
-            let mut ev = vec![format!("alive and matching, but not listed in the registry {path}")];
+            let mut ev = vec![format!(
+                "alive and matching, but not listed in the registry {path}"
+            )];
             if last.ppid <= 1 {
-                ev.push(format!("parent is {parent}: its orchestrator is gone (re-parented to init/launchd)"));
+                ev.push(format!(
+                    "parent is {parent}: its orchestrator is gone (re-parented to init/launchd)"
+                ));
             } else {
                 ev.push(format!("parent is {parent}"));
             }
-            findings.push(Finding { verdict: Verdict::Orphan, evidence: ev });
+            findings.push(Finding {
+                verdict: Verdict::Orphan,
+                evidence: ev,
+            });
         }
         (RegistryView::Unavailable { why }, None) => {
-            notes.push(format!("registry unavailable ({why}): cannot tell whether this worker is an orphan"));
+            notes.push(format!(
+                "registry unavailable ({why}): cannot tell whether this worker is an orphan"
+            ));
         }
         _ => {}
     }
@@ -343,7 +386,10 @@ pub fn assess(o: &Observation, th: &Thresholds) -> Assessment {
                     describe_request(oldest),
                     ts(oldest.started)
                 ),
-                format!("{cpu_fact}, within the {:.1}% progress threshold", th.progress_cpu_percent),
+                format!(
+                    "{cpu_fact}, within the {:.1}% progress threshold",
+                    th.progress_cpu_percent
+                ),
                 format!(
                     "no thread running: {} threads, process state {}",
                     last.threads, last.state
@@ -351,12 +397,21 @@ pub fn assess(o: &Observation, th: &Thresholds) -> Assessment {
             ];
             if !oldest.timeouts.is_empty() {
                 let times: Vec<String> = oldest.timeouts.iter().map(|t| ts(*t)).collect();
-                ev.push(format!("orchestrator timed out waiting at {}", times.join(", ")));
+                ev.push(format!(
+                    "orchestrator timed out waiting at {}",
+                    times.join(", ")
+                ));
             }
             if in_flight.len() > 1 {
-                ev.push(format!("{} more request(s) queued behind it", in_flight.len() - 1));
+                ev.push(format!(
+                    "{} more request(s) queued behind it",
+                    in_flight.len() - 1
+                ));
             }
-            findings.push(Finding { verdict: Verdict::Hung, evidence: ev });
+            findings.push(Finding {
+                verdict: Verdict::Hung,
+                evidence: ev,
+            });
         } else if progress {
             notes.push(format!(
                 "{} in flight for {age_text} and {cpu_fact}: working, not hung",
@@ -376,14 +431,20 @@ pub fn assess(o: &Observation, th: &Thresholds) -> Assessment {
             None => "no request in flight and no completion in the log".to_string(),
         });
     } else if !progress {
-        notes.push("no --log given: work in flight is unknown, so a hang cannot be proven".to_string());
+        notes.push(
+            "no --log given: work in flight is unknown, so a hang cannot be proven".to_string(),
+        );
     }
     if !findings.iter().any(|f| f.verdict == Verdict::Hung) {
         notes.insert(0, cpu_fact);
     }
 
     // Leaking: steady memory growth.
-    let metric = if last.footprint_bytes.is_some() { "footprint" } else { "RSS" };
+    let metric = if last.footprint_bytes.is_some() {
+        "footprint"
+    } else {
+        "RSS"
+    };
     if let Some(t) = o.series.memory_trend() {
         let fact = format!(
             "{metric} {} → {}: {:+.1} MiB/min, R² {:.2}, {} readings over {:.1} s",
@@ -397,15 +458,28 @@ pub fn assess(o: &Observation, th: &Thresholds) -> Assessment {
         if t.is_leak(th.leak_mib_per_min) {
             findings.push(Finding {
                 verdict: Verdict::Leaking,
-                evidence: vec![format!("{fact} (threshold {} MiB/min, R² ≥ 0.90)", th.leak_mib_per_min)],
+                evidence: vec![format!(
+                    "{fact} (threshold {} MiB/min, R² ≥ 0.90)",
+                    th.leak_mib_per_min
+                )],
             });
         } else {
             notes.push(fact);
         }
     }
 
-    let verdict = findings.iter().map(|f| f.verdict).max().unwrap_or(Verdict::Healthy);
-    Assessment { verdict, activity, cpu_percent, findings, notes }
+    let verdict = findings
+        .iter()
+        .map(|f| f.verdict)
+        .max()
+        .unwrap_or(Verdict::Healthy);
+    Assessment {
+        verdict,
+        activity,
+        cpu_percent,
+        findings,
+        notes,
+    }
 }
 
 #[cfg(test)]
@@ -420,7 +494,12 @@ mod tests {
             ppid: 4120,
             uid: 501,
             name: "python3".into(),
-            cmdline: vec!["python3".into(), "-m".into(), "mls.worker".into(), "mlx-server-v3-1".into()],
+            cmdline: vec![
+                "python3".into(),
+                "-m".into(),
+                "mls.worker".into(),
+                "mlx-server-v3-1".into(),
+            ],
             state,
             start_time: Utc.with_ymd_and_hms(2026, 1, 5, 18, 17, 0).unwrap(),
             cpu_user_ns: cpu_ms * 1_000_000,
@@ -436,7 +515,11 @@ mod tests {
     fn series(readings: Vec<ProcessInfo>) -> Series {
         Series {
             pid: readings[0].pid,
-            readings: readings.into_iter().enumerate().map(|(i, p)| (i as f64 * 0.2, p)).collect(),
+            readings: readings
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| (i as f64 * 0.2, p))
+                .collect(),
             error: None,
         }
     }
@@ -465,11 +548,18 @@ mod tests {
         st.for_worker(Some("mlx-server-v3-1"), 49387, true)
     }
 
-    fn observe<'a>(s: &'a Series, e: Option<&'a RegistryEntry>, log: Option<&'a WorkerLog>, re: &'a Regex) -> Observation<'a> {
+    fn observe<'a>(
+        s: &'a Series,
+        e: Option<&'a RegistryEntry>,
+        log: Option<&'a WorkerLog>,
+        re: &'a Regex,
+    ) -> Observation<'a> {
         Observation {
             series: s,
             entry: e,
-            registry: RegistryView::Loaded { path: "/tmp/mlx-server/worker_registry.json" },
+            registry: RegistryView::Loaded {
+                path: "/tmp/mlx-server/worker_registry.json",
+            },
             pattern: re,
             log,
             parent: Some((4120, "python3".into())),
@@ -480,14 +570,24 @@ mod tests {
     #[test]
     fn the_seed_incident_is_hung_with_evidence() {
         let re = Regex::new("mlx-server-v3").unwrap();
-        let s = series((0..10).map(|_| proc(49387, 302_300, 8190, 'S', 0)).collect());
+        let s = series(
+            (0..10)
+                .map(|_| proc(49387, 302_300, 8190, 'S', 0))
+                .collect(),
+        );
         let e = entry(49387);
         let log = seed_log();
-        let a = assess(&observe(&s, Some(&e), Some(&log), &re), &Thresholds::default());
+        let a = assess(
+            &observe(&s, Some(&e), Some(&log), &re),
+            &Thresholds::default(),
+        );
         assert_eq!(a.verdict, Verdict::Hung);
         assert_eq!(a.activity, Activity::Stalled);
         let ev = a.findings[0].evidence.join("\n");
-        assert!(ev.contains("request req-319 (8489 chars, max_tokens 2000, temperature 0.3)"), "{ev}");
+        assert!(
+            ev.contains("request req-319 (8489 chars, max_tokens 2000, temperature 0.3)"),
+            "{ev}"
+        );
         assert!(ev.contains("in flight for 7h49m"), "{ev}");
         assert!(ev.contains("CPU time advanced 0 ms"), "{ev}");
         assert!(ev.contains("orchestrator timed out"), "{ev}");
@@ -496,11 +596,21 @@ mod tests {
     #[test]
     fn an_old_request_with_cpu_progress_is_working_not_hung() {
         let re = Regex::new("mlx-server-v3").unwrap();
-        let s = series((0..10).map(|i| proc(49387, 1000 + i * 190, 8190, 'R', 1)).collect());
+        let s = series(
+            (0..10)
+                .map(|i| proc(49387, 1000 + i * 190, 8190, 'R', 1))
+                .collect(),
+        );
         let e = entry(49387);
         let log = seed_log();
-        let a = assess(&observe(&s, Some(&e), Some(&log), &re), &Thresholds::default());
-        assert_eq!((a.verdict, a.activity), (Verdict::Healthy, Activity::Working));
+        let a = assess(
+            &observe(&s, Some(&e), Some(&log), &re),
+            &Thresholds::default(),
+        );
+        assert_eq!(
+            (a.verdict, a.activity),
+            (Verdict::Healthy, Activity::Working)
+        );
     }
 
     #[test]
@@ -510,7 +620,11 @@ mod tests {
         let e = entry(49387);
         let a = assess(&observe(&s, Some(&e), None, &re), &Thresholds::default());
         assert_eq!((a.verdict, a.activity), (Verdict::Healthy, Activity::Idle));
-        assert!(a.notes.iter().any(|n| n.contains("no --log")), "{:?}", a.notes);
+        assert!(
+            a.notes.iter().any(|n| n.contains("no --log")),
+            "{:?}",
+            a.notes
+        );
     }
 
     #[test]
@@ -522,14 +636,21 @@ mod tests {
         let mut o = observe(&s, Some(&e), Some(&log), &re);
         o.now = Utc.with_ymd_and_hms(2026, 1, 5, 23, 14, 0).unwrap();
         let a = assess(&o, &Thresholds::default());
-        assert_eq!((a.verdict, a.activity), (Verdict::Healthy, Activity::Stalled));
+        assert_eq!(
+            (a.verdict, a.activity),
+            (Verdict::Healthy, Activity::Stalled)
+        );
     }
 
     #[test]
     fn crashed_gone_zombie_and_reused() {
         let re = Regex::new("mlx-server-v3").unwrap();
         let e = entry(49387);
-        let gone = Series { pid: 49387, readings: vec![], error: Some(InspectError::Gone { pid: 49387 }) };
+        let gone = Series {
+            pid: 49387,
+            readings: vec![],
+            error: Some(InspectError::Gone { pid: 49387 }),
+        };
         let a = assess(&observe(&gone, Some(&e), None, &re), &Thresholds::default());
         assert_eq!(a.verdict, Verdict::Crashed);
         assert!(a.findings[0].evidence[0].contains("is gone"));
@@ -541,26 +662,45 @@ mod tests {
 
         let mut late = proc(49387, 5, 10, 'S', 0);
         late.start_time = Utc.with_ymd_and_hms(2026, 1, 6, 1, 0, 0).unwrap();
-        let a = assess(&observe(&series(vec![late.clone(); 3]), Some(&e), None, &re), &Thresholds::default());
+        let a = assess(
+            &observe(&series(vec![late.clone(); 3]), Some(&e), None, &re),
+            &Thresholds::default(),
+        );
         assert_eq!(a.verdict, Verdict::Crashed);
-        assert!(a.findings[0].evidence[0].contains("started 2026-01-0"), "{:?}", a.findings);
+        assert!(
+            a.findings[0].evidence[0].contains("started 2026-01-0"),
+            "{:?}",
+            a.findings
+        );
 
         let mut other = proc(49387, 5, 10, 'S', 0);
         other.cmdline = vec!["/usr/sbin/cupsd".into()];
-        let a = assess(&observe(&series(vec![other; 3]), Some(&e), None, &re), &Thresholds::default());
-        assert!(a.findings[0].evidence[0].contains("now runs `/usr/sbin/cupsd`"), "{:?}", a.findings);
+        let a = assess(
+            &observe(&series(vec![other; 3]), Some(&e), None, &re),
+            &Thresholds::default(),
+        );
+        assert!(
+            a.findings[0].evidence[0].contains("now runs `/usr/sbin/cupsd`"),
+            "{:?}",
+            a.findings
+        );
 
         // Start within the slack of spawned_at is the same process.
         let mut near = proc(49387, 5, 10, 'S', 0);
         near.start_time = e.spawned_at.unwrap() + chrono::Duration::seconds(2);
-        let a = assess(&observe(&series(vec![near; 3]), Some(&e), None, &re), &Thresholds::default());
+        let a = assess(
+            &observe(&series(vec![near; 3]), Some(&e), None, &re),
+            &Thresholds::default(),
+        );
         assert_eq!(a.verdict, Verdict::Healthy);
     }
 
     #[test]
     fn orphan_and_leak_are_both_reported() {
         let re = Regex::new("mlx-server-v3").unwrap();
-        let mut readings: Vec<ProcessInfo> = (0..11).map(|i| proc(777, 100 + i * 20, 500 + i, 'S', 0)).collect();
+        let mut readings: Vec<ProcessInfo> = (0..11)
+            .map(|i| proc(777, 100 + i * 20, 500 + i, 'S', 0))
+            .collect();
         for p in &mut readings {
             p.ppid = 1;
         }
@@ -572,7 +712,11 @@ mod tests {
         assert_eq!(verdicts, [Verdict::Orphan, Verdict::Leaking]);
         assert_eq!(a.verdict, Verdict::Leaking, "most severe of the findings");
         assert!(a.findings[0].evidence[1].contains("orchestrator is gone"));
-        assert!(a.findings[1].evidence[0].contains("+300.0 MiB/min"), "{:?}", a.findings[1]);
+        assert!(
+            a.findings[1].evidence[0].contains("+300.0 MiB/min"),
+            "{:?}",
+            a.findings[1]
+        );
     }
 
     #[test]

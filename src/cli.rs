@@ -98,10 +98,20 @@ pub struct CheckArgs {
     #[arg(long, default_value = "5m", value_parser = duration_arg, help_heading = "Thresholds")]
     pub hung_after: Duration,
     /// Memory growth (MiB/min, with R² >= 0.9) that counts as a leak
-    #[arg(long, default_value_t = 10.0, value_name = "MIB_PER_MIN", help_heading = "Thresholds")]
+    #[arg(
+        long,
+        default_value_t = 10.0,
+        value_name = "MIB_PER_MIN",
+        help_heading = "Thresholds"
+    )]
     pub leak_threshold: f64,
     /// CPU% over the window at or below which a worker makes no progress
-    #[arg(long, default_value_t = 1.0, value_name = "PERCENT", help_heading = "Thresholds")]
+    #[arg(
+        long,
+        default_value_t = 1.0,
+        value_name = "PERCENT",
+        help_heading = "Thresholds"
+    )]
     pub progress_cpu: f64,
 }
 

@@ -39,30 +39,50 @@ fn self_and_launchers(platform: &dyn Platform) -> Vec<u32> {
             break;
         }
         pid = p.ppid;
-        if platform.cmdline(pid).is_ok_and(|c| c.iter().any(|a| a.contains("mlsdiag"))) {
+        if platform
+            .cmdline(pid)
+            .is_ok_and(|c| c.iter().any(|a| a.contains("mlsdiag")))
+        {
             out.push(pid);
         }
     }
     out
 }
 
-pub fn discover(platform: &dyn Platform, pattern: &Regex, registry: Option<&Registry>) -> anyhow::Result<Discovery> {
+pub fn discover(
+    platform: &dyn Platform,
+    pattern: &Regex,
+    registry: Option<&Registry>,
+) -> anyhow::Result<Discovery> {
     let skip = self_and_launchers(platform);
     let mut found: BTreeMap<u32, Candidate> = BTreeMap::new();
     for pid in platform.pids()? {
         if skip.contains(&pid) {
             continue;
         }
-        let Ok(cmd) = platform.cmdline(pid) else { continue };
+        let Ok(cmd) = platform.cmdline(pid) else {
+            continue;
+        };
         if !cmd.is_empty() && pattern.is_match(&cmd.join(" ")) {
-            found.insert(pid, Candidate { pid, registered: None, matched: true });
+            found.insert(
+                pid,
+                Candidate {
+                    pid,
+                    registered: None,
+                    matched: true,
+                },
+            );
         }
     }
     if let Some(reg) = registry {
         for e in &reg.entries {
             found
                 .entry(e.pid)
-                .or_insert(Candidate { pid: e.pid, registered: None, matched: false })
+                .or_insert(Candidate {
+                    pid: e.pid,
+                    registered: None,
+                    matched: false,
+                })
                 .registered = Some(e.clone());
         }
     }

@@ -12,9 +12,17 @@ pub enum InspectError {
     #[error("process {pid} is gone")]
     Gone { pid: u32 },
     #[error("permission denied reading {path} of process {pid}; {remedy}")]
-    PermissionDenied { pid: u32, path: String, remedy: String },
+    PermissionDenied {
+        pid: u32,
+        path: String,
+        remedy: String,
+    },
     #[error("cannot read {path} of process {pid}: {message}")]
-    Io { pid: u32, path: String, message: String },
+    Io {
+        pid: u32,
+        path: String,
+        message: String,
+    },
     #[error("{0}")]
     Unsupported(String),
 }
@@ -25,7 +33,10 @@ pub enum InputError {
     #[error("{path}: {message}")]
     BadFile { path: PathBuf, message: String },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The advice printed with a permission error, kept in one place so README's "Permissions"

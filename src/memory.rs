@@ -9,8 +9,16 @@ use crate::model::PressureLevel;
 ///
 /// critical: under 5 % available, or `full` stalls ≥ 10 %; warning: under 15 % available, or
 /// `some` stalls ≥ 10 %; normal otherwise.
-pub fn pressure_level(total: u64, available: u64, psi: Option<(f64, f64)>) -> (PressureLevel, String) {
-    let pct = if total == 0 { 100.0 } else { available as f64 * 100.0 / total as f64 };
+pub fn pressure_level(
+    total: u64,
+    available: u64,
+    psi: Option<(f64, f64)>,
+) -> (PressureLevel, String) {
+    let pct = if total == 0 {
+        100.0
+    } else {
+        available as f64 * 100.0 / total as f64
+    };
     let mut level = if pct < 5.0 {
         PressureLevel::Critical
     } else if pct < 15.0 {
@@ -20,7 +28,9 @@ pub fn pressure_level(total: u64, available: u64, psi: Option<(f64, f64)>) -> (P
     };
     let mut why = format!("{pct:.1}% of memory available");
     if let Some((some, full)) = psi {
-        why.push_str(&format!("; PSI memory some avg10 {some:.2}%, full avg10 {full:.2}%"));
+        why.push_str(&format!(
+            "; PSI memory some avg10 {some:.2}%, full avg10 {full:.2}%"
+        ));
         if full >= 10.0 {
             level = level.max(PressureLevel::Critical);
         } else if some >= 10.0 {
@@ -39,8 +49,14 @@ mod tests {
         assert_eq!(pressure_level(100, 50, None).0, PressureLevel::Normal);
         assert_eq!(pressure_level(100, 10, None).0, PressureLevel::Warning);
         assert_eq!(pressure_level(100, 4, None).0, PressureLevel::Critical);
-        assert_eq!(pressure_level(100, 50, Some((12.0, 0.0))).0, PressureLevel::Warning);
-        assert_eq!(pressure_level(100, 50, Some((30.0, 11.0))).0, PressureLevel::Critical);
+        assert_eq!(
+            pressure_level(100, 50, Some((12.0, 0.0))).0,
+            PressureLevel::Warning
+        );
+        assert_eq!(
+            pressure_level(100, 50, Some((30.0, 11.0))).0,
+            PressureLevel::Critical
+        );
         assert!(pressure_level(0, 0, None).1.contains("100.0%"));
     }
 }

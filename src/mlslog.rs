@@ -47,12 +47,17 @@ pub struct Event {
 }
 
 static TIMESTAMP: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\[?(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(?:[.,](\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?").unwrap()
+    Regex::new(
+        r"^\[?(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(?:[.,](\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?",
+    )
+    .unwrap()
 });
 static END: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"Chat completion: (\d+) tokens in ([\d.]+) ?s(?:ec(?:onds)?)? \(([\d.]+) tok/s\)").unwrap()
+    Regex::new(r"Chat completion: (\d+) tokens in ([\d.]+) ?s(?:ec(?:onds)?)? \(([\d.]+) tok/s\)")
+        .unwrap()
 });
-static TIMEOUT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"Worker timeout after ([\d.]+) ?s").unwrap());
+static TIMEOUT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"Worker timeout after ([\d.]+) ?s").unwrap());
 static FIELD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"\b([A-Za-z_]+)=("[^"]*"|[^\s,;)]+)"#).unwrap());
 
@@ -66,7 +71,10 @@ pub fn parse_timestamp(line: &str) -> Option<DateTime<Utc>> {
     let text = format!("{} {}.{}", &c[1], &c[2], frac);
     let naive = NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S%.f").ok()?;
     match c.get(4).map(|m| m.as_str()) {
-        None => Local.from_local_datetime(&naive).earliest().map(|t| t.with_timezone(&Utc)),
+        None => Local
+            .from_local_datetime(&naive)
+            .earliest()
+            .map(|t| t.with_timezone(&Utc)),
         Some("Z") => Some(Utc.from_utc_datetime(&naive)),
         Some(off) => {
             let off = off.replace(':', "");
@@ -74,7 +82,9 @@ pub fn parse_timestamp(line: &str) -> Option<DateTime<Utc>> {
             let h: i32 = off[1..3].parse().ok()?;
             let m: i32 = off[3..5].parse().ok()?;
             let tz = chrono::FixedOffset::east_opt(sign * (h * 3600 + m * 60))?;
-            tz.from_local_datetime(&naive).single().map(|t| t.with_timezone(&Utc))
+            tz.from_local_datetime(&naive)
+                .single()
+                .map(|t| t.with_timezone(&Utc))
         }
     }
 }
@@ -95,17 +105,27 @@ pub fn parse_line(line_no: usize, line: &str) -> Option<Event> {
     let time = parse_timestamp(line)?;
     let mut fields: HashMap<String, String> = HashMap::new();
     for c in FIELD.captures_iter(line) {
-        fields.insert(c[1].to_ascii_lowercase(), c[2].trim_matches('"').to_string());
+        fields.insert(
+            c[1].to_ascii_lowercase(),
+            c[2].trim_matches('"').to_string(),
+        );
     }
     let num = |k: &str| fields.get(k).and_then(|v| v.parse::<u64>().ok());
-    let float = |k: &str| fields.get(k).and_then(|v| v.trim_end_matches('s').parse::<f64>().ok());
+    let float = |k: &str| {
+        fields
+            .get(k)
+            .and_then(|v| v.trim_end_matches('s').parse::<f64>().ok())
+    };
     let mut ev = Event {
         line: line_no,
         time,
         kind,
         worker: fields.get("worker").cloned(),
         pid: fields.get("pid").and_then(|v| v.parse().ok()),
-        id: fields.get("id").or_else(|| fields.get("request_id")).cloned(),
+        id: fields
+            .get("id")
+            .or_else(|| fields.get("request_id"))
+            .cloned(),
         prompt_chars: num("prompt_chars").or_else(|| num("chars")),
         max_tokens: num("max_tokens"),
         temperature: float("temperature").or_else(|| float("temp")),
@@ -122,7 +142,9 @@ pub fn parse_line(line_no: usize, line: &str) -> Option<Event> {
                 ev.tokens_per_sec = c[3].parse().ok();
             }
         }
-        EventKind::Timeout => ev.timeout_secs = TIMEOUT.captures(line).and_then(|c| c[1].parse().ok()),
+        EventKind::Timeout => {
+            ev.timeout_secs = TIMEOUT.captures(line).and_then(|c| c[1].parse().ok())
+        }
         EventKind::Start | EventKind::Failed => {}
     }
     Some(ev)
@@ -223,8 +245,10 @@ impl LogState {
 
     /// Read and fold a whole log. Non-UTF-8 bytes are replaced, not fatal.
     pub fn read(path: &Path) -> Result<LogState, InputError> {
-        let file = std::fs::File::open(path)
-            .map_err(|source| InputError::Io { path: path.to_path_buf(), source })?;
+        let file = std::fs::File::open(path).map_err(|source| InputError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut reader = std::io::BufReader::with_capacity(256 * 1024, file);
         let mut buf = Vec::new();
         let mut events = Vec::new();
@@ -233,7 +257,10 @@ impl LogState {
             buf.clear();
             let n = reader
                 .read_until(b'\n', &mut buf)
-                .map_err(|source| InputError::Io { path: path.to_path_buf(), source })?;
+                .map_err(|source| InputError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
             if n == 0 {
                 break;
             }
@@ -258,13 +285,20 @@ impl LogState {
         }
         let mut out = WorkerLog::default();
         for k in keys {
-            let Some(w) = self.workers.get(&k) else { continue };
+            let Some(w) = self.workers.get(&k) else {
+                continue;
+            };
             out.completed += w.completed;
             out.failed += w.failed;
             out.timeouts += w.timeouts;
             out.last_completion = out.last_completion.max(w.last_completion);
             // A line naming both worker and pid is keyed by name; pid-only lines must match pid.
-            out.in_flight.extend(w.in_flight.iter().filter(|r| r.pid.is_none_or(|p| p == pid)).cloned());
+            out.in_flight.extend(
+                w.in_flight
+                    .iter()
+                    .filter(|r| r.pid.is_none_or(|p| p == pid))
+                    .cloned(),
+            );
         }
         out.in_flight.sort_by_key(|r| r.started);
         out
@@ -296,18 +330,35 @@ mod tests {
         .unwrap();
         assert_eq!(s.kind, EventKind::Start);
         assert_eq!(s.worker.as_deref(), Some("mlx-server-v3-1"));
-        assert_eq!((s.pid, s.prompt_chars, s.max_tokens), (Some(49387), Some(8489), Some(2000)));
+        assert_eq!(
+            (s.pid, s.prompt_chars, s.max_tokens),
+            (Some(49387), Some(8489), Some(2000))
+        );
         assert_eq!(s.temperature, Some(0.3));
         let e = parse_line(2, "2026-01-05 23:12:40,000 - INFO - Chat completion: 412 tokens in 13.6s (30.2 tok/s) id=req-318").unwrap();
-        assert_eq!((e.kind, e.tokens, e.seconds, e.tokens_per_sec), (EventKind::End, Some(412), Some(13.6), Some(30.2)));
+        assert_eq!(
+            (e.kind, e.tokens, e.seconds, e.tokens_per_sec),
+            (EventKind::End, Some(412), Some(13.6), Some(30.2))
+        );
         let t = parse_line(3, "2026-01-05 23:23:25,000 - ERROR - Worker timeout after 600s (shared memory) id=req-319").unwrap();
         assert_eq!((t.kind, t.timeout_secs), (EventKind::Timeout, Some(600.0)));
-        let f = parse_line(4, "2026-01-05 23:33:25,000 - ERROR - Chat completion failed: 500 worker timeout").unwrap();
+        let f = parse_line(
+            4,
+            "2026-01-05 23:33:25,000 - ERROR - Chat completion failed: 500 worker timeout",
+        )
+        .unwrap();
         assert_eq!(f.kind, EventKind::Failed);
         assert!(parse_line(5, "2026-01-05 23:33:25,000 - INFO - Loaded model").is_none());
         // `chars=` is accepted for the prompt size, quoted values are unquoted.
-        let q = parse_line(6, r#"2026-01-05 23:33:25 Chat completion request: chars=60211 worker="mlx server 2""#).unwrap();
-        assert_eq!((q.prompt_chars, q.worker.as_deref()), (Some(60211), Some("mlx server 2")));
+        let q = parse_line(
+            6,
+            r#"2026-01-05 23:33:25 Chat completion request: chars=60211 worker="mlx server 2""#,
+        )
+        .unwrap();
+        assert_eq!(
+            (q.prompt_chars, q.worker.as_deref()),
+            (Some(60211), Some("mlx server 2"))
+        );
     }
 
     fn ev(line: &str) -> Event {
@@ -319,7 +370,9 @@ mod tests {
         let st = LogState::from_events([
             ev("2026-01-05 23:12:00 Chat completion request: worker=w1 id=a"),
             ev("2026-01-05 23:12:01 Chat completion request: worker=w1 id=b"),
-            ev("2026-01-05 23:12:10 Chat completion: 10 tokens in 1.0s (10.0 tok/s) worker=w1 id=b"),
+            ev(
+                "2026-01-05 23:12:10 Chat completion: 10 tokens in 1.0s (10.0 tok/s) worker=w1 id=b",
+            ),
             ev("2026-01-05 23:13:25 Chat completion request: worker=w2"),
             ev("2026-01-05 23:23:25 Worker timeout after 600s worker=w2"),
             ev("2026-01-05 23:14:00 Chat completion request: worker=w3"),
@@ -329,7 +382,11 @@ mod tests {
         assert_eq!(w1.in_flight.len(), 1);
         assert_eq!(w1.in_flight[0].id.as_deref(), Some("a"));
         let w2 = &st.workers["w2"];
-        assert_eq!(w2.in_flight.len(), 1, "a timeout does not finish the worker's request");
+        assert_eq!(
+            w2.in_flight.len(),
+            1,
+            "a timeout does not finish the worker's request"
+        );
         assert_eq!(w2.in_flight[0].timeouts.len(), 1);
         assert!(st.workers["w3"].in_flight.is_empty());
         assert_eq!(st.workers["w3"].completed, 1);
@@ -350,12 +407,17 @@ mod tests {
     fn read_tolerates_invalid_utf8_and_a_truncated_last_line() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("mls.log");
-        let mut bytes = b"2026-01-05 23:12:00 Chat completion request: worker=w id=1 \xff\xfe\n".to_vec();
-        bytes.extend_from_slice(b"garbage \x00\x01\n2026-01-05 23:13:00 Chat completion request: worker=w id=2");
+        let mut bytes =
+            b"2026-01-05 23:12:00 Chat completion request: worker=w id=1 \xff\xfe\n".to_vec();
+        bytes.extend_from_slice(
+            b"garbage \x00\x01\n2026-01-05 23:13:00 Chat completion request: worker=w id=2",
+        );
         std::fs::write(&p, bytes).unwrap();
         let st = LogState::read(&p).unwrap();
         assert_eq!(st.workers["w"].in_flight.len(), 2);
-        let err = LogState::read(&dir.path().join("missing.log")).unwrap_err().to_string();
+        let err = LogState::read(&dir.path().join("missing.log"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("missing.log"), "{err}");
     }
 }

@@ -127,7 +127,10 @@ impl FdKind {
     }
     /// Kinds that carry inter-process communication.
     pub fn is_ipc(self) -> bool {
-        matches!(self, FdKind::Pipe | FdKind::UnixSocket | FdKind::Tcp | FdKind::Udp | FdKind::Shm)
+        matches!(
+            self,
+            FdKind::Pipe | FdKind::UnixSocket | FdKind::Tcp | FdKind::Udp | FdKind::Shm
+        )
     }
 }
 

@@ -48,11 +48,20 @@ pub enum Loaded {
 pub fn load(path: &Path) -> Loaded {
     match std::fs::read_to_string(path) {
         Ok(text) => match parse(&text) {
-            Ok(entries) => Loaded::Ok(Registry { path: path.to_path_buf(), entries }),
-            Err(message) => Loaded::Invalid(InputError::BadFile { path: path.to_path_buf(), message }),
+            Ok(entries) => Loaded::Ok(Registry {
+                path: path.to_path_buf(),
+                entries,
+            }),
+            Err(message) => Loaded::Invalid(InputError::BadFile {
+                path: path.to_path_buf(),
+                message,
+            }),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Loaded::Missing(path.to_path_buf()),
-        Err(source) => Loaded::Invalid(InputError::Io { path: path.to_path_buf(), source }),
+        Err(source) => Loaded::Invalid(InputError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
@@ -62,7 +71,11 @@ pub fn parse(text: &str) -> Result<Vec<RegistryEntry>, String> {
         let msg = e.to_string();
         // serde_json appends " at line L column C"; say it first, in words an operator reads.
         let what = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-        format!("invalid JSON at line {}, column {}: {what}", e.line(), e.column())
+        format!(
+            "invalid JSON at line {}, column {}: {what}",
+            e.line(),
+            e.column()
+        )
     })?;
     let items: Vec<(Option<String>, &Value)> = match &value {
         Value::Array(a) => a.iter().map(|v| (None, v)).collect(),
@@ -89,7 +102,10 @@ pub fn parse(text: &str) -> Result<Vec<RegistryEntry>, String> {
 
 fn entry(key: Option<String>, v: &Value) -> Result<RegistryEntry, String> {
     let Value::Object(obj) = v else {
-        return Err(format!("expected an object with a \"pid\", found {}", kind(v)));
+        return Err(format!(
+            "expected an object with a \"pid\", found {}",
+            kind(v)
+        ));
     };
     let mut extra = obj.clone();
     let pid = match extra.remove("pid") {
@@ -98,7 +114,8 @@ fn entry(key: Option<String>, v: &Value) -> Result<RegistryEntry, String> {
         Some(_) => None,
         None => return Err("missing \"pid\"".into()),
     }
-    .ok_or_else(|| format!("\"pid\" must be a positive integer, found {}", obj["pid"]))? as u32;
+    .ok_or_else(|| format!("\"pid\" must be a positive integer, found {}", obj["pid"]))?
+        as u32;
     let name = match extra.remove("name") {
         Some(Value::String(s)) => Some(s),
         Some(other) => Some(other.to_string()),
@@ -117,13 +134,25 @@ fn entry(key: Option<String>, v: &Value) -> Result<RegistryEntry, String> {
     };
     let port = match extra.remove("port") {
         None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => {
-            Some(n.as_u64().and_then(|p| u16::try_from(p).ok()).ok_or("\"port\" out of range")?)
-        }
-        Some(Value::String(s)) => Some(s.parse().map_err(|_| format!("\"port\" {s:?} is not a number"))?),
+        Some(Value::Number(n)) => Some(
+            n.as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .ok_or("\"port\" out of range")?,
+        ),
+        Some(Value::String(s)) => Some(
+            s.parse()
+                .map_err(|_| format!("\"port\" {s:?} is not a number"))?,
+        ),
         Some(other) => return Err(format!("\"port\" must be a number, found {other}")),
     };
-    Ok(RegistryEntry { pid, name, model, spawned_at, port, extra })
+    Ok(RegistryEntry {
+        pid,
+        name,
+        model,
+        spawned_at,
+        port,
+        extra,
+    })
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -151,7 +180,10 @@ pub fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
             }
             for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
                 if let Ok(naive) = NaiveDateTime::parse_from_str(s, fmt) {
-                    return Local.from_local_datetime(&naive).earliest().map(|t| t.with_timezone(&Utc));
+                    return Local
+                        .from_local_datetime(&naive)
+                        .earliest()
+                        .map(|t| t.with_timezone(&Utc));
                 }
             }
             None
@@ -164,7 +196,8 @@ fn epoch(secs: f64) -> Option<DateTime<Utc>> {
     if !secs.is_finite() || secs < 0.0 {
         return None;
     }
-    Utc.timestamp_opt(secs.trunc() as i64, (secs.fract() * 1e9) as u32).single()
+    Utc.timestamp_opt(secs.trunc() as i64, (secs.fract() * 1e9) as u32)
+        .single()
 }
 
 #[cfg(test)]
@@ -173,8 +206,12 @@ mod tests {
 
     #[test]
     fn three_shapes() {
-        let a = parse(r#"{"workers":[{"pid":49387,"name":"mlx-server-v3-1","model":"m","port":8081}]}"#).unwrap();
-        let b = parse(r#"[{"pid":49387,"name":"mlx-server-v3-1","model":"m","port":8081}]"#).unwrap();
+        let a = parse(
+            r#"{"workers":[{"pid":49387,"name":"mlx-server-v3-1","model":"m","port":8081}]}"#,
+        )
+        .unwrap();
+        let b =
+            parse(r#"[{"pid":49387,"name":"mlx-server-v3-1","model":"m","port":8081}]"#).unwrap();
         let c = parse(r#"{"mlx-server-v3-1":{"pid":49387,"model":"m","port":8081}}"#).unwrap();
         assert_eq!(a, b);
         assert_eq!(a, c);
@@ -196,20 +233,42 @@ mod tests {
         let num = parse(r#"[{"pid":1,"spawned_at":1767637020}]"#).unwrap();
         let frac = parse(r#"[{"pid":1,"spawned_at":"1767637020.5"}]"#).unwrap();
         assert_eq!(rfc[0].spawned_at, num[0].spawned_at);
-        assert_eq!(frac[0].spawned_at.unwrap().timestamp_millis(), 1_767_637_020_500);
+        assert_eq!(
+            frac[0].spawned_at.unwrap().timestamp_millis(),
+            1_767_637_020_500
+        );
         // Python's datetime.now().isoformat(): naive, read as local time.
-        assert!(parse(r#"[{"pid":1,"spawned_at":"2026-01-05T18:17:00.123456"}]"#).unwrap()[0].spawned_at.is_some());
+        assert!(
+            parse(r#"[{"pid":1,"spawned_at":"2026-01-05T18:17:00.123456"}]"#).unwrap()[0]
+                .spawned_at
+                .is_some()
+        );
         let err = parse(r#"[{"pid":1,"spawned_at":"yesterday"}]"#).unwrap_err();
-        assert!(err.contains("worker #1") && err.contains("spawned_at"), "{err}");
+        assert!(
+            err.contains("worker #1") && err.contains("spawned_at"),
+            "{err}"
+        );
     }
 
     #[test]
     fn errors_name_the_place() {
         let e = parse("{\n  \"workers\": [\n    {\"pid\": 1,}\n  ]\n}").unwrap_err();
         assert!(e.starts_with("invalid JSON at line 3, column"), "{e}");
-        assert!(parse(r#"[{"name":"x"}]"#).unwrap_err().contains("missing \"pid\""));
-        assert!(parse(r#"[{"pid":-4}]"#).unwrap_err().contains("positive integer"));
-        assert!(parse(r#"{"w1":{"pid":1},"w2":3}"#).unwrap_err().contains("worker \"w2\""));
+        assert!(
+            parse(r#"[{"name":"x"}]"#)
+                .unwrap_err()
+                .contains("missing \"pid\"")
+        );
+        assert!(
+            parse(r#"[{"pid":-4}]"#)
+                .unwrap_err()
+                .contains("positive integer")
+        );
+        assert!(
+            parse(r#"{"w1":{"pid":1},"w2":3}"#)
+                .unwrap_err()
+                .contains("worker \"w2\"")
+        );
         assert!(parse("42").unwrap_err().contains("top level"));
         assert!(parse(r#"{"workers":[]}"#).unwrap().is_empty());
     }
@@ -217,13 +276,19 @@ mod tests {
     #[test]
     fn load_reports_missing_and_bad_files() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(load(&dir.path().join("nope.json")), Loaded::Missing(_)));
+        assert!(matches!(
+            load(&dir.path().join("nope.json")),
+            Loaded::Missing(_)
+        ));
         let bad = dir.path().join("bad.json");
         std::fs::write(&bad, "{\"workers\": [").unwrap();
         match load(&bad) {
             Loaded::Invalid(e) => {
                 let text = e.to_string();
-                assert!(text.contains("bad.json") && text.contains("line 1"), "{text}");
+                assert!(
+                    text.contains("bad.json") && text.contains("line 1"),
+                    "{text}"
+                );
             }
             other => panic!("{other:?}"),
         }

@@ -13,7 +13,8 @@ use serde::Serialize;
 use crate::classify::Verdict;
 
 /// The house table style: no borders, one rule under the header, like `ps` with a ruler.
-const HOUSE_STYLE: TableStyle = TableStyle::new().header_separator(LineStyle::none().fill('─').junction('─'));
+const HOUSE_STYLE: TableStyle =
+    TableStyle::new().header_separator(LineStyle::none().fill('─').junction('─'));
 
 /// Version of every JSON document mlsdiag prints; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -37,7 +38,8 @@ impl Style {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
             ColorChoice::Auto => {
-                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::io::stdout().is_terminal()
             }
         };
         Style { color }
@@ -57,7 +59,7 @@ impl Style {
         } else {
             t.enforce_styling();
         }
-        t.set_header(header.iter().map(|h| Cell::new(h)));
+        t.set_header(header.iter().map(Cell::new));
         t
     }
 
@@ -102,7 +104,11 @@ pub fn bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 /// Durations the way an operator reads them: 45s, 12m03s, 8h49m, 3d04h.
@@ -132,7 +138,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     } else {
         (s, 1.0)
     };
-    let v: f64 = num.trim().parse().map_err(|_| format!("invalid duration {s:?} (try 2s, 5m, 1h)"))?;
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (try 2s, 5m, 1h)"))?;
     if !v.is_finite() || v < 0.0 {
         return Err(format!("invalid duration {s:?}: must be zero or positive"));
     }
@@ -149,7 +158,10 @@ mod tests {
         assert_eq!(bytes(8_588_378_112), "8.0 GiB");
         assert_eq!(duration(Duration::from_secs(45)), "45s");
         assert_eq!(duration(Duration::from_secs(723)), "12m03s");
-        assert_eq!(duration(Duration::from_secs(8 * 3600 + 49 * 60 + 23)), "8h49m");
+        assert_eq!(
+            duration(Duration::from_secs(8 * 3600 + 49 * 60 + 23)),
+            "8h49m"
+        );
         assert_eq!(duration(Duration::from_secs(3 * 86400 + 4 * 3600)), "3d04h");
     }
 

@@ -32,7 +32,8 @@ impl Series {
     }
     /// CPU used over the span, nanoseconds.
     pub fn cpu_delta_ns(&self) -> Option<u64> {
-        (self.readings.len() >= 2).then(|| self.last()?.cpu_ns().checked_sub(self.first()?.cpu_ns()))?
+        (self.readings.len() >= 2)
+            .then(|| self.last()?.cpu_ns().checked_sub(self.first()?.cpu_ns()))?
     }
     /// Average CPU% over the span (100 = one core).
     pub fn cpu_percent(&self) -> Option<f64> {
@@ -41,21 +42,44 @@ impl Series {
     }
     /// Most threads seen running in any reading.
     pub fn max_running(&self) -> u32 {
-        self.readings.iter().map(|r| r.1.threads_running).max().unwrap_or(0)
+        self.readings
+            .iter()
+            .map(|r| r.1.threads_running)
+            .max()
+            .unwrap_or(0)
     }
     /// Trend of the leak metric (footprint where the OS has it, else RSS).
     pub fn memory_trend(&self) -> Option<Trend> {
-        let pts: Vec<(f64, u64)> = self.readings.iter().map(|(t, p)| (*t, p.leak_metric_bytes())).collect();
+        let pts: Vec<(f64, u64)> = self
+            .readings
+            .iter()
+            .map(|(t, p)| (*t, p.leak_metric_bytes()))
+            .collect();
         trend::fit(&pts)
     }
 }
 
 /// Read every pid `samples` times, evenly spread over `window` (one reading when `window` is 0).
-pub fn sample(platform: &dyn Platform, pids: &[u32], window: Duration, samples: usize) -> Vec<Series> {
-    let mut series: Vec<Series> =
-        pids.iter().map(|&pid| Series { pid, readings: Vec::new(), error: None }).collect();
+pub fn sample(
+    platform: &dyn Platform,
+    pids: &[u32],
+    window: Duration,
+    samples: usize,
+) -> Vec<Series> {
+    let mut series: Vec<Series> = pids
+        .iter()
+        .map(|&pid| Series {
+            pid,
+            readings: Vec::new(),
+            error: None,
+        })
+        .collect();
     let samples = if window.is_zero() { 1 } else { samples.max(2) };
-    let step = if samples > 1 { window / (samples as u32 - 1) } else { Duration::ZERO };
+    let step = if samples > 1 {
+        window / (samples as u32 - 1)
+    } else {
+        Duration::ZERO
+    };
     let start = Instant::now();
     for i in 0..samples {
         let due = start + step * i as u32;

@@ -38,7 +38,11 @@ pub fn fit(points: &[(f64, u64)]) -> Option<Trend> {
     }
     let slope = sxy / sxx; // bytes per second
     // A perfectly flat series is explained perfectly by a zero slope.
-    let r_squared = if syy <= f64::EPSILON { 1.0 } else { (sxy * sxy) / (sxx * syy) };
+    let r_squared = if syy <= f64::EPSILON {
+        1.0
+    } else {
+        (sxy * sxy) / (sxx * syy)
+    };
     let span = points.iter().map(|p| p.0).fold(f64::MIN, f64::max)
         - points.iter().map(|p| p.0).fold(f64::MAX, f64::min);
     Some(Trend {
@@ -81,7 +85,12 @@ mod tests {
         assert!(!t.is_leak(1.0));
         // Alternating +-50 MiB noise with a tiny drift: slope small, fit poor.
         let noisy: Vec<_> = (0..20u64)
-            .map(|i| (i as f64, 1024 * MIB + if i % 2 == 0 { 50 * MIB } else { 0 } + i * 1024))
+            .map(|i| {
+                (
+                    i as f64,
+                    1024 * MIB + if i % 2 == 0 { 50 * MIB } else { 0 } + i * 1024,
+                )
+            })
             .collect();
         let t = fit(&noisy).unwrap();
         assert!(t.r_squared < 0.9, "{t:?}");
@@ -91,8 +100,9 @@ mod tests {
     #[test]
     fn one_jump_is_not_steady() {
         // Flat, one 400 MiB step in the middle, flat again: positive slope, poor fit.
-        let pts: Vec<_> =
-            (0..20u64).map(|i| (i as f64, if i < 10 { 8000 * MIB } else { 8400 * MIB })).collect();
+        let pts: Vec<_> = (0..20u64)
+            .map(|i| (i as f64, if i < 10 { 8000 * MIB } else { 8400 * MIB }))
+            .collect();
         let t = fit(&pts).unwrap();
         assert!(t.slope_mib_per_min > 0.0);
         assert!(t.r_squared < 0.9);

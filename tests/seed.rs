@@ -11,7 +11,9 @@ use mlsdiag::platform::linux::Linux;
 use mlsdiag::sample::Series;
 
 fn fixture(p: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(p)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(p)
 }
 
 /// The `ps` line of the seed: pid, rss KiB, vsz KiB, %cpu, %mem, elapsed, state.
@@ -19,7 +21,12 @@ fn ps_numbers() -> (u32, u64, u64, char) {
     let text = std::fs::read_to_string(fixture("seed/ps.txt")).unwrap();
     let line = text.lines().nth(1).unwrap();
     let f: Vec<&str> = line.split_whitespace().collect();
-    (f[0].parse().unwrap(), f[1].parse().unwrap(), f[2].parse().unwrap(), f[6].chars().next().unwrap())
+    (
+        f[0].parse().unwrap(),
+        f[1].parse().unwrap(),
+        f[2].parse().unwrap(),
+        f[6].chars().next().unwrap(),
+    )
 }
 
 #[test]
@@ -41,7 +48,11 @@ fn recorded_proc_tree_reads_as_the_ps_numbers() {
     let groups = mlsdiag::commands::threads::group(&threads);
     assert_eq!(groups[0].wait, "futex_wait_queue");
     assert_eq!(groups[0].tids.len(), 14);
-    assert_eq!(groups[0].locks.len(), 1, "all fourteen wait on one lock word");
+    assert_eq!(
+        groups[0].locks.len(),
+        1,
+        "all fourteen wait on one lock word"
+    );
     let mem = linux.system_memory().unwrap();
     assert_eq!(mem.total_bytes, 128 << 30);
 }
@@ -51,18 +62,31 @@ fn the_seed_incident_is_diagnosed_hung() {
     let linux = Linux::with_root(fixture("linux/proc-seed"));
     let reading = linux.process(49387).unwrap();
     // Frozen: ten identical readings over two seconds.
-    let series = Series { pid: 49387, readings: (0..10).map(|i| (i as f64 * 0.2, reading.clone())).collect(), error: None };
-    let registry = mlsdiag::registry::parse(&std::fs::read_to_string(fixture("seed/worker_registry.json")).unwrap()).unwrap();
+    let series = Series {
+        pid: 49387,
+        readings: (0..10).map(|i| (i as f64 * 0.2, reading.clone())).collect(),
+        error: None,
+    };
+    let registry = mlsdiag::registry::parse(
+        &std::fs::read_to_string(fixture("seed/worker_registry.json")).unwrap(),
+    )
+    .unwrap();
     let log = LogState::read(&fixture("seed/mls.log")).unwrap();
     let worker_log = log.for_worker(Some("mlx-server-v3-1"), 49387, true);
     assert_eq!(worker_log.completed, 2);
-    assert_eq!(worker_log.in_flight.len(), 2, "req-319 and the 60 KB req-320 behind it");
+    assert_eq!(
+        worker_log.in_flight.len(),
+        2,
+        "req-319 and the 60 KB req-320 behind it"
+    );
     let pattern = regex::Regex::new("mlx-server-v3").unwrap();
     let a = assess(
         &Observation {
             series: &series,
             entry: Some(&registry[0]),
-            registry: RegistryView::Loaded { path: "fixtures/seed/worker_registry.json" },
+            registry: RegistryView::Loaded {
+                path: "fixtures/seed/worker_registry.json",
+            },
             pattern: &pattern,
             log: Some(&worker_log),
             parent: Some((4120, "python3.12".into())),

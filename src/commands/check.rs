@@ -14,7 +14,9 @@ use serde::Serialize;
 
 use super::fds::{IpcSummary, summarize};
 use super::{Ctx, pattern};
-use crate::classify::{Activity, Assessment, Finding, Observation, RegistryView, Status, Thresholds, Verdict, assess};
+use crate::classify::{
+    Activity, Assessment, Finding, Observation, RegistryView, Status, Thresholds, Verdict, assess,
+};
 use crate::cli::CheckArgs;
 use crate::discover::discover;
 use crate::mlslog::{InFlight, LogState};
@@ -84,14 +86,23 @@ pub struct WorkerReport {
 }
 
 /// The best human name for a worker: the registry's, else the argument that matched, else comm.
-fn worker_name(entry: Option<&RegistryEntry>, cmdline: &[String], comm: &str, re: &regex::Regex) -> String {
+fn worker_name(
+    entry: Option<&RegistryEntry>,
+    cmdline: &[String],
+    comm: &str,
+    re: &regex::Regex,
+) -> String {
     if let Some(n) = entry.and_then(|e| e.name.clone()) {
         return n;
     }
     cmdline
         .iter()
         .find(|a| re.is_match(a))
-        .map(|a| Path::new(a).file_name().map_or(a.clone(), |f| f.to_string_lossy().into_owned()))
+        .map(|a| {
+            Path::new(a)
+                .file_name()
+                .map_or(a.clone(), |f| f.to_string_lossy().into_owned())
+        })
         .unwrap_or_else(|| comm.to_string())
 }
 
@@ -102,17 +113,48 @@ pub fn collect(args: &CheckArgs, ctx: &Ctx) -> anyhow::Result<CheckReport> {
     let mut status = Status::Ok;
     let mut notes = Vec::new();
     let (registry, reg_state, why) = match &loaded {
-        Loaded::Ok(r) => (Some(r), RegistryState { path: reg_path.clone(), state: "ok", error: None, entries: r.entries.len() }, String::new()),
+        Loaded::Ok(r) => (
+            Some(r),
+            RegistryState {
+                path: reg_path.clone(),
+                state: "ok",
+                error: None,
+                entries: r.entries.len(),
+            },
+            String::new(),
+        ),
         Loaded::Missing(_) => {
             status = Status::Unknown;
             let why = format!("{reg_path} does not exist");
-            notes.push(format!("registry {why}: orphans cannot be told apart (set --registry or MLSDIAG_REGISTRY)"));
-            (None, RegistryState { path: reg_path.clone(), state: "missing", error: Some(why.clone()), entries: 0 }, why)
+            notes.push(format!(
+                "registry {why}: orphans cannot be told apart (set --registry or MLSDIAG_REGISTRY)"
+            ));
+            (
+                None,
+                RegistryState {
+                    path: reg_path.clone(),
+                    state: "missing",
+                    error: Some(why.clone()),
+                    entries: 0,
+                },
+                why,
+            )
         }
         Loaded::Invalid(e) => {
             status = Status::Unknown;
-            notes.push(format!("registry unreadable: {e}; workers found by pattern only"));
-            (None, RegistryState { path: reg_path.clone(), state: "invalid", error: Some(e.to_string()), entries: 0 }, e.to_string())
+            notes.push(format!(
+                "registry unreadable: {e}; workers found by pattern only"
+            ));
+            (
+                None,
+                RegistryState {
+                    path: reg_path.clone(),
+                    state: "invalid",
+                    error: Some(e.to_string()),
+                    entries: 0,
+                },
+                e.to_string(),
+            )
         }
     };
     let log = match &args.log {
@@ -141,10 +183,16 @@ pub fn collect(args: &CheckArgs, ctx: &Ctx) -> anyhow::Result<CheckReport> {
         let last = s.last();
         let name = match last {
             Some(p) => worker_name(entry, &p.cmdline, &p.name, &re),
-            None => entry.and_then(|e| e.name.clone()).unwrap_or_else(|| format!("pid {}", cand.pid)),
+            None => entry
+                .and_then(|e| e.name.clone())
+                .unwrap_or_else(|| format!("pid {}", cand.pid)),
         };
-        let worker_log = log.as_ref().map(|l| l.for_worker(Some(&name), cand.pid, only_worker));
-        let parent = last.and_then(|p| ctx.platform.process(p.ppid).ok()).map(|p| (p.pid, p.name));
+        let worker_log = log
+            .as_ref()
+            .map(|l| l.for_worker(Some(&name), cand.pid, only_worker));
+        let parent = last
+            .and_then(|p| ctx.platform.process(p.ppid).ok())
+            .map(|p| (p.pid, p.name));
         let assessment: Assessment = assess(
             &Observation {
                 series: s,
@@ -225,10 +273,17 @@ pub fn collect(args: &CheckArgs, ctx: &Ctx) -> anyhow::Result<CheckReport> {
         exit_code: status.code(),
         pattern: args.discovery.pattern.clone(),
         registry: reg_state,
-        log: args.log.as_ref().zip(log.as_ref()).map(|(p, l)| LogSource { path: p.display().to_string(), events: l.events }),
+        log: args.log.as_ref().zip(log.as_ref()).map(|(p, l)| LogSource {
+            path: p.display().to_string(),
+            events: l.events,
+        }),
         window_secs: window.as_secs_f64(),
         workers,
-        orchestrators: found.orchestrators.iter().map(|&(pid, workers)| Orchestrator { pid, workers }).collect(),
+        orchestrators: found
+            .orchestrators
+            .iter()
+            .map(|&(pid, workers)| Orchestrator { pid, workers })
+            .collect(),
         summary,
         notes,
     })
@@ -251,7 +306,9 @@ fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
 pub fn print(r: &CheckReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result<()> {
     let st = &ctx.style;
     if !r.workers.is_empty() {
-        let mut t = st.table(&["PID", "NAME", "S", "%CPU", "RSS", "VSZ", "ELAPSED", "THR", "VERDICT", "ACTIVITY"]);
+        let mut t = st.table(&[
+            "PID", "NAME", "S", "%CPU", "RSS", "VSZ", "ELAPSED", "THR", "VERDICT", "ACTIVITY",
+        ]);
         for w in &r.workers {
             t.add_row(vec![
                 comfy_table::Cell::new(w.pid),
@@ -260,7 +317,9 @@ pub fn print(r: &CheckReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result
                 comfy_table::Cell::new(opt(w.cpu_percent, |c| format!("{c:.1}"))),
                 comfy_table::Cell::new(opt(w.rss_bytes, bytes)),
                 comfy_table::Cell::new(opt(w.vsz_bytes, bytes)),
-                comfy_table::Cell::new(opt(w.elapsed_secs, |s| duration(std::time::Duration::from_secs(s)))),
+                comfy_table::Cell::new(opt(w.elapsed_secs, |s| {
+                    duration(std::time::Duration::from_secs(s))
+                })),
                 comfy_table::Cell::new(opt(w.threads, |n| n.to_string())),
                 st.verdict_cell(w.verdict),
                 comfy_table::Cell::new(w.activity.label()),
@@ -269,7 +328,13 @@ pub fn print(r: &CheckReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result
         writeln!(out, "{t}")?;
         writeln!(out)?;
         for w in &r.workers {
-            writeln!(out, "PID {} {}: {}", w.pid, sanitize(&w.name), w.verdict.label().to_uppercase())?;
+            writeln!(
+                out,
+                "PID {} {}: {}",
+                w.pid,
+                sanitize(&w.name),
+                w.verdict.label().to_uppercase()
+            )?;
             for f in &w.findings {
                 for e in &f.evidence {
                     writeln!(out, "  ✗ [{}] {}", f.verdict.label(), sanitize(e))?;
@@ -281,12 +346,20 @@ pub fn print(r: &CheckReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result
         }
     }
     for (pid, n) in r.orchestrators.iter().map(|o| (o.pid, o.workers)) {
-        writeln!(out, "orchestrator PID {pid} (parent of {n} worker(s)) is not counted as a worker")?;
+        writeln!(
+            out,
+            "orchestrator PID {pid} (parent of {n} worker(s)) is not counted as a worker"
+        )?;
     }
     for n in &r.notes {
         writeln!(out, "note: {}", sanitize(n))?;
     }
-    let counts: Vec<String> = r.summary.iter().rev().map(|(v, n)| format!("{n} {}", v.label())).collect();
+    let counts: Vec<String> = r
+        .summary
+        .iter()
+        .rev()
+        .map(|(v, n)| format!("{n} {}", v.label()))
+        .collect();
     writeln!(
         out,
         "{} worker(s){}{} → {} (exit {})",

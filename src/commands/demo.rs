@@ -66,11 +66,18 @@ fn kill_group(pgid: i32, signal: i32) {
 
 /// Stop a simulation: its whole process group, then its directory.
 pub fn stop(dir: &Path) -> anyhow::Result<()> {
-    let meta = std::fs::symlink_metadata(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-    anyhow::ensure!(meta.is_dir() && !meta.file_type().is_symlink(), "{}: not a demo directory", dir.display());
+    let meta =
+        std::fs::symlink_metadata(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    anyhow::ensure!(
+        meta.is_dir() && !meta.file_type().is_symlink(),
+        "{}: not a demo directory",
+        dir.display()
+    );
     let state_path = dir.join(STATE_FILE);
-    let text = std::fs::read_to_string(&state_path).map_err(|e| anyhow::anyhow!("{}: {e}", state_path.display()))?;
-    let state: State = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", state_path.display()))?;
+    let text = std::fs::read_to_string(&state_path)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", state_path.display()))?;
+    let state: State = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", state_path.display()))?;
     kill_group(state.pgid as i32, libc::SIGKILL);
     std::fs::remove_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
     Ok(())
@@ -84,10 +91,17 @@ fn wait_for_state(dir: &Path, child: &mut std::process::Child) -> anyhow::Result
             return Ok(serde_json::from_str(&text)?);
         }
         if let Some(status) = child.try_wait()? {
-            let errors = std::fs::read_to_string(dir.join("orchestrator.stderr")).unwrap_or_default();
-            anyhow::bail!("the simulated orchestrator exited ({status}) before it was ready: {}", errors.trim());
+            let errors =
+                std::fs::read_to_string(dir.join("orchestrator.stderr")).unwrap_or_default();
+            anyhow::bail!(
+                "the simulated orchestrator exited ({status}) before it was ready: {}",
+                errors.trim()
+            );
         }
-        anyhow::ensure!(Instant::now() < deadline, "the simulated server did not start within 60 s");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the simulated server did not start within 60 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -113,7 +127,12 @@ pub fn run(args: &DemoArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<St
     cmd.arg("__demo-orchestrator")
         .arg("--dir")
         .arg(&dir)
-        .args(["--tag", &tag, "--name", &sim::process_name(&tag, "orchestrator")])
+        .args([
+            "--tag",
+            &tag,
+            "--name",
+            &sim::process_name(&tag, "orchestrator"),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr);
@@ -142,10 +161,19 @@ pub fn run(args: &DemoArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<St
     result
 }
 
-fn diagnose(args: &DemoArgs, ctx: &Ctx, out: &mut dyn Write, dir: &Path, child: &mut std::process::Child) -> anyhow::Result<Status> {
+fn diagnose(
+    args: &DemoArgs,
+    ctx: &Ctx,
+    out: &mut dyn Write,
+    dir: &Path,
+    child: &mut std::process::Child,
+) -> anyhow::Result<Status> {
     let state = wait_for_state(dir, child)?;
     let check_args = CheckArgs {
-        discovery: DiscoveryArgs { pattern: state.pattern.clone(), registry: state.registry.clone() },
+        discovery: DiscoveryArgs {
+            pattern: state.pattern.clone(),
+            registry: state.registry.clone(),
+        },
         log: Some(state.log.clone()),
         window: args.window,
         leak_window: None,
@@ -160,7 +188,12 @@ fn diagnose(args: &DemoArgs, ctx: &Ctx, out: &mut dyn Write, dir: &Path, child: 
             dir.display(),
             state.orchestrator_pid,
             state.workers.len(),
-            state.workers.iter().map(|(r, p, _)| format!("{} {p}", r.label())).collect::<Vec<_>>().join(", "),
+            state
+                .workers
+                .iter()
+                .map(|(r, p, _)| format!("{} {p}", r.label()))
+                .collect::<Vec<_>>()
+                .join(", "),
             args.window.as_secs_f64()
         )?;
     }
@@ -171,7 +204,8 @@ fn diagnose(args: &DemoArgs, ctx: &Ctx, out: &mut dyn Write, dir: &Path, child: 
         .map(|&(role, pid, _)| {
             let (verdict, activity) = expected(role);
             let found = report.workers.iter().find(|w| w.pid == pid);
-            let as_designed = found.is_some_and(|w| w.verdict == verdict && activity.is_none_or(|a| a == w.activity));
+            let as_designed = found
+                .is_some_and(|w| w.verdict == verdict && activity.is_none_or(|a| a == w.activity));
             Expectation {
                 role,
                 pid,
@@ -199,7 +233,11 @@ fn diagnose(args: &DemoArgs, ctx: &Ctx, out: &mut dyn Write, dir: &Path, child: 
         check::print(&report, ctx, out)?;
         writeln!(out)?;
         if as_designed {
-            writeln!(out, "demo: all {} workers diagnosed as designed.", expectations.len())?;
+            writeln!(
+                out,
+                "demo: all {} workers diagnosed as designed.",
+                expectations.len()
+            )?;
         } else {
             for e in expectations.iter().filter(|e| !e.as_designed) {
                 writeln!(
@@ -218,15 +256,31 @@ fn diagnose(args: &DemoArgs, ctx: &Ctx, out: &mut dyn Write, dir: &Path, child: 
             let reg = state.registry.display();
             let log = state.log.display();
             writeln!(out, "\nThe simulation keeps running. Try:")?;
-            writeln!(out, "  {exe} check --pattern {} --registry {reg} --log {log}", state.pattern)?;
+            writeln!(
+                out,
+                "  {exe} check --pattern {} --registry {reg} --log {log}",
+                state.pattern
+            )?;
             let pid_of = |r: Role| state.workers.iter().find(|w| w.0 == r).map_or(0, |w| w.1);
             writeln!(out, "  {exe} threads {}", pid_of(Role::Hung))?;
             writeln!(out, "  {exe} fds {}", pid_of(Role::Idle))?;
-            writeln!(out, "  {exe} registry --pattern {} --registry {reg}", state.pattern)?;
-            writeln!(out, "  {exe} mem --pattern {} --registry {reg} --samples 5", state.pattern)?;
+            writeln!(
+                out,
+                "  {exe} registry --pattern {} --registry {reg}",
+                state.pattern
+            )?;
+            writeln!(
+                out,
+                "  {exe} mem --pattern {} --registry {reg} --samples 5",
+                state.pattern
+            )?;
             writeln!(out, "Stop it with:\n  {exe} demo --stop {}", dir.display())?;
         }
     }
     // The demo succeeds when the diagnosis matches the design, whatever the verdicts are.
-    Ok(if as_designed { Status::Ok } else { Status::Warning })
+    Ok(if as_designed {
+        Status::Ok
+    } else {
+        Status::Warning
+    })
 }

@@ -55,7 +55,11 @@ pub fn summarize(fds: &[FdInfo], parent: Option<u32>) -> IpcSummary {
     for f in fds {
         *counts.entry(f.kind).or_insert(0) += 1;
     }
-    let mut shm_objects: Vec<String> = fds.iter().filter(|f| f.kind == FdKind::Shm).map(|f| f.target.clone()).collect();
+    let mut shm_objects: Vec<String> = fds
+        .iter()
+        .filter(|f| f.kind == FdKind::Shm)
+        .map(|f| f.target.clone())
+        .collect();
     shm_objects.dedup();
     let mut warnings = Vec::new();
     for std_fd in 0..3 {
@@ -79,7 +83,12 @@ pub fn summarize(fds: &[FdInfo], parent: Option<u32>) -> IpcSummary {
         )),
         _ => {}
     }
-    IpcSummary { counts, shm_objects, channels_to_parent, warnings }
+    IpcSummary {
+        counts,
+        shm_objects,
+        channels_to_parent,
+        warnings,
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -97,7 +106,14 @@ pub fn run(args: &FdsArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Sta
     let peers: Option<&[u32]> = if args.no_peers { None } else { Some(&[]) };
     let fds = ctx.platform.fds(args.pid, peers)?;
     let ipc = summarize(&fds, Some(p.ppid));
-    let report = FdsReport { schema_version: SCHEMA_VERSION, command: "fds", pid: args.pid, ppid: p.ppid, fds, ipc };
+    let report = FdsReport {
+        schema_version: SCHEMA_VERSION,
+        command: "fds",
+        pid: args.pid,
+        ppid: p.ppid,
+        fds,
+        ipc,
+    };
     if ctx.json {
         render::json(out, &report)?;
         return Ok(Status::Ok);
@@ -119,9 +135,18 @@ pub fn run(args: &FdsArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Sta
         ]);
     }
     writeln!(out, "{t}")?;
-    writeln!(out, "PID {} {}: {}", p.pid, sanitize(&p.name), report.ipc.line())?;
+    writeln!(
+        out,
+        "PID {} {}: {}",
+        p.pid,
+        sanitize(&p.name),
+        report.ipc.line()
+    )?;
     if report.ipc.warnings.is_empty() {
-        writeln!(out, "channels present: if the worker is silent, suspect a deadlock, not IPC")?;
+        writeln!(
+            out,
+            "channels present: if the worker is silent, suspect a deadlock, not IPC"
+        )?;
     } else {
         writeln!(out, "channels missing: suspect an IPC failure")?;
     }
@@ -137,28 +162,52 @@ mod tests {
         FdInfo {
             fd,
             kind,
-            target: if kind == FdKind::Shm { "/mls_kv".into() } else { String::new() },
+            target: if kind == FdKind::Shm {
+                "/mls_kv".into()
+            } else {
+                String::new()
+            },
             object_id: None,
             state: None,
-            peers: peer.map(|pid| Peer { pid, name: "orch".into(), fd: 9 }).into_iter().collect(),
+            peers: peer
+                .map(|pid| Peer {
+                    pid,
+                    name: "orch".into(),
+                    fd: 9,
+                })
+                .into_iter()
+                .collect(),
         }
     }
 
     #[test]
     fn healthy_worker_links_to_its_parent() {
-        let fds = [fd(0, FdKind::Pipe, Some(10)), fd(1, FdKind::Pipe, Some(10)), fd(2, FdKind::File, None), fd(13, FdKind::UnixSocket, Some(10)), fd(14, FdKind::Shm, None)];
+        let fds = [
+            fd(0, FdKind::Pipe, Some(10)),
+            fd(1, FdKind::Pipe, Some(10)),
+            fd(2, FdKind::File, None),
+            fd(13, FdKind::UnixSocket, Some(10)),
+            fd(14, FdKind::Shm, None),
+        ];
         let s = summarize(&fds, Some(10));
         assert_eq!(s.channels_to_parent, Some(3));
         assert!(s.warnings.is_empty(), "{:?}", s.warnings);
         assert_eq!(s.shm_objects, ["/mls_kv"]);
-        assert!(s.line().starts_with("IPC: 2 pipe(s), 1 unix socket(s), 1 shm; 3 channel(s)"));
+        assert!(
+            s.line()
+                .starts_with("IPC: 2 pipe(s), 1 unix socket(s), 1 shm; 3 channel(s)")
+        );
     }
 
     #[test]
     fn missing_streams_and_lost_parent_are_warnings() {
         let fds = [fd(1, FdKind::Pipe, Some(99)), fd(2, FdKind::Pipe, None)];
         let s = summarize(&fds, Some(10));
-        assert!(s.warnings.iter().any(|w| w.contains("fd 0 (stdin) is closed")));
+        assert!(
+            s.warnings
+                .iter()
+                .any(|w| w.contains("fd 0 (stdin) is closed"))
+        );
         assert!(s.warnings.iter().any(|w| w.contains("IPC failure")));
         let orphan = summarize(&fds, Some(1));
         assert!(orphan.warnings.iter().any(|w| w.contains("init/launchd")));

@@ -51,7 +51,11 @@ pub fn run(args: &MemArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Sta
             Loaded::Ok(r) => Some(r),
             _ => None,
         };
-        discover(platform, &re, reg.as_ref())?.workers.iter().map(|c| c.pid).collect()
+        discover(platform, &re, reg.as_ref())?
+            .workers
+            .iter()
+            .map(|c| c.pid)
+            .collect()
     } else {
         args.pids.clone()
     };
@@ -71,14 +75,23 @@ pub fn run(args: &MemArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Sta
                 samples: s
                     .readings
                     .iter()
-                    .map(|(t, p)| MemSample { at_secs: *t, rss_bytes: p.rss_bytes, footprint_bytes: p.footprint_bytes })
+                    .map(|(t, p)| MemSample {
+                        at_secs: *t,
+                        rss_bytes: p.rss_bytes,
+                        footprint_bytes: p.footprint_bytes,
+                    })
                     .collect(),
                 trend: s.memory_trend(),
                 error: s.error.as_ref().map(|e| e.to_string()),
             }
         })
         .collect();
-    let report = MemReport { schema_version: SCHEMA_VERSION, command: "mem", system, workers };
+    let report = MemReport {
+        schema_version: SCHEMA_VERSION,
+        command: "mem",
+        system,
+        workers,
+    };
     if ctx.json {
         render::json(out, &report)?;
         return Ok(status);
@@ -94,7 +107,12 @@ pub fn run(args: &MemArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Sta
         bytes(m.swap_free_bytes),
         bytes(m.swap_total_bytes)
     )?;
-    writeln!(out, "pressure: {} ({})", m.pressure.label(), m.pressure_evidence)?;
+    writeln!(
+        out,
+        "pressure: {} ({})",
+        m.pressure.label(),
+        m.pressure_evidence
+    )?;
     if report.workers.is_empty() {
         writeln!(out, "no workers found")?;
         return Ok(status);

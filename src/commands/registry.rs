@@ -65,7 +65,10 @@ pub fn run(args: &RegistryArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Resul
         let (liveness, detail) = match platform.process(e.pid) {
             Err(InspectError::Gone { pid }) => (Liveness::Dead, format!("PID {pid} is gone")),
             Err(err) => (Liveness::Unknown, err.to_string()),
-            Ok(p) if p.is_zombie() => (Liveness::Zombie, format!("zombie, not reaped by parent PID {}", p.ppid)),
+            Ok(p) if p.is_zombie() => (
+                Liveness::Zombie,
+                format!("zombie, not reaped by parent PID {}", p.ppid),
+            ),
             Ok(p) => {
                 let problems = identity_problems(e, &p, &p, &re, Thresholds::default().spawn_slack);
                 if problems.is_empty() {
@@ -80,13 +83,21 @@ pub fn run(args: &RegistryArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Resul
             Liveness::Unknown => Status::Unknown,
             _ => Status::Critical,
         });
-        entries.push(EntryRow { entry: e.clone(), liveness, detail });
+        entries.push(EntryRow {
+            entry: e.clone(),
+            liveness,
+            detail,
+        });
     }
     let found = discover(platform, &re, Some(&reg))?;
     let mut unlisted = Vec::new();
     for c in found.workers.iter().filter(|c| c.registered.is_none()) {
         if let Ok(p) = platform.process(c.pid) {
-            unlisted.push(Unlisted { pid: p.pid, ppid: p.ppid, command: p.command() });
+            unlisted.push(Unlisted {
+                pid: p.pid,
+                ppid: p.ppid,
+                command: p.command(),
+            });
             status = status.worst(Status::Warning);
         }
     }
@@ -102,7 +113,9 @@ pub fn run(args: &RegistryArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Resul
         render::json(out, &report)?;
         return Ok(status);
     }
-    let mut t = ctx.style.table(&["PID", "NAME", "MODEL", "PORT", "SPAWNED", "LIVENESS", "DETAIL"]);
+    let mut t = ctx.style.table(&[
+        "PID", "NAME", "MODEL", "PORT", "SPAWNED", "LIVENESS", "DETAIL",
+    ]);
     for r in &report.entries {
         let e = &r.entry;
         t.add_row(vec![
@@ -110,15 +123,35 @@ pub fn run(args: &RegistryArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Resul
             sanitize(e.name.as_deref().unwrap_or("-")),
             sanitize(e.model.as_deref().unwrap_or("-")),
             e.port.map_or("-".into(), |p| p.to_string()),
-            e.spawned_at.map_or("-".into(), |t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string()),
+            e.spawned_at.map_or("-".into(), |t| {
+                t.with_timezone(&chrono::Local)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            }),
             format!("{:?}", r.liveness).to_lowercase(),
             sanitize(&r.detail),
         ]);
     }
-    writeln!(out, "{}: {} entr{}", report.path, report.entries.len(), if report.entries.len() == 1 { "y" } else { "ies" })?;
+    writeln!(
+        out,
+        "{}: {} entr{}",
+        report.path,
+        report.entries.len(),
+        if report.entries.len() == 1 {
+            "y"
+        } else {
+            "ies"
+        }
+    )?;
     writeln!(out, "{t}")?;
     for u in &report.unlisted {
-        writeln!(out, "not in registry: PID {} (parent {}) {}", u.pid, u.ppid, sanitize(&u.command))?;
+        writeln!(
+            out,
+            "not in registry: PID {} (parent {}) {}",
+            u.pid,
+            u.ppid,
+            sanitize(&u.command)
+        )?;
     }
     Ok(status)
 }

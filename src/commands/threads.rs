@@ -69,7 +69,11 @@ fn wait_of(t: &ThreadInfo) -> Option<(String, Option<u64>)> {
         _ => (None, None),
     };
     let is_lock = sys_name.as_deref().is_some_and(|n| n.starts_with("futex"));
-    let label = t.wait_channel.clone().or(sys_name).unwrap_or_else(|| format!("state {}", t.state));
+    let label = t
+        .wait_channel
+        .clone()
+        .or(sys_name)
+        .unwrap_or_else(|| format!("state {}", t.state));
     Some((label, if is_lock { arg0 } else { None }))
 }
 
@@ -77,8 +81,14 @@ fn wait_of(t: &ThreadInfo) -> Option<(String, Option<u64>)> {
 pub fn group(threads: &[ThreadInfo]) -> Vec<WaitGroup> {
     let mut by: BTreeMap<String, WaitGroup> = BTreeMap::new();
     for t in threads {
-        let Some((wait, lock)) = wait_of(t) else { continue };
-        let g = by.entry(wait.clone()).or_insert_with(|| WaitGroup { wait, tids: vec![], locks: BTreeMap::new() });
+        let Some((wait, lock)) = wait_of(t) else {
+            continue;
+        };
+        let g = by.entry(wait.clone()).or_insert_with(|| WaitGroup {
+            wait,
+            tids: vec![],
+            locks: BTreeMap::new(),
+        });
         g.tids.push(t.tid);
         if let Some(addr) = lock {
             g.locks.entry(format!("{addr:#x}")).or_default().push(t.tid);
@@ -111,9 +121,15 @@ pub fn collect(args: &ThreadsArgs, ctx: &Ctx) -> anyhow::Result<ThreadsReport> {
         .into_iter()
         .map(|t| {
             let cpu_percent = (span > 0.0)
-                .then(|| prev.get(&t.tid).map(|&b| t.cpu_ns().saturating_sub(b) as f64 / 1e9 / span * 100.0))
+                .then(|| {
+                    prev.get(&t.tid)
+                        .map(|&b| t.cpu_ns().saturating_sub(b) as f64 / 1e9 / span * 100.0)
+                })
                 .flatten();
-            ThreadRow { thread: t, cpu_percent }
+            ThreadRow {
+                thread: t,
+                cpu_percent,
+            }
         })
         .collect();
     Ok(ThreadsReport {
@@ -135,7 +151,9 @@ pub fn run(args: &ThreadsArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result
         render::json(out, &r)?;
         return Ok(Status::Ok);
     }
-    let mut t = ctx.style.table(&["TID", "NAME", "S", "%CPU", "USER s", "SYS s", "WCHAN", "SYSCALL"]);
+    let mut t = ctx.style.table(&[
+        "TID", "NAME", "S", "%CPU", "USER s", "SYS s", "WCHAN", "SYSCALL",
+    ]);
     for row in &r.threads {
         let th = &row.thread;
         t.add_row(vec![
@@ -158,20 +176,34 @@ pub fn run(args: &ThreadsArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result
         sanitize(&r.name),
         r.threads.len(),
         states.join(", "),
-        if r.all_blocked { "all blocked, none running" } else { "some running" }
+        if r.all_blocked {
+            "all blocked, none running"
+        } else {
+            "some running"
+        }
     )?;
     for g in &r.groups {
         let mut line = format!("  {} thread(s) in {}", g.tids.len(), g.wait);
         if !g.locks.is_empty() {
-            let locks: Vec<String> = g.locks.iter().map(|(a, tids)| format!("{a} ×{}", tids.len())).collect();
-            line.push_str(&format!(" on {} lock(s): {}", g.locks.len(), locks.join(", ")));
+            let locks: Vec<String> = g
+                .locks
+                .iter()
+                .map(|(a, tids)| format!("{a} ×{}", tids.len()))
+                .collect();
+            line.push_str(&format!(
+                " on {} lock(s): {}",
+                g.locks.len(),
+                locks.join(", ")
+            ));
         }
         writeln!(out, "{line}")?;
     }
-    if let Some(Syscall::Unavailable { reason }) = r.threads.iter().find_map(|t| match &t.thread.syscall {
-        Some(s @ Syscall::Unavailable { .. }) => Some(s),
-        _ => None,
-    }) {
+    if let Some(Syscall::Unavailable { reason }) =
+        r.threads.iter().find_map(|t| match &t.thread.syscall {
+            Some(s @ Syscall::Unavailable { .. }) => Some(s),
+            _ => None,
+        })
+    {
         writeln!(out, "note: syscall details unavailable: {reason}")?;
     }
     Ok(Status::Ok)
@@ -189,7 +221,11 @@ mod tests {
             cpu_user_ns: 0,
             cpu_system_ns: 0,
             wait_channel: wchan.map(Into::into),
-            syscall: sys.map(|(n, a)| Syscall::Blocked { number: 202, name: Some(n.into()), arg0: a }),
+            syscall: sys.map(|(n, a)| Syscall::Blocked {
+                number: 202,
+                name: Some(n.into()),
+                arg0: a,
+            }),
             sleep_secs: None,
         }
     }
@@ -209,7 +245,11 @@ mod tests {
         assert_eq!(g[0].locks["0x10"], [1, 2]);
         assert_eq!(g[1].wait, "do_epoll_wait");
         assert!(g[1].locks.is_empty(), "epoll is not a lock");
-        assert_eq!(g.iter().map(|g| g.tids.len()).sum::<usize>(), 4, "running threads are not grouped");
+        assert_eq!(
+            g.iter().map(|g| g.tids.len()).sum::<usize>(),
+            4,
+            "running threads are not grouped"
+        );
     }
 
     #[test]

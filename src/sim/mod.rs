@@ -22,7 +22,9 @@ use serde::{Deserialize, Serialize};
 use crate::classify::Status;
 
 /// The roles of the simulated workers, in the order they are started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize, Hash, PartialOrd, Ord,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Burns CPU on a request that started long ago: healthy, working.
@@ -42,7 +44,14 @@ pub enum Role {
 }
 
 impl Role {
-    pub const DEMO: [Role; 6] = [Role::Working, Role::Idle, Role::Hung, Role::Crashed, Role::Leaking, Role::Orphan];
+    pub const DEMO: [Role; 6] = [
+        Role::Working,
+        Role::Idle,
+        Role::Hung,
+        Role::Crashed,
+        Role::Leaking,
+        Role::Orphan,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -144,7 +153,11 @@ fn history(now: DateTime<Utc>, workers: &[(Role, u32, String)]) -> String {
             let start = m(40 - k * 5) + chrono::Duration::seconds(i as i64);
             let id = format!("{}-{k}", role.label());
             lines.push(log_line(start, "INFO", &format!("Chat completion request: {tag} id={id} prompt_chars=8912 max_tokens=2000 temperature=0.3")));
-            lines.push(log_line(start + chrono::Duration::seconds(14), "INFO", &format!("Chat completion: 421 tokens in 13.9s (30.3 tok/s) {tag} id={id}")));
+            lines.push(log_line(
+                start + chrono::Duration::seconds(14),
+                "INFO",
+                &format!("Chat completion: 421 tokens in 13.9s (30.3 tok/s) {tag} id={id}"),
+            ));
         }
         match role {
             Role::Working => lines.push(log_line(m(20), "INFO", &format!("Chat completion request: {tag} id=big-1 prompt_chars=104857 max_tokens=4000 temperature=0.7"))),
@@ -167,7 +180,13 @@ fn history(now: DateTime<Utc>, workers: &[(Role, u32, String)]) -> String {
     lines.into_iter().map(|(_, l)| l).collect()
 }
 
-fn spawn_worker(role: Role, name: &str, args: &OrchestratorArgs, errlog: &std::fs::File, extra: &[&str]) -> anyhow::Result<Child> {
+fn spawn_worker(
+    role: Role,
+    name: &str,
+    args: &OrchestratorArgs,
+    errlog: &std::fs::File,
+    extra: &[&str],
+) -> anyhow::Result<Child> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     cmd.arg("__demo-worker")
@@ -186,15 +205,30 @@ fn spawn_worker(role: Role, name: &str, args: &OrchestratorArgs, errlog: &std::f
 pub fn orchestrator(args: &OrchestratorArgs) -> anyhow::Result<Status> {
     let parent_at_start = std::os::unix::process::parent_id();
     let listener = UnixListener::bind(args.dir.join("mls.sock"))?;
-    let errlog = std::fs::OpenOptions::new().create(true).append(true).open(args.dir.join("workers.stderr"))?;
+    let errlog = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(args.dir.join("workers.stderr"))?;
     let mut children: Vec<(Role, Child, DateTime<Utc>)> = Vec::new();
     for role in Role::DEMO {
         let spawned = Utc::now();
         let child = if role == Role::Orphan {
             let orphan = process_name(&args.tag, "orphan");
-            spawn_worker(Role::OrphanLauncher, &process_name(&args.tag, "orphan-launcher"), args, &errlog, &["--orphan-name", &orphan])?
+            spawn_worker(
+                Role::OrphanLauncher,
+                &process_name(&args.tag, "orphan-launcher"),
+                args,
+                &errlog,
+                &["--orphan-name", &orphan],
+            )?
         } else {
-            spawn_worker(role, &process_name(&args.tag, role.label()), args, &errlog, &[])?
+            spawn_worker(
+                role,
+                &process_name(&args.tag, role.label()),
+                args,
+                &errlog,
+                &[],
+            )?
         };
         children.push((role, child, spawned));
     }
@@ -204,7 +238,10 @@ pub fn orchestrator(args: &OrchestratorArgs) -> anyhow::Result<Status> {
     let mut links: Vec<UnixStream> = Vec::new();
     let mut hello: Vec<(Role, u32, String)> = Vec::new();
     while hello.len() < Role::DEMO.len() {
-        anyhow::ensure!(Instant::now() < deadline, "demo workers did not all start within 30 s");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "demo workers did not all start within 30 s"
+        );
         match listener.accept() {
             Ok((stream, _)) => {
                 stream.set_nonblocking(false)?;
@@ -212,14 +249,19 @@ pub fn orchestrator(args: &OrchestratorArgs) -> anyhow::Result<Status> {
                 let mut line = String::new();
                 BufReader::new(stream.try_clone()?).read_line(&mut line)?;
                 let mut it = line.split_whitespace();
-                if let (Some("hello"), Some(role), Some(pid), Some(name)) = (it.next(), it.next(), it.next(), it.next()) {
-                    let role = Role::from_str(role, true).map_err(|e| anyhow::anyhow!("bad hello {line:?}: {e}"))?;
+                if let (Some("hello"), Some(role), Some(pid), Some(name)) =
+                    (it.next(), it.next(), it.next(), it.next())
+                {
+                    let role = Role::from_str(role, true)
+                        .map_err(|e| anyhow::anyhow!("bad hello {line:?}: {e}"))?;
                     hello.push((role, pid.parse()?, name.to_string()));
                 }
                 stream.set_read_timeout(None)?;
                 links.push(stream);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -241,12 +283,19 @@ pub fn orchestrator(args: &OrchestratorArgs) -> anyhow::Result<Status> {
         })
         .collect();
     let registry = args.dir.join(REGISTRY_FILE);
-    write_atomic(&registry, serde_json::to_string_pretty(&serde_json::json!({ "workers": entries }))?.as_bytes())?;
+    write_atomic(
+        &registry,
+        serde_json::to_string_pretty(&serde_json::json!({ "workers": entries }))?.as_bytes(),
+    )?;
     // Now that it is registered, the crashing worker crashes; the launcher has already exited.
     for (role, child, _) in children.iter_mut() {
         match role {
             Role::Crashed => {
-                child.stdin.as_mut().map(|s| s.write_all(b"crash\n")).transpose()?;
+                child
+                    .stdin
+                    .as_mut()
+                    .map(|s| s.write_all(b"crash\n"))
+                    .transpose()?;
                 child.wait()?;
             }
             Role::Orphan => {
@@ -266,7 +315,10 @@ pub fn orchestrator(args: &OrchestratorArgs) -> anyhow::Result<Status> {
         log,
         workers: hello,
     };
-    write_atomic(&args.dir.join(STATE_FILE), serde_json::to_string_pretty(&state)?.as_bytes())?;
+    write_atomic(
+        &args.dir.join(STATE_FILE),
+        serde_json::to_string_pretty(&state)?.as_bytes(),
+    )?;
     // Serve: hold every channel open; end the whole simulation if our starter vanished.
     loop {
         std::thread::sleep(Duration::from_millis(100));
@@ -287,15 +339,32 @@ fn open_shm(name: &str) -> anyhow::Result<i32> {
     let cname = CString::new(name)?;
     // SAFETY: cname is a valid NUL-terminated string; flags and mode are constants.
     let fd = unsafe { libc::shm_open(cname.as_ptr(), libc::O_CREAT | libc::O_RDWR, 0o600) };
-    anyhow::ensure!(fd >= 0, "shm_open {name}: {}", std::io::Error::last_os_error());
+    anyhow::ensure!(
+        fd >= 0,
+        "shm_open {name}: {}",
+        std::io::Error::last_os_error()
+    );
     // The name is unlinked at once so nothing is left in /dev/shm; the open fd keeps the object.
     // SAFETY: fd is the descriptor just opened; 1 MiB is a valid length.
     unsafe {
         libc::ftruncate(fd, 1 << 20);
     }
     // SAFETY: mapping a fresh shared segment of the size just set; the result is checked.
-    let addr = unsafe { libc::mmap(std::ptr::null_mut(), 1 << 20, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0) };
-    anyhow::ensure!(addr != libc::MAP_FAILED, "mmap {name}: {}", std::io::Error::last_os_error());
+    let addr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            1 << 20,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        )
+    };
+    anyhow::ensure!(
+        addr != libc::MAP_FAILED,
+        "mmap {name}: {}",
+        std::io::Error::last_os_error()
+    );
     Ok(fd)
 }
 
@@ -323,9 +392,20 @@ pub fn worker(args: &WorkerArgs) -> anyhow::Result<Status> {
     if args.role == Role::OrphanLauncher {
         // Start the orphan with our pipes and exit: it is re-parented to init.
         let exe = std::env::current_exe()?;
-        let orphan_name = args.orphan_name.clone().unwrap_or_else(|| args.name.replace("-launcher", ""));
+        let orphan_name = args
+            .orphan_name
+            .clone()
+            .unwrap_or_else(|| args.name.replace("-launcher", ""));
         Command::new(exe)
-            .args(["__demo-worker", "--role", "orphan", "--name", &orphan_name, "--shm", &args.shm])
+            .args([
+                "__demo-worker",
+                "--role",
+                "orphan",
+                "--name",
+                &orphan_name,
+                "--shm",
+                &args.shm,
+            ])
             .arg("--socket")
             .arg(&args.socket)
             .spawn()?;
@@ -335,7 +415,15 @@ pub fn worker(args: &WorkerArgs) -> anyhow::Result<Status> {
     let link = UnixStream::connect(&args.socket)?;
     unlink_shm(&args.shm);
     let mut hello = link.try_clone()?;
-    let mut say_hello = move || writeln!(hello, "hello {} {} {}", args.role.label(), std::process::id(), args.name);
+    let mut say_hello = move || {
+        writeln!(
+            hello,
+            "hello {} {} {}",
+            args.role.label(),
+            std::process::id(),
+            args.name
+        )
+    };
     match args.role {
         Role::Working => {
             exit_when_link_closes(link);
@@ -345,7 +433,9 @@ pub fn worker(args: &WorkerArgs) -> anyhow::Result<Status> {
             loop {
                 let until = Instant::now() + Duration::from_millis(20);
                 while Instant::now() < until {
-                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                 }
                 std::hint::black_box(x);
                 std::thread::sleep(Duration::from_millis(20));
@@ -357,7 +447,10 @@ pub fn worker(args: &WorkerArgs) -> anyhow::Result<Status> {
             // Wait for work on stdin, like a worker blocked reading its request pipe.
             for line in std::io::stdin().lock().lines() {
                 if line?.trim() == "crash" && args.role == Role::Crashed {
-                    let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+                    let no_core = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
+                    };
                     // SAFETY: setrlimit with a valid struct: no core file for this deliberate crash.
                     unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
                     std::process::abort();
@@ -377,13 +470,16 @@ pub fn worker(args: &WorkerArgs) -> anyhow::Result<Status> {
             let a = Arc::new(Mutex::new(()));
             let b = Arc::new(Mutex::new(()));
             let both = Arc::new(Barrier::new(3));
-            let spawn = |first: Arc<Mutex<()>>, second: Arc<Mutex<()>>, name: &str, both: Arc<Barrier>| {
-                std::thread::Builder::new().name(name.into()).spawn(move || {
-                    let _g1 = first.lock().unwrap();
-                    both.wait(); // both threads hold their first lock...
-                    let _g2 = second.lock().unwrap(); // ...and wait forever for the other's
-                })
-            };
+            let spawn =
+                |first: Arc<Mutex<()>>, second: Arc<Mutex<()>>, name: &str, both: Arc<Barrier>| {
+                    std::thread::Builder::new()
+                        .name(name.into())
+                        .spawn(move || {
+                            let _g1 = first.lock().unwrap();
+                            both.wait(); // both threads hold their first lock...
+                            let _g2 = second.lock().unwrap(); // ...and wait forever for the other's
+                        })
+                };
             let t1 = spawn(a.clone(), b.clone(), "generate", both.clone())?;
             let t2 = spawn(b, a, "kv-cache", both.clone())?;
             both.wait();

@@ -2,8 +2,13 @@
 
 use crate::util::{Sim, json, run, stderr, stdout, write};
 
-fn worker<'a>(report: &'a serde_json::Value, pid: u32) -> &'a serde_json::Value {
-    report["workers"].as_array().unwrap().iter().find(|w| w["pid"] == pid).unwrap_or_else(|| panic!("PID {pid} missing: {report:#}"))
+fn worker(report: &serde_json::Value, pid: u32) -> &serde_json::Value {
+    report["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["pid"] == pid)
+        .unwrap_or_else(|| panic!("PID {pid} missing: {report:#}"))
 }
 
 #[test]
@@ -27,33 +32,64 @@ fn every_verdict_on_the_simulation() {
             assert_eq!(w["activity"], activity, "{role}: {w:#}");
         }
     }
-    assert_eq!(r["workers"].as_array().unwrap().len(), 6, "the orchestrator is not a worker");
+    assert_eq!(
+        r["workers"].as_array().unwrap().len(),
+        6,
+        "the orchestrator is not a worker"
+    );
     assert_eq!(r["orchestrators"][0]["pid"], sim.state["orchestrator_pid"]);
 
     let hung = worker(&r, sim.pid("hung"));
     let ev = hung["findings"][0]["evidence"].to_string();
-    assert!(ev.contains("request req-319 (8489 chars, max_tokens 2000, temperature 0.3) in flight for 12m"), "{ev}");
+    assert!(
+        ev.contains(
+            "request req-319 (8489 chars, max_tokens 2000, temperature 0.3) in flight for 12m"
+        ),
+        "{ev}"
+    );
     assert!(ev.contains("no thread running"), "{ev}");
     assert!(ev.contains("orchestrator timed out"), "{ev}");
     assert_eq!(hung["in_flight"][0]["id"], "req-319");
 
     let crashed = worker(&r, sim.pid("crashed"));
-    assert!(crashed["findings"][0]["evidence"][0].as_str().unwrap().contains("is gone"));
+    assert!(
+        crashed["findings"][0]["evidence"][0]
+            .as_str()
+            .unwrap()
+            .contains("is gone")
+    );
 
     let orphan = worker(&r, sim.pid("orphan"));
-    assert!(orphan["findings"][0]["evidence"][0].as_str().unwrap().contains("not listed in the registry"));
+    assert!(
+        orphan["findings"][0]["evidence"][0]
+            .as_str()
+            .unwrap()
+            .contains("not listed in the registry")
+    );
     assert_eq!(orphan["registered"], false);
 
     let leak = worker(&r, sim.pid("leaking"));
-    assert!(leak["findings"][0]["evidence"][0].as_str().unwrap().contains("MiB/min"));
+    assert!(
+        leak["findings"][0]["evidence"][0]
+            .as_str()
+            .unwrap()
+            .contains("MiB/min")
+    );
 
     let working = worker(&r, sim.pid("working"));
     assert!(working["cpu_percent"].as_f64().unwrap() > 1.0);
-    assert!(working["notes"].to_string().contains("working, not hung"), "an old request with CPU progress is not a hang");
+    assert!(
+        working["notes"].to_string().contains("working, not hung"),
+        "an old request with CPU progress is not a hang"
+    );
 
     // The IPC picture: pipes and a unix socket to the orchestrator, one shm segment.
     let idle = worker(&r, sim.pid("idle"));
-    assert!(idle["ipc"]["channels_to_parent"].as_u64().unwrap() >= 3, "{:#}", idle["ipc"]);
+    assert!(
+        idle["ipc"]["channels_to_parent"].as_u64().unwrap() >= 3,
+        "{:#}",
+        idle["ipc"]
+    );
     assert_eq!(idle["ipc"]["counts"]["shm"], 1);
 }
 
@@ -63,33 +99,74 @@ fn table_output_shows_evidence_and_status() {
     let out = sim.check(&["--window", "1s"]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(2));
-    for needle in ["VERDICT", "hung", "crashed", "orphan", "leaking", "✗ [hung] request req-319", "→ CRITICAL (exit 2)"] {
+    for needle in [
+        "VERDICT",
+        "hung",
+        "crashed",
+        "orphan",
+        "leaking",
+        "✗ [hung] request req-319",
+        "→ CRITICAL (exit 2)",
+    ] {
         assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
     }
-    assert!(!text.contains('\x1b'), "no colour when NO_COLOR is set or stdout is not a terminal");
+    assert!(
+        !text.contains('\x1b'),
+        "no colour when NO_COLOR is set or stdout is not a terminal"
+    );
 }
 
 #[test]
 fn a_stall_younger_than_hung_after_is_not_a_hang() {
     let sim = Sim::start();
     let pattern = format!("{}hung", sim.pattern());
-    let out = run(&["check", "--json", "--window", "1s", "--hung-after", "1h", "--pattern", &pattern, "--registry", sim.registry(), "--log", sim.log()]);
+    let out = run(&[
+        "check",
+        "--json",
+        "--window",
+        "1s",
+        "--hung-after",
+        "1h",
+        "--pattern",
+        &pattern,
+        "--registry",
+        sim.registry(),
+        "--log",
+        sim.log(),
+    ]);
     let r = json(&out);
     let hung = worker(&r, sim.pid("hung"));
     assert_eq!(hung["verdict"], "healthy");
     assert_eq!(hung["activity"], "stalled");
-    assert!(hung["notes"].to_string().contains("hung if still so after 1h"));
+    assert!(
+        hung["notes"]
+            .to_string()
+            .contains("hung if still so after 1h")
+    );
 }
 
 #[test]
 fn without_a_log_a_hang_cannot_be_proven() {
     let sim = Sim::start();
-    let out = run(&["check", "--json", "--window", "1s", "--pattern", sim.pattern(), "--registry", sim.registry()]);
+    let out = run(&[
+        "check",
+        "--json",
+        "--window",
+        "1s",
+        "--pattern",
+        sim.pattern(),
+        "--registry",
+        sim.registry(),
+    ]);
     let r = json(&out);
     let hung = worker(&r, sim.pid("hung"));
     assert_eq!(hung["verdict"], "healthy");
     assert!(hung["notes"].to_string().contains("no --log given"));
-    assert_eq!(out.status.code(), Some(2), "CRITICAL only because of the crashed worker");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "CRITICAL only because of the crashed worker"
+    );
     assert_eq!(r["summary"]["crashed"], 1);
     assert!(r["summary"].get("hung").is_none());
 }
@@ -98,7 +175,10 @@ fn without_a_log_a_hang_cannot_be_proven() {
 fn pid_reuse_and_zombies_are_crashes() {
     let sim = Sim::start();
     // A live process that is not a worker, listed under a worker's name.
-    let mut stranger = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+    let mut stranger = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
     // A child of this test that exited and was not reaped: a zombie.
     let mut zombie = std::process::Command::new("true").spawn().unwrap();
     let zpid = zombie.id();
@@ -117,11 +197,24 @@ fn pid_reuse_and_zombies_are_crashes() {
             sim.pid("idle")
         ),
     );
-    let out = run(&["check", "--json", "--window", "0.5s", "--pattern", &format!("{}idle", sim.pattern()), "--registry", reg.to_str().unwrap()]);
+    let out = run(&[
+        "check",
+        "--json",
+        "--window",
+        "0.5s",
+        "--pattern",
+        &format!("{}idle", sim.pattern()),
+        "--registry",
+        reg.to_str().unwrap(),
+    ]);
     let r = json(&out);
     let ev = |pid: u32| worker(&r, pid)["findings"].to_string();
     assert_eq!(worker(&r, stranger.id())["verdict"], "crashed");
-    assert!(ev(stranger.id()).contains("now runs `sleep 60`"), "{}", ev(stranger.id()));
+    assert!(
+        ev(stranger.id()).contains("now runs `sleep 60`"),
+        "{}",
+        ev(stranger.id())
+    );
     // Registered as spawned in 2030: the running process started before that. Not reuse.
     assert_eq!(worker(&r, sim.pid("idle"))["verdict"], "healthy");
     assert_eq!(worker(&r, zpid)["verdict"], "crashed");
@@ -129,11 +222,30 @@ fn pid_reuse_and_zombies_are_crashes() {
     assert_eq!(out.status.code(), Some(2));
 
     // spawned_at before the process started: the PID now belongs to a newer process.
-    write(&reg, &format!(r#"[{{"pid":{},"name":"w","spawned_at":1577836800}}]"#, sim.pid("idle")));
-    let out = run(&["check", "--json", "--window", "0s", "--pattern", &format!("{}idle", sim.pattern()), "--registry", reg.to_str().unwrap()]);
+    write(
+        &reg,
+        &format!(
+            r#"[{{"pid":{},"name":"w","spawned_at":1577836800}}]"#,
+            sim.pid("idle")
+        ),
+    );
+    let out = run(&[
+        "check",
+        "--json",
+        "--window",
+        "0s",
+        "--pattern",
+        &format!("{}idle", sim.pattern()),
+        "--registry",
+        reg.to_str().unwrap(),
+    ]);
     let r = json(&out);
     assert_eq!(worker(&r, sim.pid("idle"))["verdict"], "crashed");
-    assert!(worker(&r, sim.pid("idle"))["findings"].to_string().contains("started"));
+    assert!(
+        worker(&r, sim.pid("idle"))["findings"]
+            .to_string()
+            .contains("started")
+    );
     stranger.kill().unwrap();
     stranger.wait().unwrap();
     zombie.wait().unwrap();
@@ -144,12 +256,24 @@ fn malformed_registry_still_reports_by_pattern_and_exits_unknown() {
     let sim = Sim::start();
     let bad = sim.path("bad.json");
     write(&bad, "{\n  \"workers\": [\n    {\"pid\": 12,}\n  ]\n}\n");
-    let out = run(&["check", "--json", "--window", "0.5s", "--pattern", &format!("{}idle", sim.pattern()), "--registry", bad.to_str().unwrap()]);
+    let out = run(&[
+        "check",
+        "--json",
+        "--window",
+        "0.5s",
+        "--pattern",
+        &format!("{}idle", sim.pattern()),
+        "--registry",
+        bad.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(3), "UNKNOWN");
     let r = json(&out);
     assert_eq!(r["registry"]["state"], "invalid");
     let err = r["registry"]["error"].as_str().unwrap();
-    assert!(err.contains("bad.json") && err.contains("line 3, column"), "{err}");
+    assert!(
+        err.contains("bad.json") && err.contains("line 3, column"),
+        "{err}"
+    );
     assert_eq!(worker(&r, sim.pid("idle"))["verdict"], "healthy");
 }
 
@@ -158,15 +282,41 @@ fn nothing_found_is_ok_and_bad_input_is_unknown() {
     let dir = tempfile::tempdir().unwrap();
     let reg = dir.path().join("reg.json");
     write(&reg, r#"{"workers": []}"#);
-    let out = run(&["check", "--window", "0s", "--pattern", "no-such-worker-zz9", "--registry", reg.to_str().unwrap()]);
+    let out = run(&[
+        "check",
+        "--window",
+        "0s",
+        "--pattern",
+        "no-such-worker-zz9",
+        "--registry",
+        reg.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(stdout(&out).contains("no workers found"));
 
-    let out = run(&["check", "--window", "0s", "--registry", reg.to_str().unwrap(), "--log", "/nonexistent/mls.log"]);
+    let out = run(&[
+        "check",
+        "--window",
+        "0s",
+        "--registry",
+        reg.to_str().unwrap(),
+        "--log",
+        "/nonexistent/mls.log",
+    ]);
     assert_eq!(out.status.code(), Some(3));
-    assert!(stderr(&out).contains("/nonexistent/mls.log"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent/mls.log"),
+        "{}",
+        stderr(&out)
+    );
 
-    let out = run(&["check", "--pattern", "(unclosed", "--registry", reg.to_str().unwrap()]);
+    let out = run(&[
+        "check",
+        "--pattern",
+        "(unclosed",
+        "--registry",
+        reg.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(3));
     assert!(stderr(&out).contains("--pattern"));
 
@@ -175,8 +325,20 @@ fn nothing_found_is_ok_and_bad_input_is_unknown() {
     assert_eq!(run(&["--help"]).status.code(), Some(0));
 
     let missing = dir.path().join("absent.json");
-    let out = run(&["check", "--window", "0s", "--pattern", "no-such-worker-zz9", "--registry", missing.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(3), "a registry that is not there: orphans cannot be judged");
+    let out = run(&[
+        "check",
+        "--window",
+        "0s",
+        "--pattern",
+        "no-such-worker-zz9",
+        "--registry",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "a registry that is not there: orphans cannot be judged"
+    );
     assert!(stdout(&out).contains("absent.json does not exist"));
 }
 
@@ -191,5 +353,11 @@ fn environment_variables_set_pattern_and_registry() {
         .unwrap();
     let r = json(&out);
     assert_eq!(r["pattern"], format!("{}idle", sim.pattern()));
-    assert!(r["workers"].as_array().unwrap().iter().any(|w| w["pid"] == sim.pid("idle")));
+    assert!(
+        r["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["pid"] == sim.pid("idle"))
+    );
 }

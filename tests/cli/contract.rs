@@ -112,7 +112,8 @@ struct Ipc {
 fn check_json_matches_the_documented_schema() {
     let sim = Sim::start();
     let out = sim.check(&["--json", "--window", "0.5s"]);
-    let r: Check = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let r: Check = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
     assert_eq!(r.schema_version, 1);
     assert_eq!(r.command, "check");
     assert_eq!(r.exit_code, 2);
@@ -120,7 +121,11 @@ fn check_json_matches_the_documented_schema() {
     assert_eq!(r.workers.len(), 6);
     assert_eq!(r.summary.values().sum::<usize>(), 6);
     let verdicts = ["healthy", "orphan", "leaking", "unknown", "hung", "crashed"];
-    assert!(r.workers.iter().all(|w| verdicts.contains(&w.verdict.as_str())));
+    assert!(
+        r.workers
+            .iter()
+            .all(|w| verdicts.contains(&w.verdict.as_str()))
+    );
 }
 
 #[test]
@@ -131,10 +136,18 @@ fn every_subcommand_has_schema_version_1() {
         vec!["threads", &pid, "--window", "0s", "--json"],
         vec!["fds", &pid, "--json"],
         vec!["mem", &pid, "--json"],
-        vec!["registry", "--json", "--registry", sim.registry(), "--pattern", sim.pattern()],
+        vec![
+            "registry",
+            "--json",
+            "--registry",
+            sim.registry(),
+            "--pattern",
+            sim.pattern(),
+        ],
     ] {
         let out = run(&args);
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"));
         assert_eq!(v["schema_version"], 1, "{args:?}");
         assert_eq!(v["command"], args[0], "{args:?}");
     }

@@ -5,9 +5,13 @@ use crate::util::{run, stdout};
 
 fn assert_same(committed: &str, args: &[&str]) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(committed);
-    let on_disk = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let on_disk =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let generated = stdout(&run(args));
-    assert!(on_disk == generated, "{committed} is stale: run scripts/gen-docs");
+    assert!(
+        on_disk == generated,
+        "{committed} is stale: run scripts/gen-docs"
+    );
 }
 
 #[test]

@@ -11,11 +11,25 @@ fn threads_of_the_deadlocked_worker_group_by_lock() {
     let r = json(&out);
     assert_eq!(r["all_blocked"], true, "{r:#}");
     let threads = r["threads"].as_array().unwrap();
-    assert_eq!(threads.len(), 4, "main, ipc-link and the two deadlocked threads");
-    let names: Vec<&str> = threads.iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert!(names.contains(&"generate") && names.contains(&"kv-cache"), "{names:?}");
+    assert_eq!(
+        threads.len(),
+        4,
+        "main, ipc-link and the two deadlocked threads"
+    );
+    let names: Vec<&str> = threads
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"generate") && names.contains(&"kv-cache"),
+        "{names:?}"
+    );
     // The three lock waiters share one wait channel; each waits on its own lock word.
-    let locks = r["groups"].as_array().unwrap().iter().find(|g| !g["locks"].as_object().unwrap().is_empty())
+    let locks = r["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| !g["locks"].as_object().unwrap().is_empty())
         .unwrap_or_else(|| panic!("no lock group: {r:#}"));
     assert_eq!(locks["tids"].as_array().unwrap().len(), 3, "{locks:#}");
     assert_eq!(locks["locks"].as_object().unwrap().len(), 3, "{locks:#}");
@@ -24,7 +38,10 @@ fn threads_of_the_deadlocked_worker_group_by_lock() {
         assert_eq!(t["cpu_percent"].as_f64(), Some(0.0), "{t:#}");
     }
     let table = stdout(&run(&["threads", &pid, "--window", "0s"]));
-    assert!(table.contains("all blocked, none running") && table.contains("3 thread(s) in"), "{table}");
+    assert!(
+        table.contains("all blocked, none running") && table.contains("3 thread(s) in"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -35,39 +52,82 @@ fn fds_show_pipes_socket_peer_and_shm() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = json(&out);
     let fds = r["fds"].as_array().unwrap();
-    let by_fd = |n: i64| fds.iter().find(|f| f["fd"] == n).unwrap_or_else(|| panic!("fd {n}: {r:#}"));
+    let by_fd = |n: i64| {
+        fds.iter()
+            .find(|f| f["fd"] == n)
+            .unwrap_or_else(|| panic!("fd {n}: {r:#}"))
+    };
     assert_eq!(by_fd(0)["kind"], "pipe");
     assert_eq!(by_fd(1)["kind"], "pipe");
-    assert!(by_fd(0)["peers"].as_array().unwrap().iter().any(|p| p["pid"] == orch), "stdin's writer is the orchestrator");
+    assert!(
+        by_fd(0)["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["pid"] == orch),
+        "stdin's writer is the orchestrator"
+    );
     let unix: Vec<_> = fds.iter().filter(|f| f["kind"] == "unix_socket").collect();
     assert!(!unix.is_empty());
     assert!(unix.iter().all(|u| u["state"] == "connected"));
-    assert!(unix[0]["peers"].as_array().unwrap().iter().any(|p| p["pid"] == orch), "{:#}", unix[0]);
+    assert!(
+        unix[0]["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["pid"] == orch),
+        "{:#}",
+        unix[0]
+    );
     let shm: Vec<_> = fds.iter().filter(|f| f["kind"] == "shm").collect();
     assert_eq!(shm.len(), 1);
     assert!(shm[0]["target"].as_str().unwrap().starts_with("/mlsdiag-"));
-    assert!(r["ipc"]["warnings"].as_array().unwrap().is_empty(), "{:#}", r["ipc"]);
+    assert!(
+        r["ipc"]["warnings"].as_array().unwrap().is_empty(),
+        "{:#}",
+        r["ipc"]
+    );
 
     // The orphan lost its orchestrator: the summary says so.
     let out = run(&["fds", &sim.pid("orphan").to_string()]);
     let text = stdout(&out);
-    assert!(text.contains("WARNING parent is init/launchd") || text.contains("IPC failure"), "{text}");
+    assert!(
+        text.contains("WARNING parent is init/launchd") || text.contains("IPC failure"),
+        "{text}"
+    );
 }
 
 #[test]
 fn mem_series_and_trend_of_the_leaking_worker() {
     let sim = Sim::start();
-    let out = run(&["mem", &sim.pid("leaking").to_string(), "--samples", "6", "--interval", "200ms", "--json"]);
+    let out = run(&[
+        "mem",
+        &sim.pid("leaking").to_string(),
+        "--samples",
+        "6",
+        "--interval",
+        "200ms",
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = json(&out);
     assert!(r["system"]["total_bytes"].as_u64().unwrap() > 0);
     assert!(["normal", "warning", "critical"].contains(&r["system"]["pressure"].as_str().unwrap()));
     let w = &r["workers"][0];
     assert_eq!(w["samples"].as_array().unwrap().len(), 6);
-    assert!(w["trend"]["slope_mib_per_min"].as_f64().unwrap() > 10.0, "{w:#}");
+    assert!(
+        w["trend"]["slope_mib_per_min"].as_f64().unwrap() > 10.0,
+        "{w:#}"
+    );
 
     // Without PIDs: every worker found by pattern and registry.
-    let out = run(&["mem", "--pattern", sim.pattern(), "--registry", sim.registry()]);
+    let out = run(&[
+        "mem",
+        "--pattern",
+        sim.pattern(),
+        "--registry",
+        sim.registry(),
+    ]);
     let text = stdout(&out);
     assert!(text.contains("pressure:"), "{text}");
     assert!(text.contains(&sim.pid("orphan").to_string()), "{text}");
@@ -81,7 +141,11 @@ fn a_vanished_pid_is_reported_as_gone() {
     for cmd in ["threads", "fds"] {
         let out = run(&[cmd, &pid.to_string()]);
         assert_eq!(out.status.code(), Some(3));
-        assert!(stderr(&out).contains(&format!("process {pid} is gone")), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("process {pid} is gone")),
+            "{}",
+            stderr(&out)
+        );
     }
 }
 
@@ -93,7 +157,15 @@ fn another_users_process_is_denied_with_a_remedy() {
     let sim = Sim::start();
     let (target, wrap): (String, Vec<&str>) = if root {
         // Inspect a root-owned worker as `nobody`.
-        (sim.pid("idle").to_string(), vec!["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+        (
+            sim.pid("idle").to_string(),
+            vec![
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+            ],
+        )
     } else {
         ("1".to_string(), vec![])
     };
@@ -102,15 +174,35 @@ fn another_users_process_is_denied_with_a_remedy() {
         let mut all: Vec<&str> = wrap.clone();
         all.push(bin.to_str().unwrap());
         all.extend_from_slice(args);
-        std::process::Command::new(all[0]).args(&all[1..]).output().unwrap()
+        std::process::Command::new(all[0])
+            .args(&all[1..])
+            .output()
+            .unwrap()
     };
     let out = run_as(&["fds", &target]);
-    assert_eq!(out.status.code(), Some(3), "{} {}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{} {}",
+        stdout(&out),
+        stderr(&out)
+    );
     let err = stderr(&out);
-    assert!(err.contains("permission denied") && err.contains("sudo"), "{err}");
+    assert!(
+        err.contains("permission denied") && err.contains("sudo"),
+        "{err}"
+    );
 
     let out = run_as(&["threads", &target, "--window", "0s"]);
-    assert_eq!(out.status.code(), Some(0), "stat and wchan are world-readable: {}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stat and wchan are world-readable: {}",
+        stderr(&out)
+    );
     let text = stdout(&out);
-    assert!(text.contains("syscall details unavailable") && text.contains("sudo"), "{text}");
+    assert!(
+        text.contains("syscall details unavailable") && text.contains("sudo"),
+        "{text}"
+    );
 }

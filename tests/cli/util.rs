@@ -12,7 +12,13 @@ pub fn bin() -> PathBuf {
 
 /// Run mlsdiag with `args`; never inherits a colour setting from the caller.
 pub fn run(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).env("NO_COLOR", "1").env_remove("MLSDIAG_PATTERN").env_remove("MLSDIAG_REGISTRY").output().expect("run mlsdiag")
+    Command::new(bin())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("MLSDIAG_PATTERN")
+        .env_remove("MLSDIAG_REGISTRY")
+        .output()
+        .expect("run mlsdiag")
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -23,14 +29,18 @@ pub fn stderr(o: &Output) -> String {
 }
 
 pub fn json(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(o), stderr(o)))
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(o), stderr(o)))
 }
 
 /// Poll `cond` until it holds or `limit` passes; a deadline, never a bare sleep.
 pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -50,18 +60,48 @@ pub struct Sim {
 
 impl Sim {
     pub fn start() -> Sim {
-        let dir = tempfile::Builder::new().prefix("mlsdiag-test-").tempdir().unwrap();
-        let tag: String = dir.path().file_name().unwrap().to_str().unwrap().trim_start_matches("mlsdiag-test-")
-            .to_ascii_lowercase().chars().filter(char::is_ascii_alphanumeric).collect();
+        let dir = tempfile::Builder::new()
+            .prefix("mlsdiag-test-")
+            .tempdir()
+            .unwrap();
+        let tag: String = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim_start_matches("mlsdiag-test-")
+            .to_ascii_lowercase()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
         let mut cmd = Command::new(bin());
-        cmd.arg("__demo-orchestrator").arg("--dir").arg(dir.path())
-            .args(["--tag", &format!("t{tag}"), "--name", &format!("mlx-server-v3-demo-t{tag}-orchestrator"), "--detached"])
-            .stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
+        cmd.arg("__demo-orchestrator")
+            .arg("--dir")
+            .arg(dir.path())
+            .args([
+                "--tag",
+                &format!("t{tag}"),
+                "--name",
+                &format!("mlx-server-v3-demo-t{tag}-orchestrator"),
+                "--detached",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd.spawn().unwrap();
-        let mut sim = Sim { dir, state: Value::Null, child };
+        let mut sim = Sim {
+            dir,
+            state: Value::Null,
+            child,
+        };
         let state_path = sim.dir.path().join("state.json");
-        wait_until(Duration::from_secs(60), "the simulation to be ready", || state_path.exists());
+        wait_until(
+            Duration::from_secs(60),
+            "the simulation to be ready",
+            || state_path.exists(),
+        );
         sim.state = serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
         sim
     }
@@ -71,8 +111,14 @@ impl Sim {
     }
 
     pub fn pid(&self, role: &str) -> u32 {
-        self.state["workers"].as_array().unwrap().iter()
-            .find(|w| w[0] == role).unwrap_or_else(|| panic!("no {role} worker"))[1].as_u64().unwrap() as u32
+        self.state["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w[0] == role)
+            .unwrap_or_else(|| panic!("no {role} worker"))[1]
+            .as_u64()
+            .unwrap() as u32
     }
 
     pub fn pattern(&self) -> &str {
@@ -90,7 +136,15 @@ impl Sim {
 
     /// `mlsdiag check` on this simulation, plus `extra` arguments.
     pub fn check(&self, extra: &[&str]) -> Output {
-        let mut args = vec!["check", "--pattern", self.pattern(), "--registry", self.registry(), "--log", self.log()];
+        let mut args = vec![
+            "check",
+            "--pattern",
+            self.pattern(),
+            "--registry",
+            self.registry(),
+            "--log",
+            self.log(),
+        ];
         args.extend_from_slice(extra);
         run(&args)
     }

@@ -69,7 +69,9 @@ impl Linux {
             _ if !alive => InspectError::Gone { pid },
             ProcError::PermissionDenied(path) => InspectError::PermissionDenied {
                 pid,
-                path: path.map(|p| p.display().to_string()).unwrap_or_else(|| format!("/proc/{pid}")),
+                path: path
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| format!("/proc/{pid}")),
                 remedy: permission_remedy(self.owner(pid)),
             },
             ProcError::NotFound(_) => InspectError::Gone { pid },
@@ -87,7 +89,9 @@ impl Linux {
 
     fn owner(&self, pid: u32) -> Option<u32> {
         use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(self.root.join(pid.to_string())).ok().map(|m| m.uid())
+        std::fs::metadata(self.root.join(pid.to_string()))
+            .ok()
+            .map(|m| m.uid())
     }
 
     fn start_time(&self, starttime_ticks: u64) -> DateTime<Utc> {
@@ -106,7 +110,9 @@ impl Linux {
     fn holders(&self, pids: &[u32]) -> HashMap<u64, Vec<(u32, i32)>> {
         let mut map: HashMap<u64, Vec<(u32, i32)>> = HashMap::new();
         for &pid in pids {
-            let Ok(proc) = Process::new_with_root(self.root.join(pid.to_string())) else { continue };
+            let Ok(proc) = Process::new_with_root(self.root.join(pid.to_string())) else {
+                continue;
+            };
             let Ok(fds) = proc.fd() else { continue };
             for fd in fds.flatten() {
                 if let FDTarget::Pipe(ino) | FDTarget::Socket(ino) = fd.target {
@@ -137,13 +143,20 @@ pub fn parse_cmdline(bytes: &[u8]) -> Vec<String> {
     if bytes.is_empty() {
         return Vec::new();
     }
-    bytes.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+    bytes
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
 }
 
 /// Parse `/proc/PID/task/TID/wchan`: `0` or empty means "not sleeping in a known function".
 pub fn parse_wchan(s: &str) -> Option<String> {
     let s = s.trim();
-    if s.is_empty() || s == "0" { None } else { Some(s.to_string()) }
+    if s.is_empty() || s == "0" {
+        None
+    } else {
+        Some(s.to_string())
+    }
 }
 
 /// Parse `/proc/PID/task/TID/syscall` into the neutral form.
@@ -154,7 +167,9 @@ pub fn parse_syscall(s: &str) -> Syscall {
     }
     let mut parts = s.split_whitespace();
     let Some(Ok(number)) = parts.next().map(str::parse::<i64>) else {
-        return Syscall::Unavailable { reason: format!("unparseable syscall line {s:?}") };
+        return Syscall::Unavailable {
+            reason: format!("unparseable syscall line {s:?}"),
+        };
     };
     if number < 0 {
         return Syscall::NotInSyscall;
@@ -163,7 +178,11 @@ pub fn parse_syscall(s: &str) -> Syscall {
         .next()
         .and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())
         .unwrap_or(0);
-    Syscall::Blocked { number, name: syscall_name(number).map(str::to_string), arg0 }
+    Syscall::Blocked {
+        number,
+        name: syscall_name(number).map(str::to_string),
+        arg0,
+    }
 }
 
 /// Classify a path-like descriptor target.
@@ -196,8 +215,10 @@ impl Platform for Linux {
     fn pids(&self) -> anyhow::Result<Vec<u32>> {
         let dir = std::fs::read_dir(&self.root)
             .map_err(|e| anyhow::anyhow!("{}: {e}", self.root.display()))?;
-        let mut pids: Vec<u32> =
-            dir.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
+        let mut pids: Vec<u32> = dir
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
         pids.sort_unstable();
         Ok(pids)
     }
@@ -205,10 +226,17 @@ impl Platform for Linux {
     fn cmdline(&self, pid: u32) -> Result<Vec<String>, InspectError> {
         match std::fs::read(self.root.join(format!("{pid}/cmdline"))) {
             Ok(bytes) => Ok(parse_cmdline(&bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(libc::ESRCH) =>
+            {
                 Err(InspectError::Gone { pid })
             }
-            Err(e) => Err(InspectError::Io { pid, path: format!("/proc/{pid}/cmdline"), message: e.to_string() }),
+            Err(e) => Err(InspectError::Io {
+                pid,
+                path: format!("/proc/{pid}/cmdline"),
+                message: e.to_string(),
+            }),
         }
     }
 
@@ -222,7 +250,10 @@ impl Platform for Linux {
         } else {
             proc.tasks()
                 .map(|tasks| {
-                    tasks.flatten().filter(|t| t.stat().is_ok_and(|s| s.state == 'R')).count() as u32
+                    tasks
+                        .flatten()
+                        .filter(|t| t.stat().is_ok_and(|s| s.state == 'R'))
+                        .count() as u32
                 })
                 .unwrap_or(0)
         };
@@ -253,13 +284,23 @@ impl Platform for Linux {
             let Ok(task) = task else { continue };
             let Ok(stat) = task.stat() else { continue };
             let tid = task.tid as u32;
-            let wait_channel = self.read_task_file(pid, tid, "wchan").ok().and_then(|s| parse_wchan(&s));
+            let wait_channel = self
+                .read_task_file(pid, tid, "wchan")
+                .ok()
+                .and_then(|s| parse_wchan(&s));
             let syscall = match self.read_task_file(pid, tid, "syscall") {
                 Ok(s) => parse_syscall(&s),
-                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Syscall::Unavailable {
-                    reason: format!("permission denied: {}", permission_remedy(self.owner(pid))),
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    Syscall::Unavailable {
+                        reason: format!(
+                            "permission denied: {}",
+                            permission_remedy(self.owner(pid))
+                        ),
+                    }
+                }
+                Err(e) => Syscall::Unavailable {
+                    reason: e.to_string(),
                 },
-                Err(e) => Syscall::Unavailable { reason: e.to_string() },
             };
             out.push(ThreadInfo {
                 tid,
@@ -267,7 +308,11 @@ impl Platform for Linux {
                 state: stat.state,
                 cpu_user_ns: self.ticks_to_ns(stat.utime),
                 cpu_system_ns: self.ticks_to_ns(stat.stime),
-                wait_channel: if stat.state == 'R' { None } else { wait_channel },
+                wait_channel: if stat.state == 'R' {
+                    None
+                } else {
+                    wait_channel
+                },
                 syscall: Some(syscall),
                 sleep_secs: None,
             });
@@ -281,26 +326,59 @@ impl Platform for Linux {
 
     fn fds(&self, pid: u32, peers_among: Option<&[u32]>) -> Result<Vec<FdInfo>, InspectError> {
         let proc = self.open(pid)?;
-        let entries: Vec<_> = proc.fd().map_err(|e| self.map_err(pid, e))?.flatten().collect();
-        let has_sockets = entries.iter().any(|e| matches!(e.target, FDTarget::Socket(_)));
+        let entries: Vec<_> = proc
+            .fd()
+            .map_err(|e| self.map_err(pid, e))?
+            .flatten()
+            .collect();
+        let has_sockets = entries
+            .iter()
+            .any(|e| matches!(e.target, FDTarget::Socket(_)));
         // Socket tables are read once, only when there is a socket to describe.
         let (unix, unix_note) = if has_sockets {
             match sockdiag::unix_sockets() {
                 Ok(map) => (map, None),
-                Err(e) => (HashMap::new(), Some(format!("unix peers unknown: sock_diag failed: {e}"))),
+                Err(e) => (
+                    HashMap::new(),
+                    Some(format!("unix peers unknown: sock_diag failed: {e}")),
+                ),
             }
         } else {
             (HashMap::new(), None)
         };
         let mut inet: HashMap<u64, (FdKind, String, Option<String>)> = HashMap::new();
         if has_sockets {
-            for t in proc.tcp().into_iter().flatten().chain(proc.tcp6().into_iter().flatten()) {
+            for t in proc
+                .tcp()
+                .into_iter()
+                .flatten()
+                .chain(proc.tcp6().into_iter().flatten())
+            {
                 let text = format!("{} -> {}", t.local_address, t.remote_address);
-                inet.insert(t.inode, (FdKind::Tcp, text, Some(format!("{:?}", t.state).to_lowercase())));
+                inet.insert(
+                    t.inode,
+                    (
+                        FdKind::Tcp,
+                        text,
+                        Some(format!("{:?}", t.state).to_lowercase()),
+                    ),
+                );
             }
-            for u in proc.udp().into_iter().flatten().chain(proc.udp6().into_iter().flatten()) {
+            for u in proc
+                .udp()
+                .into_iter()
+                .flatten()
+                .chain(proc.udp6().into_iter().flatten())
+            {
                 let text = format!("{} -> {}", u.local_address, u.remote_address);
-                inet.insert(u.inode, (FdKind::Udp, text, Some(format!("{:?}", u.state).to_lowercase())));
+                inet.insert(
+                    u.inode,
+                    (
+                        FdKind::Udp,
+                        text,
+                        Some(format!("{:?}", u.state).to_lowercase()),
+                    ),
+                );
             }
         }
         let holders = match peers_among {
@@ -318,7 +396,11 @@ impl Platform for Linux {
                 .into_iter()
                 .flatten()
                 .filter(|&&(p, f)| (p, f) != exclude)
-                .map(|&(p, f)| Peer { pid: p, name: self.comm(p), fd: f })
+                .map(|&(p, f)| Peer {
+                    pid: p,
+                    name: self.comm(p),
+                    fd: f,
+                })
                 .collect()
         };
         let mut out = Vec::with_capacity(entries.len());
@@ -327,7 +409,14 @@ impl Platform for Linux {
             let info = match e.target {
                 FDTarget::Path(p) => {
                     let (kind, target) = classify_path(&p);
-                    FdInfo { fd: e.fd, kind, target, object_id: None, state: None, peers: vec![] }
+                    FdInfo {
+                        fd: e.fd,
+                        kind,
+                        target,
+                        object_id: None,
+                        state: None,
+                        peers: vec![],
+                    }
                 }
                 FDTarget::Pipe(ino) => FdInfo {
                     fd: e.fd,
@@ -496,12 +585,18 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(parse_syscall("garbage"), Syscall::Unavailable { .. }));
+        assert!(matches!(
+            parse_syscall("garbage"),
+            Syscall::Unavailable { .. }
+        ));
     }
 
     #[test]
     fn cmdline_forms() {
-        assert_eq!(parse_cmdline(b"python3\0-m\0mls.worker\0"), ["python3", "-m", "mls.worker"]);
+        assert_eq!(
+            parse_cmdline(b"python3\0-m\0mls.worker\0"),
+            ["python3", "-m", "mls.worker"]
+        );
         assert_eq!(parse_cmdline(b"no-trailing-nul"), ["no-trailing-nul"]);
         assert!(parse_cmdline(b"").is_empty());
         assert_eq!(parse_cmdline(b"a\0\0b\0"), ["a", "", "b"]);
@@ -511,20 +606,32 @@ mod tests {
     fn wchan_zero_means_none() {
         assert_eq!(parse_wchan("0"), None);
         assert_eq!(parse_wchan(""), None);
-        assert_eq!(parse_wchan("futex_wait_queue"), Some("futex_wait_queue".into()));
+        assert_eq!(
+            parse_wchan("futex_wait_queue"),
+            Some("futex_wait_queue".into())
+        );
     }
 
     #[test]
     fn path_kinds() {
-        assert_eq!(classify_path(Path::new("/dev/shm/mls_kv_0")), (FdKind::Shm, "/mls_kv_0".into()));
+        assert_eq!(
+            classify_path(Path::new("/dev/shm/mls_kv_0")),
+            (FdKind::Shm, "/mls_kv_0".into())
+        );
         assert_eq!(classify_path(Path::new("/dev/null")).0, FdKind::Device);
-        assert_eq!(classify_path(Path::new("/tmp/x.log (deleted)")).0, FdKind::DeletedFile);
+        assert_eq!(
+            classify_path(Path::new("/tmp/x.log (deleted)")).0,
+            FdKind::DeletedFile
+        );
         assert_eq!(classify_path(Path::new("/tmp/x.log")).0, FdKind::File);
     }
 
     #[test]
     fn btime_and_psi() {
-        assert_eq!(parse_btime("cpu 1 2 3\nbtime 1767650245\nprocesses 9\n"), Some(1_767_650_245));
+        assert_eq!(
+            parse_btime("cpu 1 2 3\nbtime 1767650245\nprocesses 9\n"),
+            Some(1_767_650_245)
+        );
         assert_eq!(parse_btime("cpu 1 2 3\n"), None);
         let psi = "some avg10=12.50 avg60=3.00 avg300=1.00 total=99\nfull avg10=0.40 avg60=0 avg300=0 total=1\n";
         assert_eq!(parse_psi(psi), Some((12.5, 0.4)));

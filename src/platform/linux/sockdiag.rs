@@ -32,14 +32,21 @@ const UNIX_DIAG_PEER: u16 = 2;
 pub fn unix_sockets() -> io::Result<HashMap<u64, UnixDiag>> {
     // SAFETY: socket(2) with constant arguments; the result is checked before use.
     let fd = unsafe {
-        libc::socket(libc::AF_NETLINK, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, libc::NETLINK_SOCK_DIAG)
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            libc::NETLINK_SOCK_DIAG,
+        )
     };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     let guard = Fd(fd);
     // Never block forever on the kernel: a receive timeout of one second.
-    let tv = libc::timeval { tv_sec: 1, tv_usec: 0 };
+    let tv = libc::timeval {
+        tv_sec: 1,
+        tv_usec: 0,
+    };
     // SAFETY: `tv` is a valid timeval and its size is passed; fd is an open socket.
     unsafe {
         libc::setsockopt(
@@ -149,7 +156,11 @@ pub fn parse_unix_diag_dump(mut b: &[u8], out: &mut HashMap<u64, UnixDiag>) -> i
                 }
                 let state = payload[2];
                 let ino = u32_at(payload, 4).ok_or_else(bad)?;
-                let mut diag = UnixDiag { state, name: None, peer: None };
+                let mut diag = UnixDiag {
+                    state,
+                    name: None,
+                    peer: None,
+                };
                 let mut attrs = &payload[16..];
                 while attrs.len() >= 4 {
                     let alen = u16_at(attrs, 0).ok_or_else(bad)? as usize;
@@ -163,7 +174,9 @@ pub fn parse_unix_diag_dump(mut b: &[u8], out: &mut HashMap<u64, UnixDiag>) -> i
                             let name = if data[0] == 0 {
                                 format!("@{}", String::from_utf8_lossy(&data[1..]))
                             } else {
-                                String::from_utf8_lossy(data).trim_end_matches('\0').to_string()
+                                String::from_utf8_lossy(data)
+                                    .trim_end_matches('\0')
+                                    .to_string()
                             };
                             diag.name = Some(name);
                         }
@@ -220,7 +233,11 @@ mod tests {
     #[test]
     fn parses_names_peers_and_done() {
         let mut buf = diag_msg(10, 100, &[attr(UNIX_DIAG_NAME, b"/tmp/mls.sock")]);
-        buf.extend(diag_msg(1, 101, &[attr(UNIX_DIAG_PEER, &102u32.to_ne_bytes())]));
+        buf.extend(diag_msg(
+            1,
+            101,
+            &[attr(UNIX_DIAG_PEER, &102u32.to_ne_bytes())],
+        ));
         buf.extend(diag_msg(1, 103, &[attr(UNIX_DIAG_NAME, b"\0abstract")]));
         buf.extend(msg(NLMSG_DONE, &[0; 4]));
         let mut out = HashMap::new();
@@ -245,12 +262,18 @@ mod tests {
     fn live_dump_sees_a_socketpair_and_its_peer() {
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         use std::os::unix::fs::MetadataExt;
-        let ino_a = std::fs::metadata(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&a)))
-            .unwrap()
-            .ino();
-        let ino_b = std::fs::metadata(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&b)))
-            .unwrap()
-            .ino();
+        let ino_a = std::fs::metadata(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&a)
+        ))
+        .unwrap()
+        .ino();
+        let ino_b = std::fs::metadata(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&b)
+        ))
+        .unwrap()
+        .ino();
         let all = unix_sockets().expect("sock_diag dump");
         assert_eq!(all[&ino_a].peer.map(u64::from), Some(ino_b));
         assert_eq!(all[&ino_b].peer.map(u64::from), Some(ino_a));

@@ -62,7 +62,10 @@ const TABLE: &[(i64, &str)] = &[];
 
 /// The name of system call `number` on this architecture, when known.
 pub fn syscall_name(number: i64) -> Option<&'static str> {
-    TABLE.iter().find(|(n, _)| *n == number).map(|(_, name)| *name)
+    TABLE
+        .iter()
+        .find(|(n, _)| *n == number)
+        .map(|(_, name)| *name)
 }
 
 #[cfg(test)]
@@ -71,7 +74,10 @@ mod tests {
 
     #[test]
     fn known_and_unknown() {
-        assert!(TABLE.windows(2).all(|w| w[0].0 < w[1].0), "table sorted and unique");
+        assert!(
+            TABLE.windows(2).all(|w| w[0].0 < w[1].0),
+            "table sorted and unique"
+        );
         assert_eq!(syscall_name(-5), None);
         assert_eq!(syscall_name(99_999), None);
         #[cfg(target_arch = "x86_64")]
