@@ -346,8 +346,12 @@ impl Platform for Linux {
         } else {
             (HashMap::new(), None)
         };
+        // The inet tables cost milliseconds each to read; only when a socket is not a unix one.
+        let has_inet = entries
+            .iter()
+            .any(|e| matches!(e.target, FDTarget::Socket(ino) if !unix.contains_key(&ino)));
         let mut inet: HashMap<u64, (FdKind, String, Option<String>)> = HashMap::new();
-        if has_sockets {
+        if has_inet {
             for t in proc
                 .tcp()
                 .into_iter()
