@@ -414,7 +414,7 @@ pub fn assess(o: &Observation, th: &Thresholds) -> Assessment {
             });
         } else if progress {
             notes.push(format!(
-                "{} in flight for {age_text} and {cpu_fact}: working, not hung",
+                "{} in flight for {age_text} with CPU advancing: working, not hung",
                 describe_request(oldest)
             ));
         } else {

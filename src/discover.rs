@@ -6,6 +6,7 @@
 //! other workers is their orchestrator, not an orphan worker.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use regex::Regex;
 use serde::Serialize;
@@ -101,4 +102,25 @@ pub fn discover(
         }
     }
     Ok(d)
+}
+
+/// The best human name for a worker: the registry's, else the argument that matched, else comm.
+pub fn worker_name(
+    entry: Option<&RegistryEntry>,
+    cmdline: &[String],
+    comm: &str,
+    re: &Regex,
+) -> String {
+    if let Some(n) = entry.and_then(|e| e.name.clone()) {
+        return n;
+    }
+    cmdline
+        .iter()
+        .find(|a| re.is_match(a))
+        .map(|a| {
+            Path::new(a)
+                .file_name()
+                .map_or(a.clone(), |f| f.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| comm.to_string())
 }

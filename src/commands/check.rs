@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -18,9 +17,9 @@ use crate::classify::{
     Activity, Assessment, Finding, Observation, RegistryView, Status, Thresholds, Verdict, assess,
 };
 use crate::cli::CheckArgs;
-use crate::discover::discover;
+use crate::discover::{discover, worker_name};
 use crate::mlslog::{InFlight, LogState};
-use crate::registry::{self, Loaded, RegistryEntry};
+use crate::registry::{self, Loaded};
 use crate::render::{self, SCHEMA_VERSION, bytes, duration, sanitize};
 use crate::sample::{readings_for, sample};
 
@@ -83,27 +82,6 @@ pub struct WorkerReport {
     pub notes: Vec<String>,
     pub in_flight: Vec<InFlight>,
     pub ipc: Option<IpcSummary>,
-}
-
-/// The best human name for a worker: the registry's, else the argument that matched, else comm.
-fn worker_name(
-    entry: Option<&RegistryEntry>,
-    cmdline: &[String],
-    comm: &str,
-    re: &regex::Regex,
-) -> String {
-    if let Some(n) = entry.and_then(|e| e.name.clone()) {
-        return n;
-    }
-    cmdline
-        .iter()
-        .find(|a| re.is_match(a))
-        .map(|a| {
-            Path::new(a)
-                .file_name()
-                .map_or(a.clone(), |f| f.to_string_lossy().into_owned())
-        })
-        .unwrap_or_else(|| comm.to_string())
 }
 
 pub fn collect(args: &CheckArgs, ctx: &Ctx) -> anyhow::Result<CheckReport> {

@@ -11,7 +11,8 @@ use serde::Serialize;
 use super::{Ctx, pattern};
 use crate::classify::Status;
 use crate::cli::MemArgs;
-use crate::discover::discover;
+use crate::discover::{discover, worker_name};
+use crate::error::InspectError;
 use crate::model::SystemMemory;
 use crate::registry::{self, Loaded};
 use crate::render::{self, SCHEMA_VERSION, bytes, sanitize};
@@ -45,12 +46,12 @@ pub struct MemReport {
 pub fn run(args: &MemArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
     let platform = ctx.platform.as_ref();
     let system = platform.system_memory()?;
+    let re = pattern(&args.discovery.pattern)?;
+    let reg = match registry::load(&args.discovery.registry) {
+        Loaded::Ok(r) => Some(r),
+        _ => None,
+    };
     let pids: Vec<u32> = if args.pids.is_empty() {
-        let re = pattern(&args.discovery.pattern)?;
-        let reg = match registry::load(&args.discovery.registry) {
-            Loaded::Ok(r) => Some(r),
-            _ => None,
-        };
         discover(platform, &re, reg.as_ref())?
             .workers
             .iter()
@@ -66,12 +67,17 @@ pub fn run(args: &MemArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Sta
     let workers: Vec<WorkerMem> = series
         .iter()
         .map(|s| {
-            if s.readings.is_empty() {
+            // A worker that is gone has no memory to report; one we may not read is UNKNOWN.
+            if s.readings.is_empty() && !matches!(s.error, Some(InspectError::Gone { .. })) {
                 status = status.worst(Status::Unknown);
             }
+            let entry = reg.as_ref().and_then(|r| r.get(s.pid));
             WorkerMem {
                 pid: s.pid,
-                name: s.last().map(|p| p.name.clone()).unwrap_or_default(),
+                name: s
+                    .last()
+                    .map(|p| worker_name(entry, &p.cmdline, &p.name, &re))
+                    .unwrap_or_default(),
                 samples: s
                     .readings
                     .iter()

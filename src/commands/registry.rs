@@ -72,7 +72,17 @@ pub fn run(args: &RegistryArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Resul
             Ok(p) => {
                 let problems = identity_problems(e, &p, &p, &re, Thresholds::default().spawn_slack);
                 if problems.is_empty() {
-                    (Liveness::Alive, p.command())
+                    let started = p
+                        .start_time
+                        .with_timezone(&chrono::Local)
+                        .format("%Y-%m-%d %H:%M:%S");
+                    (
+                        Liveness::Alive,
+                        format!(
+                            "started {started}, state {}, {} thread(s)",
+                            p.state, p.threads
+                        ),
+                    )
                 } else {
                     (Liveness::Reused, problems.join("; "))
                 }
