@@ -206,3 +206,46 @@ fn another_users_process_is_denied_with_a_remedy() {
         "{text}"
     );
 }
+
+#[test]
+fn fds_show_tcp_addresses_and_deleted_files() {
+    // This test process holds the descriptors: a TCP listener, a connection to it, and a file
+    // that was deleted while open.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (_server, _) = listener.accept().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let doomed = dir.path().join("kv-cache.bin");
+    let _held = std::fs::File::create(&doomed).unwrap();
+    std::fs::remove_file(&doomed).unwrap();
+
+    let out = run(&[
+        "fds",
+        &std::process::id().to_string(),
+        "--json",
+        "--no-peers",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = json(&out);
+    let fds = r["fds"].as_array().unwrap();
+    let tcp: Vec<_> = fds.iter().filter(|f| f["kind"] == "tcp").collect();
+    assert!(
+        tcp.iter().any(|f| f["state"] == "listen"
+            && f["target"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("127.0.0.1:{port} "))),
+        "{tcp:#?}"
+    );
+    assert_eq!(
+        tcp.iter().filter(|f| f["state"] == "established").count(),
+        2,
+        "{tcp:#?}"
+    );
+    assert!(
+        fds.iter().any(|f| f["kind"] == "deleted_file"
+            && f["target"].as_str().unwrap().contains("kv-cache.bin")),
+        "{fds:#?}"
+    );
+}
