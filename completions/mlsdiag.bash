@@ -43,6 +43,9 @@ _mlsdiag() {
             mlsdiag,mem)
                 cmd="mlsdiag__subcmd__mem"
                 ;;
+            mlsdiag,record)
+                cmd="mlsdiag__subcmd__record"
+                ;;
             mlsdiag,registry)
                 cmd="mlsdiag__subcmd__registry"
                 ;;
@@ -76,6 +79,9 @@ _mlsdiag() {
             mlsdiag__subcmd__help,mem)
                 cmd="mlsdiag__subcmd__help__subcmd__mem"
                 ;;
+            mlsdiag__subcmd__help,record)
+                cmd="mlsdiag__subcmd__help__subcmd__record"
+                ;;
             mlsdiag__subcmd__help,registry)
                 cmd="mlsdiag__subcmd__help__subcmd__registry"
                 ;;
@@ -89,7 +95,7 @@ _mlsdiag() {
 
     case "${cmd}" in
         mlsdiag)
-            opts="-h -V --json --color --help --version check threads fds registry mem demo completions man __demo-orchestrator __demo-worker help"
+            opts="-h -V --json --color --fixture --help --version check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -97,6 +103,10 @@ _mlsdiag() {
             case "${prev}" in
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --fixture)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -107,7 +117,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd____demo__subcmd__orchestrator)
-            opts="-h --dir --tag --name --detached --json --color --help"
+            opts="-h --dir --tag --name --detached --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -129,6 +139,10 @@ _mlsdiag() {
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
+                --fixture)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -137,7 +151,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd____demo__subcmd__worker)
-            opts="-h --role --name --socket --shm --orphan-name --json --color --help"
+            opts="-h --role --name --socket --shm --orphan-name --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -167,6 +181,10 @@ _mlsdiag() {
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
+                --fixture)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -175,7 +193,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__check)
-            opts="-h --pattern --registry --log --window --leak-window --hung-after --leak-threshold --progress-cpu --json --color --help"
+            opts="-h --pattern --registry --log --window --leak-window --hung-after --leak-threshold --progress-cpu --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -217,6 +235,10 @@ _mlsdiag() {
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
+                --fixture)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -225,7 +247,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__completions)
-            opts="-h --json --color --help bash elvish fish powershell zsh"
+            opts="-h --json --color --fixture --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -233,6 +255,10 @@ _mlsdiag() {
             case "${prev}" in
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --fixture)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -243,7 +269,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__demo)
-            opts="-h --keep --stop --window --json --color --help"
+            opts="-h --keep --stop --window --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -261,6 +287,10 @@ _mlsdiag() {
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
+                --fixture)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -269,7 +299,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__fds)
-            opts="-h --no-peers --json --color --help"
+            opts="-h --no-peers --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -277,6 +307,10 @@ _mlsdiag() {
             case "${prev}" in
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --fixture)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -287,7 +321,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__help)
-            opts="check threads fds registry mem demo completions man __demo-orchestrator __demo-worker help"
+            opts="check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -426,6 +460,20 @@ _mlsdiag() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mlsdiag__subcmd__help__subcmd__record)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mlsdiag__subcmd__help__subcmd__registry)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -455,7 +503,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__man)
-            opts="-h --json --color --help"
+            opts="-h --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -463,6 +511,10 @@ _mlsdiag() {
             case "${prev}" in
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --fixture)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -473,7 +525,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__mem)
-            opts="-h --pattern --registry --samples --interval --json --color --help"
+            opts="-h --pattern --registry --samples --interval --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -499,6 +551,60 @@ _mlsdiag() {
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
+                --fixture)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mlsdiag__subcmd__record)
+            opts="-o -h --pattern --registry --output --samples --interval --note --json --color --fixture --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --pattern)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --samples)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --note)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --fixture)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -507,7 +613,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__registry)
-            opts="-h --pattern --registry --json --color --help"
+            opts="-h --pattern --registry --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -525,6 +631,10 @@ _mlsdiag() {
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
+                --fixture)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -533,7 +643,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__threads)
-            opts="-h --window --json --color --help"
+            opts="-h --window --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -545,6 +655,10 @@ _mlsdiag() {
                     ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --fixture)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

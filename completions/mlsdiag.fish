@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_mlsdiag_global_optspecs
-    string join \n json color= h/help V/version
+    string join \n json color= fixture= h/help V/version
 end
 
 function __fish_mlsdiag_needs_command
@@ -27,6 +27,7 @@ end
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -s h -l help -d 'Print help'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -s V -l version -d 'Print version'
@@ -36,6 +37,7 @@ complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "fds" -d 'Every desc
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "registry" -d 'The worker registry joined with the live processes'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "mem" -d 'System memory and pressure, per-worker memory and its trend'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "demo" -d 'Start a simulated MLS with misbehaving workers and diagnose it'
+complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "record" -d 'Save readings, threads, descriptors and memory of workers to a JSON recording'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "man" -d 'Print the man page (roff)'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "__demo-orchestrator" -d '(internal) the demo\'s orchestrator process'
@@ -52,17 +54,20 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l progress-cpu -
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -s h -l help -d 'Print help'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand threads" -l window -d 'Window over which per-thread CPU% is measured' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand threads" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand threads" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand threads" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand threads" -s h -l help -d 'Print help'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand fds" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand fds" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand fds" -l no-peers -d 'Do not search other processes for the peers of pipes and unix sockets'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand fds" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand fds" -s h -l help -d 'Print help'
@@ -71,6 +76,7 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand registry" -l registry -d
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand registry" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand registry" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand registry" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand registry" -s h -l help -d 'Print help'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l pattern -d 'Regex matched against each process\'s full command line' -r
@@ -80,6 +86,7 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l interval -d 'Tim
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -s h -l help -d 'Print help'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand demo" -l stop -d 'Stop a demo left running with --keep (its directory, as printed)' -r -F
@@ -87,17 +94,32 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand demo" -l window -d 'Samp
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand demo" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand demo" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand demo" -l keep -d 'Leave the simulated server running and print how to inspect and stop it'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand demo" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand demo" -s h -l help -d 'Print help'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand record" -l pattern -d 'Regex matched against each process\'s full command line' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand record" -l registry -d 'The orchestrator\'s worker registry (JSON)' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand record" -s o -l output -d 'The recording to create (never overwritten)' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand record" -l samples -d 'Number of readings of each process' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand record" -l interval -d 'Time between readings' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand record" -l note -d 'Free text saved with the recording (machine, incident, how it was made)' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand record" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand record" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand record" -l json -d 'Print one JSON document (with schema_version) instead of tables'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand record" -s h -l help -d 'Print help'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand completions" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand completions" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand completions" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand man" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand man" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand man" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand man" -s h -l help -d 'Print help'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-orchestrator" -l dir -d 'Private directory for the socket, registry, log and state file' -r -F
@@ -106,6 +128,7 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-orchestrator" -l 
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-orchestrator" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-orchestrator" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-orchestrator" -l detached -d 'Keep running when the process that started it exits (demo --keep)'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-orchestrator" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-orchestrator" -s h -l help -d 'Print help'
@@ -123,16 +146,18 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -l orphan
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo completions man __demo-orchestrator __demo-worker help" -f -a "check" -d 'Classify every worker: healthy, hung, crashed, orphan or leaking, with the evidence'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo completions man __demo-orchestrator __demo-worker help" -f -a "threads" -d 'Every thread of a process: state, CPU, what it waits on, grouped by lock'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo completions man __demo-orchestrator __demo-worker help" -f -a "fds" -d 'Every descriptor of a process: pipes, sockets with their peers, shared memory, files'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo completions man __demo-orchestrator __demo-worker help" -f -a "registry" -d 'The worker registry joined with the live processes'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo completions man __demo-orchestrator __demo-worker help" -f -a "mem" -d 'System memory and pressure, per-worker memory and its trend'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo completions man __demo-orchestrator __demo-worker help" -f -a "demo" -d 'Start a simulated MLS with misbehaving workers and diagnose it'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo completions man __demo-orchestrator __demo-worker help" -f -a "completions" -d 'Print a shell completion script'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo completions man __demo-orchestrator __demo-worker help" -f -a "man" -d 'Print the man page (roff)'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo completions man __demo-orchestrator __demo-worker help" -f -a "__demo-orchestrator" -d '(internal) the demo\'s orchestrator process'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo completions man __demo-orchestrator __demo-worker help" -f -a "__demo-worker" -d '(internal) one demo worker process'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo completions man __demo-orchestrator __demo-worker help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "check" -d 'Classify every worker: healthy, hung, crashed, orphan or leaking, with the evidence'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "threads" -d 'Every thread of a process: state, CPU, what it waits on, grouped by lock'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "fds" -d 'Every descriptor of a process: pipes, sockets with their peers, shared memory, files'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "registry" -d 'The worker registry joined with the live processes'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "mem" -d 'System memory and pressure, per-worker memory and its trend'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "demo" -d 'Start a simulated MLS with misbehaving workers and diagnose it'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "record" -d 'Save readings, threads, descriptors and memory of workers to a JSON recording'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "completions" -d 'Print a shell completion script'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "man" -d 'Print the man page (roff)'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "__demo-orchestrator" -d '(internal) the demo\'s orchestrator process'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "__demo-worker" -d '(internal) one demo worker process'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

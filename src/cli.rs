@@ -37,6 +37,9 @@ pub struct GlobalArgs {
     /// When to colour tables; NO_COLOR in the environment turns colour off in auto mode
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// Read processes from a recording (`mlsdiag record`) instead of the live OS
+    #[arg(long, global = true, hide = true, value_name = "FILE")]
+    pub fixture: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,6 +56,8 @@ pub enum Command {
     Mem(MemArgs),
     /// Start a simulated MLS with misbehaving workers and diagnose it
     Demo(DemoArgs),
+    /// Save readings, threads, descriptors and memory of workers to a JSON recording
+    Record(RecordArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
     /// Print the man page (roff)
@@ -162,6 +167,26 @@ pub struct DemoArgs {
     /// Sampling window of the diagnosis
     #[arg(long, default_value = "2s", value_parser = duration_arg)]
     pub window: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RecordArgs {
+    /// Processes to record (default: every worker found, and their parents)
+    pub pids: Vec<u32>,
+    #[command(flatten)]
+    pub discovery: DiscoveryArgs,
+    /// The recording to create (never overwritten)
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Number of readings of each process
+    #[arg(long, default_value_t = 5)]
+    pub samples: usize,
+    /// Time between readings
+    #[arg(long, default_value = "1s", value_parser = duration_arg)]
+    pub interval: Duration,
+    /// Free text saved with the recording (machine, incident, how it was made)
+    #[arg(long)]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -41,13 +41,21 @@ pub enum InputError {
 
 /// The advice printed with a permission error, kept in one place so README's "Permissions"
 /// section and the tool say the same thing.
+///
+/// # Platform specific behavior
+/// Linux adds the Yama ptrace rule (syscall details); macOS adds that SIP-protected processes
+/// cannot be inspected even as root.
 pub fn permission_remedy(owner_uid: Option<u32>) -> String {
     let who = match owner_uid {
         Some(uid) => format!("run mlsdiag as the worker's user (uid {uid})"),
         None => "run mlsdiag as the worker's user".to_string(),
     };
-    format!(
-        "{who}, or with sudo; under Yama (kernel.yama.ptrace_scope >= 1) syscall details need the same \
-         user and ptrace rights (CAP_SYS_PTRACE in containers)"
-    )
+    if cfg!(target_os = "macos") {
+        format!("{who}, or with sudo; SIP-protected processes cannot be inspected even as root")
+    } else {
+        format!(
+            "{who}, or with sudo; under Yama (kernel.yama.ptrace_scope >= 1) syscall details need the same \
+             user and ptrace rights (CAP_SYS_PTRACE in containers)"
+        )
+    }
 }

@@ -27,8 +27,12 @@ use commands::Ctx;
 
 /// Run a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    let platform: Box<dyn platform::Platform> = match &cli.global.fixture {
+        Some(path) => Box::new(platform::fixture::Fixture::load(path)?),
+        None => platform::native(),
+    };
     let ctx = Ctx {
-        platform: platform::native(),
+        platform,
         style: render::Style::detect(cli.global.color),
         json: cli.global.json,
     };
@@ -41,6 +45,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Registry(a) => commands::registry::run(&a, &ctx, &mut out)?,
         Command::Mem(a) => commands::mem::run(&a, &ctx, &mut out)?,
         Command::Demo(a) => commands::demo::run(&a, &ctx, &mut out)?,
+        Command::Record(a) => commands::record::run(&a, &ctx, &mut out)?,
         Command::Completions(a) => commands::completions::completions(a.shell, &mut out)?,
         Command::Man => commands::completions::man(&mut out)?,
         Command::DemoOrchestrator(a) => sim::orchestrator(&a)?,

@@ -72,7 +72,8 @@ pub enum Syscall {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ThreadInfo {
-    pub tid: u32,
+    /// Kernel thread id (Linux TID; macOS thread id, or the thread handle where ids are unavailable).
+    pub tid: u64,
     pub name: String,
     /// State letter as `ps -L`/`ps -M` prints it.
     pub state: char,

@@ -143,7 +143,7 @@ pub fn collect(args: &CheckArgs, ctx: &Ctx) -> anyhow::Result<CheckReport> {
     let pids: Vec<u32> = found.workers.iter().map(|c| c.pid).collect();
     let window = args.window.max(args.leak_window.unwrap_or_default());
     let series = sample(ctx.platform.as_ref(), &pids, window, readings_for(window));
-    let now = Utc::now();
+    let now = ctx.platform.now();
     let thresholds = Thresholds {
         hung_after: args.hung_after,
         leak_mib_per_min: args.leak_threshold,

@@ -6,6 +6,7 @@ pub mod completions;
 pub mod demo;
 pub mod fds;
 pub mod mem;
+pub mod record;
 pub mod registry;
 pub mod threads;
 

@@ -28,9 +28,9 @@ pub struct ThreadRow {
 pub struct WaitGroup {
     /// Wait channel or syscall name, e.g. `futex_wait_queue`.
     pub wait: String,
-    pub tids: Vec<u32>,
+    pub tids: Vec<u64>,
     /// For lock waits: lock address → waiting threads.
-    pub locks: BTreeMap<String, Vec<u32>>,
+    pub locks: BTreeMap<String, Vec<u64>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -110,7 +110,7 @@ pub fn collect(args: &ThreadsArgs, ctx: &Ctx) -> anyhow::Result<ThreadsReport> {
         ctx.platform.threads(args.pid)?
     };
     let span = started.elapsed().as_secs_f64();
-    let prev: BTreeMap<u32, u64> = before.iter().map(|t| (t.tid, t.cpu_ns())).collect();
+    let prev: BTreeMap<u64, u64> = before.iter().map(|t| (t.tid, t.cpu_ns())).collect();
     let mut states = BTreeMap::new();
     for t in &after {
         *states.entry(t.state).or_insert(0) += 1;
@@ -213,7 +213,7 @@ pub fn run(args: &ThreadsArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result
 mod tests {
     use super::*;
 
-    fn t(tid: u32, state: char, wchan: Option<&str>, sys: Option<(&str, u64)>) -> ThreadInfo {
+    fn t(tid: u64, state: char, wchan: Option<&str>, sys: Option<(&str, u64)>) -> ThreadInfo {
         ThreadInfo {
             tid,
             name: "python3".into(),

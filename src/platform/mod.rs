@@ -5,13 +5,19 @@
 //! the macOS backend (libproc, mach2, libc) implements the same trait. Nothing here stops or
 //! attaches to the inspected process: every call is a read of kernel-exported state.
 
+use chrono::{DateTime, Utc};
+
 use crate::error::InspectError;
 use crate::model::{FdInfo, ProcessInfo, SystemMemory, ThreadInfo};
 
+pub mod fixture;
 #[cfg(target_os = "linux")]
 pub mod linux;
-#[cfg(not(target_os = "linux"))]
+#[cfg(target_os = "macos")]
+pub mod macos;
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 pub mod unsupported;
+pub mod xnu;
 
 /// Read-only access to processes.
 pub trait Platform {
@@ -28,6 +34,10 @@ pub trait Platform {
     fn fds(&self, pid: u32, peers_among: Option<&[u32]>) -> Result<Vec<FdInfo>, InspectError>;
     /// System-wide memory and pressure.
     fn system_memory(&self) -> anyhow::Result<SystemMemory>;
+    /// The time verdicts are judged at: now, or the capture time of a recording.
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
 }
 
 /// The backend for the OS mlsdiag was built for.
@@ -36,7 +46,11 @@ pub fn native() -> Box<dyn Platform> {
     {
         Box::new(linux::Linux::new())
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(target_os = "macos")]
+    {
+        Box::new(macos::Macos::new())
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
     {
         Box::new(unsupported::Unsupported)
     }

@@ -118,6 +118,20 @@ pub fn process_name(tag: &str, what: &str) -> String {
     format!("mlx-server-v3-demo-{tag}-{what}")
 }
 
+/// A POSIX shm name for a worker; short, because macOS limits names to 31 bytes.
+pub fn shm_name(tag: &str, role: Role) -> String {
+    let code = match role {
+        Role::Working => "w",
+        Role::Idle => "i",
+        Role::Hung => "h",
+        Role::Crashed => "c",
+        Role::Leaking => "l",
+        Role::Orphan | Role::OrphanLauncher => "o",
+    };
+    let tag: String = tag.chars().take(12).collect();
+    format!("/mlsdiag-{tag}-{code}")
+}
+
 /// The discovery pattern that matches exactly one simulation's processes.
 pub fn pattern_for(tag: &str) -> String {
     format!("mlx-server-v3-demo-{tag}-")
@@ -193,7 +207,7 @@ fn spawn_worker(
         .args(["--role", role.label(), "--name", name])
         .arg("--socket")
         .arg(args.dir.join("mls.sock"))
-        .args(["--shm", &format!("/mlsdiag-{}-{}", args.tag, role.label())])
+        .args(["--shm", &shm_name(&args.tag, role)])
         .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -172,6 +172,7 @@ fn without_a_log_a_hang_cannot_be_proven() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // waits for the zombie through /proc
 fn pid_reuse_and_zombies_are_crashes() {
     let sim = Sim::start();
     // A live process that is not a worker, listed under a worker's name.

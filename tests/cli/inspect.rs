@@ -3,6 +3,7 @@
 use crate::util::{Sim, json, run, stderr, stdout};
 
 #[test]
+#[cfg(target_os = "linux")] // wait channels and futex addresses are Linux-only
 fn threads_of_the_deadlocked_worker_group_by_lock() {
     let sim = Sim::start();
     let pid = sim.pid("hung").to_string();
@@ -24,15 +25,18 @@ fn threads_of_the_deadlocked_worker_group_by_lock() {
         names.contains(&"generate") && names.contains(&"kv-cache"),
         "{names:?}"
     );
-    // The three lock waiters share one wait channel; each waits on its own lock word.
+    // The three lock waiters share one wait channel; each waits on its own lock word (the
+    // addresses need the syscall file, which Yama's ptrace_scope >= 1 may deny).
     let locks = r["groups"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|g| !g["locks"].as_object().unwrap().is_empty())
-        .unwrap_or_else(|| panic!("no lock group: {r:#}"));
+        .find(|g| g["wait"].as_str().unwrap().starts_with("futex"))
+        .unwrap_or_else(|| panic!("no futex group: {r:#}"));
     assert_eq!(locks["tids"].as_array().unwrap().len(), 3, "{locks:#}");
-    assert_eq!(locks["locks"].as_object().unwrap().len(), 3, "{locks:#}");
+    if threads[0]["syscall"]["kind"] != "unavailable" {
+        assert_eq!(locks["locks"].as_object().unwrap().len(), 3, "{locks:#}");
+    }
     for t in threads {
         assert_eq!(t["state"], "S");
         assert_eq!(t["cpu_percent"].as_f64(), Some(0.0), "{t:#}");
@@ -151,6 +155,7 @@ fn a_vanished_pid_is_reported_as_gone() {
 
 /// Another user's process: fds are denied, with the remedy; nothing crashes.
 #[test]
+#[cfg(target_os = "linux")] // uses setpriv and the Linux permission model
 fn another_users_process_is_denied_with_a_remedy() {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;

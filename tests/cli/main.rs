@@ -7,5 +7,6 @@ mod contract;
 mod demo;
 mod docs;
 mod inspect;
+mod recording;
 mod registry;
 mod util;

@@ -284,6 +284,7 @@ impl Platform for Linux {
             let Ok(task) = task else { continue };
             let Ok(stat) = task.stat() else { continue };
             let tid = task.tid as u32;
+            let thread_id = u64::from(tid);
             let wait_channel = self
                 .read_task_file(pid, tid, "wchan")
                 .ok()
@@ -303,7 +304,7 @@ impl Platform for Linux {
                 },
             };
             out.push(ThreadInfo {
-                tid,
+                tid: thread_id,
                 name: stat.comm.clone(),
                 state: stat.state,
                 cpu_user_ns: self.ticks_to_ns(stat.utime),

@@ -1,0 +1,644 @@
+//! macOS backend: libproc, mach2 and libc, without sudo for the user's own processes.
+//!
+//! Every call here is a `proc_pidinfo`/`proc_pidfdinfo`/`proc_pid_rusage`/`sysctl`/
+//! `host_statistics64` read, which XNU allows for processes of the same uid. `task_for_pid` is
+//! never called (on another user's process it needs root and can block forever, psutil#2885),
+//! so per-thread state comes from `PROC_PIDTHREADINFO`, not from Mach thread ports. A denied
+//! call becomes a permission error (verdict `unknown` with the remedy). The interpretation of
+//! what the kernel returns lives in [`super::xnu`], where it is unit-tested on every OS.
+//!
+//! # Platform specific behavior
+//! - CPU times in `proc_taskinfo` are Mach ticks, converted with `mach_timebase_info`.
+//! - The state letter is derived from the threads, as `ps` does (`I` = asleep > 20 s).
+//! - Memory trends use `ri_phys_footprint`, not RSS (what Activity Monitor and jetsam use).
+//! - There is no wait channel or syscall on macOS without root; threads report sleep time.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::io;
+use std::mem::MaybeUninit;
+
+use chrono::{TimeZone, Utc};
+use libproc::file_info::{ListFDs, PIDFDInfo, PIDFDInfoFlavor, pidfdinfo};
+use libproc::net_info::{SocketFDInfo, SocketInfoKind};
+use libproc::pid_rusage::{RUsageInfoV4, pidrusage};
+use libproc::proc_pid::listpidinfo;
+use libproc::processes::{ProcFilter, pids_by_type};
+
+use super::Platform;
+use super::xnu::{self, PipeFdInfo, PshmFdInfo, VmPages, VnodeFdInfoWithPath, c_chars};
+use crate::error::{InspectError, permission_remedy};
+use crate::model::{FdInfo, FdKind, Peer, ProcessInfo, SystemMemory, ThreadInfo};
+
+impl PIDFDInfo for PipeFdInfo {
+    fn flavor() -> PIDFDInfoFlavor {
+        PIDFDInfoFlavor::PipeInfo
+    }
+}
+impl PIDFDInfo for PshmFdInfo {
+    fn flavor() -> PIDFDInfoFlavor {
+        PIDFDInfoFlavor::PSHMInfo
+    }
+}
+impl PIDFDInfo for VnodeFdInfoWithPath {
+    fn flavor() -> PIDFDInfoFlavor {
+        PIDFDInfoFlavor::VNodePathInfo
+    }
+}
+
+pub struct Macos {
+    numer: u32,
+    denom: u32,
+    page_size: u64,
+}
+
+impl Default for Macos {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `proc_pidinfo` into a plain-data struct, keeping errno.
+fn pidinfo<T: Copy>(pid: u32, flavor: i32, arg: u64) -> io::Result<T> {
+    let mut out = MaybeUninit::<T>::zeroed();
+    let size = size_of::<T>() as i32;
+    // SAFETY: `out` is a zeroed buffer of exactly `size` bytes; proc_pidinfo(3) writes at most
+    // `size` bytes into it and returns how many it wrote.
+    let n = unsafe { libc::proc_pidinfo(pid as i32, flavor, arg, out.as_mut_ptr().cast(), size) };
+    if n <= 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if n < size {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "short proc_pidinfo reply",
+        ));
+    }
+    // SAFETY: the kernel filled all `size` bytes of a plain-old-data C struct (all-zero is valid too).
+    Ok(unsafe { out.assume_init() })
+}
+
+/// `proc_pidinfo` flavors that return an array of u64 (thread ids or handles).
+fn pidinfo_u64s(pid: u32, flavor: i32, hint: usize) -> io::Result<Vec<u64>> {
+    let mut buf = vec![0u64; hint + 32];
+    let bytes = (buf.len() * size_of::<u64>()) as i32;
+    // SAFETY: `buf` is a writable allocation of `bytes` bytes; the kernel writes at most that.
+    let n = unsafe { libc::proc_pidinfo(pid as i32, flavor, 0, buf.as_mut_ptr().cast(), bytes) };
+    if n <= 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize / size_of::<u64>());
+    buf.retain(|&v| v != 0);
+    Ok(buf)
+}
+
+/// A numeric sysctl by name.
+fn sysctl<T: Copy + Default>(name: &str) -> io::Result<T> {
+    let cname = CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let mut value = T::default();
+    let mut len = size_of::<T>();
+    // SAFETY: `value` is a valid, writable T of `len` bytes; sysctlbyname(3) writes at most `len`.
+    let rc = unsafe {
+        libc::sysctlbyname(
+            cname.as_ptr(),
+            (&mut value as *mut T).cast(),
+            &mut len,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(value)
+}
+
+fn exists(pid: u32) -> bool {
+    // SAFETY: kill(2) with signal 0 only checks whether the process exists.
+    let rc = unsafe { libc::kill(pid as i32, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+impl Macos {
+    pub fn new() -> Self {
+        let mut tb = mach2::mach_time::mach_timebase_info { numer: 1, denom: 1 };
+        // SAFETY: `tb` is a valid mach_timebase_info the call fills in; it cannot fail on macOS.
+        unsafe { mach2::mach_time::mach_timebase_info(&mut tb) };
+        // SAFETY: vm_page_size is a read-only global set by libSystem before main.
+        let page_size = unsafe { mach2::vm_page_size::vm_page_size } as u64;
+        Macos {
+            numer: tb.numer,
+            denom: tb.denom,
+            page_size: page_size.max(4096),
+        }
+    }
+
+    fn map_err(&self, pid: u32, call: &str, e: io::Error) -> InspectError {
+        match e.raw_os_error() {
+            Some(libc::ESRCH) => InspectError::Gone { pid },
+            _ if !exists(pid) => InspectError::Gone { pid },
+            Some(libc::EPERM | libc::EACCES) => InspectError::PermissionDenied {
+                pid,
+                path: call.to_string(),
+                remedy: permission_remedy(self.owner(pid)),
+            },
+            _ => InspectError::Io {
+                pid,
+                path: call.to_string(),
+                message: e.to_string(),
+            },
+        }
+    }
+
+    /// A libproc call failed with a message only: decide gone/denied by probing the pid.
+    fn map_libproc(&self, pid: u32, call: &str, message: String) -> InspectError {
+        if !exists(pid) {
+            InspectError::Gone { pid }
+        } else if message.contains("not permitted") || message.contains("denied") {
+            InspectError::PermissionDenied {
+                pid,
+                path: call.to_string(),
+                remedy: permission_remedy(self.owner(pid)),
+            }
+        } else {
+            InspectError::Io {
+                pid,
+                path: call.to_string(),
+                message,
+            }
+        }
+    }
+
+    fn owner(&self, pid: u32) -> Option<u32> {
+        // PROC_PIDT_SHORTBSDINFO is allowed for any uid.
+        pidinfo::<libc::proc_bsdshortinfo>(pid, libc::PROC_PIDT_SHORTBSDINFO, 0)
+            .ok()
+            .map(|s| s.pbsi_uid)
+    }
+
+    /// Every thread's `proc_threadinfo`, keyed by thread id (or by handle on systems without
+    /// `PROC_PIDLISTTHREADIDS`).
+    fn thread_infos(&self, pid: u32, hint: usize) -> io::Result<Vec<(u64, libc::proc_threadinfo)>> {
+        if let Ok(ids) = pidinfo_u64s(pid, xnu::PROC_PIDLISTTHREADIDS, hint) {
+            return Ok(ids
+                .into_iter()
+                .filter_map(|id| {
+                    pidinfo::<libc::proc_threadinfo>(pid, xnu::PROC_PIDTHREADID64INFO, id)
+                        .ok()
+                        .map(|t| (id, t))
+                })
+                .collect());
+        }
+        let handles = pidinfo_u64s(pid, xnu::PROC_PIDLISTTHREADS, hint)?;
+        Ok(handles
+            .into_iter()
+            .filter_map(|h| {
+                pidinfo::<libc::proc_threadinfo>(pid, libc::PROC_PIDTHREADINFO, h)
+                    .ok()
+                    .map(|t| (h, t))
+            })
+            .collect())
+    }
+
+    fn zombie(&self, pid: u32) -> Option<ProcessInfo> {
+        let bsd = pidinfo::<libc::proc_bsdinfo>(pid, libc::PROC_PIDTBSDINFO, 0).ok()?;
+        (bsd.pbi_status == xnu::SZOMB).then(|| ProcessInfo {
+            pid,
+            ppid: bsd.pbi_ppid,
+            uid: bsd.pbi_uid,
+            name: c_chars(&bsd.pbi_comm),
+            cmdline: vec![],
+            state: 'Z',
+            start_time: Utc
+                .timestamp_opt(bsd.pbi_start_tvsec as i64, 0)
+                .single()
+                .unwrap_or_default(),
+            cpu_user_ns: 0,
+            cpu_system_ns: 0,
+            rss_bytes: 0,
+            vsz_bytes: 0,
+            footprint_bytes: None,
+            threads: 0,
+            threads_running: 0,
+        })
+    }
+
+    /// Socket and pipe identities held by `pids`: kernel object address -> holders.
+    fn holders(&self, pids: &[u32]) -> HashMap<u64, Vec<(u32, i32)>> {
+        let mut map: HashMap<u64, Vec<(u32, i32)>> = HashMap::new();
+        for &pid in pids {
+            let Ok(list) = listpidinfo::<ListFDs>(pid as i32, 4096) else {
+                continue;
+            };
+            for f in list {
+                let id = match f.proc_fdtype {
+                    xnu::PROX_FDTYPE_PIPE => pidfdinfo::<PipeFdInfo>(pid as i32, f.proc_fd)
+                        .ok()
+                        .map(|p| p.pipe_handle),
+                    xnu::PROX_FDTYPE_SOCKET => pidfdinfo::<SocketFDInfo>(pid as i32, f.proc_fd)
+                        .ok()
+                        .map(|s| s.psi.soi_so),
+                    _ => None,
+                };
+                if let Some(id) = id.filter(|&id| id != 0) {
+                    map.entry(id).or_default().push((pid, f.proc_fd));
+                }
+            }
+        }
+        map
+    }
+
+    fn comm(&self, pid: u32) -> String {
+        pidinfo::<libc::proc_bsdshortinfo>(pid, libc::PROC_PIDT_SHORTBSDINFO, 0)
+            .map(|s| c_chars(&s.pbsi_comm))
+            .unwrap_or_default()
+    }
+
+    fn socket(&self, fd: i32, s: &SocketFDInfo) -> (FdInfo, Option<u64>) {
+        let psi = &s.psi;
+        let base = |kind: FdKind, target: String, state: Option<String>| FdInfo {
+            fd,
+            kind,
+            target,
+            object_id: Some(psi.soi_so),
+            state,
+            peers: vec![],
+        };
+        match SocketInfoKind::from(psi.soi_kind) {
+            SocketInfoKind::Un => {
+                // SAFETY: soi_kind says the union holds the unix-domain variant.
+                let un = unsafe { psi.soi_proto.pri_un };
+                // SAFETY: both union variants are plain bytes; sun_path is NUL-terminated or full.
+                let path = c_chars(unsafe { &un.unsi_addr.ua_sun.sun_path });
+                let listening = psi.soi_options as i32 & libc::SO_ACCEPTCONN != 0;
+                let state = if listening {
+                    "listening"
+                } else if un.unsi_conn_so != 0 {
+                    "connected"
+                } else {
+                    "unconnected"
+                };
+                let target = if path.is_empty() {
+                    "(unnamed)".to_string()
+                } else {
+                    path
+                };
+                (
+                    base(FdKind::UnixSocket, target, Some(state.into())),
+                    Some(un.unsi_conn_so).filter(|&p| p != 0),
+                )
+            }
+            SocketInfoKind::Tcp => {
+                // SAFETY: soi_kind says the union holds the TCP variant.
+                let tcp = unsafe { psi.soi_proto.pri_tcp };
+                let text = inet_text(&tcp.tcpsi_ini);
+                (
+                    base(
+                        FdKind::Tcp,
+                        text,
+                        Some(xnu::tcp_state(tcp.tcpsi_state).into()),
+                    ),
+                    None,
+                )
+            }
+            SocketInfoKind::In => {
+                // SAFETY: soi_kind says the union holds the internet variant.
+                let ini = unsafe { psi.soi_proto.pri_in };
+                let kind = if psi.soi_protocol == libc::IPPROTO_UDP {
+                    FdKind::Udp
+                } else {
+                    FdKind::OtherSocket
+                };
+                (base(kind, inet_text(&ini), None), None)
+            }
+            other => (
+                base(FdKind::OtherSocket, format!("socket ({other:?})"), None),
+                None,
+            ),
+        }
+    }
+}
+
+fn inet_text(ini: &libproc::net_info::InSockInfo) -> String {
+    let port = |p: i32| u16::from_be(p as u16);
+    let addr = |a: &libproc::net_info::InSIAddr| -> String {
+        if ini.insi_vflag & 0x1 != 0 {
+            // SAFETY: INI_IPV4 says the union holds an IPv4 address in its 4-in-6 layout.
+            let v4 = unsafe { a.ina_46.i46a_addr4.s_addr };
+            std::net::Ipv4Addr::from(u32::from_be(v4)).to_string()
+        } else {
+            // SAFETY: otherwise the union holds an IPv6 address.
+            let v6 = unsafe { a.ina_6.s6_addr };
+            format!("[{}]", std::net::Ipv6Addr::from(v6))
+        }
+    };
+    format!(
+        "{}:{} -> {}:{}",
+        addr(&ini.insi_laddr),
+        port(ini.insi_lport),
+        addr(&ini.insi_faddr),
+        port(ini.insi_fport)
+    )
+}
+
+impl Platform for Macos {
+    fn pids(&self) -> anyhow::Result<Vec<u32>> {
+        let mut pids = pids_by_type(ProcFilter::All)?;
+        pids.retain(|&p| p != 0);
+        pids.sort_unstable();
+        Ok(pids)
+    }
+
+    fn cmdline(&self, pid: u32) -> Result<Vec<String>, InspectError> {
+        let argmax: i32 = sysctl("kern.argmax").unwrap_or(1 << 20);
+        let mut buf = vec![0u8; argmax.max(4096) as usize];
+        let mut len = buf.len();
+        let mut mib = [libc::CTL_KERN, libc::KERN_PROCARGS2, pid as i32];
+        // SAFETY: mib names a valid sysctl, `buf` is writable for `len` bytes.
+        let rc = unsafe {
+            libc::sysctl(
+                mib.as_mut_ptr(),
+                3,
+                buf.as_mut_ptr().cast(),
+                &mut len,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            // EINVAL means "no arguments you may read": none for our own zombies, denied for
+            // another user's process.
+            if e.raw_os_error() == Some(libc::EINVAL) && exists(pid) {
+                let owner = self.owner(pid);
+                if owner == Some(my_uid()) {
+                    return Ok(vec![]);
+                }
+                return Err(InspectError::PermissionDenied {
+                    pid,
+                    path: "sysctl(KERN_PROCARGS2)".into(),
+                    remedy: permission_remedy(owner),
+                });
+            }
+            return Err(self.map_err(pid, "sysctl(KERN_PROCARGS2)", e));
+        }
+        buf.truncate(len);
+        Ok(xnu::parse_procargs2(&buf).unwrap_or_default())
+    }
+
+    fn process(&self, pid: u32) -> Result<ProcessInfo, InspectError> {
+        let all = match pidinfo::<libc::proc_taskallinfo>(pid, libc::PROC_PIDTASKALLINFO, 0) {
+            Ok(all) => all,
+            Err(e) => {
+                if let Some(z) = self.zombie(pid) {
+                    return Ok(z);
+                }
+                return Err(self.map_err(pid, "proc_pidinfo(PROC_PIDTASKALLINFO)", e));
+            }
+        };
+        let bsd = &all.pbsd;
+        let task = &all.ptinfo;
+        let threads = self
+            .thread_infos(pid, task.pti_threadnum.max(0) as usize)
+            .unwrap_or_default();
+        let states: Vec<(i32, u64)> = threads
+            .iter()
+            .map(|(_, t)| (t.pth_run_state, t.pth_sleep_time.max(0) as u64))
+            .collect();
+        let name = {
+            let n = c_chars(&bsd.pbi_name);
+            if n.is_empty() {
+                c_chars(&bsd.pbi_comm)
+            } else {
+                n
+            }
+        };
+        Ok(ProcessInfo {
+            pid,
+            ppid: bsd.pbi_ppid,
+            uid: bsd.pbi_uid,
+            name,
+            cmdline: self.cmdline(pid).unwrap_or_default(),
+            state: xnu::process_letter(bsd.pbi_status, &states),
+            start_time: Utc
+                .timestamp_opt(
+                    bsd.pbi_start_tvsec as i64,
+                    (bsd.pbi_start_tvusec as u32).saturating_mul(1000),
+                )
+                .single()
+                .unwrap_or_default(),
+            cpu_user_ns: xnu::ticks_to_ns(task.pti_total_user, self.numer, self.denom),
+            cpu_system_ns: xnu::ticks_to_ns(task.pti_total_system, self.numer, self.denom),
+            rss_bytes: task.pti_resident_size,
+            vsz_bytes: task.pti_virtual_size,
+            footprint_bytes: pidrusage::<RUsageInfoV4>(pid as i32)
+                .ok()
+                .map(|r| r.ri_phys_footprint),
+            threads: task.pti_threadnum.max(0) as u32,
+            threads_running: states
+                .iter()
+                .filter(|(s, _)| *s == xnu::TH_STATE_RUNNING)
+                .count() as u32,
+        })
+    }
+
+    fn threads(&self, pid: u32) -> Result<Vec<ThreadInfo>, InspectError> {
+        let task = pidinfo::<libc::proc_taskinfo>(pid, libc::PROC_PIDTASKINFO, 0)
+            .map_err(|e| self.map_err(pid, "proc_pidinfo(PROC_PIDTASKINFO)", e))?;
+        let infos = self
+            .thread_infos(pid, task.pti_threadnum.max(0) as usize)
+            .map_err(|e| self.map_err(pid, "proc_pidinfo(PROC_PIDLISTTHREADS)", e))?;
+        let mut out: Vec<ThreadInfo> = infos
+            .into_iter()
+            .map(|(tid, t)| {
+                let sleep = t.pth_sleep_time.max(0) as u64;
+                ThreadInfo {
+                    tid,
+                    name: c_chars(&t.pth_name),
+                    state: xnu::thread_letter(t.pth_run_state, sleep),
+                    cpu_user_ns: t.pth_user_time,
+                    cpu_system_ns: t.pth_system_time,
+                    wait_channel: None,
+                    syscall: None,
+                    sleep_secs: Some(sleep),
+                }
+            })
+            .collect();
+        out.sort_by_key(|t| t.tid);
+        Ok(out)
+    }
+
+    fn fds(&self, pid: u32, peers_among: Option<&[u32]>) -> Result<Vec<FdInfo>, InspectError> {
+        let bsd = pidinfo::<libc::proc_bsdinfo>(pid, libc::PROC_PIDTBSDINFO, 0)
+            .map_err(|e| self.map_err(pid, "proc_pidinfo(PROC_PIDTBSDINFO)", e))?;
+        let list = listpidinfo::<ListFDs>(pid as i32, bsd.pbi_nfiles.max(64) as usize)
+            .map_err(|m| self.map_libproc(pid, "proc_pidinfo(PROC_PIDLISTFDS)", m))?;
+        let holders = match peers_among {
+            None => HashMap::new(),
+            Some([]) => self.holders(&self.pids().unwrap_or_default()),
+            Some(pids) => {
+                let mut all = pids.to_vec();
+                all.push(pid);
+                self.holders(&all)
+            }
+        };
+        let peers_of = |id: u64, me: (u32, i32)| -> Vec<Peer> {
+            holders
+                .get(&id)
+                .into_iter()
+                .flatten()
+                .filter(|&&h| h != me)
+                .map(|&(p, f)| Peer {
+                    pid: p,
+                    name: self.comm(p),
+                    fd: f,
+                })
+                .collect()
+        };
+        let mut out = Vec::with_capacity(list.len());
+        for f in list {
+            let me = (pid, f.proc_fd);
+            let plain = |kind: FdKind, target: String| FdInfo {
+                fd: f.proc_fd,
+                kind,
+                target,
+                object_id: None,
+                state: None,
+                peers: vec![],
+            };
+            // An fd closed between listing and reading is skipped, not an error.
+            let info = match f.proc_fdtype {
+                xnu::PROX_FDTYPE_VNODE => {
+                    let Ok(v) = pidfdinfo::<VnodeFdInfoWithPath>(pid as i32, f.proc_fd) else {
+                        continue;
+                    };
+                    let path = c_chars(&v.vip_path);
+                    let kind = if v.vi_stat.vst_nlink == 0 && !path.starts_with("/dev/") {
+                        FdKind::DeletedFile
+                    } else if path.starts_with("/dev/") {
+                        FdKind::Device
+                    } else {
+                        FdKind::File
+                    };
+                    plain(kind, path)
+                }
+                xnu::PROX_FDTYPE_SOCKET => {
+                    let Ok(s) = pidfdinfo::<SocketFDInfo>(pid as i32, f.proc_fd) else {
+                        continue;
+                    };
+                    let (mut info, peer) = self.socket(f.proc_fd, &s);
+                    if let Some(peer) = peer {
+                        info.peers = peers_of(peer, me);
+                    }
+                    info
+                }
+                xnu::PROX_FDTYPE_PIPE => {
+                    let Ok(p) = pidfdinfo::<PipeFdInfo>(pid as i32, f.proc_fd) else {
+                        continue;
+                    };
+                    FdInfo {
+                        fd: f.proc_fd,
+                        kind: FdKind::Pipe,
+                        target: format!("pipe {:#x} -> {:#x}", p.pipe_handle, p.pipe_peerhandle),
+                        object_id: Some(p.pipe_handle),
+                        state: None,
+                        peers: peers_of(p.pipe_peerhandle, me),
+                    }
+                }
+                xnu::PROX_FDTYPE_PSHM => {
+                    let Ok(s) = pidfdinfo::<PshmFdInfo>(pid as i32, f.proc_fd) else {
+                        continue;
+                    };
+                    plain(FdKind::Shm, c_chars(&s.pshm_name))
+                }
+                xnu::PROX_FDTYPE_KQUEUE => plain(FdKind::AnonInode, "kqueue".into()),
+                xnu::PROX_FDTYPE_PSEM => plain(FdKind::Other, "posix semaphore".into()),
+                other => plain(FdKind::Other, format!("fd type {other}")),
+            };
+            out.push(info);
+        }
+        out.sort_by_key(|f| f.fd);
+        Ok(out)
+    }
+
+    fn system_memory(&self) -> anyhow::Result<SystemMemory> {
+        let mut stats = MaybeUninit::<libc::vm_statistics64>::zeroed();
+        let mut count = libc::HOST_VM_INFO64_COUNT;
+        // SAFETY: mach_host_self() returns this task's host port; `stats` has room for
+        // HOST_VM_INFO64_COUNT integers, which is what `count` tells the kernel.
+        let kr = unsafe {
+            libc::host_statistics64(
+                mach2::mach_init::mach_host_self(),
+                libc::HOST_VM_INFO64,
+                stats.as_mut_ptr().cast(),
+                &mut count,
+            )
+        };
+        anyhow::ensure!(
+            kr == libc::KERN_SUCCESS,
+            "host_statistics64(HOST_VM_INFO64) failed: kern_return {kr}"
+        );
+        // SAFETY: the kernel filled the struct (and all-zero is a valid value for it anyway).
+        let s = unsafe { stats.assume_init() };
+        let pages = VmPages {
+            free: u64::from(s.free_count),
+            active: u64::from(s.active_count),
+            inactive: u64::from(s.inactive_count),
+            speculative: u64::from(s.speculative_count),
+            wired: u64::from(s.wire_count),
+            purgeable: u64::from(s.purgeable_count),
+            external: u64::from(s.external_page_count),
+            compressor: u64::from(s.compressor_page_count),
+        };
+        let (free, available, cached) = xnu::vm_bytes(&pages, self.page_size);
+        let total: u64 = sysctl("hw.memsize")?;
+        let swap: libc::xsw_usage = sysctl_struct("vm.swapusage").unwrap_or(libc::xsw_usage {
+            xsu_total: 0,
+            xsu_avail: 0,
+            xsu_used: 0,
+            xsu_pagesize: 0,
+            xsu_encrypted: 0,
+        });
+        let (pressure, pressure_evidence) = xnu::pressure(
+            sysctl::<i32>("kern.memorystatus_vm_pressure_level").ok(),
+            sysctl::<u32>("kern.memorystatus_level").ok(),
+        );
+        Ok(SystemMemory {
+            total_bytes: total,
+            free_bytes: free,
+            available_bytes: available,
+            cached_bytes: cached,
+            swap_total_bytes: swap.xsu_total,
+            swap_free_bytes: swap.xsu_avail,
+            pressure,
+            pressure_evidence,
+        })
+    }
+}
+
+/// A struct-valued sysctl by name (e.g. `vm.swapusage`).
+fn sysctl_struct<T: Copy>(name: &str) -> io::Result<T> {
+    let cname = CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let mut value = MaybeUninit::<T>::zeroed();
+    let mut len = size_of::<T>();
+    // SAFETY: `value` is a zeroed buffer of `len` bytes; sysctlbyname(3) writes at most `len`.
+    let rc = unsafe {
+        libc::sysctlbyname(
+            cname.as_ptr(),
+            value.as_mut_ptr().cast(),
+            &mut len,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: filled by the kernel; a plain-old-data C struct.
+    Ok(unsafe { value.assume_init() })
+}
+
+fn my_uid() -> u32 {
+    // SAFETY: getuid(2) cannot fail.
+    unsafe { libc::getuid() }
+}
