@@ -13,7 +13,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use crate::error::InspectError;
-use crate::mlslog::{InFlight, WorkerLog};
+use crate::logs::{InFlight, WorkerLog};
 use crate::model::ProcessInfo;
 use crate::registry::RegistryEntry;
 use crate::render::{bytes, duration};
@@ -485,7 +485,9 @@ pub fn assess(o: &Observation, th: &Thresholds) -> Assessment {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mlslog::LogState;
+    use crate::logs::Analyzer;
+    use crate::logs::event::Clock;
+    use crate::logs::formats::{Format, Parsed};
     use chrono::TimeZone;
 
     fn proc(pid: u32, cpu_ms: u64, rss_mib: u64, state: char, running: u32) -> ProcessInfo {
@@ -536,16 +538,17 @@ mod tests {
     }
 
     fn seed_log() -> WorkerLog {
-        let st = LogState::from_events(
-            [
-                "2026-01-05T23:12:40Z Chat completion: 412 tokens in 13.6s (30.2 tok/s) worker=mlx-server-v3-1",
-                "2026-01-05T23:13:25Z Chat completion request: worker=mlx-server-v3-1 id=req-319 prompt_chars=8489 max_tokens=2000 temperature=0.3",
-                "2026-01-05T23:23:25Z Worker timeout after 600s worker=mlx-server-v3-1 id=req-319",
-            ]
-            .iter()
-            .map(|l| crate::mlslog::parse_line(1, l).unwrap()),
-        );
-        st.for_worker(Some("mlx-server-v3-1"), 49387, true)
+        let mut a = Analyzer::new(&[], Duration::from_secs(300), false);
+        let mut clock = Clock::default();
+        for l in [
+            "2026-01-05T23:12:40Z Chat completion: 412 tokens in 13.6s (30.2 tok/s) worker=mlx-server-v3-1",
+            "2026-01-05T23:13:25Z Chat completion request: worker=mlx-server-v3-1 id=req-319 prompt_chars=8489 max_tokens=2000 temperature=0.3",
+            "2026-01-05T23:23:25Z Worker timeout after 600s worker=mlx-server-v3-1 id=req-319",
+        ] {
+            let Parsed::Event(e) = Format::Mls.parse(l.as_bytes(), &mut clock) else { panic!("{l}") };
+            a.add(&e);
+        }
+        a.finish().for_worker(Some("mlx-server-v3-1"), 49387, true)
     }
 
     fn observe<'a>(

@@ -52,6 +52,8 @@ pub enum Command {
     Fds(FdsArgs),
     /// The worker registry joined with the live processes
     Registry(RegistryArgs),
+    /// Request timeline, throughput, anomalies and the hang trigger from server logs
+    Logs(LogsArgs),
     /// System memory and pressure, per-worker memory and its trend
     Mem(MemArgs),
     /// Start a simulated MLS with misbehaving workers and diagnose it
@@ -140,6 +142,49 @@ pub struct FdsArgs {
 pub struct RegistryArgs {
     #[command(flatten)]
     pub discovery: DiscoveryArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormatChoice {
+    /// Detect from the first lines
+    Auto,
+    /// MLS orchestrator lines (Chat completion request:/Chat completion:/Worker timeout after)
+    Mls,
+    /// mlx_lm.server (Prompt processing progress, HTTP access lines)
+    MlxLm,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogsArgs {
+    /// Log files (plain or .gz; a rotated set is read in time order); none or `-` = stdin
+    pub files: Vec<PathBuf>,
+    /// Built-in log format
+    #[arg(long, value_enum, default_value_t = LogFormatChoice::Auto)]
+    pub format: LogFormatChoice,
+    /// Your own format: a TOML file of named-capture regexes (see docs/log-formats.md)
+    #[arg(long, value_name = "FILE", conflicts_with = "format")]
+    pub format_file: Option<PathBuf>,
+    /// Only events at or after this time (RFC 3339 or "YYYY-MM-DD HH:MM:SS" local)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only events at or before this time
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only this worker (name, or pid)
+    #[arg(long)]
+    pub worker: Option<String>,
+    /// Prompt-size band edges in characters (K = 1000)
+    #[arg(long, default_value = "8K,10K,100K")]
+    pub bands: String,
+    /// An unfinished request older than this at the end of the log is a hang trigger
+    #[arg(long, default_value = "5m", value_parser = duration_arg)]
+    pub hung_after: Duration,
+    /// Report every line that is not understood, with its line number (exit 3 if any)
+    #[arg(long)]
+    pub strict: bool,
+    /// One JSON event per line, as they are read, instead of the summary
+    #[arg(long, conflicts_with = "json")]
+    pub jsonl: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -10,8 +10,8 @@ pub mod cli;
 pub mod commands;
 pub mod discover;
 pub mod error;
+pub mod logs;
 pub mod memory;
-pub mod mlslog;
 pub mod model;
 pub mod platform;
 pub mod registry;
@@ -43,6 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Threads(a) => commands::threads::run(&a, &ctx, &mut out)?,
         Command::Fds(a) => commands::fds::run(&a, &ctx, &mut out)?,
         Command::Registry(a) => commands::registry::run(&a, &ctx, &mut out)?,
+        Command::Logs(a) => commands::logs::run(&a, &ctx, &mut out)?,
         Command::Mem(a) => commands::mem::run(&a, &ctx, &mut out)?,
         Command::Demo(a) => commands::demo::run(&a, &ctx, &mut out)?,
         Command::Record(a) => commands::record::run(&a, &ctx, &mut out)?,

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use mlsdiag::classify::{Observation, RegistryView, Thresholds, Verdict, assess};
-use mlsdiag::mlslog::{LogState, parse_timestamp};
+use mlsdiag::logs::{for_check, parse_timestamp};
 use mlsdiag::platform::Platform;
 use mlsdiag::platform::linux::Linux;
 use mlsdiag::sample::Series;
@@ -71,8 +71,9 @@ fn the_seed_incident_is_diagnosed_hung() {
         &std::fs::read_to_string(fixture("seed/worker_registry.json")).unwrap(),
     )
     .unwrap();
-    let log = LogState::read(&fixture("seed/mls.log")).unwrap();
-    let worker_log = log.for_worker(Some("mlx-server-v3-1"), 49387, true);
+    let log = for_check(&fixture("seed/mls.log"), std::time::Duration::from_secs(300)).unwrap();
+    assert_eq!(log.format, "mls");
+    let worker_log = log.analysis.for_worker(Some("mlx-server-v3-1"), 49387, true);
     assert_eq!(worker_log.completed, 2);
     assert_eq!(
         worker_log.in_flight.len(),

@@ -18,7 +18,7 @@ use crate::classify::{
 };
 use crate::cli::CheckArgs;
 use crate::discover::{discover, worker_name};
-use crate::mlslog::{InFlight, LogState};
+use crate::logs::{self, InFlight};
 use crate::registry::{self, Loaded};
 use crate::render::{self, SCHEMA_VERSION, bytes, duration, sanitize};
 use crate::sample::{readings_for, sample};
@@ -52,7 +52,9 @@ pub struct RegistryState {
 #[derive(Debug, Serialize)]
 pub struct LogSource {
     pub path: String,
-    pub events: usize,
+    /// The log format used (detected).
+    pub format: String,
+    pub events: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -135,10 +137,11 @@ pub fn collect(args: &CheckArgs, ctx: &Ctx) -> anyhow::Result<CheckReport> {
             )
         }
     };
-    let log = match &args.log {
-        Some(p) => Some(LogState::read(p)?),
+    let outcome = match &args.log {
+        Some(p) => Some(logs::for_check(p, args.hung_after)?),
         None => None,
     };
+    let log = outcome.as_ref().map(|o| &o.analysis);
     let found = discover(ctx.platform.as_ref(), &re, registry)?;
     let pids: Vec<u32> = found.workers.iter().map(|c| c.pid).collect();
     let window = args.window.max(args.leak_window.unwrap_or_default());
@@ -229,9 +232,9 @@ pub fn collect(args: &CheckArgs, ctx: &Ctx) -> anyhow::Result<CheckReport> {
             args.discovery.pattern
         ));
     }
-    if let Some(l) = &log {
+    if let Some(l) = log {
         let attributed: usize = workers.iter().map(|w| w.in_flight.len()).sum();
-        let total: usize = l.workers.values().map(|w| w.in_flight.len()).sum();
+        let total = l.open_count();
         if total > attributed {
             notes.push(format!(
                 "{} in-flight request(s) in the log belong to no worker found (by name or pid)",
@@ -251,9 +254,10 @@ pub fn collect(args: &CheckArgs, ctx: &Ctx) -> anyhow::Result<CheckReport> {
         exit_code: status.code(),
         pattern: args.discovery.pattern.clone(),
         registry: reg_state,
-        log: args.log.as_ref().zip(log.as_ref()).map(|(p, l)| LogSource {
+        log: args.log.as_ref().zip(outcome.as_ref()).map(|(p, o)| LogSource {
             path: p.display().to_string(),
-            events: l.events,
+            format: o.format.clone(),
+            events: o.analysis.events,
         }),
         window_secs: window.as_secs_f64(),
         workers,

@@ -5,6 +5,7 @@ pub mod check;
 pub mod completions;
 pub mod demo;
 pub mod fds;
+pub mod logs;
 pub mod mem;
 pub mod record;
 pub mod registry;

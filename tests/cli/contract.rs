@@ -39,7 +39,8 @@ struct Registry {
 #[serde(deny_unknown_fields)]
 struct Log {
     path: String,
-    events: usize,
+    format: String,
+    events: u64,
 }
 
 #[allow(dead_code)]
@@ -88,13 +89,16 @@ struct Finding {
 #[serde(deny_unknown_fields)]
 struct InFlight {
     started: String,
-    line: usize,
+    line: u64,
+    source: usize,
     worker: Option<String>,
     pid: Option<u32>,
     id: Option<String>,
     prompt_chars: Option<u64>,
+    prompt_tokens: Option<u64>,
     max_tokens: Option<u64>,
     temperature: Option<f64>,
+    progress: Option<[u64; 2]>,
     timeouts: Vec<String>,
 }
 

@@ -7,6 +7,7 @@ mod contract;
 mod demo;
 mod docs;
 mod inspect;
+mod logs;
 mod recording;
 mod registry;
 mod util;

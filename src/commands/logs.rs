@@ -1,0 +1,325 @@
+//! `mlsdiag logs FILE…`: the seed's three greps and its incident tables, in one pass.
+//!
+//! Requests started/completed/failed/timed out, tokens and tok/s, latency percentiles, throughput
+//! by prompt size, anomalies in time order, the hang trigger (the request in flight when a
+//! worker stopped completing) and what queued behind it, what is in flight at the end, and the
+//! last successes per worker. Streams files of any size in constant memory.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use comfy_table::Cell;
+use serde::Serialize;
+
+use super::Ctx;
+use crate::classify::Status;
+use crate::cli::{LogFormatChoice, LogsArgs};
+use crate::logs::analysis::{Anomaly, Band, HangTrigger, InFlight, Stats, Success};
+use crate::logs::event::parse_user_time;
+use crate::logs::formats::Custom;
+use crate::logs::{self, Format, Options, SourceInfo};
+use crate::render::{self, SCHEMA_VERSION, bytes, sanitize};
+
+#[derive(Debug, Serialize)]
+pub struct Unparseable {
+    pub source: String,
+    pub line: u64,
+    pub reason: &'static str,
+    pub text: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Filters {
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub worker: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LogsReport {
+    pub schema_version: u32,
+    pub command: &'static str,
+    pub format: String,
+    pub format_detected: bool,
+    pub sources: Vec<SourceInfo>,
+    pub filters: Filters,
+    pub events: u64,
+    pub totals: Stats,
+    pub workers: std::collections::BTreeMap<String, Stats>,
+    pub bands: Vec<Band>,
+    pub anomalies: Vec<Anomaly>,
+    pub anomalies_dropped: u64,
+    pub hang_triggers: Vec<HangTrigger>,
+    pub in_flight: Vec<InFlight>,
+    pub last_successes: std::collections::BTreeMap<String, Vec<Success>>,
+    pub unmatched_ends: u64,
+    pub unparseable: Vec<Unparseable>,
+    pub unparseable_count: u64,
+}
+
+/// Parse `--bands 8K,10K,100K` (K = 1000, M = 1000000 characters).
+pub fn parse_bands(s: &str) -> Result<Vec<u64>, String> {
+    let mut edges = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (num, mult) = match part.chars().last() {
+            Some('K' | 'k') => (&part[..part.len() - 1], 1_000.0),
+            Some('M' | 'm') => (&part[..part.len() - 1], 1_000_000.0),
+            _ => (part, 1.0),
+        };
+        let v: f64 = num.parse().map_err(|_| format!("invalid band edge {part:?} (try 8K,10K,100K)"))?;
+        edges.push((v * mult) as u64);
+    }
+    if edges.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(format!("band edges must increase: {s:?}"));
+    }
+    Ok(edges)
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+fn opt_f(v: Option<f64>, digits: usize) -> String {
+    v.map_or("-".into(), |v| format!("{v:.digits$}"))
+}
+
+fn describe(r: &InFlight) -> String {
+    let mut parts = vec![r.id.clone().map_or_else(|| format!("request at line {}", r.line), |id| format!("request {id}"))];
+    let mut detail = Vec::new();
+    if let Some(c) = r.prompt_chars {
+        detail.push(format!("{c} chars"));
+    }
+    if let Some(t) = r.prompt_tokens {
+        detail.push(format!("{t} prompt tokens"));
+    }
+    if let Some(m) = r.max_tokens {
+        detail.push(format!("max_tokens {m}"));
+    }
+    if let Some(t) = r.temperature {
+        detail.push(format!("temperature {t}"));
+    }
+    if let Some([d, t]) = r.progress {
+        detail.push(format!("prefill {d}/{t}"));
+    }
+    if !detail.is_empty() {
+        parts.push(format!("({})", detail.join(", ")));
+    }
+    parts.push(format!("started {}", ts(r.started)));
+    parts.join(" ")
+}
+
+pub fn collect(args: &LogsArgs, mut on_event: impl FnMut(&logs::Event)) -> anyhow::Result<LogsReport> {
+    let format = match (&args.format_file, args.format) {
+        (Some(f), _) => Some(Format::Custom(Box::new(Custom::load(f)?))),
+        (None, LogFormatChoice::Auto) => None,
+        (None, LogFormatChoice::Mls) => Some(Format::Mls),
+        (None, LogFormatChoice::MlxLm) => Some(Format::MlxLm),
+    };
+    let detected = format.is_none();
+    let since = args.since.as_deref().map(parse_user_time).transpose().map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    let until = args.until.as_deref().map(parse_user_time).transpose().map_err(|e| anyhow::anyhow!("--until: {e}"))?;
+    let bands = parse_bands(&args.bands).map_err(|e| anyhow::anyhow!("--bands: {e}"))?;
+    let opts = Options {
+        format,
+        strict: args.strict,
+        since,
+        until,
+        worker: args.worker.clone(),
+        bands,
+        hung_after: args.hung_after,
+    };
+    let files: Vec<PathBuf> = args.files.clone();
+    let o = logs::analyze(&files, opts, &mut on_event)?;
+    let a = o.analysis;
+    Ok(LogsReport {
+        schema_version: SCHEMA_VERSION,
+        command: "logs",
+        format: o.format,
+        format_detected: detected,
+        sources: o.sources,
+        filters: Filters { since, until, worker: args.worker.clone() },
+        events: a.events,
+        totals: a.totals,
+        workers: a.workers,
+        bands: a.bands,
+        anomalies: a.anomalies,
+        anomalies_dropped: a.anomalies_dropped,
+        hang_triggers: a.hang_triggers,
+        in_flight: a.in_flight,
+        last_successes: a.last_successes,
+        unmatched_ends: a.unmatched_ends,
+        unparseable: o
+            .unparseable
+            .into_iter()
+            .map(|(source, line, reason, text)| Unparseable { source, line, reason, text })
+            .collect(),
+        unparseable_count: o.unparseable_count,
+    })
+}
+
+pub fn run(args: &LogsArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
+    let mut write_error: Option<std::io::Error> = None;
+    let report = if args.jsonl {
+        let r = collect(args, |ev| {
+            if write_error.is_none() {
+                if let Err(e) = serde_json::to_writer(&mut *out, ev).map_err(std::io::Error::from).and_then(|_| writeln!(out)) {
+                    write_error = Some(e);
+                }
+            }
+        })?;
+        if let Some(e) = write_error {
+            return Err(e.into());
+        }
+        r
+    } else {
+        collect(args, |_| {})?
+    };
+    let status = if args.strict && report.unparseable_count > 0 { Status::Unknown } else { Status::Ok };
+    if args.jsonl {
+        if args.strict {
+            for u in &report.unparseable {
+                eprintln!("{}:{}: {}: {}", u.source, u.line, u.reason, sanitize(&u.text));
+            }
+        }
+        return Ok(status);
+    }
+    if ctx.json {
+        render::json(out, &report)?;
+    } else {
+        print(&report, ctx, out)?;
+    }
+    Ok(status)
+}
+
+fn stats_row(name: &str, s: &Stats) -> Vec<String> {
+    vec![
+        name.to_string(),
+        s.started.to_string(),
+        s.completed.to_string(),
+        s.failed.to_string(),
+        s.timed_out.to_string(),
+        s.tokens.to_string(),
+        opt_f(s.mean_tokens_per_sec, 1),
+        opt_f(s.median_tokens_per_sec, 1),
+        opt_f(s.latency_p50_secs, 1),
+        opt_f(s.latency_p95_secs, 1),
+        opt_f(s.latency_p99_secs, 1),
+    ]
+}
+
+pub fn print(r: &LogsReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result<()> {
+    let total_bytes: u64 = r.sources.iter().map(|s| s.bytes).sum();
+    let total_lines: u64 = r.sources.iter().map(|s| s.lines).sum();
+    writeln!(
+        out,
+        "format: {}{}; {} source(s), {}, {} lines, {} request events",
+        r.format,
+        if r.format_detected { " (detected)" } else { "" },
+        r.sources.len(),
+        bytes(total_bytes),
+        total_lines,
+        r.events
+    )?;
+    if let (Some(f), Some(l)) = (r.totals.first, r.totals.last) {
+        writeln!(out, "span: {} → {}", ts(f), ts(l))?;
+    }
+    writeln!(out)?;
+    let mut t = ctx.style.table(&["WORKER", "STARTED", "DONE", "FAILED", "TIMED OUT", "TOKENS", "TOK/S", "TOK/S p50", "LAT p50 s", "p95 s", "p99 s"]);
+    for (name, s) in &r.workers {
+        let shown = if name.is_empty() { "(unnamed)" } else { name };
+        t.add_row(stats_row(&sanitize(shown), s));
+    }
+    if r.workers.len() > 1 {
+        t.add_row(stats_row("all", &r.totals).into_iter().map(Cell::new).collect::<Vec<_>>());
+    }
+    writeln!(out, "{t}")?;
+    if r.bands.iter().any(|b| b.completed > 0) {
+        writeln!(out, "\nThroughput by prompt size (characters):")?;
+        let mut t = ctx.style.table(&["BAND", "DONE", "TOKENS", "TOK/S", "TOK/S p50"]);
+        for b in &r.bands {
+            t.add_row(vec![
+                b.label.clone(),
+                b.completed.to_string(),
+                b.tokens.to_string(),
+                opt_f(b.mean_tokens_per_sec, 1),
+                opt_f(b.median_tokens_per_sec, 1),
+            ]);
+        }
+        writeln!(out, "{t}")?;
+    }
+    if !r.anomalies.is_empty() {
+        writeln!(out, "\nAnomalies (time order):")?;
+        for a in &r.anomalies {
+            let what = match a.kind {
+                "timeout" => format!("timeout after {}s", opt_f(a.timeout_secs, 0)),
+                _ => format!("failure: {}", sanitize(a.message.as_deref().unwrap_or(""))),
+            };
+            let req = match (&a.id, a.request_started) {
+                (Some(id), Some(s)) => format!(" request {id} (started {})", ts(s)),
+                (Some(id), None) => format!(" request {id}"),
+                (None, Some(s)) => format!(" request started {}", ts(s)),
+                (None, None) => String::new(),
+            };
+            let worker = if a.worker.is_empty() { String::new() } else { format!(" [{}]", sanitize(&a.worker)) };
+            writeln!(out, "  {} {what}{worker}{req} (line {})", ts(a.time), a.line)?;
+        }
+        if r.anomalies_dropped > 0 {
+            writeln!(out, "  … and {} more", r.anomalies_dropped)?;
+        }
+    }
+    for h in &r.hang_triggers {
+        writeln!(out, "\nHang trigger [{}]: {}", sanitize(&h.worker), describe(&h.request))?;
+        writeln!(out, "  why: {}", h.reason)?;
+        match h.last_completion {
+            Some(t) => writeln!(out, "  last completion before it: {}", ts(t))?,
+            None => writeln!(out, "  no completion logged for this worker")?,
+        }
+        for q in &h.queued {
+            writeln!(out, "  queued behind it: {}", describe(q))?;
+        }
+    }
+    if !r.in_flight.is_empty() {
+        writeln!(out, "\nIn flight at end of log ({}):", r.in_flight.len())?;
+        for f in r.in_flight.iter().take(20) {
+            let who = f.worker.clone().or(f.pid.map(|p| format!("pid {p}"))).unwrap_or_default();
+            writeln!(out, "  {} {}", sanitize(&who), describe(f))?;
+        }
+    }
+    writeln!(out, "\nLast successes:")?;
+    for (name, list) in &r.last_successes {
+        for s in list {
+            writeln!(
+                out,
+                "  {} {} {} tokens in {}s ({} tok/s){}",
+                ts(s.time),
+                if name.is_empty() { "(unnamed)".to_string() } else { sanitize(name) },
+                s.tokens.map_or("?".into(), |t| t.to_string()),
+                opt_f(s.seconds, 1),
+                opt_f(s.tokens_per_sec, 1),
+                s.id.as_ref().map_or(String::new(), |id| format!(" {id}"))
+            )?;
+        }
+    }
+    if r.unparseable_count > 0 {
+        writeln!(out, "\n{} unparseable line(s):", r.unparseable_count)?;
+        for u in &r.unparseable {
+            writeln!(out, "  {}:{}: {}: {}", u.source, u.line, u.reason, sanitize(&u.text))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bands_parse() {
+        assert_eq!(parse_bands("8K,10K,100K").unwrap(), [8000, 10_000, 100_000]);
+        assert_eq!(parse_bands("500, 1.5M").unwrap(), [500, 1_500_000]);
+        assert!(parse_bands("10K,8K").is_err());
+        assert!(parse_bands("big").is_err());
+        assert!(parse_bands("").unwrap().is_empty());
+    }
+}

@@ -1,0 +1,194 @@
+//! Request events and the fast timestamp parser they start with.
+//!
+//! A multi-gigabyte log is mostly lines that are not request events, and most event lines start
+//! with the same hour as the previous one; so parsing works on bytes, never validates UTF-8 of
+//! whole lines, and converts local times through an offset cached per hour.
+
+use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A request was received / started.
+    #[default]
+    Start,
+    /// Prefill progress of the current request (mlx_lm.server).
+    Progress,
+    /// A request finished successfully.
+    End,
+    /// The orchestrator gave up waiting (`Worker timeout after Ns`).
+    Timeout,
+    /// A request failed.
+    Failed,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Event {
+    /// Line number in its source (1-based).
+    pub line: u64,
+    /// Index of the source file, in processing order.
+    pub source: usize,
+    pub time: DateTime<Utc>,
+    pub kind: EventKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_chars: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_per_sec: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Free text of failures (the message after the marker), for the anomaly list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Converts zone-less local times, caching the UTC offset per hour.
+#[derive(Debug, Default, Clone)]
+pub struct Clock {
+    hour: i64,
+    offset_secs: i64,
+    primed: bool,
+}
+
+fn digits(b: &[u8]) -> Option<u32> {
+    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(b.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')))
+}
+
+impl Clock {
+    /// Local naive time → UTC, with the offset of that hour.
+    pub fn local(&mut self, naive: NaiveDateTime) -> Option<DateTime<Utc>> {
+        let hour = naive.and_utc().timestamp().div_euclid(3600);
+        if !self.primed || hour != self.hour {
+            let local = Local.from_local_datetime(&naive).earliest()?;
+            self.offset_secs = i64::from(local.offset().fix().local_minus_utc());
+            self.hour = hour;
+            self.primed = true;
+        }
+        Some(DateTime::from_timestamp(naive.and_utc().timestamp() - self.offset_secs, naive.and_utc().timestamp_subsec_nanos())?)
+    }
+
+    /// A leading `YYYY-MM-DD[ T]HH:MM:SS[.,frac][Z|±HH[:]MM]`, optionally after `[`.
+    /// Returns the time and the number of bytes it used.
+    pub fn leading(&mut self, line: &[u8]) -> Option<(DateTime<Utc>, usize)> {
+        let start = usize::from(line.first() == Some(&b'['));
+        let b = line.get(start..)?;
+        if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b' ' || b[10] == b'T') || b[13] != b':' || b[16] != b':' {
+            return None;
+        }
+        let date = NaiveDate::from_ymd_opt(digits(&b[0..4])? as i32, digits(&b[5..7])?, digits(&b[8..10])?)?;
+        let mut used = 19;
+        let mut nanos = 0u32;
+        if matches!(b.get(19), Some(b'.' | b',')) {
+            let frac_len = b[20..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if frac_len > 0 {
+                let take = frac_len.min(9);
+                nanos = digits(&b[20..20 + take])? * 10u32.pow(9 - take as u32);
+                used = 20 + frac_len;
+            }
+        }
+        let time = NaiveTime::from_hms_nano_opt(digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?, nanos)?;
+        let naive = NaiveDateTime::new(date, time);
+        let utc = match b.get(used) {
+            Some(b'Z') => {
+                used += 1;
+                naive.and_utc()
+            }
+            Some(&sign @ (b'+' | b'-')) if b.len() >= used + 5 && b[used + 1].is_ascii_digit() => {
+                let (h, m, len) = if b.get(used + 3) == Some(&b':') {
+                    (digits(&b[used + 1..used + 3])?, digits(b.get(used + 4..used + 6)?)?, 6)
+                } else {
+                    (digits(&b[used + 1..used + 3])?, digits(&b[used + 3..used + 5])?, 5)
+                };
+                let off = i64::from(h * 3600 + m * 60) * if sign == b'-' { -1 } else { 1 };
+                used += len;
+                DateTime::from_timestamp(naive.and_utc().timestamp() - off, nanos)?
+            }
+            _ => self.local(naive)?,
+        };
+        Some((utc, start + used))
+    }
+}
+
+/// Parse a timestamp given by a user (`--since`): RFC 3339, or `YYYY-MM-DD[ HH:MM[:SS]]` local.
+pub fn parse_user_time(s: &str) -> Result<DateTime<Utc>, String> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let padded = match s.len() {
+        10 => format!("{s} 00:00:00"),
+        16 => format!("{s}:00"),
+        _ => s.to_string(),
+    };
+    Clock::default()
+        .leading(padded.as_bytes())
+        .filter(|&(_, used)| used == padded.len())
+        .map(|(t, _)| t)
+        .ok_or_else(|| format!("invalid time {s:?}: use RFC 3339 or \"YYYY-MM-DD HH:MM:SS\" (local)"))
+}
+
+/// Parse a leading timestamp of a text line (convenience for tests and callers with `&str`).
+pub fn parse_timestamp(line: &str) -> Option<DateTime<Utc>> {
+    Clock::default().leading(line.as_bytes()).map(|(t, _)| t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_forms() {
+        let a = parse_timestamp("2026-01-05 23:13:25,512 - mls - INFO - x").unwrap();
+        let b = parse_timestamp("2026-01-05T23:13:25.512 x").unwrap();
+        assert_eq!(a, b);
+        let z = parse_timestamp("2026-01-05T23:13:25Z x").unwrap();
+        let off = parse_timestamp("2026-01-06T00:13:25+01:00 x").unwrap();
+        let off2 = parse_timestamp("2026-01-06T00:13:25+0100 x").unwrap();
+        assert_eq!(z, off);
+        assert_eq!(z, off2);
+        assert_eq!(parse_timestamp("[2026-01-05 23:13:25] x").unwrap().timestamp() % 60, 25);
+        assert_eq!(parse_timestamp("2026-01-05 23:13:25.123456789Z").unwrap().timestamp_subsec_nanos(), 123_456_789);
+        for bad in ["Chat completion: no time", "2026-13-05 23:13:25 x", "2026-01-05 25:13:25", "2026-01-0", ""] {
+            assert!(parse_timestamp(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_hour_cache_gives_the_same_answer_as_chrono() {
+        let mut clock = Clock::default();
+        for line in ["2026-03-29 00:30:00", "2026-03-29 01:30:00", "2026-03-29 03:30:00", "2026-10-25 12:00:00"] {
+            let naive = NaiveDateTime::parse_from_str(line, "%Y-%m-%d %H:%M:%S").unwrap();
+            let expect = Local.from_local_datetime(&naive).earliest().map(|t| t.with_timezone(&Utc));
+            assert_eq!(clock.leading(line.as_bytes()).map(|t| t.0), expect, "{line}");
+        }
+    }
+
+    #[test]
+    fn user_times() {
+        assert!(parse_user_time("2026-01-05T23:13:25Z").is_ok());
+        assert!(parse_user_time("2026-01-05 23:13").is_ok());
+        assert!(parse_user_time("2026-01-05").is_ok());
+        assert!(parse_user_time("yesterday").is_err());
+    }
+}

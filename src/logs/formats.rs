@@ -1,0 +1,460 @@
+//! Log formats: MLS, `mlx_lm.server`, and user formats from a TOML file. All patterns live here.
+//!
+//! Each format names the literal "needles" an event line must contain, so the scanner can skip
+//! every other line with a SIMD substring search instead of looking at it, and a parser that
+//! turns one candidate line into an [`Event`]. docs/log-formats.md documents the built-ins.
+
+use std::path::Path;
+
+use memchr::memmem;
+use regex::bytes::Regex;
+use serde::Deserialize;
+
+use super::event::{Clock, Event, EventKind};
+use crate::error::InputError;
+
+/// What one line turned out to be.
+#[derive(Debug)]
+pub enum Parsed {
+    Event(Box<Event>),
+    /// Not an event line.
+    Skip,
+    /// It looks like an event (a marker matched) but could not be read; the reason.
+    Bad(&'static str),
+}
+
+#[derive(Debug)]
+pub enum Format {
+    /// MLS orchestrator lines: `Chat completion request:` / `Chat completion:` /
+    /// `Chat completion failed:` / `Worker timeout after Ns`.
+    Mls,
+    /// `mlx_lm.server`: `Prompt processing progress: a/b`, HTTP access lines, `ERROR` lines.
+    MlxLm,
+    /// A user's format (`--format-file`).
+    Custom(Box<Custom>),
+}
+
+const MLS_NEEDLES: &[&[u8]] = &[b"Chat completion", b"Worker timeout after"];
+const MLX_NEEDLES: &[&[u8]] = &[b"Prompt processing progress: ", b"\"POST /v1/", b" - ERROR - "];
+
+impl Format {
+    pub fn name(&self) -> String {
+        match self {
+            Format::Mls => "mls".into(),
+            Format::MlxLm => "mlx_lm.server".into(),
+            Format::Custom(c) => format!("custom:{}", c.name),
+        }
+    }
+
+    /// Literal substrings; a line containing none of them is not an event. Empty: every line.
+    pub fn needles(&self) -> Vec<Vec<u8>> {
+        match self {
+            Format::Mls => MLS_NEEDLES.iter().map(|n| n.to_vec()).collect(),
+            Format::MlxLm => MLX_NEEDLES.iter().map(|n| n.to_vec()).collect(),
+            Format::Custom(c) => c.prefilter.iter().map(|n| n.as_bytes().to_vec()).collect(),
+        }
+    }
+
+    pub fn parse(&self, line: &[u8], clock: &mut Clock) -> Parsed {
+        match self {
+            Format::Mls => parse_mls(line, clock),
+            Format::MlxLm => parse_mlx_lm(line, clock),
+            Format::Custom(c) => c.parse(line, clock),
+        }
+    }
+
+    /// Pick the built-in format that explains more of `sample` (the head of the first source).
+    pub fn detect(sample: &[u8]) -> Format {
+        let count = |needles: &[&[u8]]| -> usize { needles.iter().map(|n| memmem::find_iter(sample, n).count()).sum() };
+        if count(MLX_NEEDLES) > count(MLS_NEEDLES) { Format::MlxLm } else { Format::Mls }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    memmem::find(hay, needle)
+}
+
+/// Every `key=value` field of a line (values may be quoted), keys lower-cased on demand.
+pub fn fields(line: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    memchr::memchr_iter(b'=', line).filter_map(move |eq| {
+        let key_start = line[..eq].iter().rposition(|c| !(c.is_ascii_alphanumeric() || *c == b'_')).map_or(0, |p| p + 1);
+        if key_start == eq {
+            return None;
+        }
+        let rest = &line[eq + 1..];
+        let value = if rest.first() == Some(&b'"') {
+            let end = memchr::memchr(b'"', &rest[1..])?;
+            &rest[1..1 + end]
+        } else {
+            let end = rest.iter().position(|c| matches!(c, b' ' | b'\t' | b',' | b';' | b')' | b'\r' | b'\n')).unwrap_or(rest.len());
+            &rest[..end]
+        };
+        Some((&line[key_start..eq], value))
+    })
+}
+
+fn num<T: std::str::FromStr>(b: &[u8]) -> Option<T> {
+    std::str::from_utf8(b).ok()?.trim_end_matches('s').parse().ok()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Apply the known `key=value` fields to an event.
+fn apply_fields(ev: &mut Event, line: &[u8]) {
+    for (k, v) in fields(line) {
+        match k.to_ascii_lowercase().as_slice() {
+            b"worker" => ev.worker = Some(text(v)),
+            b"pid" => ev.pid = num(v),
+            b"id" | b"request_id" => ev.id = Some(text(v)),
+            b"prompt_chars" | b"chars" => ev.prompt_chars = num(v),
+            b"prompt_tokens" => ev.prompt_tokens = num(v),
+            b"max_tokens" => ev.max_tokens = num(v),
+            b"temperature" | b"temp" => ev.temperature = num(v),
+            _ => {}
+        }
+    }
+}
+
+/// Leading number of `b` (digits and one dot) and the rest.
+fn leading_number(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let n = b.iter().take_while(|c| c.is_ascii_digit() || **c == b'.').count();
+    (n > 0).then(|| b.split_at(n))
+}
+
+/// `N tokens in X s (Y tok/s)`, tolerant of `Xs`, `X sec`, `X seconds`.
+fn completion_numbers(b: &[u8]) -> Option<(u64, f64, f64)> {
+    let b = b.trim_ascii_start();
+    let (tokens, rest) = leading_number(b)?;
+    let rest = rest.strip_prefix(b" tokens in ")?;
+    let (secs, rest) = leading_number(rest)?;
+    let open = memchr::memchr(b'(', rest)?;
+    let (rate, tail) = leading_number(&rest[open + 1..])?;
+    tail.trim_ascii_start().starts_with(b"tok/s").then_some(())?;
+    Some((num(tokens)?, num(secs)?, num(rate)?))
+}
+
+fn parse_mls(line: &[u8], clock: &mut Clock) -> Parsed {
+    let kind = if let Some(p) = find(line, b"Chat completion") {
+        let after = &line[p + b"Chat completion".len()..];
+        if after.starts_with(b" request:") {
+            EventKind::Start
+        } else if after.starts_with(b" failed:") {
+            EventKind::Failed
+        } else if after.starts_with(b":") {
+            EventKind::End
+        } else {
+            return Parsed::Skip;
+        }
+    } else if find(line, b"Worker timeout after").is_some() {
+        EventKind::Timeout
+    } else {
+        return Parsed::Skip;
+    };
+    let Some((time, _)) = clock.leading(line) else { return Parsed::Bad("event line without a leading timestamp") };
+    let mut ev = Event { time, kind, ..Event::default() };
+    apply_fields(&mut ev, line);
+    match kind {
+        EventKind::End => {
+            let p = find(line, b"Chat completion:").map_or(line.len(), |p| p + 16);
+            match completion_numbers(&line[p..]) {
+                Some((tokens, secs, rate)) => {
+                    ev.tokens = Some(tokens);
+                    ev.seconds = Some(secs);
+                    ev.tokens_per_sec = Some(rate);
+                }
+                None => return Parsed::Bad("completion line without \"N tokens in X s (Y tok/s)\""),
+            }
+        }
+        EventKind::Timeout => {
+            let p = find(line, b"Worker timeout after").map_or(line.len(), |p| p + 20);
+            ev.timeout_secs = leading_number(line[p..].trim_ascii_start()).and_then(|(n, _)| num(n));
+            if ev.timeout_secs.is_none() {
+                return Parsed::Bad("timeout line without a number of seconds");
+            }
+        }
+        EventKind::Failed => {
+            let p = find(line, b"failed:").map_or(line.len(), |p| p + 7);
+            ev.message = Some(text(line[p..].trim_ascii()));
+        }
+        _ => {}
+    }
+    Parsed::Event(Box::new(ev))
+}
+
+/// `127.0.0.1 - - [05/Jan/2026 23:13:25] "POST /v1/chat/completions HTTP/1.1" 200 -`
+fn access_time(line: &[u8], clock: &mut Clock) -> Option<chrono::DateTime<chrono::Utc>> {
+    let open = memchr::memchr(b'[', line)?;
+    let b = line.get(open + 1..open + 22)?;
+    if b[2] != b'/' || b[6] != b'/' || b[11] != b' ' || b[20] != b']' {
+        return None;
+    }
+    let month = match &b[3..6] {
+        b"Jan" => 1,
+        b"Feb" => 2,
+        b"Mar" => 3,
+        b"Apr" => 4,
+        b"May" => 5,
+        b"Jun" => 6,
+        b"Jul" => 7,
+        b"Aug" => 8,
+        b"Sep" => 9,
+        b"Oct" => 10,
+        b"Nov" => 11,
+        b"Dec" => 12,
+        _ => return None,
+    };
+    let iso = format!("{}-{month:02}-{} {}", text(&b[7..11]), text(&b[0..2]), text(&b[12..20]));
+    clock.leading(iso.as_bytes()).map(|(t, _)| t)
+}
+
+fn parse_mlx_lm(line: &[u8], clock: &mut Clock) -> Parsed {
+    if let Some(p) = find(line, b"Prompt processing progress: ") {
+        let Some((time, _)) = clock.leading(line) else { return Parsed::Bad("progress line without a leading timestamp") };
+        let rest = &line[p + 28..];
+        let Some((done, rest)) = leading_number(rest) else { return Parsed::Bad("progress line without a/b") };
+        let Some((total, _)) = rest.strip_prefix(b"/").and_then(leading_number) else { return Parsed::Bad("progress line without a/b") };
+        return Parsed::Event(Box::new(Event {
+            time,
+            kind: EventKind::Progress,
+            tokens: num(done),
+            prompt_tokens: num(total),
+            ..Event::default()
+        }));
+    }
+    if let Some(p) = find(line, b"\"POST /v1/") {
+        let Some(time) = access_time(line, clock) else { return Parsed::Bad("access line without a [dd/Mon/yyyy hh:mm:ss] time") };
+        let path_end = memchr::memchr(b' ', &line[p + 6..]).map_or(line.len(), |e| p + 6 + e);
+        if !line[p + 6..path_end].ends_with(b"completions") {
+            return Parsed::Skip;
+        }
+        let after_quote = memchr::memchr(b'"', &line[p + 1..]).map(|q| p + 2 + q);
+        let status: Option<u16> = after_quote.and_then(|q| leading_number(line[q..].trim_ascii_start())).and_then(|(n, _)| num(n));
+        let Some(status) = status else { return Parsed::Bad("access line without a status code") };
+        let kind = if status < 400 { EventKind::End } else { EventKind::Failed };
+        return Parsed::Event(Box::new(Event { time, kind, status: Some(status), ..Event::default() }));
+    }
+    if let Some(p) = find(line, b" - ERROR - ") {
+        let Some((time, _)) = clock.leading(line) else { return Parsed::Skip };
+        return Parsed::Event(Box::new(Event {
+            time,
+            kind: EventKind::Failed,
+            message: Some(text(line[p + 11..].trim_ascii())),
+            ..Event::default()
+        }));
+    }
+    Parsed::Skip
+}
+
+/// A user format, read from TOML:
+///
+/// ```toml
+/// name = "my-server"
+/// prefilter = ["Request", "timed out"]          # optional literal needles
+/// timestamp_format = "%d/%m/%Y %H:%M:%S"        # optional; for a `ts` capture
+/// [start]
+/// regex = 'Request (?P<id>\S+) from (?P<worker>\S+) chars=(?P<prompt_chars>\d+)'
+/// [end]
+/// regex = 'Request (?P<id>\S+) done: (?P<tokens>\d+) tokens in (?P<seconds>[\d.]+)s'
+/// [timeout]
+/// regex = 'Request (?P<id>\S+) timed out after (?P<timeout_secs>\d+)s'
+/// [failure]
+/// regex = 'Request (?P<id>\S+) failed: (?P<message>.*)'
+/// ```
+#[derive(Debug)]
+pub struct Custom {
+    pub name: String,
+    pub prefilter: Vec<String>,
+    timestamp_format: Option<String>,
+    rules: Vec<(EventKind, Regex)>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CustomFile {
+    name: Option<String>,
+    #[serde(default)]
+    prefilter: Vec<String>,
+    timestamp_format: Option<String>,
+    start: Option<Rule>,
+    end: Option<Rule>,
+    timeout: Option<Rule>,
+    failure: Option<Rule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rule {
+    regex: String,
+}
+
+const CAPTURES: &[&str] = &[
+    "ts", "worker", "pid", "id", "prompt_chars", "prompt_tokens", "max_tokens", "temperature", "tokens", "seconds",
+    "tok_s", "timeout_secs", "status", "message",
+];
+
+impl Custom {
+    pub fn load(path: &Path) -> Result<Custom, InputError> {
+        let bad = |message: String| InputError::BadFile { path: path.to_path_buf(), message };
+        let text = std::fs::read_to_string(path).map_err(|source| InputError::Io { path: path.to_path_buf(), source })?;
+        let file: CustomFile = toml::from_str(&text).map_err(|e| bad(format!("invalid format file: {e}")))?;
+        let mut rules = Vec::new();
+        for (kind, rule, what) in [
+            (EventKind::Start, file.start, "start"),
+            (EventKind::End, file.end, "end"),
+            (EventKind::Timeout, file.timeout, "timeout"),
+            (EventKind::Failed, file.failure, "failure"),
+        ] {
+            let Some(rule) = rule else { continue };
+            let re = Regex::new(&rule.regex).map_err(|e| bad(format!("[{what}] regex: {e}")))?;
+            if let Some(unknown) = re.capture_names().flatten().find(|n| !CAPTURES.contains(n)) {
+                return Err(bad(format!("[{what}] regex: unknown capture group {unknown:?} (known: {})", CAPTURES.join(", "))));
+            }
+            rules.push((kind, re));
+        }
+        if rules.is_empty() {
+            return Err(bad("no [start], [end], [timeout] or [failure] rule".into()));
+        }
+        Ok(Custom {
+            name: file.name.unwrap_or_else(|| path.file_stem().map_or("format".into(), |s| s.to_string_lossy().into_owned())),
+            prefilter: file.prefilter,
+            timestamp_format: file.timestamp_format,
+            rules,
+        })
+    }
+
+    fn parse(&self, line: &[u8], clock: &mut Clock) -> Parsed {
+        for (kind, re) in &self.rules {
+            let Some(c) = re.captures(line) else { continue };
+            let get = |name: &str| c.name(name).map(|m| m.as_bytes());
+            let time = match (get("ts"), &self.timestamp_format) {
+                (Some(ts), Some(fmt)) => chrono::NaiveDateTime::parse_from_str(&text(ts), fmt).ok().and_then(|n| clock.local(n)),
+                (Some(ts), None) => clock.leading(ts).map(|t| t.0),
+                (None, _) => clock.leading(line).map(|t| t.0),
+            };
+            let Some(time) = time else { return Parsed::Bad("matched a rule but has no readable timestamp") };
+            let mut ev = Event { time, kind: *kind, ..Event::default() };
+            ev.worker = get("worker").map(text);
+            ev.pid = get("pid").and_then(num);
+            ev.id = get("id").map(text);
+            ev.prompt_chars = get("prompt_chars").and_then(num);
+            ev.prompt_tokens = get("prompt_tokens").and_then(num);
+            ev.max_tokens = get("max_tokens").and_then(num);
+            ev.temperature = get("temperature").and_then(num);
+            ev.tokens = get("tokens").and_then(num);
+            ev.seconds = get("seconds").and_then(num);
+            ev.tokens_per_sec = get("tok_s").and_then(num);
+            ev.timeout_secs = get("timeout_secs").and_then(num);
+            ev.status = get("status").and_then(num);
+            ev.message = get("message").map(text);
+            if ev.tokens_per_sec.is_none() {
+                if let (Some(t), Some(s)) = (ev.tokens, ev.seconds) {
+                    ev.tokens_per_sec = (s > 0.0).then(|| t as f64 / s);
+                }
+            }
+            return Parsed::Event(Box::new(ev));
+        }
+        Parsed::Skip
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(f: &Format, line: &str) -> Event {
+        match f.parse(line.as_bytes(), &mut Clock::default()) {
+            Parsed::Event(e) => *e,
+            other => panic!("{line:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn mls_lines() {
+        let s = ev(
+            &Format::Mls,
+            "2026-01-05 23:13:25,001 - mls.api - INFO - Chat completion request: worker=mlx-server-v3-1 pid=49387 \
+             id=req-319 prompt_chars=8489 max_tokens=2000 temperature=0.3",
+        );
+        assert_eq!(s.kind, EventKind::Start);
+        assert_eq!(s.worker.as_deref(), Some("mlx-server-v3-1"));
+        assert_eq!((s.pid, s.prompt_chars, s.max_tokens, s.temperature), (Some(49387), Some(8489), Some(2000), Some(0.3)));
+        let e = ev(&Format::Mls, "2026-01-05 23:12:40,000 - INFO - Chat completion: 412 tokens in 13.6s (30.2 tok/s) id=req-318");
+        assert_eq!((e.kind, e.tokens, e.seconds, e.tokens_per_sec), (EventKind::End, Some(412), Some(13.6), Some(30.2)));
+        let e = ev(&Format::Mls, "2026-01-05 23:12:40 Chat completion: 9 tokens in 2 seconds (4.5 tok/s)");
+        assert_eq!(e.seconds, Some(2.0));
+        let t = ev(&Format::Mls, "2026-01-05 23:23:25,000 - ERROR - Worker timeout after 600s (shared memory) id=req-319");
+        assert_eq!((t.kind, t.timeout_secs), (EventKind::Timeout, Some(600.0)));
+        let f = ev(&Format::Mls, "2026-01-05 23:33:25,000 - ERROR - Chat completion failed: 500 worker timeout");
+        assert_eq!((f.kind, f.message.as_deref()), (EventKind::Failed, Some("500 worker timeout")));
+        let q = ev(&Format::Mls, r#"2026-01-05 23:33:25 Chat completion request: chars=60211 worker="mlx server 2""#);
+        assert_eq!((q.prompt_chars, q.worker.as_deref()), (Some(60211), Some("mlx server 2")));
+        assert!(matches!(Format::Mls.parse(b"2026-01-05 23:33:25 - INFO - Loaded model", &mut Clock::default()), Parsed::Skip));
+        assert!(matches!(Format::Mls.parse(b"Chat completion: 3 tokens in 1s (3 tok/s)", &mut Clock::default()), Parsed::Bad(_)));
+        assert!(matches!(Format::Mls.parse(b"2026-01-05 23:33:25 Chat completion: garbage", &mut Clock::default()), Parsed::Bad(_)));
+    }
+
+    #[test]
+    fn mlx_lm_server_lines() {
+        let p = ev(&Format::MlxLm, "2026-01-05 23:13:25,118 - INFO - Prompt processing progress: 2048/8192");
+        assert_eq!((p.kind, p.tokens, p.prompt_tokens), (EventKind::Progress, Some(2048), Some(8192)));
+        let a = ev(&Format::MlxLm, r#"127.0.0.1 - - [05/Jan/2026 23:13:29] "POST /v1/chat/completions HTTP/1.1" 200 -"#);
+        assert_eq!((a.kind, a.status), (EventKind::End, Some(200)));
+        assert_eq!(a.time, crate::logs::event::parse_timestamp("2026-01-05 23:13:29").unwrap());
+        let f = ev(&Format::MlxLm, r#"127.0.0.1 - - [05/Jan/2026 23:13:29] "POST /v1/completions HTTP/1.1" 404 -"#);
+        assert_eq!(f.kind, EventKind::Failed);
+        let e = ev(&Format::MlxLm, "2026-01-05 23:13:30,000 - ERROR - JSONDecodeError: Expecting value");
+        assert_eq!(e.message.as_deref(), Some("JSONDecodeError: Expecting value"));
+        assert!(matches!(
+            Format::MlxLm.parse(br#"127.0.0.1 - - [05/Jan/2026 23:13:29] "POST /v1/embeddings HTTP/1.1" 200 -"#, &mut Clock::default()),
+            Parsed::Skip
+        ));
+    }
+
+    #[test]
+    fn detection() {
+        assert_eq!(Format::detect(b"2026-01-05 23:13:25 - INFO - Chat completion request: x").name(), "mls");
+        let mlx = b"2026-01-05 23:13:25,118 - INFO - Prompt processing progress: 0/10\n127.0.0.1 - - [05/Jan/2026 23:13:29] \"POST /v1/chat/completions HTTP/1.1\" 200 -\n";
+        assert_eq!(Format::detect(mlx).name(), "mlx_lm.server");
+        assert_eq!(Format::detect(b"").name(), "mls", "MLS is the default");
+    }
+
+    #[test]
+    fn custom_format_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("srv.toml");
+        std::fs::write(
+            &p,
+            r#"
+name = "srv"
+prefilter = ["Request"]
+timestamp_format = "%d/%m/%Y %H:%M:%S"
+[start]
+regex = '^(?P<ts>\S+ \S+) Request (?P<id>\S+) from (?P<worker>\S+) chars=(?P<prompt_chars>\d+)'
+[end]
+regex = '^(?P<ts>\S+ \S+) Request (?P<id>\S+) done: (?P<tokens>\d+) tokens in (?P<seconds>[\d.]+)s'
+"#,
+        )
+        .unwrap();
+        let f = Format::Custom(Box::new(Custom::load(&p).unwrap()));
+        assert_eq!(f.name(), "custom:srv");
+        let s = ev(&f, "05/01/2026 23:13:25 Request r1 from w1 chars=8489");
+        assert_eq!((s.kind, s.id.as_deref(), s.prompt_chars), (EventKind::Start, Some("r1"), Some(8489)));
+        let e = ev(&f, "05/01/2026 23:13:39 Request r1 done: 420 tokens in 14.0s");
+        assert_eq!((e.tokens, e.tokens_per_sec), (Some(420), Some(30.0)));
+        std::fs::write(&p, "[start]\nregex = '(?P<bogus>x)'\n").unwrap();
+        let err = Custom::load(&p).unwrap_err().to_string();
+        assert!(err.contains("srv.toml") && err.contains("bogus"), "{err}");
+        std::fs::write(&p, "name = 3").unwrap();
+        assert!(Custom::load(&p).unwrap_err().to_string().contains("invalid format file"));
+    }
+
+    #[test]
+    fn key_values() {
+        let kv: Vec<(String, String)> = fields(br#"a=1 b="two words", c=3) =x d="#)
+            .map(|(k, v)| (text(k), text(v)))
+            .collect();
+        assert_eq!(kv, [("a".into(), "1".into()), ("b".into(), "two words".into()), ("c".into(), "3".into()), ("d".into(), "".into())]);
+    }
+}

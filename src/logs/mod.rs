@@ -1,0 +1,105 @@
+//! Server logs: what the seed's step 6 greps by hand, in one streaming pass.
+//!
+//! [`formats`] knows the line formats (MLS, `mlx_lm.server`, user TOML), [`read`] streams
+//! files, gzip, stdin and rotated sets at disk speed, and [`analysis`] folds the events into
+//! the incident tables. `logs` prints those tables; `check --log` uses the same fold for the
+//! in-flight requests that prove a hang.
+
+pub mod analysis;
+pub mod event;
+pub mod formats;
+pub mod read;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+pub use analysis::{Analysis, Analyzer, InFlight, WorkerLog};
+pub use event::{Event, EventKind, parse_timestamp};
+pub use formats::Format;
+use read::ScanStats;
+
+use crate::error::InputError;
+
+/// How to read the logs.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// `None`: detect from the head of the first source.
+    pub format: Option<Format>,
+    pub strict: bool,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub worker: Option<String>,
+    /// Prompt-size band edges in characters.
+    pub bands: Vec<u64>,
+    pub hung_after: Duration,
+}
+
+/// One input as it was read.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceInfo {
+    pub path: String,
+    pub bytes: u64,
+    pub lines: u64,
+}
+
+/// Everything a read produced.
+#[derive(Debug)]
+pub struct Outcome {
+    pub format: String,
+    pub sources: Vec<SourceInfo>,
+    pub analysis: Analysis,
+    pub unparseable: Vec<(String, u64, &'static str, String)>,
+    pub unparseable_count: u64,
+}
+
+fn keep(ev: &Event, opts: &Options) -> bool {
+    opts.since.is_none_or(|s| ev.time >= s)
+        && opts.until.is_none_or(|u| ev.time <= u)
+        && opts.worker.as_deref().is_none_or(|w| ev.worker.as_deref() == Some(w) || ev.pid.map(|p| p.to_string()).as_deref() == Some(w))
+}
+
+/// Read `inputs` (empty = stdin) in time order and fold them; `on_event` sees every kept event.
+pub fn analyze(inputs: &[PathBuf], opts: Options, mut on_event: impl FnMut(&Event)) -> Result<Outcome, InputError> {
+    let stdin = [PathBuf::from("-")];
+    let inputs = if inputs.is_empty() { &stdin[..] } else { inputs };
+    let ordered = read::order_by_first_timestamp(inputs)?;
+    let io_err = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| InputError::Io { path: p, source }
+    };
+    let (head, first) = read::peek(read::open(&ordered[0])?).map_err(io_err(&ordered[0]))?;
+    let format = match opts.format {
+        Some(ref f) => f,
+        None => &Format::detect(&head),
+    };
+    let mut analyzer = Analyzer::new(&opts.bands, opts.hung_after, matches!(format, Format::MlxLm));
+    let mut sources = Vec::new();
+    let mut unparseable = Vec::new();
+    let mut unparseable_count = 0;
+    let mut first = Some(first);
+    for (i, path) in ordered.iter().enumerate() {
+        let reader = match first.take() {
+            Some(r) => r,
+            None => read::open(path)?,
+        };
+        let stats: ScanStats = read::scan(reader, format, opts.strict, i, |ev| {
+            if keep(&ev, &opts) {
+                on_event(&ev);
+                analyzer.add(&ev);
+            }
+        })
+        .map_err(io_err(path))?;
+        let label = path.display().to_string();
+        unparseable_count += stats.bad_count;
+        unparseable.extend(stats.bad.into_iter().map(|(l, why, t)| (label.clone(), l, why, t)));
+        sources.push(SourceInfo { path: label, bytes: stats.bytes, lines: stats.lines });
+    }
+    Ok(Outcome { format: format.name(), sources, analysis: analyzer.finish(), unparseable, unparseable_count })
+}
+
+/// The fold `check --log` needs: auto-detected format, no filters.
+pub fn for_check(path: &Path, hung_after: Duration) -> Result<Outcome, InputError> {
+    analyze(&[path.to_path_buf()], Options { hung_after, ..Options::default() }, |_| {})
+}

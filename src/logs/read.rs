@@ -1,0 +1,334 @@
+//! Reading logs at disk speed: files, `.gz`, stdin and rotated sets, in constant memory.
+//!
+//! A reader thread cuts the input into blocks of whole lines; worker threads find candidate
+//! lines with a SIMD substring search for the format's needles (most lines are never looked at
+//! otherwise) and parse them; the caller receives events in log order with exact line numbers.
+//! Bounded channels keep at most a few blocks in memory. A line longer than a block simply makes
+//! that block longer; a last line without a newline is still a line.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::{Arc, Mutex};
+
+use memchr::memmem;
+
+use super::event::{Clock, Event};
+use super::formats::{Format, Parsed};
+use crate::error::InputError;
+
+const BLOCK: usize = 4 << 20;
+const HEAD: usize = 64 << 10;
+
+/// Open a log: `-` is stdin; gzip is recognised by its magic bytes.
+pub fn open(path: &Path) -> Result<Box<dyn Read + Send>, InputError> {
+    let io_err = |source| InputError::Io { path: path.to_path_buf(), source };
+    let raw: Box<dyn Read + Send> = if path.as_os_str() == "-" {
+        Box::new(io::stdin())
+    } else {
+        Box::new(std::fs::File::open(path).map_err(io_err)?)
+    };
+    let mut reader = io::BufReader::with_capacity(1 << 16, raw);
+    let magic = io::BufRead::fill_buf(&mut reader).map_err(io_err)?;
+    if magic.starts_with(&[0x1f, 0x8b]) {
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(reader)))
+    } else {
+        Ok(Box::new(reader))
+    }
+}
+
+/// The first bytes of a reader, and a reader that still yields them.
+pub fn peek(mut r: Box<dyn Read + Send>) -> io::Result<(Vec<u8>, Box<dyn Read + Send>)> {
+    let mut head = vec![0u8; HEAD];
+    let mut n = 0;
+    while n < HEAD {
+        match r.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    head.truncate(n);
+    Ok((head.clone(), Box::new(io::Cursor::new(head).chain(r))))
+}
+
+/// Order a rotated set (`mls.log`, `mls.log.1`, `mls.log.2.gz` …) by the first timestamp in
+/// each file; files without one keep their given order, after the others.
+pub fn order_by_first_timestamp(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
+    if paths.len() < 2 {
+        return Ok(paths.to_vec());
+    }
+    let mut keyed = Vec::new();
+    for (i, p) in paths.iter().enumerate() {
+        if p.as_os_str() == "-" {
+            keyed.push((None, i, p.clone()));
+            continue;
+        }
+        let (head, _) = peek(open(p)?).map_err(|source| InputError::Io { path: p.clone(), source })?;
+        let mut clock = Clock::default();
+        let first = head.split(|&b| b == b'\n').find_map(|l| clock.leading(l).map(|t| t.0));
+        keyed.push((first, i, p.clone()));
+    }
+    keyed.sort_by_key(|(t, i, _)| (t.is_none(), *t, *i));
+    Ok(keyed.into_iter().map(|(_, _, p)| p).collect())
+}
+
+/// What a scan saw besides events.
+#[derive(Debug, Default, Clone)]
+pub struct ScanStats {
+    pub bytes: u64,
+    pub lines: u64,
+    /// Unparseable lines (strict mode, or event lines that failed): (line, reason, text).
+    pub bad: Vec<(u64, &'static str, String)>,
+    pub bad_count: u64,
+}
+
+struct BlockResult {
+    events: Vec<Event>,
+    /// Newlines in the block.
+    newlines: u64,
+    bytes: u64,
+    bad: Vec<(u64, &'static str, String)>,
+    bad_count: u64,
+    ends_without_newline: bool,
+}
+
+const MAX_BAD_KEPT: usize = 100;
+
+fn parse_block(block: &[u8], format: &Format, needles: &[memmem::Finder<'static>], strict: bool, clock: &mut Clock) -> BlockResult {
+    let mut r = BlockResult {
+        events: Vec::new(),
+        newlines: bytecount::count(block, b'\n') as u64,
+        bytes: block.len() as u64,
+        bad: Vec::new(),
+        bad_count: 0,
+        ends_without_newline: !block.is_empty() && !block.ends_with(b"\n"),
+    };
+    let mut on_line = |line_idx: u64, line: &[u8], r: &mut BlockResult| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        match format.parse(line, clock) {
+            Parsed::Event(mut e) => {
+                e.line = line_idx;
+                r.events.push(*e);
+            }
+            Parsed::Bad(why) => note_bad(r, line_idx, why, line),
+            Parsed::Skip => {
+                if strict && !line.is_empty() && !line[0].is_ascii_whitespace() && clock.leading(line).is_none() {
+                    note_bad(r, line_idx, "no leading timestamp", line);
+                }
+            }
+        }
+    };
+    if strict || needles.is_empty() {
+        let mut start = 0;
+        for (i, end) in memchr::memchr_iter(b'\n', block).chain(r.ends_without_newline.then_some(block.len())).enumerate() {
+            on_line(i as u64, &block[start..end], &mut r);
+            start = end + 1;
+        }
+        return r;
+    }
+    let mut starts: Vec<usize> = Vec::new();
+    for f in needles {
+        for pos in f.find_iter(block) {
+            starts.push(memchr::memrchr(b'\n', &block[..pos]).map_or(0, |p| p + 1));
+        }
+    }
+    starts.sort_unstable();
+    starts.dedup();
+    let (mut counted_to, mut line_idx) = (0usize, 0u64);
+    for s in starts {
+        line_idx += bytecount::count(&block[counted_to..s], b'\n') as u64;
+        counted_to = s;
+        let end = memchr::memchr(b'\n', &block[s..]).map_or(block.len(), |e| s + e);
+        on_line(line_idx, &block[s..end], &mut r);
+    }
+    r
+}
+
+fn note_bad(r: &mut BlockResult, line_idx: u64, why: &'static str, line: &[u8]) {
+    r.bad_count += 1;
+    if r.bad.len() < MAX_BAD_KEPT {
+        let shown = &line[..line.len().min(200)];
+        r.bad.push((line_idx, why, String::from_utf8_lossy(shown).into_owned()));
+    }
+}
+
+/// Read `reader` to the end, calling `sink` with each event in order (line numbers 1-based).
+pub fn scan(reader: Box<dyn Read + Send>, format: &Format, strict: bool, source: usize, mut sink: impl FnMut(Event)) -> io::Result<ScanStats> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4);
+    let needles: Vec<memmem::Finder<'static>> =
+        format.needles().into_iter().map(|n| memmem::Finder::new(&n).into_owned()).collect();
+    let (job_tx, job_rx) = sync_channel::<(usize, Vec<u8>)>(threads * 2);
+    let job_rx: Arc<Mutex<Receiver<(usize, Vec<u8>)>>> = Arc::new(Mutex::new(job_rx));
+    let (res_tx, res_rx) = sync_channel::<(usize, BlockResult)>(threads * 2);
+    let read_error: Mutex<Option<io::Error>> = Mutex::new(None);
+    let mut stats = ScanStats::default();
+    std::thread::scope(|s| {
+        let read_error = &read_error;
+        s.spawn(move || {
+            let mut reader = reader;
+            let mut carry: Vec<u8> = Vec::new();
+            let mut index = 0;
+            loop {
+                let mut buf = std::mem::take(&mut carry);
+                let base = buf.len();
+                buf.resize(base + BLOCK, 0);
+                let mut filled = base;
+                let mut eof = false;
+                while filled < buf.len() {
+                    match reader.read(&mut buf[filled..]) {
+                        Ok(0) => {
+                            eof = true;
+                            break;
+                        }
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            *read_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                            eof = true;
+                            break;
+                        }
+                    }
+                }
+                buf.truncate(filled);
+                if !eof {
+                    // Keep the partial last line for the next block (a block without any newline
+                    // grows until one arrives).
+                    match memchr::memrchr(b'\n', &buf) {
+                        Some(p) => carry = buf.split_off(p + 1),
+                        None => {
+                            carry = buf;
+                            continue;
+                        }
+                    }
+                }
+                if !buf.is_empty() && job_tx.send((index, buf)).is_err() {
+                    return;
+                }
+                index += 1;
+                if eof {
+                    return;
+                }
+            }
+        });
+        for _ in 0..threads {
+            let job_rx = Arc::clone(&job_rx);
+            let res_tx = res_tx.clone();
+            let needles = &needles;
+            s.spawn(move || {
+                let mut clock = Clock::default();
+                loop {
+                    let job = job_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    let Ok((i, block)) = job else { return };
+                    let result = parse_block(&block, format, needles, strict, &mut clock);
+                    if res_tx.send((i, result)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(res_tx);
+        // Reassemble in order; at most a few blocks wait here.
+        let mut pending: BTreeMap<usize, BlockResult> = BTreeMap::new();
+        let mut next = 0;
+        let mut base_line = 0u64;
+        for (i, r) in res_rx {
+            pending.insert(i, r);
+            while let Some(r) = pending.remove(&next) {
+                for mut e in r.events {
+                    e.line += base_line + 1;
+                    e.source = source;
+                    sink(e);
+                }
+                for (l, why, text) in r.bad {
+                    if stats.bad.len() < MAX_BAD_KEPT {
+                        stats.bad.push((l + base_line + 1, why, text));
+                    }
+                }
+                stats.bad_count += r.bad_count;
+                base_line += r.newlines;
+                stats.lines += r.newlines + u64::from(r.ends_without_newline);
+                stats.bytes += r.bytes;
+                next += 1;
+            }
+        }
+    });
+    match read_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(stats),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan_bytes(bytes: Vec<u8>, strict: bool) -> (Vec<Event>, ScanStats) {
+        let mut events = Vec::new();
+        let stats = scan(Box::new(io::Cursor::new(bytes)), &Format::Mls, strict, 0, |e| events.push(e)).unwrap();
+        (events, stats)
+    }
+
+    #[test]
+    fn line_numbers_survive_blocks_huge_lines_and_a_missing_last_newline() {
+        let mut log = Vec::new();
+        let mut expect = Vec::new();
+        let mut line = 0u64;
+        for i in 0..60_000u64 {
+            line += 1;
+            if i % 7 == 0 {
+                log.extend_from_slice(format!("2026-01-05 10:00:00,000 - INFO - Chat completion request: worker=w id={i}\n").as_bytes());
+                expect.push((line, i.to_string()));
+            } else {
+                log.extend_from_slice(b"2026-01-05 10:00:00,000 - INFO - noise noise noise noise noise noise noise noise\n");
+            }
+            if i == 30_000 {
+                // A 6 MB line: longer than a block.
+                line += 1;
+                log.extend(std::iter::repeat_n(b'x', 6 << 20));
+                log.push(b'\n');
+            }
+        }
+        line += 1;
+        log.extend_from_slice(b"2026-01-05 10:00:01 Chat completion request: worker=w id=last");
+        expect.push((line, "last".into()));
+        let (events, stats) = scan_bytes(log, false);
+        let got: Vec<(u64, String)> = events.iter().map(|e| (e.line, e.id.clone().unwrap())).collect();
+        assert_eq!(got, expect);
+        assert_eq!(stats.lines, line);
+    }
+
+    #[test]
+    fn invalid_utf8_and_strict_reports() {
+        let mut log = b"2026-01-05 10:00:00 Chat completion request: worker=w id=1 \xff\xfe\n".to_vec();
+        log.extend_from_slice(b"garbage \x00\x01 without a time\n  indented traceback line\n");
+        log.extend_from_slice(b"2026-01-05 10:00:02 Chat completion: broken\n");
+        let (events, stats) = scan_bytes(log.clone(), false);
+        assert_eq!(events.len(), 1);
+        assert_eq!(stats.bad_count, 1, "the broken completion line is reported even without --strict");
+        let (_, strict) = scan_bytes(log, true);
+        let lines: Vec<u64> = strict.bad.iter().map(|b| b.0).collect();
+        assert_eq!(lines, [2, 4], "{:?}", strict.bad);
+    }
+
+    #[test]
+    fn gzip_and_rotation_order() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let newer = dir.path().join("mls.log");
+        let older = dir.path().join("mls.log.1.gz");
+        std::fs::write(&newer, "2026-01-05 12:00:00 Chat completion: 5 tokens in 1s (5 tok/s) worker=w\n").unwrap();
+        let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(&older).unwrap(), flate2::Compression::fast());
+        gz.write_all(b"2026-01-05 11:00:00 Chat completion request: worker=w\n").unwrap();
+        gz.finish().unwrap();
+        let order = order_by_first_timestamp(&[newer.clone(), older.clone()]).unwrap();
+        assert_eq!(order, [older.clone(), newer]);
+        let mut n = 0;
+        scan(open(&older).unwrap(), &Format::Mls, false, 0, |_| n += 1).unwrap();
+        assert_eq!(n, 1);
+        let err = open(&dir.path().join("missing.log")).err().unwrap().to_string();
+        assert!(err.contains("missing.log"), "{err}");
+    }
+}
