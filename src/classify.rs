@@ -486,7 +486,7 @@ pub fn assess(o: &Observation, th: &Thresholds) -> Assessment {
 mod tests {
     use super::*;
     use crate::logs::Analyzer;
-    use crate::logs::event::Clock;
+    use crate::logs::event::ParseCtx;
     use crate::logs::formats::{Format, Parsed};
     use chrono::TimeZone;
 
@@ -539,13 +539,13 @@ mod tests {
 
     fn seed_log() -> WorkerLog {
         let mut a = Analyzer::new(&[], Duration::from_secs(300), false);
-        let mut clock = Clock::default();
+        let mut ctx = ParseCtx::default();
         for l in [
             "2026-01-05T23:12:40Z Chat completion: 412 tokens in 13.6s (30.2 tok/s) worker=mlx-server-v3-1",
             "2026-01-05T23:13:25Z Chat completion request: worker=mlx-server-v3-1 id=req-319 prompt_chars=8489 max_tokens=2000 temperature=0.3",
             "2026-01-05T23:23:25Z Worker timeout after 600s worker=mlx-server-v3-1 id=req-319",
         ] {
-            let Parsed::Event(e) = Format::Mls.parse(l.as_bytes(), &mut clock) else { panic!("{l}") };
+            let Parsed::Event(e) = Format::Mls.parse(l.as_bytes(), &mut ctx) else { panic!("{l}") };
             a.add(&e);
         }
         a.finish().for_worker(Some("mlx-server-v3-1"), 49387, true)

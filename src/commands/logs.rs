@@ -282,7 +282,7 @@ pub fn print(r: &LogsReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result<
     if !r.in_flight.is_empty() {
         writeln!(out, "\nIn flight at end of log ({}):", r.in_flight.len())?;
         for f in r.in_flight.iter().take(20) {
-            let who = f.worker.clone().or(f.pid.map(|p| format!("pid {p}"))).unwrap_or_default();
+            let who = f.worker.as_deref().map(str::to_string).or(f.pid.map(|p| format!("pid {p}"))).unwrap_or_default();
             writeln!(out, "  {} {}", sanitize(&who), describe(f))?;
         }
     }

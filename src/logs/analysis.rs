@@ -5,12 +5,13 @@
 //! within 1 %), the last five successes per worker, and the requests still open.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::event::{Event, EventKind};
+use super::event::{Event, EventKind, SmallStr};
 
 /// Log-spaced histogram: 1 % wide buckets from 0.001 to 10^7.
 #[derive(Debug, Clone)]
@@ -71,9 +72,9 @@ pub struct InFlight {
     pub started: DateTime<Utc>,
     pub line: u64,
     pub source: usize,
-    pub worker: Option<String>,
+    pub worker: Option<Arc<str>>,
     pub pid: Option<u32>,
-    pub id: Option<String>,
+    pub id: Option<SmallStr>,
     pub prompt_chars: Option<u64>,
     pub prompt_tokens: Option<u64>,
     pub max_tokens: Option<u64>,
@@ -108,7 +109,7 @@ impl InFlight {
 pub struct Success {
     pub time: DateTime<Utc>,
     pub line: u64,
-    pub id: Option<String>,
+    pub id: Option<SmallStr>,
     pub tokens: Option<u64>,
     pub seconds: Option<f64>,
     pub tokens_per_sec: Option<f64>,
@@ -122,7 +123,7 @@ pub struct Anomaly {
     pub worker: String,
     pub line: u64,
     pub source: usize,
-    pub id: Option<String>,
+    pub id: Option<SmallStr>,
     pub timeout_secs: Option<f64>,
     pub message: Option<String>,
     /// Start of the request it concerns, when known.
@@ -220,7 +221,10 @@ const MAX_OPEN: usize = 10_000;
 /// The fold. Feed events in log order with [`Analyzer::add`], then [`Analyzer::finish`].
 #[derive(Debug, Clone)]
 pub struct Analyzer {
-    workers: BTreeMap<String, Acc>,
+    /// Per worker key, in first-seen order, with a name index and a last-used shortcut.
+    workers: Vec<(Arc<str>, Acc)>,
+    index: std::collections::HashMap<Arc<str>, usize>,
+    last: Option<(Arc<str>, usize)>,
     bands: Vec<Band>,
     anomalies: Vec<Anomaly>,
     anomalies_dropped: u64,
@@ -232,17 +236,9 @@ pub struct Analyzer {
     synthesize_starts: bool,
 }
 
-fn key(ev: &Event) -> String {
-    match (&ev.worker, ev.pid) {
-        (Some(w), _) => w.clone(),
-        (None, Some(p)) => format!("pid:{p}"),
-        (None, None) => String::new(),
-    }
-}
-
-fn position(open: &VecDeque<InFlight>, id: &Option<String>) -> Option<usize> {
+fn position(open: &VecDeque<InFlight>, id: &Option<SmallStr>) -> Option<usize> {
     match id {
-        Some(id) => open.iter().position(|r| r.id.as_deref() == Some(id)),
+        Some(id) => open.iter().position(|r| r.id.as_ref() == Some(id)),
         None => (!open.is_empty()).then_some(0),
     }
 }
@@ -250,7 +246,9 @@ fn position(open: &VecDeque<InFlight>, id: &Option<String>) -> Option<usize> {
 impl Analyzer {
     pub fn new(band_edges: &[u64], hung_after: Duration, synthesize_starts: bool) -> Analyzer {
         Analyzer {
-            workers: BTreeMap::new(),
+            workers: Vec::new(),
+            index: std::collections::HashMap::new(),
+            last: None,
             bands: make_bands(band_edges),
             anomalies: Vec::new(),
             anomalies_dropped: 0,
@@ -270,22 +268,49 @@ impl Analyzer {
         }
     }
 
-    pub fn add(&mut self, ev: &Event) {
-        self.events += 1;
-        let mut k = key(ev);
-        // An end, failure or timeout that names only the request id belongs to whichever worker
-        // has that request open.
-        if k.is_empty() && ev.kind != EventKind::Start && ev.kind != EventKind::Progress {
-            if let Some(id) = &ev.id {
-                if let Some((owner, _)) =
-                    self.workers.iter().find(|(_, a)| a.open.iter().any(|r| r.id.as_deref() == Some(id)))
-                {
-                    k = owner.clone();
-                }
+    /// The index of the worker an event belongs to (creating it on first sight).
+    fn slot(&mut self, ev: &Event) -> usize {
+        if let (Some(w), Some((last, i))) = (&ev.worker, &self.last) {
+            if Arc::ptr_eq(w, last) || **w == **last {
+                return *i;
             }
         }
+        let key: Arc<str> = match (&ev.worker, ev.pid) {
+            (Some(w), _) => w.clone(),
+            (None, Some(p)) => Arc::from(format!("pid:{p}")),
+            (None, None) => {
+                // An end, failure or timeout that names only the request id belongs to
+                // whichever worker has that request open.
+                let owner = match (&ev.id, ev.kind) {
+                    (Some(id), EventKind::End | EventKind::Failed | EventKind::Timeout) => {
+                        self.workers.iter().position(|(_, a)| a.open.iter().any(|r| r.id.as_ref() == Some(id)))
+                    }
+                    _ => None,
+                };
+                match owner {
+                    Some(i) => return i,
+                    None => Arc::from(""),
+                }
+            }
+        };
+        let i = match self.index.get(&key) {
+            Some(&i) => i,
+            None => {
+                self.workers.push((key.clone(), Acc::default()));
+                self.index.insert(key.clone(), self.workers.len() - 1);
+                self.workers.len() - 1
+            }
+        };
+        self.last = Some((key, i));
+        i
+    }
+
+    pub fn add(&mut self, ev: &Event) {
+        self.events += 1;
+        let slot = self.slot(ev);
+        let k = self.workers[slot].0.clone();
         let synthesize = self.synthesize_starts;
-        let acc = self.workers.entry(k.clone()).or_default();
+        let acc = &mut self.workers[slot].1;
         let s = &mut acc.stats;
         s.first = Some(s.first.map_or(ev.time, |f| f.min(ev.time)));
         s.last = Some(s.last.map_or(ev.time, |l| l.max(ev.time)));
@@ -370,12 +395,12 @@ impl Analyzer {
                 self.anomaly(Anomaly {
                     time: ev.time,
                     kind: "failure",
-                    worker: k,
+                    worker: k.to_string(),
                     line: ev.line,
                     source: ev.source,
                     id: ev.id.clone(),
                     timeout_secs: None,
-                    message: ev.message.clone().or_else(|| ev.status.map(|s| format!("HTTP {s}"))),
+                    message: ev.message.as_deref().map(str::to_string).or_else(|| ev.status.map(|s| format!("HTTP {s}"))),
                     request_started: req.map(|r| r.started),
                 });
             }
@@ -393,7 +418,7 @@ impl Analyzer {
                 self.anomaly(Anomaly {
                     time: ev.time,
                     kind: "timeout",
-                    worker: k,
+                    worker: k.to_string(),
                     line: ev.line,
                     source: ev.source,
                     id: ev.id.clone(),
@@ -409,12 +434,15 @@ impl Analyzer {
         let mut totals = Stats::default();
         let mut all_tps = Histogram::default();
         let mut all_latency = Histogram::default();
-        let end_of_log = self.workers.values().filter_map(|a| a.stats.last).max();
+        let end_of_log = self.workers.iter().filter_map(|(_, a)| a.stats.last).max();
         let mut workers = BTreeMap::new();
         let mut hang_triggers = Vec::new();
         let mut last_successes = BTreeMap::new();
         let mut open = BTreeMap::new();
-        for (name, acc) in std::mem::take(&mut self.workers) {
+        let mut all = std::mem::take(&mut self.workers);
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, acc) in all {
+            let name = name.to_string();
             let mut s = acc.stats.clone();
             finish_stats(&mut s, &acc.tps, &acc.latency);
             totals.started += s.started;
@@ -560,14 +588,14 @@ impl Analysis {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::logs::event::Clock;
+    use crate::logs::event::ParseCtx;
     use crate::logs::formats::{Format, Parsed};
 
     fn fold(lines: &[&str]) -> Analysis {
         let mut a = Analyzer::new(&[8000, 10000, 100_000], Duration::from_secs(300), false);
-        let mut clock = Clock::default();
+        let mut ctx = ParseCtx::default();
         for (i, l) in lines.iter().enumerate() {
-            if let Parsed::Event(mut e) = Format::Mls.parse(l.as_bytes(), &mut clock) {
+            if let Parsed::Event(mut e) = Format::Mls.parse(l.as_bytes(), &mut ctx) {
                 e.line = i as u64 + 1;
                 a.add(&e);
             }
@@ -637,14 +665,14 @@ mod tests {
     #[test]
     fn mlx_lm_progress_starts_requests() {
         let mut a = Analyzer::new(&[], Duration::from_secs(300), true);
-        let mut clock = Clock::default();
+        let mut ctx = ParseCtx::default();
         for l in [
             "2026-01-05 23:12:00,000 - INFO - Prompt processing progress: 0/4096",
             "2026-01-05 23:12:02,000 - INFO - Prompt processing progress: 2048/4096",
             "127.0.0.1 - - [05/Jan/2026 23:12:05] \"POST /v1/chat/completions HTTP/1.1\" 200 -",
             "2026-01-05 23:13:00,000 - INFO - Prompt processing progress: 0/9000",
         ] {
-            if let Parsed::Event(e) = Format::MlxLm.parse(l.as_bytes(), &mut clock) {
+            if let Parsed::Event(e) = Format::MlxLm.parse(l.as_bytes(), &mut ctx) {
                 a.add(&e);
             }
         }

@@ -4,8 +4,86 @@
 //! with the same hour as the previous one; so parsing works on bytes, never validates UTF-8 of
 //! whole lines, and converts local times through an offset cached per hour.
 
-use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc};
+use std::sync::Arc;
+
+use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
 use serde::Serialize;
+
+/// A short string stored inline (request ids, worker names are short): no allocation per event.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SmallStr {
+    Inline { len: u8, buf: [u8; 30] },
+    Heap(Box<str>),
+}
+
+impl SmallStr {
+    /// From log bytes; invalid UTF-8 is replaced, as everywhere else.
+    pub fn from_bytes(b: &[u8]) -> SmallStr {
+        match std::str::from_utf8(b) {
+            Ok(s) if s.len() <= 30 => {
+                let mut buf = [0u8; 30];
+                buf[..s.len()].copy_from_slice(s.as_bytes());
+                SmallStr::Inline { len: s.len() as u8, buf }
+            }
+            _ => SmallStr::Heap(String::from_utf8_lossy(b).into()),
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        match self {
+            // The inline bytes were copied from a valid &str of exactly `len` bytes.
+            SmallStr::Inline { len, buf } => std::str::from_utf8(&buf[..*len as usize]).unwrap_or_default(),
+            SmallStr::Heap(s) => s,
+        }
+    }
+}
+
+impl std::ops::Deref for SmallStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+impl std::fmt::Debug for SmallStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+impl std::fmt::Display for SmallStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+impl Serialize for SmallStr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Worker names repeat on every line: each parsing thread shares one `Arc<str>` per name.
+#[derive(Debug, Default)]
+pub struct Interner {
+    names: Vec<(Box<[u8]>, Arc<str>)>,
+}
+
+impl Interner {
+    pub fn get(&mut self, b: &[u8]) -> Arc<str> {
+        if let Some((_, a)) = self.names.iter().find(|(k, _)| &**k == b) {
+            return a.clone();
+        }
+        let a: Arc<str> = String::from_utf8_lossy(b).into();
+        if self.names.len() < 256 {
+            self.names.push((b.into(), a.clone()));
+        }
+        a
+    }
+}
+
+/// Per-thread parsing state: the timestamp caches and the name interner.
+#[derive(Debug, Default)]
+pub struct ParseCtx {
+    pub clock: Clock,
+    pub names: Interner,
+}
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Hash, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
@@ -32,11 +110,11 @@ pub struct Event {
     pub time: DateTime<Utc>,
     pub kind: EventKind,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub worker: Option<String>,
+    pub worker: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
+    pub id: Option<SmallStr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt_chars: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,15 +135,17 @@ pub struct Event {
     pub status: Option<u16>,
     /// Free text of failures (the message after the marker), for the anomaly list.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
+    pub message: Option<Box<str>>,
 }
 
-/// Converts zone-less local times, caching the UTC offset per hour.
+/// Converts zone-less local times, caching the UTC offset per hour and the last date.
 #[derive(Debug, Default, Clone)]
 pub struct Clock {
     hour: i64,
     offset_secs: i64,
     primed: bool,
+    date: [u8; 10],
+    date_days: i64,
 }
 
 fn digits(b: &[u8]) -> Option<u32> {
@@ -76,16 +156,35 @@ fn digits(b: &[u8]) -> Option<u32> {
 }
 
 impl Clock {
-    /// Local naive time → UTC, with the offset of that hour.
-    pub fn local(&mut self, naive: NaiveDateTime) -> Option<DateTime<Utc>> {
-        let hour = naive.and_utc().timestamp().div_euclid(3600);
+    /// Seconds since the epoch of a local wall-clock time given as seconds since the epoch of
+    /// the same wall-clock reading in UTC.
+    fn local_secs(&mut self, naive_secs: i64) -> Option<i64> {
+        let hour = naive_secs.div_euclid(3600);
         if !self.primed || hour != self.hour {
+            let naive = DateTime::from_timestamp(naive_secs, 0)?.naive_utc();
             let local = Local.from_local_datetime(&naive).earliest()?;
             self.offset_secs = i64::from(local.offset().fix().local_minus_utc());
             self.hour = hour;
             self.primed = true;
         }
-        Some(DateTime::from_timestamp(naive.and_utc().timestamp() - self.offset_secs, naive.and_utc().timestamp_subsec_nanos())?)
+        Some(naive_secs - self.offset_secs)
+    }
+
+    /// Local naive time → UTC, with the offset of that hour.
+    pub fn local(&mut self, naive: NaiveDateTime) -> Option<DateTime<Utc>> {
+        let utc = naive.and_utc();
+        DateTime::from_timestamp(self.local_secs(utc.timestamp())?, utc.timestamp_subsec_nanos())
+    }
+
+    fn days(&mut self, b: &[u8]) -> Option<i64> {
+        if b == self.date && self.date_days != 0 {
+            return Some(self.date_days);
+        }
+        let date = NaiveDate::from_ymd_opt(digits(&b[0..4])? as i32, digits(&b[5..7])?, digits(&b[8..10])?)?;
+        let days = date.and_hms_opt(0, 0, 0)?.and_utc().timestamp().div_euclid(86_400);
+        self.date.copy_from_slice(b);
+        self.date_days = days;
+        Some(days)
     }
 
     /// A leading `YYYY-MM-DD[ T]HH:MM:SS[.,frac][Z|±HH[:]MM]`, optionally after `[`.
@@ -96,7 +195,11 @@ impl Clock {
         if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b' ' || b[10] == b'T') || b[13] != b':' || b[16] != b':' {
             return None;
         }
-        let date = NaiveDate::from_ymd_opt(digits(&b[0..4])? as i32, digits(&b[5..7])?, digits(&b[8..10])?)?;
+        let days = self.days(&b[0..10])?;
+        let (h, m, sec) = (digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?);
+        if h > 23 || m > 59 || sec > 60 {
+            return None;
+        }
         let mut used = 19;
         let mut nanos = 0u32;
         if matches!(b.get(19), Some(b'.' | b',')) {
@@ -107,26 +210,25 @@ impl Clock {
                 used = 20 + frac_len;
             }
         }
-        let time = NaiveTime::from_hms_nano_opt(digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?, nanos)?;
-        let naive = NaiveDateTime::new(date, time);
-        let utc = match b.get(used) {
+        let naive_secs = days * 86_400 + i64::from(h * 3600 + m * 60 + sec);
+        let secs = match b.get(used) {
             Some(b'Z') => {
                 used += 1;
-                naive.and_utc()
+                naive_secs
             }
             Some(&sign @ (b'+' | b'-')) if b.len() >= used + 5 && b[used + 1].is_ascii_digit() => {
-                let (h, m, len) = if b.get(used + 3) == Some(&b':') {
+                let (oh, om, len) = if b.get(used + 3) == Some(&b':') {
                     (digits(&b[used + 1..used + 3])?, digits(b.get(used + 4..used + 6)?)?, 6)
                 } else {
                     (digits(&b[used + 1..used + 3])?, digits(&b[used + 3..used + 5])?, 5)
                 };
-                let off = i64::from(h * 3600 + m * 60) * if sign == b'-' { -1 } else { 1 };
+                let off = i64::from(oh * 3600 + om * 60) * if sign == b'-' { -1 } else { 1 };
                 used += len;
-                DateTime::from_timestamp(naive.and_utc().timestamp() - off, nanos)?
+                naive_secs - off
             }
-            _ => self.local(naive)?,
+            _ => self.local_secs(naive_secs)?,
         };
-        Some((utc, start + used))
+        Some((DateTime::from_timestamp(secs, nanos)?, start + used))
     }
 }
 

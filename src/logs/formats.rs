@@ -10,13 +10,16 @@ use memchr::memmem;
 use regex::bytes::Regex;
 use serde::Deserialize;
 
-use super::event::{Clock, Event, EventKind};
+use std::sync::LazyLock;
+
+use super::event::{Clock, Event, EventKind, ParseCtx, SmallStr};
 use crate::error::InputError;
 
 /// What one line turned out to be.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // built once per candidate line and moved, never stored
 pub enum Parsed {
-    Event(Box<Event>),
+    Event(Event),
     /// Not an event line.
     Skip,
     /// It looks like an event (a marker matched) but could not be read; the reason.
@@ -55,11 +58,11 @@ impl Format {
         }
     }
 
-    pub fn parse(&self, line: &[u8], clock: &mut Clock) -> Parsed {
+    pub fn parse(&self, line: &[u8], ctx: &mut ParseCtx) -> Parsed {
         match self {
-            Format::Mls => parse_mls(line, clock),
-            Format::MlxLm => parse_mlx_lm(line, clock),
-            Format::Custom(c) => c.parse(line, clock),
+            Format::Mls => parse_mls(line, ctx),
+            Format::MlxLm => parse_mlx_lm(line, &mut ctx.clock),
+            Format::Custom(c) => c.parse(line, ctx),
         }
     }
 
@@ -70,9 +73,12 @@ impl Format {
     }
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    memmem::find(hay, needle)
-}
+/// Searchers built once: building one per line costs more than the search.
+static CHAT: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"Chat completion"));
+static TIMEOUT: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"Worker timeout after"));
+static PROGRESS: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"Prompt processing progress: "));
+static POST: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\"POST /v1/"));
+static ERROR: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b" - ERROR - "));
 
 /// Every `key=value` field of a line (values may be quoted), keys lower-cased on demand.
 pub fn fields(line: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
@@ -93,8 +99,53 @@ pub fn fields(line: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     })
 }
 
-fn num<T: std::str::FromStr>(b: &[u8]) -> Option<T> {
-    std::str::from_utf8(b).ok()?.trim_end_matches('s').parse().ok()
+/// Numbers in log fields, parsed from bytes without a UTF-8 pass (a trailing `s` unit allowed).
+trait Number: Sized {
+    fn from_bytes(b: &[u8]) -> Option<Self>;
+}
+
+fn uint(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || b.len() > 19 || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(b.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
+impl Number for u64 {
+    fn from_bytes(b: &[u8]) -> Option<Self> {
+        uint(b)
+    }
+}
+impl Number for u32 {
+    fn from_bytes(b: &[u8]) -> Option<Self> {
+        uint(b)?.try_into().ok()
+    }
+}
+impl Number for u16 {
+    fn from_bytes(b: &[u8]) -> Option<Self> {
+        uint(b)?.try_into().ok()
+    }
+}
+impl Number for f64 {
+    /// `123`, `13.6`: exact integer over an exact power of ten, so correctly rounded; anything
+    /// else (exponents, signs, long fractions) goes through the standard parser.
+    fn from_bytes(b: &[u8]) -> Option<Self> {
+        let (int, frac) = match memchr::memchr(b'.', b) {
+            Some(p) => (&b[..p], &b[p + 1..]),
+            None => (b, &b[..0]),
+        };
+        if !int.is_empty() && int.len() + frac.len() <= 15 {
+            if let (Some(i), Some(f)) = (uint(int), if frac.is_empty() { Some(0) } else { uint(frac) }) {
+                let scale = 10u64.pow(frac.len() as u32);
+                return Some((i * scale + f) as f64 / scale as f64);
+            }
+        }
+        std::str::from_utf8(b).ok()?.parse().ok()
+    }
+}
+
+fn num<T: Number>(b: &[u8]) -> Option<T> {
+    T::from_bytes(b.strip_suffix(b"s").unwrap_or(b))
 }
 
 fn text(b: &[u8]) -> String {
@@ -102,12 +153,12 @@ fn text(b: &[u8]) -> String {
 }
 
 /// Apply the known `key=value` fields to an event.
-fn apply_fields(ev: &mut Event, line: &[u8]) {
+fn apply_fields(ev: &mut Event, line: &[u8], ctx: &mut ParseCtx) {
     for (k, v) in fields(line) {
-        match k.to_ascii_lowercase().as_slice() {
-            b"worker" => ev.worker = Some(text(v)),
+        match k {
+            b"worker" => ev.worker = Some(ctx.names.get(v)),
             b"pid" => ev.pid = num(v),
-            b"id" | b"request_id" => ev.id = Some(text(v)),
+            b"id" | b"request_id" => ev.id = Some(SmallStr::from_bytes(v)),
             b"prompt_chars" | b"chars" => ev.prompt_chars = num(v),
             b"prompt_tokens" => ev.prompt_tokens = num(v),
             b"max_tokens" => ev.max_tokens = num(v),
@@ -135,8 +186,8 @@ fn completion_numbers(b: &[u8]) -> Option<(u64, f64, f64)> {
     Some((num(tokens)?, num(secs)?, num(rate)?))
 }
 
-fn parse_mls(line: &[u8], clock: &mut Clock) -> Parsed {
-    let kind = if let Some(p) = find(line, b"Chat completion") {
+fn parse_mls(line: &[u8], ctx: &mut ParseCtx) -> Parsed {
+    let kind = if let Some(p) = CHAT.find(line) {
         let after = &line[p + b"Chat completion".len()..];
         if after.starts_with(b" request:") {
             EventKind::Start
@@ -147,17 +198,17 @@ fn parse_mls(line: &[u8], clock: &mut Clock) -> Parsed {
         } else {
             return Parsed::Skip;
         }
-    } else if find(line, b"Worker timeout after").is_some() {
+    } else if TIMEOUT.find(line).is_some() {
         EventKind::Timeout
     } else {
         return Parsed::Skip;
     };
-    let Some((time, _)) = clock.leading(line) else { return Parsed::Bad("event line without a leading timestamp") };
+    let Some((time, _)) = ctx.clock.leading(line) else { return Parsed::Bad("event line without a leading timestamp") };
     let mut ev = Event { time, kind, ..Event::default() };
-    apply_fields(&mut ev, line);
+    apply_fields(&mut ev, line, ctx);
     match kind {
         EventKind::End => {
-            let p = find(line, b"Chat completion:").map_or(line.len(), |p| p + 16);
+            let p = CHAT.find(line).map_or(line.len(), |p| p + 16);
             match completion_numbers(&line[p..]) {
                 Some((tokens, secs, rate)) => {
                     ev.tokens = Some(tokens);
@@ -168,19 +219,19 @@ fn parse_mls(line: &[u8], clock: &mut Clock) -> Parsed {
             }
         }
         EventKind::Timeout => {
-            let p = find(line, b"Worker timeout after").map_or(line.len(), |p| p + 20);
+            let p = TIMEOUT.find(line).map_or(line.len(), |p| p + 20);
             ev.timeout_secs = leading_number(line[p..].trim_ascii_start()).and_then(|(n, _)| num(n));
             if ev.timeout_secs.is_none() {
                 return Parsed::Bad("timeout line without a number of seconds");
             }
         }
         EventKind::Failed => {
-            let p = find(line, b"failed:").map_or(line.len(), |p| p + 7);
-            ev.message = Some(text(line[p..].trim_ascii()));
+            let p = memmem::find(line, b"failed:").map_or(line.len(), |p| p + 7);
+            ev.message = Some(text(line[p..].trim_ascii()).into());
         }
         _ => {}
     }
-    Parsed::Event(Box::new(ev))
+    Parsed::Event(ev)
 }
 
 /// `127.0.0.1 - - [05/Jan/2026 23:13:25] "POST /v1/chat/completions HTTP/1.1" 200 -`
@@ -210,20 +261,20 @@ fn access_time(line: &[u8], clock: &mut Clock) -> Option<chrono::DateTime<chrono
 }
 
 fn parse_mlx_lm(line: &[u8], clock: &mut Clock) -> Parsed {
-    if let Some(p) = find(line, b"Prompt processing progress: ") {
+    if let Some(p) = PROGRESS.find(line) {
         let Some((time, _)) = clock.leading(line) else { return Parsed::Bad("progress line without a leading timestamp") };
         let rest = &line[p + 28..];
         let Some((done, rest)) = leading_number(rest) else { return Parsed::Bad("progress line without a/b") };
         let Some((total, _)) = rest.strip_prefix(b"/").and_then(leading_number) else { return Parsed::Bad("progress line without a/b") };
-        return Parsed::Event(Box::new(Event {
+        return Parsed::Event(Event {
             time,
             kind: EventKind::Progress,
             tokens: num(done),
             prompt_tokens: num(total),
             ..Event::default()
-        }));
+        });
     }
-    if let Some(p) = find(line, b"\"POST /v1/") {
+    if let Some(p) = POST.find(line) {
         let Some(time) = access_time(line, clock) else { return Parsed::Bad("access line without a [dd/Mon/yyyy hh:mm:ss] time") };
         let path_end = memchr::memchr(b' ', &line[p + 6..]).map_or(line.len(), |e| p + 6 + e);
         if !line[p + 6..path_end].ends_with(b"completions") {
@@ -233,16 +284,16 @@ fn parse_mlx_lm(line: &[u8], clock: &mut Clock) -> Parsed {
         let status: Option<u16> = after_quote.and_then(|q| leading_number(line[q..].trim_ascii_start())).and_then(|(n, _)| num(n));
         let Some(status) = status else { return Parsed::Bad("access line without a status code") };
         let kind = if status < 400 { EventKind::End } else { EventKind::Failed };
-        return Parsed::Event(Box::new(Event { time, kind, status: Some(status), ..Event::default() }));
+        return Parsed::Event(Event { time, kind, status: Some(status), ..Event::default() });
     }
-    if let Some(p) = find(line, b" - ERROR - ") {
+    if let Some(p) = ERROR.find(line) {
         let Some((time, _)) = clock.leading(line) else { return Parsed::Skip };
-        return Parsed::Event(Box::new(Event {
+        return Parsed::Event(Event {
             time,
             kind: EventKind::Failed,
-            message: Some(text(line[p + 11..].trim_ascii())),
+            message: Some(text(line[p + 11..].trim_ascii()).into()),
             ..Event::default()
-        }));
+        });
     }
     Parsed::Skip
 }
@@ -324,20 +375,22 @@ impl Custom {
         })
     }
 
-    fn parse(&self, line: &[u8], clock: &mut Clock) -> Parsed {
+    fn parse(&self, line: &[u8], ctx: &mut ParseCtx) -> Parsed {
         for (kind, re) in &self.rules {
             let Some(c) = re.captures(line) else { continue };
             let get = |name: &str| c.name(name).map(|m| m.as_bytes());
             let time = match (get("ts"), &self.timestamp_format) {
-                (Some(ts), Some(fmt)) => chrono::NaiveDateTime::parse_from_str(&text(ts), fmt).ok().and_then(|n| clock.local(n)),
-                (Some(ts), None) => clock.leading(ts).map(|t| t.0),
-                (None, _) => clock.leading(line).map(|t| t.0),
+                (Some(ts), Some(fmt)) => {
+                    chrono::NaiveDateTime::parse_from_str(&text(ts), fmt).ok().and_then(|n| ctx.clock.local(n))
+                }
+                (Some(ts), None) => ctx.clock.leading(ts).map(|t| t.0),
+                (None, _) => ctx.clock.leading(line).map(|t| t.0),
             };
             let Some(time) = time else { return Parsed::Bad("matched a rule but has no readable timestamp") };
             let mut ev = Event { time, kind: *kind, ..Event::default() };
-            ev.worker = get("worker").map(text);
+            ev.worker = get("worker").map(|w| ctx.names.get(w));
             ev.pid = get("pid").and_then(num);
-            ev.id = get("id").map(text);
+            ev.id = get("id").map(SmallStr::from_bytes);
             ev.prompt_chars = get("prompt_chars").and_then(num);
             ev.prompt_tokens = get("prompt_tokens").and_then(num);
             ev.max_tokens = get("max_tokens").and_then(num);
@@ -347,13 +400,13 @@ impl Custom {
             ev.tokens_per_sec = get("tok_s").and_then(num);
             ev.timeout_secs = get("timeout_secs").and_then(num);
             ev.status = get("status").and_then(num);
-            ev.message = get("message").map(text);
+            ev.message = get("message").map(|m| text(m).into());
             if ev.tokens_per_sec.is_none() {
                 if let (Some(t), Some(s)) = (ev.tokens, ev.seconds) {
                     ev.tokens_per_sec = (s > 0.0).then(|| t as f64 / s);
                 }
             }
-            return Parsed::Event(Box::new(ev));
+            return Parsed::Event(ev);
         }
         Parsed::Skip
     }
@@ -364,8 +417,8 @@ mod tests {
     use super::*;
 
     fn ev(f: &Format, line: &str) -> Event {
-        match f.parse(line.as_bytes(), &mut Clock::default()) {
-            Parsed::Event(e) => *e,
+        match f.parse(line.as_bytes(), &mut ParseCtx::default()) {
+            Parsed::Event(e) => e,
             other => panic!("{line:?}: {other:?}"),
         }
     }
@@ -390,9 +443,9 @@ mod tests {
         assert_eq!((f.kind, f.message.as_deref()), (EventKind::Failed, Some("500 worker timeout")));
         let q = ev(&Format::Mls, r#"2026-01-05 23:33:25 Chat completion request: chars=60211 worker="mlx server 2""#);
         assert_eq!((q.prompt_chars, q.worker.as_deref()), (Some(60211), Some("mlx server 2")));
-        assert!(matches!(Format::Mls.parse(b"2026-01-05 23:33:25 - INFO - Loaded model", &mut Clock::default()), Parsed::Skip));
-        assert!(matches!(Format::Mls.parse(b"Chat completion: 3 tokens in 1s (3 tok/s)", &mut Clock::default()), Parsed::Bad(_)));
-        assert!(matches!(Format::Mls.parse(b"2026-01-05 23:33:25 Chat completion: garbage", &mut Clock::default()), Parsed::Bad(_)));
+        assert!(matches!(Format::Mls.parse(b"2026-01-05 23:33:25 - INFO - Loaded model", &mut ParseCtx::default()), Parsed::Skip));
+        assert!(matches!(Format::Mls.parse(b"Chat completion: 3 tokens in 1s (3 tok/s)", &mut ParseCtx::default()), Parsed::Bad(_)));
+        assert!(matches!(Format::Mls.parse(b"2026-01-05 23:33:25 Chat completion: garbage", &mut ParseCtx::default()), Parsed::Bad(_)));
     }
 
     #[test]
@@ -407,7 +460,7 @@ mod tests {
         let e = ev(&Format::MlxLm, "2026-01-05 23:13:30,000 - ERROR - JSONDecodeError: Expecting value");
         assert_eq!(e.message.as_deref(), Some("JSONDecodeError: Expecting value"));
         assert!(matches!(
-            Format::MlxLm.parse(br#"127.0.0.1 - - [05/Jan/2026 23:13:29] "POST /v1/embeddings HTTP/1.1" 200 -"#, &mut Clock::default()),
+            Format::MlxLm.parse(br#"127.0.0.1 - - [05/Jan/2026 23:13:29] "POST /v1/embeddings HTTP/1.1" 200 -"#, &mut ParseCtx::default()),
             Parsed::Skip
         ));
     }
@@ -448,6 +501,20 @@ regex = '^(?P<ts>\S+ \S+) Request (?P<id>\S+) done: (?P<tokens>\d+) tokens in (?
         assert!(err.contains("srv.toml") && err.contains("bogus"), "{err}");
         std::fs::write(&p, "name = 3").unwrap();
         assert!(Custom::load(&p).unwrap_err().to_string().contains("invalid format file"));
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(num::<f64>(b"13.6"), Some(13.6));
+        assert_eq!(num::<f64>(b"0.3"), Some(0.3));
+        assert_eq!(num::<f64>(b"600s"), Some(600.0));
+        assert_eq!(num::<f64>(b"1e3"), Some(1000.0));
+        assert_eq!(num::<f64>(b"-2.5"), Some(-2.5));
+        assert_eq!(num::<f64>(b"x"), None);
+        assert_eq!(num::<u64>(b"8489"), Some(8489));
+        assert_eq!(num::<u16>(b"70000"), None);
+        assert_eq!(num::<u64>(b"99999999999999999999"), None);
+        assert_eq!(num::<u32>(b""), None);
     }
 
     #[test]

@@ -85,9 +85,9 @@ pub fn analyze(inputs: &[PathBuf], opts: Options, mut on_event: impl FnMut(&Even
             None => read::open(path)?,
         };
         let stats: ScanStats = read::scan(reader, format, opts.strict, i, |ev| {
-            if keep(&ev, &opts) {
-                on_event(&ev);
-                analyzer.add(&ev);
+            if keep(ev, &opts) {
+                on_event(ev);
+                analyzer.add(ev);
             }
         })
         .map_err(io_err(path))?;
