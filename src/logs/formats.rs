@@ -80,22 +80,43 @@ static PROGRESS: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Fi
 static POST: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\"POST /v1/"));
 static ERROR: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b" - ERROR - "));
 
-/// Every `key=value` field of a line (values may be quoted), keys lower-cased on demand.
+/// Every `key=value` field of a line, in one forward pass (values may be quoted).
 pub fn fields(line: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    memchr::memchr_iter(b'=', line).filter_map(move |eq| {
-        let key_start = line[..eq].iter().rposition(|c| !(c.is_ascii_alphanumeric() || *c == b'_')).map_or(0, |p| p + 1);
-        if key_start == eq {
-            return None;
+    let sep = |c: u8| matches!(c, b' ' | b'\t' | b',' | b';' | b'(' | b')' | b'\r' | b'\n');
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        loop {
+            while i < line.len() && sep(line[i]) {
+                i += 1;
+            }
+            if i >= line.len() {
+                return None;
+            }
+            let start = i;
+            while i < line.len() && (line[i].is_ascii_alphanumeric() || line[i] == b'_') {
+                i += 1;
+            }
+            if i > start && line.get(i) == Some(&b'=') {
+                let key = &line[start..i];
+                i += 1;
+                if line.get(i) == Some(&b'"') {
+                    if let Some(end) = memchr::memchr(b'"', &line[i + 1..]) {
+                        let value = &line[i + 1..i + 1 + end];
+                        i += end + 2;
+                        return Some((key, value));
+                    }
+                }
+                let v = i;
+                while i < line.len() && !sep(line[i]) {
+                    i += 1;
+                }
+                return Some((key, &line[v..i]));
+            }
+            // Not a key=value token: skip it.
+            while i < line.len() && !sep(line[i]) {
+                i += 1;
+            }
         }
-        let rest = &line[eq + 1..];
-        let value = if rest.first() == Some(&b'"') {
-            let end = memchr::memchr(b'"', &rest[1..])?;
-            &rest[1..1 + end]
-        } else {
-            let end = rest.iter().position(|c| matches!(c, b' ' | b'\t' | b',' | b';' | b')' | b'\r' | b'\n')).unwrap_or(rest.len());
-            &rest[..end]
-        };
-        Some((&line[key_start..eq], value))
     })
 }
 
