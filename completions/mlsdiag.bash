@@ -37,6 +37,9 @@ _mlsdiag() {
             mlsdiag,help)
                 cmd="mlsdiag__subcmd__help"
                 ;;
+            mlsdiag,logs)
+                cmd="mlsdiag__subcmd__logs"
+                ;;
             mlsdiag,man)
                 cmd="mlsdiag__subcmd__man"
                 ;;
@@ -73,6 +76,9 @@ _mlsdiag() {
             mlsdiag__subcmd__help,help)
                 cmd="mlsdiag__subcmd__help__subcmd__help"
                 ;;
+            mlsdiag__subcmd__help,logs)
+                cmd="mlsdiag__subcmd__help__subcmd__logs"
+                ;;
             mlsdiag__subcmd__help,man)
                 cmd="mlsdiag__subcmd__help__subcmd__man"
                 ;;
@@ -95,7 +101,7 @@ _mlsdiag() {
 
     case "${cmd}" in
         mlsdiag)
-            opts="-h -V --json --color --fixture --help --version check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help"
+            opts="-h -V --json --color --fixture --help --version check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -321,7 +327,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__help)
-            opts="check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help"
+            opts="check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -432,6 +438,20 @@ _mlsdiag() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mlsdiag__subcmd__help__subcmd__logs)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mlsdiag__subcmd__help__subcmd__man)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -495,6 +515,56 @@ _mlsdiag() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mlsdiag__subcmd__logs)
+            opts="-h --format --format-file --since --until --worker --bands --hung-after --strict --jsonl --json --color --fixture --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "auto mls mlx-lm" -- "${cur}"))
+                    return 0
+                    ;;
+                --format-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --worker)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bands)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hung-after)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --fixture)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

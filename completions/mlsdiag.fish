@@ -35,6 +35,7 @@ complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "check" -d 'Classify
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "threads" -d 'Every thread of a process: state, CPU, what it waits on, grouped by lock'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "fds" -d 'Every descriptor of a process: pipes, sockets with their peers, shared memory, files'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "registry" -d 'The worker registry joined with the live processes'
+complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "logs" -d 'Request timeline, throughput, anomalies and the hang trigger from server logs'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "mem" -d 'System memory and pressure, per-worker memory and its trend'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "demo" -d 'Start a simulated MLS with misbehaving workers and diagnose it'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "record" -d 'Save readings, threads, descriptors and memory of workers to a JSON recording'
@@ -79,6 +80,23 @@ never\t''"
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand registry" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand registry" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand registry" -s h -l help -d 'Print help'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand logs" -l format -d 'Built-in log format' -r -f -a "auto\t'Detect from the first lines'
+mls\t'MLS orchestrator lines (Chat completion request:/Chat completion:/Worker timeout after)'
+mlx-lm\t'mlx_lm.server (Prompt processing progress, HTTP access lines)'"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand logs" -l format-file -d 'Your own format: a TOML file of named-capture regexes (see docs/log-formats.md)' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand logs" -l since -d 'Only events at or after this time (RFC 3339 or "YYYY-MM-DD HH:MM:SS" local)' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand logs" -l until -d 'Only events at or before this time' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand logs" -l worker -d 'Only this worker (name, or pid)' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand logs" -l bands -d 'Prompt-size band edges in characters (K = 1000)' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand logs" -l hung-after -d 'An unfinished request older than this at the end of the log is a hang trigger' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand logs" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand logs" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand logs" -l strict -d 'Report every line that is not understood, with its line number (exit 3 if any)'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand logs" -l jsonl -d 'One JSON event per line, as they are read, instead of the summary'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand logs" -l json -d 'Print one JSON document (with schema_version) instead of tables'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand logs" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l pattern -d 'Regex matched against each process\'s full command line' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l registry -d 'The orchestrator\'s worker registry (JSON)' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l samples -d 'Number of readings; with more than one a series and trend are printed' -r
@@ -149,15 +167,16 @@ never\t''"
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "check" -d 'Classify every worker: healthy, hung, crashed, orphan or leaking, with the evidence'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "threads" -d 'Every thread of a process: state, CPU, what it waits on, grouped by lock'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "fds" -d 'Every descriptor of a process: pipes, sockets with their peers, shared memory, files'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "registry" -d 'The worker registry joined with the live processes'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "mem" -d 'System memory and pressure, per-worker memory and its trend'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "demo" -d 'Start a simulated MLS with misbehaving workers and diagnose it'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "record" -d 'Save readings, threads, descriptors and memory of workers to a JSON recording'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "completions" -d 'Print a shell completion script'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "man" -d 'Print the man page (roff)'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "__demo-orchestrator" -d '(internal) the demo\'s orchestrator process'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "__demo-worker" -d '(internal) one demo worker process'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "check" -d 'Classify every worker: healthy, hung, crashed, orphan or leaking, with the evidence'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "threads" -d 'Every thread of a process: state, CPU, what it waits on, grouped by lock'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "fds" -d 'Every descriptor of a process: pipes, sockets with their peers, shared memory, files'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "registry" -d 'The worker registry joined with the live processes'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "logs" -d 'Request timeline, throughput, anomalies and the hang trigger from server logs'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "mem" -d 'System memory and pressure, per-worker memory and its trend'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "demo" -d 'Start a simulated MLS with misbehaving workers and diagnose it'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "record" -d 'Save readings, threads, descriptors and memory of workers to a JSON recording'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "completions" -d 'Print a shell completion script'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "man" -d 'Print the man page (roff)'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "__demo-orchestrator" -d '(internal) the demo\'s orchestrator process'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "__demo-worker" -d '(internal) one demo worker process'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -545,7 +545,9 @@ mod tests {
             "2026-01-05T23:13:25Z Chat completion request: worker=mlx-server-v3-1 id=req-319 prompt_chars=8489 max_tokens=2000 temperature=0.3",
             "2026-01-05T23:23:25Z Worker timeout after 600s worker=mlx-server-v3-1 id=req-319",
         ] {
-            let Parsed::Event(e) = Format::Mls.parse(l.as_bytes(), &mut ctx) else { panic!("{l}") };
+            let Parsed::Event(e) = Format::Mls.parse(l.as_bytes(), &mut ctx) else {
+                panic!("{l}")
+            };
             a.add(&e);
         }
         a.finish().for_worker(Some("mlx-server-v3-1"), 49387, true)

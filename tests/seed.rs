@@ -71,9 +71,15 @@ fn the_seed_incident_is_diagnosed_hung() {
         &std::fs::read_to_string(fixture("seed/worker_registry.json")).unwrap(),
     )
     .unwrap();
-    let log = for_check(&fixture("seed/mls.log"), std::time::Duration::from_secs(300)).unwrap();
+    let log = for_check(
+        &fixture("seed/mls.log"),
+        std::time::Duration::from_secs(300),
+    )
+    .unwrap();
     assert_eq!(log.format, "mls");
-    let worker_log = log.analysis.for_worker(Some("mlx-server-v3-1"), 49387, true);
+    let worker_log = log
+        .analysis
+        .for_worker(Some("mlx-server-v3-1"), 49387, true);
     assert_eq!(worker_log.completed, 2);
     assert_eq!(
         worker_log.in_flight.len(),

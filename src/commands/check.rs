@@ -254,11 +254,15 @@ pub fn collect(args: &CheckArgs, ctx: &Ctx) -> anyhow::Result<CheckReport> {
         exit_code: status.code(),
         pattern: args.discovery.pattern.clone(),
         registry: reg_state,
-        log: args.log.as_ref().zip(outcome.as_ref()).map(|(p, o)| LogSource {
-            path: p.display().to_string(),
-            format: o.format.clone(),
-            events: o.analysis.events,
-        }),
+        log: args
+            .log
+            .as_ref()
+            .zip(outcome.as_ref())
+            .map(|(p, o)| LogSource {
+                path: p.display().to_string(),
+                format: o.format.clone(),
+                events: o.analysis.events,
+            }),
         window_secs: window.as_secs_f64(),
         workers,
         orchestrators: found

@@ -67,7 +67,9 @@ pub fn parse_bands(s: &str) -> Result<Vec<u64>, String> {
             Some('M' | 'm') => (&part[..part.len() - 1], 1_000_000.0),
             _ => (part, 1.0),
         };
-        let v: f64 = num.parse().map_err(|_| format!("invalid band edge {part:?} (try 8K,10K,100K)"))?;
+        let v: f64 = num
+            .parse()
+            .map_err(|_| format!("invalid band edge {part:?} (try 8K,10K,100K)"))?;
         edges.push((v * mult) as u64);
     }
     if edges.windows(2).any(|w| w[0] >= w[1]) {
@@ -77,7 +79,9 @@ pub fn parse_bands(s: &str) -> Result<Vec<u64>, String> {
 }
 
 fn ts(t: DateTime<Utc>) -> String {
-    t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string()
+    t.with_timezone(&chrono::Local)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
 }
 
 fn opt_f(v: Option<f64>, digits: usize) -> String {
@@ -85,7 +89,10 @@ fn opt_f(v: Option<f64>, digits: usize) -> String {
 }
 
 fn describe(r: &InFlight) -> String {
-    let mut parts = vec![r.id.clone().map_or_else(|| format!("request at line {}", r.line), |id| format!("request {id}"))];
+    let mut parts = vec![r.id.clone().map_or_else(
+        || format!("request at line {}", r.line),
+        |id| format!("request {id}"),
+    )];
     let mut detail = Vec::new();
     if let Some(c) = r.prompt_chars {
         detail.push(format!("{c} chars"));
@@ -109,7 +116,10 @@ fn describe(r: &InFlight) -> String {
     parts.join(" ")
 }
 
-pub fn collect(args: &LogsArgs, mut on_event: impl FnMut(&logs::Event)) -> anyhow::Result<LogsReport> {
+pub fn collect(
+    args: &LogsArgs,
+    mut on_event: impl FnMut(&logs::Event),
+) -> anyhow::Result<LogsReport> {
     let format = match (&args.format_file, args.format) {
         (Some(f), _) => Some(Format::Custom(Box::new(Custom::load(f)?))),
         (None, LogFormatChoice::Auto) => None,
@@ -117,8 +127,18 @@ pub fn collect(args: &LogsArgs, mut on_event: impl FnMut(&logs::Event)) -> anyho
         (None, LogFormatChoice::MlxLm) => Some(Format::MlxLm),
     };
     let detected = format.is_none();
-    let since = args.since.as_deref().map(parse_user_time).transpose().map_err(|e| anyhow::anyhow!("--since: {e}"))?;
-    let until = args.until.as_deref().map(parse_user_time).transpose().map_err(|e| anyhow::anyhow!("--until: {e}"))?;
+    let since = args
+        .since
+        .as_deref()
+        .map(parse_user_time)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    let until = args
+        .until
+        .as_deref()
+        .map(parse_user_time)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--until: {e}"))?;
     let bands = parse_bands(&args.bands).map_err(|e| anyhow::anyhow!("--bands: {e}"))?;
     let opts = Options {
         format,
@@ -138,7 +158,11 @@ pub fn collect(args: &LogsArgs, mut on_event: impl FnMut(&logs::Event)) -> anyho
         format: o.format,
         format_detected: detected,
         sources: o.sources,
-        filters: Filters { since, until, worker: args.worker.clone() },
+        filters: Filters {
+            since,
+            until,
+            worker: args.worker.clone(),
+        },
         events: a.events,
         totals: a.totals,
         workers: a.workers,
@@ -152,7 +176,12 @@ pub fn collect(args: &LogsArgs, mut on_event: impl FnMut(&logs::Event)) -> anyho
         unparseable: o
             .unparseable
             .into_iter()
-            .map(|(source, line, reason, text)| Unparseable { source, line, reason, text })
+            .map(|(source, line, reason, text)| Unparseable {
+                source,
+                line,
+                reason,
+                text,
+            })
             .collect(),
         unparseable_count: o.unparseable_count,
     })
@@ -163,7 +192,10 @@ pub fn run(args: &LogsArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<St
     let report = if args.jsonl {
         let r = collect(args, |ev| {
             if write_error.is_none() {
-                if let Err(e) = serde_json::to_writer(&mut *out, ev).map_err(std::io::Error::from).and_then(|_| writeln!(out)) {
+                if let Err(e) = serde_json::to_writer(&mut *out, ev)
+                    .map_err(std::io::Error::from)
+                    .and_then(|_| writeln!(out))
+                {
                     write_error = Some(e);
                 }
             }
@@ -175,11 +207,21 @@ pub fn run(args: &LogsArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<St
     } else {
         collect(args, |_| {})?
     };
-    let status = if args.strict && report.unparseable_count > 0 { Status::Unknown } else { Status::Ok };
+    let status = if args.strict && report.unparseable_count > 0 {
+        Status::Unknown
+    } else {
+        Status::Ok
+    };
     if args.jsonl {
         if args.strict {
             for u in &report.unparseable {
-                eprintln!("{}:{}: {}: {}", u.source, u.line, u.reason, sanitize(&u.text));
+                eprintln!(
+                    "{}:{}: {}: {}",
+                    u.source,
+                    u.line,
+                    u.reason,
+                    sanitize(&u.text)
+                );
             }
         }
         return Ok(status);
@@ -225,18 +267,37 @@ pub fn print(r: &LogsReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result<
         writeln!(out, "span: {} → {}", ts(f), ts(l))?;
     }
     writeln!(out)?;
-    let mut t = ctx.style.table(&["WORKER", "STARTED", "DONE", "FAILED", "TIMED OUT", "TOKENS", "TOK/S", "TOK/S p50", "LAT p50 s", "p95 s", "p99 s"]);
+    let mut t = ctx.style.table(&[
+        "WORKER",
+        "STARTED",
+        "DONE",
+        "FAILED",
+        "TIMED OUT",
+        "TOKENS",
+        "TOK/S",
+        "TOK/S p50",
+        "LAT p50 s",
+        "p95 s",
+        "p99 s",
+    ]);
     for (name, s) in &r.workers {
         let shown = if name.is_empty() { "(unnamed)" } else { name };
         t.add_row(stats_row(&sanitize(shown), s));
     }
     if r.workers.len() > 1 {
-        t.add_row(stats_row("all", &r.totals).into_iter().map(Cell::new).collect::<Vec<_>>());
+        t.add_row(
+            stats_row("all", &r.totals)
+                .into_iter()
+                .map(Cell::new)
+                .collect::<Vec<_>>(),
+        );
     }
     writeln!(out, "{t}")?;
     if r.bands.iter().any(|b| b.completed > 0) {
         writeln!(out, "\nThroughput by prompt size (characters):")?;
-        let mut t = ctx.style.table(&["BAND", "DONE", "TOKENS", "TOK/S", "TOK/S p50"]);
+        let mut t = ctx
+            .style
+            .table(&["BAND", "DONE", "TOKENS", "TOK/S", "TOK/S p50"]);
         for b in &r.bands {
             t.add_row(vec![
                 b.label.clone(),
@@ -261,15 +322,29 @@ pub fn print(r: &LogsReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result<
                 (None, Some(s)) => format!(" request started {}", ts(s)),
                 (None, None) => String::new(),
             };
-            let worker = if a.worker.is_empty() { String::new() } else { format!(" [{}]", sanitize(&a.worker)) };
-            writeln!(out, "  {} {what}{worker}{req} (line {})", ts(a.time), a.line)?;
+            let worker = if a.worker.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", sanitize(&a.worker))
+            };
+            writeln!(
+                out,
+                "  {} {what}{worker}{req} (line {})",
+                ts(a.time),
+                a.line
+            )?;
         }
         if r.anomalies_dropped > 0 {
             writeln!(out, "  … and {} more", r.anomalies_dropped)?;
         }
     }
     for h in &r.hang_triggers {
-        writeln!(out, "\nHang trigger [{}]: {}", sanitize(&h.worker), describe(&h.request))?;
+        writeln!(
+            out,
+            "\nHang trigger [{}]: {}",
+            sanitize(&h.worker),
+            describe(&h.request)
+        )?;
         writeln!(out, "  why: {}", h.reason)?;
         match h.last_completion {
             Some(t) => writeln!(out, "  last completion before it: {}", ts(t))?,
@@ -282,7 +357,11 @@ pub fn print(r: &LogsReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result<
     if !r.in_flight.is_empty() {
         writeln!(out, "\nIn flight at end of log ({}):", r.in_flight.len())?;
         for f in r.in_flight.iter().take(20) {
-            let who = f.worker.as_deref().map(str::to_string).or(f.pid.map(|p| format!("pid {p}"))).unwrap_or_default();
+            let who = f
+                .worker
+                .map(str::to_string)
+                .or(f.pid.map(|p| format!("pid {p}")))
+                .unwrap_or_default();
             writeln!(out, "  {} {}", sanitize(&who), describe(f))?;
         }
     }
@@ -293,7 +372,11 @@ pub fn print(r: &LogsReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result<
                 out,
                 "  {} {} {} tokens in {}s ({} tok/s){}",
                 ts(s.time),
-                if name.is_empty() { "(unnamed)".to_string() } else { sanitize(name) },
+                if name.is_empty() {
+                    "(unnamed)".to_string()
+                } else {
+                    sanitize(name)
+                },
                 s.tokens.map_or("?".into(), |t| t.to_string()),
                 opt_f(s.seconds, 1),
                 opt_f(s.tokens_per_sec, 1),
@@ -304,7 +387,14 @@ pub fn print(r: &LogsReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result<
     if r.unparseable_count > 0 {
         writeln!(out, "\n{} unparseable line(s):", r.unparseable_count)?;
         for u in &r.unparseable {
-            writeln!(out, "  {}:{}: {}: {}", u.source, u.line, u.reason, sanitize(&u.text))?;
+            writeln!(
+                out,
+                "  {}:{}: {}: {}",
+                u.source,
+                u.line,
+                u.reason,
+                sanitize(&u.text)
+            )?;
         }
     }
     Ok(())

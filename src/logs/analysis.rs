@@ -26,13 +26,16 @@ const H_BUCKETS: usize = 2320;
 
 impl Default for Histogram {
     fn default() -> Self {
-        Histogram { counts: vec![0; H_BUCKETS], n: 0 }
+        Histogram {
+            counts: vec![0; H_BUCKETS],
+            n: 0,
+        }
     }
 }
 
 impl Histogram {
     fn bucket(v: f64) -> usize {
-        if !(v > H_MIN) {
+        if v.is_nan() || v <= H_MIN {
             return 0;
         }
         (((v / H_MIN).ln() / H_STEP.ln()) as usize + 1).min(H_BUCKETS - 1)
@@ -59,7 +62,11 @@ impl Histogram {
         for (i, &c) in self.counts.iter().enumerate() {
             seen += u64::from(c);
             if seen >= rank {
-                return Some(if i == 0 { 0.0 } else { H_MIN * H_STEP.powf(i as f64 - 0.5) });
+                return Some(if i == 0 {
+                    0.0
+                } else {
+                    H_MIN * H_STEP.powf(i as f64 - 0.5)
+                });
             }
         }
         None
@@ -72,7 +79,7 @@ pub struct InFlight {
     pub started: DateTime<Utc>,
     pub line: u64,
     pub source: usize,
-    pub worker: Option<Arc<str>>,
+    pub worker: Option<&'static str>,
     pub pid: Option<u32>,
     pub id: Option<SmallStr>,
     pub prompt_chars: Option<u64>,
@@ -91,7 +98,7 @@ impl InFlight {
             started: ev.time,
             line: ev.line,
             source: ev.source,
-            worker: ev.worker.clone(),
+            worker: ev.worker,
             pid: ev.pid,
             id: ev.id.clone(),
             prompt_chars: ev.prompt_chars,
@@ -189,7 +196,13 @@ pub struct Band {
 
 /// Band edges in characters, e.g. `[8000, 10000, 100000]`.
 pub fn make_bands(edges: &[u64]) -> Vec<Band> {
-    let k = |n: u64| if n % 1000 == 0 { format!("{}K", n / 1000) } else { n.to_string() };
+    let k = |n: u64| {
+        if n % 1000 == 0 {
+            format!("{}K", n / 1000)
+        } else {
+            n.to_string()
+        }
+    };
     let mut bands = Vec::new();
     let mut lo = 0;
     for &hi in edges.iter().chain(std::iter::once(&u64::MAX)) {
@@ -270,38 +283,44 @@ impl Analyzer {
 
     /// The index of the worker an event belongs to (creating it on first sight).
     fn slot(&mut self, ev: &Event) -> usize {
-        if let (Some(w), Some((last, i))) = (&ev.worker, &self.last) {
-            if Arc::ptr_eq(w, last) || **w == **last {
+        if let (Some(w), Some((last, i))) = (ev.worker, &self.last) {
+            if std::ptr::eq(w, &**last) || w == &**last {
                 return *i;
             }
         }
-        let key: Arc<str> = match (&ev.worker, ev.pid) {
-            (Some(w), _) => w.clone(),
-            (None, Some(p)) => Arc::from(format!("pid:{p}")),
+        let pid_key;
+        let name: &str = match (ev.worker, ev.pid) {
+            (Some(w), _) => w,
+            (None, Some(p)) => {
+                pid_key = format!("pid:{p}");
+                &pid_key
+            }
             (None, None) => {
                 // An end, failure or timeout that names only the request id belongs to
                 // whichever worker has that request open.
                 let owner = match (&ev.id, ev.kind) {
-                    (Some(id), EventKind::End | EventKind::Failed | EventKind::Timeout) => {
-                        self.workers.iter().position(|(_, a)| a.open.iter().any(|r| r.id.as_ref() == Some(id)))
-                    }
+                    (Some(id), EventKind::End | EventKind::Failed | EventKind::Timeout) => self
+                        .workers
+                        .iter()
+                        .position(|(_, a)| a.open.iter().any(|r| r.id.as_ref() == Some(id))),
                     _ => None,
                 };
                 match owner {
                     Some(i) => return i,
-                    None => Arc::from(""),
+                    None => "",
                 }
             }
         };
-        let i = match self.index.get(&key) {
+        let i = match self.index.get(name) {
             Some(&i) => i,
             None => {
+                let key: Arc<str> = Arc::from(name);
                 self.workers.push((key.clone(), Acc::default()));
-                self.index.insert(key.clone(), self.workers.len() - 1);
+                self.index.insert(key, self.workers.len() - 1);
                 self.workers.len() - 1
             }
         };
-        self.last = Some((key, i));
+        self.last = Some((self.workers[i].0.clone(), i));
         i
     }
 
@@ -327,7 +346,11 @@ impl Analyzer {
             EventKind::Progress => {
                 let done = ev.tokens.unwrap_or(0);
                 let total = ev.prompt_tokens.unwrap_or(0);
-                let continues = acc.open.back().and_then(|r| r.progress).is_some_and(|[d, t]| t == total && done >= d);
+                let continues = acc
+                    .open
+                    .back()
+                    .and_then(|r| r.progress)
+                    .is_some_and(|[d, t]| t == total && done >= d);
                 if continues {
                     if let Some(r) = acc.open.back_mut() {
                         r.progress = Some([done, total]);
@@ -350,13 +373,17 @@ impl Analyzer {
                         None
                     }
                 };
-                let latency = ev.seconds.or_else(|| req.as_ref().map(|r| (ev.time - r.started).as_seconds_f64()));
+                let latency = ev
+                    .seconds
+                    .or_else(|| req.as_ref().map(|r| (ev.time - r.started).as_seconds_f64()));
                 let secs = ev.seconds.or(latency);
                 let s = &mut acc.stats;
                 s.completed += 1;
                 s.tokens += ev.tokens.unwrap_or(0);
                 s.generation_secs += secs.unwrap_or(0.0);
-                let tps = ev.tokens_per_sec.or_else(|| Some(ev.tokens? as f64 / secs.filter(|&x| x > 0.0)?));
+                let tps = ev
+                    .tokens_per_sec
+                    .or_else(|| Some(ev.tokens? as f64 / secs.filter(|&x| x > 0.0)?));
                 if let Some(t) = tps {
                     acc.tps.add(t);
                 }
@@ -376,7 +403,11 @@ impl Analyzer {
                     acc.last_successes.pop_front();
                 }
                 if let Some(chars) = req.as_ref().and_then(|r| r.prompt_chars) {
-                    if let Some(b) = self.bands.iter_mut().find(|b| chars >= b.min_chars && b.max_chars.is_none_or(|m| chars < m)) {
+                    if let Some(b) = self
+                        .bands
+                        .iter_mut()
+                        .find(|b| chars >= b.min_chars && b.max_chars.is_none_or(|m| chars < m))
+                    {
                         b.completed += 1;
                         b.tokens += ev.tokens.unwrap_or(0);
                         b.generation_secs += secs.unwrap_or(0.0);
@@ -400,7 +431,11 @@ impl Analyzer {
                     source: ev.source,
                     id: ev.id.clone(),
                     timeout_secs: None,
-                    message: ev.message.as_deref().map(str::to_string).or_else(|| ev.status.map(|s| format!("HTTP {s}"))),
+                    message: ev
+                        .message
+                        .as_deref()
+                        .map(str::to_string)
+                        .or_else(|| ev.status.map(|s| format!("HTTP {s}"))),
                     request_started: req.map(|r| r.started),
                 });
             }
@@ -458,11 +493,20 @@ impl Analyzer {
             all_latency.merge(&acc.latency);
             if let Some(oldest) = acc.open.front() {
                 let stopped = acc.last_completion.is_none_or(|lc| lc < oldest.started);
-                let waited = end_of_log.map(|e| e - oldest.started).and_then(|d| d.to_std().ok()).unwrap_or_default();
+                let waited = end_of_log
+                    .map(|e| e - oldest.started)
+                    .and_then(|d| d.to_std().ok())
+                    .unwrap_or_default();
                 let reason = if !oldest.timeouts.is_empty() {
-                    Some(format!("{} timeout(s) logged for it", oldest.timeouts.len()))
+                    Some(format!(
+                        "{} timeout(s) logged for it",
+                        oldest.timeouts.len()
+                    ))
                 } else if waited >= self.hung_after {
-                    Some(format!("unfinished for {} before the end of the log", crate::render::duration(waited)))
+                    Some(format!(
+                        "unfinished for {} before the end of the log",
+                        crate::render::duration(waited)
+                    ))
                 } else {
                     None
                 };
@@ -476,17 +520,31 @@ impl Analyzer {
                     });
                 }
             }
-            last_successes.insert(name.clone(), acc.last_successes.iter().cloned().collect::<Vec<_>>());
-            open.insert(name.clone(), (acc.open.iter().cloned().collect::<Vec<_>>(), acc.last_completion, s.clone()));
+            last_successes.insert(
+                name.clone(),
+                acc.last_successes.iter().cloned().collect::<Vec<_>>(),
+            );
+            open.insert(
+                name.clone(),
+                (
+                    acc.open.iter().cloned().collect::<Vec<_>>(),
+                    acc.last_completion,
+                    s.clone(),
+                ),
+            );
             workers.insert(name, s);
         }
         finish_stats(&mut totals, &all_tps, &all_latency);
         for b in &mut self.bands {
-            b.mean_tokens_per_sec = (b.generation_secs > 0.0).then(|| b.tokens as f64 / b.generation_secs);
+            b.mean_tokens_per_sec =
+                (b.generation_secs > 0.0).then(|| b.tokens as f64 / b.generation_secs);
             b.median_tokens_per_sec = b.tps.quantile(0.5);
         }
         self.anomalies.sort_by_key(|a| (a.time, a.line));
-        let mut in_flight: Vec<InFlight> = open.values().flat_map(|(o, _, _)| o.iter().cloned()).collect();
+        let mut in_flight: Vec<InFlight> = open
+            .values()
+            .flat_map(|(o, _, _)| o.iter().cloned())
+            .collect();
         in_flight.sort_by_key(|r| r.started);
         Analysis {
             events: self.events,
@@ -526,6 +584,9 @@ fn finish_stats(s: &mut Stats, tps: &Histogram, latency: &Histogram) {
     s.latency_p99_secs = latency.quantile(0.99);
 }
 
+/// Per worker at the end of the log: open requests, last completion, counters.
+type OpenState = (Vec<InFlight>, Option<DateTime<Utc>>, Stats);
+
 /// What a log says, folded.
 #[derive(Debug, Clone)]
 pub struct Analysis {
@@ -541,7 +602,7 @@ pub struct Analysis {
     pub in_flight: Vec<InFlight>,
     pub last_successes: BTreeMap<String, Vec<Success>>,
     /// Per worker key: open requests, last completion, counters.
-    open: BTreeMap<String, (Vec<InFlight>, Option<DateTime<Utc>>, Stats)>,
+    open: BTreeMap<String, OpenState>,
 }
 
 /// One worker's share of the log, for `check`.
@@ -567,13 +628,19 @@ impl Analysis {
         }
         let mut out = WorkerLog::default();
         for k in keys {
-            let Some((open, last, stats)) = self.open.get(&k) else { continue };
+            let Some((open, last, stats)) = self.open.get(&k) else {
+                continue;
+            };
             out.completed += stats.completed;
             out.failed += stats.failed;
             out.timeouts += stats.timeout_lines;
             out.last_completion = out.last_completion.max(*last);
             // A line naming both worker and pid is keyed by name; pid-only lines must match pid.
-            out.in_flight.extend(open.iter().filter(|r| r.pid.is_none_or(|p| p == pid)).cloned());
+            out.in_flight.extend(
+                open.iter()
+                    .filter(|r| r.pid.is_none_or(|p| p == pid))
+                    .cloned(),
+            );
         }
         out.in_flight.sort_by_key(|r| r.started);
         out
@@ -634,7 +701,11 @@ mod tests {
         assert_eq!(w1.in_flight.len(), 1);
         assert_eq!(w1.in_flight[0].id.as_deref(), Some("a"));
         let w2 = a.for_worker(Some("w2"), 2, false);
-        assert_eq!(w2.in_flight.len(), 1, "a timeout does not finish the worker's request");
+        assert_eq!(
+            w2.in_flight.len(),
+            1,
+            "a timeout does not finish the worker's request"
+        );
         assert_eq!(w2.in_flight[0].timeouts.len(), 1);
         assert_eq!(a.workers["w2"].timed_out, 1);
         assert!(a.for_worker(Some("w3"), 3, false).in_flight.is_empty());

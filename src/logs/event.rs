@@ -4,8 +4,6 @@
 //! with the same hour as the previous one; so parsing works on bytes, never validates UTF-8 of
 //! whole lines, and converts local times through an offset cached per hour.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
 use serde::Serialize;
 
@@ -23,7 +21,10 @@ impl SmallStr {
             Ok(s) if s.len() <= 30 => {
                 let mut buf = [0u8; 30];
                 buf[..s.len()].copy_from_slice(s.as_bytes());
-                SmallStr::Inline { len: s.len() as u8, buf }
+                SmallStr::Inline {
+                    len: s.len() as u8,
+                    buf,
+                }
             }
             _ => SmallStr::Heap(String::from_utf8_lossy(b).into()),
         }
@@ -31,7 +32,9 @@ impl SmallStr {
     pub fn as_str(&self) -> &str {
         match self {
             // The inline bytes were copied from a valid &str of exactly `len` bytes.
-            SmallStr::Inline { len, buf } => std::str::from_utf8(&buf[..*len as usize]).unwrap_or_default(),
+            SmallStr::Inline { len, buf } => {
+                std::str::from_utf8(&buf[..*len as usize]).unwrap_or_default()
+            }
             SmallStr::Heap(s) => s,
         }
     }
@@ -59,22 +62,28 @@ impl Serialize for SmallStr {
     }
 }
 
-/// Worker names repeat on every line: each parsing thread shares one `Arc<str>` per name.
+/// Worker names repeat on every line. Each distinct name is stored once for the life of the
+/// process (a deliberate, bounded leak: at most 256 names per parsing thread), so events carry a
+/// plain `&'static str`: no allocation and no shared reference count bouncing between cores.
 #[derive(Debug, Default)]
 pub struct Interner {
-    names: Vec<(Box<[u8]>, Arc<str>)>,
+    names: Vec<&'static str>,
 }
 
+/// The name interned for bytes that were not remembered (more than 256 distinct names).
+const TOO_MANY: &str = "(other)";
+
 impl Interner {
-    pub fn get(&mut self, b: &[u8]) -> Arc<str> {
-        if let Some((_, a)) = self.names.iter().find(|(k, _)| &**k == b) {
-            return a.clone();
+    pub fn get(&mut self, b: &[u8]) -> &'static str {
+        if let Some(n) = self.names.iter().find(|n| n.as_bytes() == b) {
+            return n;
         }
-        let a: Arc<str> = String::from_utf8_lossy(b).into();
-        if self.names.len() < 256 {
-            self.names.push((b.into(), a.clone()));
+        if self.names.len() >= 256 {
+            return TOO_MANY;
         }
-        a
+        let n: &'static str = Box::leak(String::from_utf8_lossy(b).into_owned().into_boxed_str());
+        self.names.push(n);
+        n
     }
 }
 
@@ -110,7 +119,7 @@ pub struct Event {
     pub time: DateTime<Utc>,
     pub kind: EventKind,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub worker: Option<Arc<str>>,
+    pub worker: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -173,15 +182,26 @@ impl Clock {
     /// Local naive time → UTC, with the offset of that hour.
     pub fn local(&mut self, naive: NaiveDateTime) -> Option<DateTime<Utc>> {
         let utc = naive.and_utc();
-        DateTime::from_timestamp(self.local_secs(utc.timestamp())?, utc.timestamp_subsec_nanos())
+        DateTime::from_timestamp(
+            self.local_secs(utc.timestamp())?,
+            utc.timestamp_subsec_nanos(),
+        )
     }
 
     fn days(&mut self, b: &[u8]) -> Option<i64> {
         if b == self.date && self.date_days != 0 {
             return Some(self.date_days);
         }
-        let date = NaiveDate::from_ymd_opt(digits(&b[0..4])? as i32, digits(&b[5..7])?, digits(&b[8..10])?)?;
-        let days = date.and_hms_opt(0, 0, 0)?.and_utc().timestamp().div_euclid(86_400);
+        let date = NaiveDate::from_ymd_opt(
+            digits(&b[0..4])? as i32,
+            digits(&b[5..7])?,
+            digits(&b[8..10])?,
+        )?;
+        let days = date
+            .and_hms_opt(0, 0, 0)?
+            .and_utc()
+            .timestamp()
+            .div_euclid(86_400);
         self.date.copy_from_slice(b);
         self.date_days = days;
         Some(days)
@@ -192,11 +212,21 @@ impl Clock {
     pub fn leading(&mut self, line: &[u8]) -> Option<(DateTime<Utc>, usize)> {
         let start = usize::from(line.first() == Some(&b'['));
         let b = line.get(start..)?;
-        if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b' ' || b[10] == b'T') || b[13] != b':' || b[16] != b':' {
+        if b.len() < 19
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || !(b[10] == b' ' || b[10] == b'T')
+            || b[13] != b':'
+            || b[16] != b':'
+        {
             return None;
         }
         let days = self.days(&b[0..10])?;
-        let (h, m, sec) = (digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?);
+        let (h, m, sec) = (
+            digits(&b[11..13])?,
+            digits(&b[14..16])?,
+            digits(&b[17..19])?,
+        );
         if h > 23 || m > 59 || sec > 60 {
             return None;
         }
@@ -218,9 +248,17 @@ impl Clock {
             }
             Some(&sign @ (b'+' | b'-')) if b.len() >= used + 5 && b[used + 1].is_ascii_digit() => {
                 let (oh, om, len) = if b.get(used + 3) == Some(&b':') {
-                    (digits(&b[used + 1..used + 3])?, digits(b.get(used + 4..used + 6)?)?, 6)
+                    (
+                        digits(&b[used + 1..used + 3])?,
+                        digits(b.get(used + 4..used + 6)?)?,
+                        6,
+                    )
                 } else {
-                    (digits(&b[used + 1..used + 3])?, digits(&b[used + 3..used + 5])?, 5)
+                    (
+                        digits(&b[used + 1..used + 3])?,
+                        digits(&b[used + 3..used + 5])?,
+                        5,
+                    )
                 };
                 let off = i64::from(oh * 3600 + om * 60) * if sign == b'-' { -1 } else { 1 };
                 used += len;
@@ -247,7 +285,9 @@ pub fn parse_user_time(s: &str) -> Result<DateTime<Utc>, String> {
         .leading(padded.as_bytes())
         .filter(|&(_, used)| used == padded.len())
         .map(|(t, _)| t)
-        .ok_or_else(|| format!("invalid time {s:?}: use RFC 3339 or \"YYYY-MM-DD HH:MM:SS\" (local)"))
+        .ok_or_else(|| {
+            format!("invalid time {s:?}: use RFC 3339 or \"YYYY-MM-DD HH:MM:SS\" (local)")
+        })
 }
 
 /// Parse a leading timestamp of a text line (convenience for tests and callers with `&str`).
@@ -269,9 +309,26 @@ mod tests {
         let off2 = parse_timestamp("2026-01-06T00:13:25+0100 x").unwrap();
         assert_eq!(z, off);
         assert_eq!(z, off2);
-        assert_eq!(parse_timestamp("[2026-01-05 23:13:25] x").unwrap().timestamp() % 60, 25);
-        assert_eq!(parse_timestamp("2026-01-05 23:13:25.123456789Z").unwrap().timestamp_subsec_nanos(), 123_456_789);
-        for bad in ["Chat completion: no time", "2026-13-05 23:13:25 x", "2026-01-05 25:13:25", "2026-01-0", ""] {
+        assert_eq!(
+            parse_timestamp("[2026-01-05 23:13:25] x")
+                .unwrap()
+                .timestamp()
+                % 60,
+            25
+        );
+        assert_eq!(
+            parse_timestamp("2026-01-05 23:13:25.123456789Z")
+                .unwrap()
+                .timestamp_subsec_nanos(),
+            123_456_789
+        );
+        for bad in [
+            "Chat completion: no time",
+            "2026-13-05 23:13:25 x",
+            "2026-01-05 25:13:25",
+            "2026-01-0",
+            "",
+        ] {
             assert!(parse_timestamp(bad).is_none(), "{bad:?}");
         }
     }
@@ -279,10 +336,22 @@ mod tests {
     #[test]
     fn the_hour_cache_gives_the_same_answer_as_chrono() {
         let mut clock = Clock::default();
-        for line in ["2026-03-29 00:30:00", "2026-03-29 01:30:00", "2026-03-29 03:30:00", "2026-10-25 12:00:00"] {
+        for line in [
+            "2026-03-29 00:30:00",
+            "2026-03-29 01:30:00",
+            "2026-03-29 03:30:00",
+            "2026-10-25 12:00:00",
+        ] {
             let naive = NaiveDateTime::parse_from_str(line, "%Y-%m-%d %H:%M:%S").unwrap();
-            let expect = Local.from_local_datetime(&naive).earliest().map(|t| t.with_timezone(&Utc));
-            assert_eq!(clock.leading(line.as_bytes()).map(|t| t.0), expect, "{line}");
+            let expect = Local
+                .from_local_datetime(&naive)
+                .earliest()
+                .map(|t| t.with_timezone(&Utc));
+            assert_eq!(
+                clock.leading(line.as_bytes()).map(|t| t.0),
+                expect,
+                "{line}"
+            );
         }
     }
 

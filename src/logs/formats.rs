@@ -38,7 +38,11 @@ pub enum Format {
 }
 
 const MLS_NEEDLES: &[&[u8]] = &[b"Chat completion", b"Worker timeout after"];
-const MLX_NEEDLES: &[&[u8]] = &[b"Prompt processing progress: ", b"\"POST /v1/", b" - ERROR - "];
+const MLX_NEEDLES: &[&[u8]] = &[
+    b"Prompt processing progress: ",
+    b"\"POST /v1/",
+    b" - ERROR - ",
+];
 
 impl Format {
     pub fn name(&self) -> String {
@@ -68,17 +72,31 @@ impl Format {
 
     /// Pick the built-in format that explains more of `sample` (the head of the first source).
     pub fn detect(sample: &[u8]) -> Format {
-        let count = |needles: &[&[u8]]| -> usize { needles.iter().map(|n| memmem::find_iter(sample, n).count()).sum() };
-        if count(MLX_NEEDLES) > count(MLS_NEEDLES) { Format::MlxLm } else { Format::Mls }
+        let count = |needles: &[&[u8]]| -> usize {
+            needles
+                .iter()
+                .map(|n| memmem::find_iter(sample, n).count())
+                .sum()
+        };
+        if count(MLX_NEEDLES) > count(MLS_NEEDLES) {
+            Format::MlxLm
+        } else {
+            Format::Mls
+        }
     }
 }
 
 /// Searchers built once: building one per line costs more than the search.
-static CHAT: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"Chat completion"));
-static TIMEOUT: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"Worker timeout after"));
-static PROGRESS: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"Prompt processing progress: "));
-static POST: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\"POST /v1/"));
-static ERROR: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b" - ERROR - "));
+static CHAT: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"Chat completion"));
+static TIMEOUT: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"Worker timeout after"));
+static PROGRESS: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"Prompt processing progress: "));
+static POST: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"POST /v1/"));
+static ERROR: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b" - ERROR - "));
 
 /// Every `key=value` field of a line, in one forward pass (values may be quoted).
 pub fn fields(line: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
@@ -156,7 +174,10 @@ impl Number for f64 {
             None => (b, &b[..0]),
         };
         if !int.is_empty() && int.len() + frac.len() <= 15 {
-            if let (Some(i), Some(f)) = (uint(int), if frac.is_empty() { Some(0) } else { uint(frac) }) {
+            if let (Some(i), Some(f)) = (
+                uint(int),
+                if frac.is_empty() { Some(0) } else { uint(frac) },
+            ) {
                 let scale = 10u64.pow(frac.len() as u32);
                 return Some((i * scale + f) as f64 / scale as f64);
             }
@@ -191,7 +212,10 @@ fn apply_fields(ev: &mut Event, line: &[u8], ctx: &mut ParseCtx) {
 
 /// Leading number of `b` (digits and one dot) and the rest.
 fn leading_number(b: &[u8]) -> Option<(&[u8], &[u8])> {
-    let n = b.iter().take_while(|c| c.is_ascii_digit() || **c == b'.').count();
+    let n = b
+        .iter()
+        .take_while(|c| c.is_ascii_digit() || **c == b'.')
+        .count();
     (n > 0).then(|| b.split_at(n))
 }
 
@@ -203,7 +227,9 @@ fn completion_numbers(b: &[u8]) -> Option<(u64, f64, f64)> {
     let (secs, rest) = leading_number(rest)?;
     let open = memchr::memchr(b'(', rest)?;
     let (rate, tail) = leading_number(&rest[open + 1..])?;
-    tail.trim_ascii_start().starts_with(b"tok/s").then_some(())?;
+    tail.trim_ascii_start()
+        .starts_with(b"tok/s")
+        .then_some(())?;
     Some((num(tokens)?, num(secs)?, num(rate)?))
 }
 
@@ -224,8 +250,14 @@ fn parse_mls(line: &[u8], ctx: &mut ParseCtx) -> Parsed {
     } else {
         return Parsed::Skip;
     };
-    let Some((time, _)) = ctx.clock.leading(line) else { return Parsed::Bad("event line without a leading timestamp") };
-    let mut ev = Event { time, kind, ..Event::default() };
+    let Some((time, _)) = ctx.clock.leading(line) else {
+        return Parsed::Bad("event line without a leading timestamp");
+    };
+    let mut ev = Event {
+        time,
+        kind,
+        ..Event::default()
+    };
     apply_fields(&mut ev, line, ctx);
     match kind {
         EventKind::End => {
@@ -236,12 +268,15 @@ fn parse_mls(line: &[u8], ctx: &mut ParseCtx) -> Parsed {
                     ev.seconds = Some(secs);
                     ev.tokens_per_sec = Some(rate);
                 }
-                None => return Parsed::Bad("completion line without \"N tokens in X s (Y tok/s)\""),
+                None => {
+                    return Parsed::Bad("completion line without \"N tokens in X s (Y tok/s)\"");
+                }
             }
         }
         EventKind::Timeout => {
             let p = TIMEOUT.find(line).map_or(line.len(), |p| p + 20);
-            ev.timeout_secs = leading_number(line[p..].trim_ascii_start()).and_then(|(n, _)| num(n));
+            ev.timeout_secs =
+                leading_number(line[p..].trim_ascii_start()).and_then(|(n, _)| num(n));
             if ev.timeout_secs.is_none() {
                 return Parsed::Bad("timeout line without a number of seconds");
             }
@@ -277,16 +312,27 @@ fn access_time(line: &[u8], clock: &mut Clock) -> Option<chrono::DateTime<chrono
         b"Dec" => 12,
         _ => return None,
     };
-    let iso = format!("{}-{month:02}-{} {}", text(&b[7..11]), text(&b[0..2]), text(&b[12..20]));
+    let iso = format!(
+        "{}-{month:02}-{} {}",
+        text(&b[7..11]),
+        text(&b[0..2]),
+        text(&b[12..20])
+    );
     clock.leading(iso.as_bytes()).map(|(t, _)| t)
 }
 
 fn parse_mlx_lm(line: &[u8], clock: &mut Clock) -> Parsed {
     if let Some(p) = PROGRESS.find(line) {
-        let Some((time, _)) = clock.leading(line) else { return Parsed::Bad("progress line without a leading timestamp") };
+        let Some((time, _)) = clock.leading(line) else {
+            return Parsed::Bad("progress line without a leading timestamp");
+        };
         let rest = &line[p + 28..];
-        let Some((done, rest)) = leading_number(rest) else { return Parsed::Bad("progress line without a/b") };
-        let Some((total, _)) = rest.strip_prefix(b"/").and_then(leading_number) else { return Parsed::Bad("progress line without a/b") };
+        let Some((done, rest)) = leading_number(rest) else {
+            return Parsed::Bad("progress line without a/b");
+        };
+        let Some((total, _)) = rest.strip_prefix(b"/").and_then(leading_number) else {
+            return Parsed::Bad("progress line without a/b");
+        };
         return Parsed::Event(Event {
             time,
             kind: EventKind::Progress,
@@ -296,19 +342,36 @@ fn parse_mlx_lm(line: &[u8], clock: &mut Clock) -> Parsed {
         });
     }
     if let Some(p) = POST.find(line) {
-        let Some(time) = access_time(line, clock) else { return Parsed::Bad("access line without a [dd/Mon/yyyy hh:mm:ss] time") };
+        let Some(time) = access_time(line, clock) else {
+            return Parsed::Bad("access line without a [dd/Mon/yyyy hh:mm:ss] time");
+        };
         let path_end = memchr::memchr(b' ', &line[p + 6..]).map_or(line.len(), |e| p + 6 + e);
         if !line[p + 6..path_end].ends_with(b"completions") {
             return Parsed::Skip;
         }
         let after_quote = memchr::memchr(b'"', &line[p + 1..]).map(|q| p + 2 + q);
-        let status: Option<u16> = after_quote.and_then(|q| leading_number(line[q..].trim_ascii_start())).and_then(|(n, _)| num(n));
-        let Some(status) = status else { return Parsed::Bad("access line without a status code") };
-        let kind = if status < 400 { EventKind::End } else { EventKind::Failed };
-        return Parsed::Event(Event { time, kind, status: Some(status), ..Event::default() });
+        let status: Option<u16> = after_quote
+            .and_then(|q| leading_number(line[q..].trim_ascii_start()))
+            .and_then(|(n, _)| num(n));
+        let Some(status) = status else {
+            return Parsed::Bad("access line without a status code");
+        };
+        let kind = if status < 400 {
+            EventKind::End
+        } else {
+            EventKind::Failed
+        };
+        return Parsed::Event(Event {
+            time,
+            kind,
+            status: Some(status),
+            ..Event::default()
+        });
     }
     if let Some(p) = ERROR.find(line) {
-        let Some((time, _)) = clock.leading(line) else { return Parsed::Skip };
+        let Some((time, _)) = clock.leading(line) else {
+            return Parsed::Skip;
+        };
         return Parsed::Event(Event {
             time,
             kind: EventKind::Failed,
@@ -362,15 +425,34 @@ struct Rule {
 }
 
 const CAPTURES: &[&str] = &[
-    "ts", "worker", "pid", "id", "prompt_chars", "prompt_tokens", "max_tokens", "temperature", "tokens", "seconds",
-    "tok_s", "timeout_secs", "status", "message",
+    "ts",
+    "worker",
+    "pid",
+    "id",
+    "prompt_chars",
+    "prompt_tokens",
+    "max_tokens",
+    "temperature",
+    "tokens",
+    "seconds",
+    "tok_s",
+    "timeout_secs",
+    "status",
+    "message",
 ];
 
 impl Custom {
     pub fn load(path: &Path) -> Result<Custom, InputError> {
-        let bad = |message: String| InputError::BadFile { path: path.to_path_buf(), message };
-        let text = std::fs::read_to_string(path).map_err(|source| InputError::Io { path: path.to_path_buf(), source })?;
-        let file: CustomFile = toml::from_str(&text).map_err(|e| bad(format!("invalid format file: {e}")))?;
+        let bad = |message: String| InputError::BadFile {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| InputError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let file: CustomFile =
+            toml::from_str(&text).map_err(|e| bad(format!("invalid format file: {e}")))?;
         let mut rules = Vec::new();
         for (kind, rule, what) in [
             (EventKind::Start, file.start, "start"),
@@ -381,7 +463,10 @@ impl Custom {
             let Some(rule) = rule else { continue };
             let re = Regex::new(&rule.regex).map_err(|e| bad(format!("[{what}] regex: {e}")))?;
             if let Some(unknown) = re.capture_names().flatten().find(|n| !CAPTURES.contains(n)) {
-                return Err(bad(format!("[{what}] regex: unknown capture group {unknown:?} (known: {})", CAPTURES.join(", "))));
+                return Err(bad(format!(
+                    "[{what}] regex: unknown capture group {unknown:?} (known: {})",
+                    CAPTURES.join(", ")
+                )));
             }
             rules.push((kind, re));
         }
@@ -389,7 +474,10 @@ impl Custom {
             return Err(bad("no [start], [end], [timeout] or [failure] rule".into()));
         }
         Ok(Custom {
-            name: file.name.unwrap_or_else(|| path.file_stem().map_or("format".into(), |s| s.to_string_lossy().into_owned())),
+            name: file.name.unwrap_or_else(|| {
+                path.file_stem()
+                    .map_or("format".into(), |s| s.to_string_lossy().into_owned())
+            }),
             prefilter: file.prefilter,
             timestamp_format: file.timestamp_format,
             rules,
@@ -401,14 +489,20 @@ impl Custom {
             let Some(c) = re.captures(line) else { continue };
             let get = |name: &str| c.name(name).map(|m| m.as_bytes());
             let time = match (get("ts"), &self.timestamp_format) {
-                (Some(ts), Some(fmt)) => {
-                    chrono::NaiveDateTime::parse_from_str(&text(ts), fmt).ok().and_then(|n| ctx.clock.local(n))
-                }
+                (Some(ts), Some(fmt)) => chrono::NaiveDateTime::parse_from_str(&text(ts), fmt)
+                    .ok()
+                    .and_then(|n| ctx.clock.local(n)),
                 (Some(ts), None) => ctx.clock.leading(ts).map(|t| t.0),
                 (None, _) => ctx.clock.leading(line).map(|t| t.0),
             };
-            let Some(time) = time else { return Parsed::Bad("matched a rule but has no readable timestamp") };
-            let mut ev = Event { time, kind: *kind, ..Event::default() };
+            let Some(time) = time else {
+                return Parsed::Bad("matched a rule but has no readable timestamp");
+            };
+            let mut ev = Event {
+                time,
+                kind: *kind,
+                ..Event::default()
+            };
             ev.worker = get("worker").map(|w| ctx.names.get(w));
             ev.pid = get("pid").and_then(num);
             ev.id = get("id").map(SmallStr::from_bytes);
@@ -452,43 +546,115 @@ mod tests {
              id=req-319 prompt_chars=8489 max_tokens=2000 temperature=0.3",
         );
         assert_eq!(s.kind, EventKind::Start);
-        assert_eq!(s.worker.as_deref(), Some("mlx-server-v3-1"));
-        assert_eq!((s.pid, s.prompt_chars, s.max_tokens, s.temperature), (Some(49387), Some(8489), Some(2000), Some(0.3)));
-        let e = ev(&Format::Mls, "2026-01-05 23:12:40,000 - INFO - Chat completion: 412 tokens in 13.6s (30.2 tok/s) id=req-318");
-        assert_eq!((e.kind, e.tokens, e.seconds, e.tokens_per_sec), (EventKind::End, Some(412), Some(13.6), Some(30.2)));
-        let e = ev(&Format::Mls, "2026-01-05 23:12:40 Chat completion: 9 tokens in 2 seconds (4.5 tok/s)");
+        assert_eq!(s.worker, Some("mlx-server-v3-1"));
+        assert_eq!(
+            (s.pid, s.prompt_chars, s.max_tokens, s.temperature),
+            (Some(49387), Some(8489), Some(2000), Some(0.3))
+        );
+        let e = ev(
+            &Format::Mls,
+            "2026-01-05 23:12:40,000 - INFO - Chat completion: 412 tokens in 13.6s (30.2 tok/s) id=req-318",
+        );
+        assert_eq!(
+            (e.kind, e.tokens, e.seconds, e.tokens_per_sec),
+            (EventKind::End, Some(412), Some(13.6), Some(30.2))
+        );
+        let e = ev(
+            &Format::Mls,
+            "2026-01-05 23:12:40 Chat completion: 9 tokens in 2 seconds (4.5 tok/s)",
+        );
         assert_eq!(e.seconds, Some(2.0));
-        let t = ev(&Format::Mls, "2026-01-05 23:23:25,000 - ERROR - Worker timeout after 600s (shared memory) id=req-319");
+        let t = ev(
+            &Format::Mls,
+            "2026-01-05 23:23:25,000 - ERROR - Worker timeout after 600s (shared memory) id=req-319",
+        );
         assert_eq!((t.kind, t.timeout_secs), (EventKind::Timeout, Some(600.0)));
-        let f = ev(&Format::Mls, "2026-01-05 23:33:25,000 - ERROR - Chat completion failed: 500 worker timeout");
-        assert_eq!((f.kind, f.message.as_deref()), (EventKind::Failed, Some("500 worker timeout")));
-        let q = ev(&Format::Mls, r#"2026-01-05 23:33:25 Chat completion request: chars=60211 worker="mlx server 2""#);
-        assert_eq!((q.prompt_chars, q.worker.as_deref()), (Some(60211), Some("mlx server 2")));
-        assert!(matches!(Format::Mls.parse(b"2026-01-05 23:33:25 - INFO - Loaded model", &mut ParseCtx::default()), Parsed::Skip));
-        assert!(matches!(Format::Mls.parse(b"Chat completion: 3 tokens in 1s (3 tok/s)", &mut ParseCtx::default()), Parsed::Bad(_)));
-        assert!(matches!(Format::Mls.parse(b"2026-01-05 23:33:25 Chat completion: garbage", &mut ParseCtx::default()), Parsed::Bad(_)));
+        let f = ev(
+            &Format::Mls,
+            "2026-01-05 23:33:25,000 - ERROR - Chat completion failed: 500 worker timeout",
+        );
+        assert_eq!(
+            (f.kind, f.message.as_deref()),
+            (EventKind::Failed, Some("500 worker timeout"))
+        );
+        let q = ev(
+            &Format::Mls,
+            r#"2026-01-05 23:33:25 Chat completion request: chars=60211 worker="mlx server 2""#,
+        );
+        assert_eq!(
+            (q.prompt_chars, q.worker),
+            (Some(60211), Some("mlx server 2"))
+        );
+        assert!(matches!(
+            Format::Mls.parse(
+                b"2026-01-05 23:33:25 - INFO - Loaded model",
+                &mut ParseCtx::default()
+            ),
+            Parsed::Skip
+        ));
+        assert!(matches!(
+            Format::Mls.parse(
+                b"Chat completion: 3 tokens in 1s (3 tok/s)",
+                &mut ParseCtx::default()
+            ),
+            Parsed::Bad(_)
+        ));
+        assert!(matches!(
+            Format::Mls.parse(
+                b"2026-01-05 23:33:25 Chat completion: garbage",
+                &mut ParseCtx::default()
+            ),
+            Parsed::Bad(_)
+        ));
     }
 
     #[test]
     fn mlx_lm_server_lines() {
-        let p = ev(&Format::MlxLm, "2026-01-05 23:13:25,118 - INFO - Prompt processing progress: 2048/8192");
-        assert_eq!((p.kind, p.tokens, p.prompt_tokens), (EventKind::Progress, Some(2048), Some(8192)));
-        let a = ev(&Format::MlxLm, r#"127.0.0.1 - - [05/Jan/2026 23:13:29] "POST /v1/chat/completions HTTP/1.1" 200 -"#);
+        let p = ev(
+            &Format::MlxLm,
+            "2026-01-05 23:13:25,118 - INFO - Prompt processing progress: 2048/8192",
+        );
+        assert_eq!(
+            (p.kind, p.tokens, p.prompt_tokens),
+            (EventKind::Progress, Some(2048), Some(8192))
+        );
+        let a = ev(
+            &Format::MlxLm,
+            r#"127.0.0.1 - - [05/Jan/2026 23:13:29] "POST /v1/chat/completions HTTP/1.1" 200 -"#,
+        );
         assert_eq!((a.kind, a.status), (EventKind::End, Some(200)));
-        assert_eq!(a.time, crate::logs::event::parse_timestamp("2026-01-05 23:13:29").unwrap());
-        let f = ev(&Format::MlxLm, r#"127.0.0.1 - - [05/Jan/2026 23:13:29] "POST /v1/completions HTTP/1.1" 404 -"#);
+        assert_eq!(
+            a.time,
+            crate::logs::event::parse_timestamp("2026-01-05 23:13:29").unwrap()
+        );
+        let f = ev(
+            &Format::MlxLm,
+            r#"127.0.0.1 - - [05/Jan/2026 23:13:29] "POST /v1/completions HTTP/1.1" 404 -"#,
+        );
         assert_eq!(f.kind, EventKind::Failed);
-        let e = ev(&Format::MlxLm, "2026-01-05 23:13:30,000 - ERROR - JSONDecodeError: Expecting value");
-        assert_eq!(e.message.as_deref(), Some("JSONDecodeError: Expecting value"));
+        let e = ev(
+            &Format::MlxLm,
+            "2026-01-05 23:13:30,000 - ERROR - JSONDecodeError: Expecting value",
+        );
+        assert_eq!(
+            e.message.as_deref(),
+            Some("JSONDecodeError: Expecting value")
+        );
         assert!(matches!(
-            Format::MlxLm.parse(br#"127.0.0.1 - - [05/Jan/2026 23:13:29] "POST /v1/embeddings HTTP/1.1" 200 -"#, &mut ParseCtx::default()),
+            Format::MlxLm.parse(
+                br#"127.0.0.1 - - [05/Jan/2026 23:13:29] "POST /v1/embeddings HTTP/1.1" 200 -"#,
+                &mut ParseCtx::default()
+            ),
             Parsed::Skip
         ));
     }
 
     #[test]
     fn detection() {
-        assert_eq!(Format::detect(b"2026-01-05 23:13:25 - INFO - Chat completion request: x").name(), "mls");
+        assert_eq!(
+            Format::detect(b"2026-01-05 23:13:25 - INFO - Chat completion request: x").name(),
+            "mls"
+        );
         let mlx = b"2026-01-05 23:13:25,118 - INFO - Prompt processing progress: 0/10\n127.0.0.1 - - [05/Jan/2026 23:13:29] \"POST /v1/chat/completions HTTP/1.1\" 200 -\n";
         assert_eq!(Format::detect(mlx).name(), "mlx_lm.server");
         assert_eq!(Format::detect(b"").name(), "mls", "MLS is the default");
@@ -514,14 +680,25 @@ regex = '^(?P<ts>\S+ \S+) Request (?P<id>\S+) done: (?P<tokens>\d+) tokens in (?
         let f = Format::Custom(Box::new(Custom::load(&p).unwrap()));
         assert_eq!(f.name(), "custom:srv");
         let s = ev(&f, "05/01/2026 23:13:25 Request r1 from w1 chars=8489");
-        assert_eq!((s.kind, s.id.as_deref(), s.prompt_chars), (EventKind::Start, Some("r1"), Some(8489)));
-        let e = ev(&f, "05/01/2026 23:13:39 Request r1 done: 420 tokens in 14.0s");
+        assert_eq!(
+            (s.kind, s.id.as_deref(), s.prompt_chars),
+            (EventKind::Start, Some("r1"), Some(8489))
+        );
+        let e = ev(
+            &f,
+            "05/01/2026 23:13:39 Request r1 done: 420 tokens in 14.0s",
+        );
         assert_eq!((e.tokens, e.tokens_per_sec), (Some(420), Some(30.0)));
         std::fs::write(&p, "[start]\nregex = '(?P<bogus>x)'\n").unwrap();
         let err = Custom::load(&p).unwrap_err().to_string();
         assert!(err.contains("srv.toml") && err.contains("bogus"), "{err}");
         std::fs::write(&p, "name = 3").unwrap();
-        assert!(Custom::load(&p).unwrap_err().to_string().contains("invalid format file"));
+        assert!(
+            Custom::load(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("invalid format file")
+        );
     }
 
     #[test]
@@ -543,6 +720,14 @@ regex = '^(?P<ts>\S+ \S+) Request (?P<id>\S+) done: (?P<tokens>\d+) tokens in (?
         let kv: Vec<(String, String)> = fields(br#"a=1 b="two words", c=3) =x d="#)
             .map(|(k, v)| (text(k), text(v)))
             .collect();
-        assert_eq!(kv, [("a".into(), "1".into()), ("b".into(), "two words".into()), ("c".into(), "3".into()), ("d".into(), "".into())]);
+        assert_eq!(
+            kv,
+            [
+                ("a".into(), "1".into()),
+                ("b".into(), "two words".into()),
+                ("c".into(), "3".into()),
+                ("d".into(), "".into())
+            ]
+        );
     }
 }

@@ -57,13 +57,23 @@ pub struct Outcome {
 fn keep(ev: &Event, opts: &Options) -> bool {
     opts.since.is_none_or(|s| ev.time >= s)
         && opts.until.is_none_or(|u| ev.time <= u)
-        && opts.worker.as_deref().is_none_or(|w| ev.worker.as_deref() == Some(w) || ev.pid.map(|p| p.to_string()).as_deref() == Some(w))
+        && opts.worker.as_deref().is_none_or(|w| {
+            ev.worker == Some(w) || ev.pid.map(|p| p.to_string()).as_deref() == Some(w)
+        })
 }
 
 /// Read `inputs` (empty = stdin) in time order and fold them; `on_event` sees every kept event.
-pub fn analyze(inputs: &[PathBuf], opts: Options, mut on_event: impl FnMut(&Event)) -> Result<Outcome, InputError> {
+pub fn analyze(
+    inputs: &[PathBuf],
+    opts: Options,
+    mut on_event: impl FnMut(&Event),
+) -> Result<Outcome, InputError> {
     let stdin = [PathBuf::from("-")];
-    let inputs = if inputs.is_empty() { &stdin[..] } else { inputs };
+    let inputs = if inputs.is_empty() {
+        &stdin[..]
+    } else {
+        inputs
+    };
     let ordered = read::order_by_first_timestamp(inputs)?;
     let io_err = |p: &Path| {
         let p = p.to_path_buf();
@@ -82,7 +92,11 @@ pub fn analyze(inputs: &[PathBuf], opts: Options, mut on_event: impl FnMut(&Even
         Some(ref f) => f,
         None => &Format::detect(&head),
     };
-    let mut analyzer = Analyzer::new(&opts.bands, opts.hung_after, matches!(format, Format::MlxLm));
+    let mut analyzer = Analyzer::new(
+        &opts.bands,
+        opts.hung_after,
+        matches!(format, Format::MlxLm),
+    );
     let mut sources = Vec::new();
     let mut unparseable = Vec::new();
     let mut unparseable_count = 0;
@@ -113,13 +127,35 @@ pub fn analyze(inputs: &[PathBuf], opts: Options, mut on_event: impl FnMut(&Even
         };
         let label = path.display().to_string();
         unparseable_count += stats.bad_count;
-        unparseable.extend(stats.bad.into_iter().map(|(l, why, t)| (label.clone(), l, why, t)));
-        sources.push(SourceInfo { path: label, bytes: stats.bytes, lines: stats.lines });
+        unparseable.extend(
+            stats
+                .bad
+                .into_iter()
+                .map(|(l, why, t)| (label.clone(), l, why, t)),
+        );
+        sources.push(SourceInfo {
+            path: label,
+            bytes: stats.bytes,
+            lines: stats.lines,
+        });
     }
-    Ok(Outcome { format: format.name(), sources, analysis: analyzer.finish(), unparseable, unparseable_count })
+    Ok(Outcome {
+        format: format.name(),
+        sources,
+        analysis: analyzer.finish(),
+        unparseable,
+        unparseable_count,
+    })
 }
 
 /// The fold `check --log` needs: auto-detected format, no filters.
 pub fn for_check(path: &Path, hung_after: Duration) -> Result<Outcome, InputError> {
-    analyze(&[path.to_path_buf()], Options { hung_after, ..Options::default() }, |_| {})
+    analyze(
+        &[path.to_path_buf()],
+        Options {
+            hung_after,
+            ..Options::default()
+        },
+        |_| {},
+    )
 }

@@ -23,7 +23,10 @@ const HEAD: usize = 64 << 10;
 
 /// Open a log: `-` is stdin; gzip is recognised by its magic bytes.
 pub fn open(path: &Path) -> Result<Box<dyn Read + Send>, InputError> {
-    let io_err = |source| InputError::Io { path: path.to_path_buf(), source };
+    let io_err = |source| InputError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let raw: Box<dyn Read + Send> = if path.as_os_str() == "-" {
         Box::new(io::stdin())
     } else {
@@ -46,7 +49,10 @@ pub fn map_file(path: &Path) -> Result<Option<memmap2::Mmap>, InputError> {
     if path.as_os_str() == "-" {
         return Ok(None);
     }
-    let io_err = |source| InputError::Io { path: path.to_path_buf(), source };
+    let io_err = |source| InputError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut file = std::fs::File::open(path).map_err(io_err)?;
     let meta = file.metadata().map_err(io_err)?;
     if !meta.is_file() || meta.len() < 2 {
@@ -126,9 +132,14 @@ pub fn order_by_first_timestamp(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Input
             keyed.push((None, i, p.clone()));
             continue;
         }
-        let (head, _) = peek(open(p)?).map_err(|source| InputError::Io { path: p.clone(), source })?;
+        let (head, _) = peek(open(p)?).map_err(|source| InputError::Io {
+            path: p.clone(),
+            source,
+        })?;
         let mut clock = Clock::default();
-        let first = head.split(|&b| b == b'\n').find_map(|l| clock.leading(l).map(|t| t.0));
+        let first = head
+            .split(|&b| b == b'\n')
+            .find_map(|l| clock.leading(l).map(|t| t.0));
         keyed.push((first, i, p.clone()));
     }
     keyed.sort_by_key(|(t, i, _)| (t.is_none(), *t, *i));
@@ -157,7 +168,13 @@ struct BlockResult {
 
 const MAX_BAD_KEPT: usize = 100;
 
-fn parse_block(block: &[u8], format: &Format, needles: &[memmem::Finder<'static>], strict: bool, ctx: &mut ParseCtx) -> BlockResult {
+fn parse_block(
+    block: &[u8],
+    format: &Format,
+    needles: &[memmem::Finder<'static>],
+    strict: bool,
+    ctx: &mut ParseCtx,
+) -> BlockResult {
     let mut r = BlockResult {
         events: Vec::with_capacity(block.len() / 256),
         newlines: 0,
@@ -175,7 +192,11 @@ fn parse_block(block: &[u8], format: &Format, needles: &[memmem::Finder<'static>
             }
             Parsed::Bad(why) => note_bad(r, line_idx, why, line),
             Parsed::Skip => {
-                if strict && !line.is_empty() && !line[0].is_ascii_whitespace() && ctx.clock.leading(line).is_none() {
+                if strict
+                    && !line.is_empty()
+                    && !line[0].is_ascii_whitespace()
+                    && ctx.clock.leading(line).is_none()
+                {
                     note_bad(r, line_idx, "no leading timestamp", line);
                 }
             }
@@ -183,7 +204,10 @@ fn parse_block(block: &[u8], format: &Format, needles: &[memmem::Finder<'static>
     };
     if strict || needles.is_empty() {
         let mut start = 0;
-        for (i, end) in memchr::memchr_iter(b'\n', block).chain(r.ends_without_newline.then_some(block.len())).enumerate() {
+        for (i, end) in memchr::memchr_iter(b'\n', block)
+            .chain(r.ends_without_newline.then_some(block.len()))
+            .enumerate()
+        {
             on_line(i as u64, &block[start..end], &mut r);
             start = end + 1;
         }
@@ -214,16 +238,28 @@ fn note_bad(r: &mut BlockResult, line_idx: u64, why: &'static str, line: &[u8]) 
     r.bad_count += 1;
     if r.bad.len() < MAX_BAD_KEPT {
         let shown = &line[..line.len().min(200)];
-        r.bad.push((line_idx, why, String::from_utf8_lossy(shown).into_owned()));
+        r.bad
+            .push((line_idx, why, String::from_utf8_lossy(shown).into_owned()));
     }
 }
 
 /// Scan an in-memory (mapped) file: blocks are cut at line ends and parsed in parallel, with
 /// no copy at all.
-pub fn scan_slice(data: &[u8], format: &Format, strict: bool, source: usize, mut sink: impl FnMut(&Event)) -> ScanStats {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4);
-    let needles: Vec<memmem::Finder<'static>> =
-        format.needles().into_iter().map(|n| memmem::Finder::new(&n).into_owned()).collect();
+pub fn scan_slice(
+    data: &[u8],
+    format: &Format,
+    strict: bool,
+    source: usize,
+    mut sink: impl FnMut(&Event),
+) -> ScanStats {
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 4);
+    let needles: Vec<memmem::Finder<'static>> = format
+        .needles()
+        .into_iter()
+        .map(|n| memmem::Finder::new(&n).into_owned())
+        .collect();
     let mut cuts = vec![0usize];
     while *cuts.last().unwrap_or(&0) < data.len() {
         let from = *cuts.last().unwrap_or(&0);
@@ -262,7 +298,12 @@ pub fn scan_slice(data: &[u8], format: &Format, strict: bool, source: usize, mut
 }
 
 /// Hand block results to `sink` in block order, numbering lines across blocks.
-fn reassemble(res_rx: Receiver<(usize, BlockResult)>, source: usize, stats: &mut ScanStats, sink: &mut impl FnMut(&Event)) {
+fn reassemble(
+    res_rx: Receiver<(usize, BlockResult)>,
+    source: usize,
+    stats: &mut ScanStats,
+    sink: &mut impl FnMut(&Event),
+) {
     let mut pending: BTreeMap<usize, BlockResult> = BTreeMap::new();
     let mut next = 0;
     let mut base_line = 0u64;
@@ -289,12 +330,25 @@ fn reassemble(res_rx: Receiver<(usize, BlockResult)>, source: usize, stats: &mut
 }
 
 /// Read `reader` to the end, calling `sink` with each event in order (line numbers 1-based).
-pub fn scan(reader: Box<dyn Read + Send>, format: &Format, strict: bool, source: usize, mut sink: impl FnMut(&Event)) -> io::Result<ScanStats> {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4);
-    let needles: Vec<memmem::Finder<'static>> =
-        format.needles().into_iter().map(|n| memmem::Finder::new(&n).into_owned()).collect();
-    let (job_tx, job_rx) = sync_channel::<(usize, Vec<u8>, usize)>(threads * 2);
-    let job_rx: Arc<Mutex<Receiver<(usize, Vec<u8>, usize)>>> = Arc::new(Mutex::new(job_rx));
+pub fn scan(
+    reader: Box<dyn Read + Send>,
+    format: &Format,
+    strict: bool,
+    source: usize,
+    mut sink: impl FnMut(&Event),
+) -> io::Result<ScanStats> {
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 4);
+    let needles: Vec<memmem::Finder<'static>> = format
+        .needles()
+        .into_iter()
+        .map(|n| memmem::Finder::new(&n).into_owned())
+        .collect();
+    // A job: block index, buffer, bytes used.
+    type Job = (usize, Vec<u8>, usize);
+    let (job_tx, job_rx) = sync_channel::<Job>(threads * 2);
+    let job_rx: Arc<Mutex<Receiver<Job>>> = Arc::new(Mutex::new(job_rx));
     let (res_tx, res_rx) = sync_channel::<(usize, BlockResult)>(threads * 2);
     // Block buffers are recycled: fresh 4 MiB allocations cost more (page zeroing) than parsing.
     let buffers = threads * 2 + 2;
@@ -403,7 +457,14 @@ mod tests {
 
     fn scan_bytes(bytes: Vec<u8>, strict: bool) -> (Vec<Event>, ScanStats) {
         let mut events = Vec::new();
-        let stats = scan(Box::new(io::Cursor::new(bytes)), &Format::Mls, strict, 0, |e| events.push(e.clone())).unwrap();
+        let stats = scan(
+            Box::new(io::Cursor::new(bytes)),
+            &Format::Mls,
+            strict,
+            0,
+            |e| events.push(e.clone()),
+        )
+        .unwrap();
         (events, stats)
     }
 
@@ -431,19 +492,26 @@ mod tests {
         log.extend_from_slice(b"2026-01-05 10:00:01 Chat completion request: worker=w id=last");
         expect.push((line, "last".into()));
         let (events, stats) = scan_bytes(log, false);
-        let got: Vec<(u64, String)> = events.iter().map(|e| (e.line, e.id.as_ref().unwrap().to_string())).collect();
+        let got: Vec<(u64, String)> = events
+            .iter()
+            .map(|e| (e.line, e.id.as_ref().unwrap().to_string()))
+            .collect();
         assert_eq!(got, expect);
         assert_eq!(stats.lines, line);
     }
 
     #[test]
     fn invalid_utf8_and_strict_reports() {
-        let mut log = b"2026-01-05 10:00:00 Chat completion request: worker=w id=1 \xff\xfe\n".to_vec();
+        let mut log =
+            b"2026-01-05 10:00:00 Chat completion request: worker=w id=1 \xff\xfe\n".to_vec();
         log.extend_from_slice(b"garbage \x00\x01 without a time\n  indented traceback line\n");
         log.extend_from_slice(b"2026-01-05 10:00:02 Chat completion: broken\n");
         let (events, stats) = scan_bytes(log.clone(), false);
         assert_eq!(events.len(), 1);
-        assert_eq!(stats.bad_count, 1, "the broken completion line is reported even without --strict");
+        assert_eq!(
+            stats.bad_count, 1,
+            "the broken completion line is reported even without --strict"
+        );
         let (_, strict) = scan_bytes(log, true);
         let lines: Vec<u64> = strict.bad.iter().map(|b| b.0).collect();
         assert_eq!(lines, [2, 4], "{:?}", strict.bad);
@@ -455,16 +523,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let newer = dir.path().join("mls.log");
         let older = dir.path().join("mls.log.1.gz");
-        std::fs::write(&newer, "2026-01-05 12:00:00 Chat completion: 5 tokens in 1s (5 tok/s) worker=w\n").unwrap();
-        let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(&older).unwrap(), flate2::Compression::fast());
-        gz.write_all(b"2026-01-05 11:00:00 Chat completion request: worker=w\n").unwrap();
+        std::fs::write(
+            &newer,
+            "2026-01-05 12:00:00 Chat completion: 5 tokens in 1s (5 tok/s) worker=w\n",
+        )
+        .unwrap();
+        let mut gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&older).unwrap(),
+            flate2::Compression::fast(),
+        );
+        gz.write_all(b"2026-01-05 11:00:00 Chat completion request: worker=w\n")
+            .unwrap();
         gz.finish().unwrap();
         let order = order_by_first_timestamp(&[newer.clone(), older.clone()]).unwrap();
         assert_eq!(order, [older.clone(), newer]);
         let mut n = 0;
         scan(open(&older).unwrap(), &Format::Mls, false, 0, |_| n += 1).unwrap();
         assert_eq!(n, 1);
-        let err = open(&dir.path().join("missing.log")).err().unwrap().to_string();
+        let err = open(&dir.path().join("missing.log"))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("missing.log"), "{err}");
     }
 }

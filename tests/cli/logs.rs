@@ -10,7 +10,13 @@ fn root(p: &str) -> String {
 
 /// TZ=UTC: the fixture's zone-less times are then read as UTC, so the JSON times are exact.
 fn logs(args: &[&str]) -> std::process::Output {
-    Command::new(bin()).arg("logs").args(args).env("TZ", "UTC").env("NO_COLOR", "1").output().unwrap()
+    Command::new(bin())
+        .arg("logs")
+        .args(args)
+        .env("TZ", "UTC")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -23,7 +29,10 @@ fn the_seed_incident_figures_exactly() {
     let w = &r["workers"]["mlx-server-v3-1"];
     assert_eq!(w["completed"], 318);
     assert_eq!(w["tokens"], 126_549);
-    assert_eq!(format!("{:.1}", w["mean_tokens_per_sec"].as_f64().unwrap()), "30.2");
+    assert_eq!(
+        format!("{:.1}", w["mean_tokens_per_sec"].as_f64().unwrap()),
+        "30.2"
+    );
     assert_eq!(w["started"], 320);
     assert_eq!(w["timed_out"], 2);
     let h = &r["hang_triggers"][0];
@@ -34,18 +43,47 @@ fn the_seed_incident_figures_exactly() {
     assert_eq!(h["request"]["max_tokens"], 2000);
     assert_eq!(h["request"]["temperature"], 0.3);
     assert_eq!(h["last_completion"], "2026-01-05T23:12:40.117Z");
-    assert_eq!(h["queued"][0]["prompt_chars"], 60214, "the 60 KB second request queued behind it");
-    let timeouts: Vec<&str> = r["anomalies"].as_array().unwrap().iter().filter(|a| a["kind"] == "timeout").map(|a| a["time"].as_str().unwrap()).collect();
-    assert_eq!(timeouts, ["2026-01-05T23:33:25.007Z", "2026-01-05T23:43:25.402Z"]);
+    assert_eq!(
+        h["queued"][0]["prompt_chars"], 60214,
+        "the 60 KB second request queued behind it"
+    );
+    let timeouts: Vec<&str> = r["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "timeout")
+        .map(|a| a["time"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        timeouts,
+        ["2026-01-05T23:33:25.007Z", "2026-01-05T23:43:25.402Z"]
+    );
     assert_eq!(r["in_flight"].as_array().unwrap().len(), 2);
-    assert_eq!(r["last_successes"]["mlx-server-v3-1"].as_array().unwrap().len(), 5, "the seed's tail -5");
+    assert_eq!(
+        r["last_successes"]["mlx-server-v3-1"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5,
+        "the seed's tail -5"
+    );
     assert_eq!(r["totals"]["first"], "2026-01-05T18:17:02.117Z");
     // Bands: the normal 8–10 KB chunks dominate.
-    let normal = r["bands"].as_array().unwrap().iter().find(|b| b["label"] == "8K–10K").unwrap();
+    let normal = r["bands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["label"] == "8K–10K")
+        .unwrap();
     assert!(normal["completed"].as_u64().unwrap() > 290);
 
     let text = stdout(&logs(&[&root("fixtures/seed/mls-incident.log")]));
-    for needle in ["format: mls (detected)", "Hang trigger [mlx-server-v3-1]: request req-319 (8489 chars", "queued behind it: request req-320", "Last successes:"] {
+    for needle in [
+        "format: mls (detected)",
+        "Hang trigger [mlx-server-v3-1]: request req-319 (8489 chars",
+        "queued behind it: request req-320",
+        "Last successes:",
+    ] {
         assert!(text.contains(needle), "{needle:?} in:\n{text}");
     }
 }
@@ -53,16 +91,31 @@ fn the_seed_incident_figures_exactly() {
 #[test]
 fn filters_and_jsonl() {
     let f = root("fixtures/seed/mls-incident.log");
-    let r = json(&logs(&[&f, "--json", "--since", "2026-01-05T23:00:00Z", "--until", "2026-01-05T23:20:00Z"]));
+    let r = json(&logs(&[
+        &f,
+        "--json",
+        "--since",
+        "2026-01-05T23:00:00Z",
+        "--until",
+        "2026-01-05T23:20:00Z",
+    ]));
     let c = r["totals"]["completed"].as_u64().unwrap();
     assert!(c > 0 && c < 30, "{c}");
     let r = json(&logs(&[&f, "--json", "--worker", "nobody"]));
     assert_eq!(r["events"], 0);
     let out = logs(&[&f, "--jsonl"]);
-    let lines: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 641);
     assert_eq!(lines[0]["kind"], "start");
-    assert!(lines.windows(2).all(|w| w[0]["line"].as_u64() < w[1]["line"].as_u64()), "in log order");
+    assert!(
+        lines
+            .windows(2)
+            .all(|w| w[0]["line"].as_u64() < w[1]["line"].as_u64()),
+        "in log order"
+    );
     assert_eq!(logs(&[&f, "--since", "yesterday"]).status.code(), Some(3));
 }
 
@@ -73,21 +126,46 @@ fn stdin_gzip_rotation_and_strict() {
     let text = std::fs::read_to_string(root("fixtures/seed/mls-incident.log")).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     // Rotated mid-request: the older part (gzip) ends between req-319's start and its timeout.
-    let cut = lines.iter().position(|l| l.contains("id=req-319 prompt_chars")).unwrap() + 1;
+    let cut = lines
+        .iter()
+        .position(|l| l.contains("id=req-319 prompt_chars"))
+        .unwrap()
+        + 1;
     let older = dir.path().join("mls.log.1.gz");
-    let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(&older).unwrap(), flate2::Compression::fast());
-    gz.write_all((lines[..cut].join("\n") + "\n").as_bytes()).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&older).unwrap(),
+        flate2::Compression::fast(),
+    );
+    gz.write_all((lines[..cut].join("\n") + "\n").as_bytes())
+        .unwrap();
     gz.finish().unwrap();
     let newer = dir.path().join("mls.log");
     std::fs::write(&newer, lines[cut..].join("\n")).unwrap(); // no final newline
-    let r = json(&logs(&[newer.to_str().unwrap(), older.to_str().unwrap(), "--json"]));
-    assert_eq!(r["sources"][0]["path"], older.to_str().unwrap(), "older file first");
+    let r = json(&logs(&[
+        newer.to_str().unwrap(),
+        older.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(
+        r["sources"][0]["path"],
+        older.to_str().unwrap(),
+        "older file first"
+    );
     assert_eq!(r["totals"]["completed"], 318);
     assert_eq!(r["hang_triggers"][0]["request"]["id"], "req-319");
 
-    let mut child = Command::new(bin()).args(["logs", "--json"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped())
-        .spawn().unwrap();
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let mut child = Command::new(bin())
+        .args(["logs", "--json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(json(&out)["totals"]["tokens"], 126_549);
 
@@ -96,8 +174,15 @@ fn stdin_gzip_rotation_and_strict() {
     let out = logs(&[bad.to_str().unwrap(), "--strict"]);
     assert_eq!(out.status.code(), Some(3));
     let text = stdout(&out);
-    assert!(text.contains("bad.log:2: no leading timestamp") && text.contains("bad.log:3:"), "{text}");
-    assert_eq!(logs(&[bad.to_str().unwrap()]).status.code(), Some(0), "without --strict it is only reported");
+    assert!(
+        text.contains("bad.log:2: no leading timestamp") && text.contains("bad.log:3:"),
+        "{text}"
+    );
+    assert_eq!(
+        logs(&[bad.to_str().unwrap()]).status.code(),
+        Some(0),
+        "without --strict it is only reported"
+    );
     let out = logs(&["/nonexistent/mls.log"]);
     assert_eq!(out.status.code(), Some(3));
     assert!(stderr(&out).contains("/nonexistent/mls.log"));
@@ -121,8 +206,18 @@ fn mlx_lm_server_log_and_custom_formats() {
     .unwrap();
     let r = json(&logs(&[mlx.to_str().unwrap(), "--json"]));
     assert_eq!(r["format"], "mlx_lm.server");
-    assert_eq!((r["totals"]["started"].as_u64(), r["totals"]["completed"].as_u64()), (Some(2), Some(1)));
-    assert_eq!(r["in_flight"][0]["progress"], serde_json::json!([2048, 22000]), "stuck in prefill");
+    assert_eq!(
+        (
+            r["totals"]["started"].as_u64(),
+            r["totals"]["completed"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
+    assert_eq!(
+        r["in_flight"][0]["progress"],
+        serde_json::json!([2048, 22000]),
+        "stuck in prefill"
+    );
 
     let fmt = dir.path().join("srv.toml");
     std::fs::write(
@@ -133,7 +228,12 @@ fn mlx_lm_server_log_and_custom_formats() {
     .unwrap();
     let log = dir.path().join("srv.log");
     std::fs::write(&log, "2026-01-05 10:00:00 Request a from w1\n2026-01-05 10:00:05 Request a done: 100 tokens in 5.0s\n").unwrap();
-    let r = json(&logs(&[log.to_str().unwrap(), "--format-file", fmt.to_str().unwrap(), "--json"]));
+    let r = json(&logs(&[
+        log.to_str().unwrap(),
+        "--format-file",
+        fmt.to_str().unwrap(),
+        "--json",
+    ]));
     assert_eq!(r["format"], "custom:srv");
     assert_eq!(r["workers"]["w1"]["mean_tokens_per_sec"], 20.0);
 }
@@ -145,9 +245,27 @@ fn check_uses_the_same_parser_for_mlx_lm_logs() {
     let mlx = dir.path().join("server.log");
     // mlx_lm.server names no worker: with one worker the request is attributed to it.
     let started = chrono::Local::now() - chrono::Duration::minutes(30);
-    std::fs::write(&mlx, format!("{} - INFO - Prompt processing progress: 512/24000\n", started.format("%Y-%m-%d %H:%M:%S,%3f"))).unwrap();
+    std::fs::write(
+        &mlx,
+        format!(
+            "{} - INFO - Prompt processing progress: 512/24000\n",
+            started.format("%Y-%m-%d %H:%M:%S,%3f")
+        ),
+    )
+    .unwrap();
     let out = Command::new(bin())
-        .args(["check", "--json", "--window", "1s", "--pattern", &format!("{}hung", sim.pattern()), "--registry", "/nonexistent.json", "--log", mlx.to_str().unwrap()])
+        .args([
+            "check",
+            "--json",
+            "--window",
+            "1s",
+            "--pattern",
+            &format!("{}hung", sim.pattern()),
+            "--registry",
+            "/nonexistent.json",
+            "--log",
+            mlx.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let r = json(&out);
