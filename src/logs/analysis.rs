@@ -237,7 +237,8 @@ pub struct Analyzer {
     /// Per worker key, in first-seen order, with a name index and a last-used shortcut.
     workers: Vec<(Arc<str>, Acc)>,
     index: std::collections::HashMap<Arc<str>, usize>,
-    last: Option<(Arc<str>, usize)>,
+    /// Interned name address → worker index.
+    by_ptr: Vec<(usize, usize)>,
     bands: Vec<Band>,
     anomalies: Vec<Anomaly>,
     anomalies_dropped: u64,
@@ -261,7 +262,7 @@ impl Analyzer {
         Analyzer {
             workers: Vec::new(),
             index: std::collections::HashMap::new(),
-            last: None,
+            by_ptr: Vec::new(),
             bands: make_bands(band_edges),
             anomalies: Vec::new(),
             anomalies_dropped: 0,
@@ -283,9 +284,10 @@ impl Analyzer {
 
     /// The index of the worker an event belongs to (creating it on first sight).
     fn slot(&mut self, ev: &Event) -> usize {
-        if let (Some(w), Some((last, i))) = (ev.worker, &self.last) {
-            if std::ptr::eq(w, &**last) || w == &**last {
-                return *i;
+        // Interned names: the same pointer is the same worker (a few per parsing thread).
+        if let Some(w) = ev.worker {
+            if let Some(&(_, i)) = self.by_ptr.iter().find(|(p, _)| *p == w.as_ptr() as usize) {
+                return i;
             }
         }
         let pid_key;
@@ -320,7 +322,11 @@ impl Analyzer {
                 self.workers.len() - 1
             }
         };
-        self.last = Some((self.workers[i].0.clone(), i));
+        if let Some(w) = ev.worker {
+            if self.by_ptr.len() < 64 {
+                self.by_ptr.push((w.as_ptr() as usize, i));
+            }
+        }
         i
     }
 

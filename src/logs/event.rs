@@ -75,7 +75,13 @@ const TOO_MANY: &str = "(other)";
 
 impl Interner {
     pub fn get(&mut self, b: &[u8]) -> &'static str {
-        if let Some(n) = self.names.iter().find(|n| n.as_bytes() == b) {
+        // Names tend to differ at the end (mlx-server-v3-1, -2 …): compare length and last byte first.
+        let last = b.last();
+        if let Some(n) = self
+            .names
+            .iter()
+            .find(|n| n.len() == b.len() && n.as_bytes().last() == last && n.as_bytes() == b)
+        {
             return n;
         }
         if self.names.len() >= 256 {
@@ -155,6 +161,9 @@ pub struct Clock {
     primed: bool,
     date: [u8; 10],
     date_days: i64,
+    /// The UTC day of the last result and its date, to build times without calendar math.
+    utc_day: i64,
+    utc_date: Option<NaiveDate>,
 }
 
 fn digits(b: &[u8]) -> Option<u32> {
@@ -266,7 +275,17 @@ impl Clock {
             }
             _ => self.local_secs(naive_secs)?,
         };
-        Some((DateTime::from_timestamp(secs, nanos)?, start + used))
+        let day = secs.div_euclid(86_400);
+        if self.utc_date.is_none() || day != self.utc_day {
+            self.utc_day = day;
+            self.utc_date = Some(DateTime::from_timestamp(day * 86_400, 0)?.date_naive());
+        }
+        let time = chrono::NaiveTime::from_num_seconds_from_midnight_opt(
+            secs.rem_euclid(86_400) as u32,
+            nanos,
+        )?;
+        let utc = NaiveDateTime::new(self.utc_date?, time).and_utc();
+        Some((utc, start + used))
     }
 }
 

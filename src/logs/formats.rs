@@ -144,10 +144,18 @@ trait Number: Sized {
 }
 
 fn uint(b: &[u8]) -> Option<u64> {
-    if b.is_empty() || b.len() > 19 || !b.iter().all(u8::is_ascii_digit) {
+    if b.is_empty() || b.len() > 19 {
         return None;
     }
-    Some(b.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+    let mut n = 0u64;
+    for &d in b {
+        let v = d.wrapping_sub(b'0');
+        if v > 9 {
+            return None;
+        }
+        n = n * 10 + u64::from(v);
+    }
+    Some(n)
 }
 
 impl Number for u64 {
@@ -234,23 +242,28 @@ fn completion_numbers(b: &[u8]) -> Option<(u64, f64, f64)> {
 }
 
 fn parse_mls(line: &[u8], ctx: &mut ParseCtx) -> Parsed {
-    let kind = if let Some(p) = CHAT.find(line) {
+    // Find the marker once; fields are read from it onwards (the prefix is time, logger, level).
+    let (kind, at, rest) = if let Some(p) = CHAT.find(line) {
         let after = &line[p + b"Chat completion".len()..];
-        if after.starts_with(b" request:") {
-            EventKind::Start
-        } else if after.starts_with(b" failed:") {
-            EventKind::Failed
-        } else if after.starts_with(b":") {
-            EventKind::End
+        if let Some(r) = after.strip_prefix(b" request:") {
+            (EventKind::Start, p, r)
+        } else if let Some(r) = after.strip_prefix(b" failed:") {
+            (EventKind::Failed, p, r)
+        } else if let Some(r) = after.strip_prefix(b":") {
+            (EventKind::End, p, r)
         } else {
             return Parsed::Skip;
         }
-    } else if TIMEOUT.find(line).is_some() {
-        EventKind::Timeout
+    } else if let Some(p) = TIMEOUT.find(line) {
+        (
+            EventKind::Timeout,
+            p,
+            &line[p + b"Worker timeout after".len()..],
+        )
     } else {
         return Parsed::Skip;
     };
-    let Some((time, _)) = ctx.clock.leading(line) else {
+    let Some((time, _)) = ctx.clock.leading(&line[..at]) else {
         return Parsed::Bad("event line without a leading timestamp");
     };
     let mut ev = Event {
@@ -258,33 +271,23 @@ fn parse_mls(line: &[u8], ctx: &mut ParseCtx) -> Parsed {
         kind,
         ..Event::default()
     };
-    apply_fields(&mut ev, line, ctx);
+    apply_fields(&mut ev, rest, ctx);
     match kind {
-        EventKind::End => {
-            let p = CHAT.find(line).map_or(line.len(), |p| p + 16);
-            match completion_numbers(&line[p..]) {
-                Some((tokens, secs, rate)) => {
-                    ev.tokens = Some(tokens);
-                    ev.seconds = Some(secs);
-                    ev.tokens_per_sec = Some(rate);
-                }
-                None => {
-                    return Parsed::Bad("completion line without \"N tokens in X s (Y tok/s)\"");
-                }
+        EventKind::End => match completion_numbers(rest) {
+            Some((tokens, secs, rate)) => {
+                ev.tokens = Some(tokens);
+                ev.seconds = Some(secs);
+                ev.tokens_per_sec = Some(rate);
             }
-        }
+            None => return Parsed::Bad("completion line without \"N tokens in X s (Y tok/s)\""),
+        },
         EventKind::Timeout => {
-            let p = TIMEOUT.find(line).map_or(line.len(), |p| p + 20);
-            ev.timeout_secs =
-                leading_number(line[p..].trim_ascii_start()).and_then(|(n, _)| num(n));
+            ev.timeout_secs = leading_number(rest.trim_ascii_start()).and_then(|(n, _)| num(n));
             if ev.timeout_secs.is_none() {
                 return Parsed::Bad("timeout line without a number of seconds");
             }
         }
-        EventKind::Failed => {
-            let p = memmem::find(line, b"failed:").map_or(line.len(), |p| p + 7);
-            ev.message = Some(text(line[p..].trim_ascii()).into());
-        }
+        EventKind::Failed => ev.message = Some(text(rest.trim_ascii()).into()),
         _ => {}
     }
     Parsed::Event(ev)

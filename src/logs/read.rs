@@ -111,9 +111,10 @@ fn parse_block(
     needles: &[memmem::Finder<'static>],
     strict: bool,
     ctx: &mut ParseCtx,
+    events: Vec<Event>,
 ) -> BlockResult {
     let mut r = BlockResult {
-        events: Vec::with_capacity(block.len() / 256),
+        events,
         newlines: 0,
         bytes: block.len() as u64,
         bad: Vec::new(),
@@ -186,6 +187,7 @@ fn reassemble(
     source: usize,
     stats: &mut ScanStats,
     sink: &mut impl FnMut(&Event),
+    spent: &std::sync::mpsc::SyncSender<Vec<Event>>,
 ) {
     let mut pending: BTreeMap<usize, BlockResult> = BTreeMap::new();
     let mut next = 0;
@@ -198,6 +200,8 @@ fn reassemble(
                 e.source = source;
                 sink(e);
             }
+            r.events.clear();
+            let _ = spent.try_send(std::mem::take(&mut r.events));
             for (l, why, text) in r.bad {
                 if stats.bad.len() < MAX_BAD_KEPT {
                     stats.bad.push((l + base_line + 1, why, text));
@@ -233,6 +237,9 @@ pub fn scan(
     let (job_tx, job_rx) = sync_channel::<Job>(threads * 2);
     let job_rx: Arc<Mutex<Receiver<Job>>> = Arc::new(Mutex::new(job_rx));
     let (res_tx, res_rx) = sync_channel::<(usize, BlockResult)>(threads * 2);
+    // Event vectors come back from the ordered fold, so each block reuses warm memory.
+    let (spent_tx, spent_rx) = sync_channel::<Vec<Event>>(threads * 4);
+    let spent_rx = Mutex::new(spent_rx);
     // Block buffers are recycled: fresh 4 MiB allocations cost more (page zeroing) than parsing.
     let buffers = threads * 2 + 2;
     let (pool_tx, pool_rx) = sync_channel::<Vec<u8>>(buffers);
@@ -312,12 +319,19 @@ pub fn scan(
             let res_tx = res_tx.clone();
             let pool_tx = pool_tx.clone();
             let needles = &needles;
+            let spent_rx = &spent_rx;
             s.spawn(move || {
                 let mut ctx = ParseCtx::default();
                 loop {
                     let job = job_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
                     let Ok((i, block, len)) = job else { return };
-                    let result = parse_block(&block[..len], format, needles, strict, &mut ctx);
+                    let events = spent_rx
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .try_recv()
+                        .unwrap_or_default();
+                    let result =
+                        parse_block(&block[..len], format, needles, strict, &mut ctx, events);
                     let _ = pool_tx.try_send(block);
                     if res_tx.send((i, result)).is_err() {
                         return;
@@ -326,7 +340,7 @@ pub fn scan(
             });
         }
         drop(res_tx);
-        reassemble(res_rx, source, &mut stats, &mut sink);
+        reassemble(res_rx, source, &mut stats, &mut sink, &spent_tx);
     });
     match read_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         Some(e) => Err(e),
