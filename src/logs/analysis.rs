@@ -101,9 +101,9 @@ impl InFlight {
             worker: ev.worker,
             pid: ev.pid,
             id: ev.id.clone(),
-            prompt_chars: ev.prompt_chars,
-            prompt_tokens: ev.prompt_tokens,
-            max_tokens: ev.max_tokens,
+            prompt_chars: ev.prompt_chars.map(u64::from),
+            prompt_tokens: ev.prompt_tokens.map(u64::from),
+            max_tokens: ev.max_tokens.map(u64::from),
             temperature: ev.temperature,
             progress: None,
             timeouts: vec![],
@@ -350,8 +350,8 @@ impl Analyzer {
         match ev.kind {
             EventKind::Start => push_open(acc, InFlight::from(ev), &mut self.dropped_open),
             EventKind::Progress => {
-                let done = ev.tokens.unwrap_or(0);
-                let total = ev.prompt_tokens.unwrap_or(0);
+                let done = u64::from(ev.tokens.unwrap_or(0));
+                let total = u64::from(ev.prompt_tokens.unwrap_or(0));
                 let continues = acc
                     .open
                     .back()
@@ -385,7 +385,7 @@ impl Analyzer {
                 let secs = ev.seconds.or(latency);
                 let s = &mut acc.stats;
                 s.completed += 1;
-                s.tokens += ev.tokens.unwrap_or(0);
+                s.tokens += u64::from(ev.tokens.unwrap_or(0));
                 s.generation_secs += secs.unwrap_or(0.0);
                 let tps = ev
                     .tokens_per_sec
@@ -401,7 +401,7 @@ impl Analyzer {
                     time: ev.time,
                     line: ev.line,
                     id: ev.id.clone(),
-                    tokens: ev.tokens,
+                    tokens: ev.tokens.map(u64::from),
                     seconds: ev.seconds,
                     tokens_per_sec: tps,
                 });
@@ -415,7 +415,7 @@ impl Analyzer {
                         .find(|b| chars >= b.min_chars && b.max_chars.is_none_or(|m| chars < m))
                     {
                         b.completed += 1;
-                        b.tokens += ev.tokens.unwrap_or(0);
+                        b.tokens += u64::from(ev.tokens.unwrap_or(0));
                         b.generation_secs += secs.unwrap_or(0.0);
                         if let Some(t) = tps {
                             b.tps.add(t);

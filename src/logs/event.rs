@@ -131,15 +131,15 @@ pub struct Event {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<SmallStr>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub prompt_chars: Option<u64>,
+    pub prompt_chars: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub prompt_tokens: Option<u64>,
+    pub prompt_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_tokens: Option<u64>,
+    pub max_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tokens: Option<u64>,
+    pub tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -228,7 +228,7 @@ fn leading_number(b: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 /// `N tokens in X s (Y tok/s)`, tolerant of `Xs`, `X sec`, `X seconds`.
-fn completion_numbers(b: &[u8]) -> Option<(u64, f64, f64)> {
+fn completion_numbers(b: &[u8]) -> Option<(u32, f64, f64)> {
     let b = b.trim_ascii_start();
     let (tokens, rest) = leading_number(b)?;
     let rest = rest.strip_prefix(b" tokens in ")?;
