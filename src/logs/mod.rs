@@ -79,9 +79,15 @@ pub fn analyze(
         let p = p.to_path_buf();
         move |source| InputError::Io { path: p, source }
     };
-    // The head of the first source picks the format; the reader still yields it.
-    let (head, first) = read::peek(read::open(&ordered[0])?).map_err(io_err(&ordered[0]))?;
-    let mut first = Some(first);
+    // The first source: mapped when it is a plain file, else read; its head picks the format.
+    let first_map = read::map_file(&ordered[0])?;
+    let (head, mut first_reader) = match &first_map {
+        Some(map) => (map[..map.len().min(64 << 10)].to_vec(), None),
+        None => {
+            let (head, r) = read::peek(read::open(&ordered[0])?).map_err(io_err(&ordered[0]))?;
+            (head, Some(r))
+        }
+    };
     let format = match opts.format {
         Some(ref f) => f,
         None => &Format::detect(&head),
@@ -94,18 +100,31 @@ pub fn analyze(
     let mut sources = Vec::new();
     let mut unparseable = Vec::new();
     let mut unparseable_count = 0;
+    let mut first_map = Some(first_map);
     for (i, path) in ordered.iter().enumerate() {
-        let reader = match first.take() {
-            Some(r) => r,
-            None => read::open(path)?,
-        };
-        let stats: ScanStats = read::scan(reader, format, opts.strict, i, |ev| {
+        let mut sink = |ev: &Event| {
             if keep(ev, &opts) {
                 on_event(ev);
                 analyzer.add(ev);
             }
-        })
-        .map_err(io_err(path))?;
+        };
+        let map = match first_map.take() {
+            Some(m) => m,
+            None => read::map_file(path)?,
+        };
+        let stats: ScanStats = match map {
+            Some(map) => {
+                let _guard = read::SigbusGuard::install();
+                read::scan_slice(&map, format, opts.strict, i, &mut sink)
+            }
+            None => {
+                let reader = match first_reader.take() {
+                    Some(r) => r,
+                    None => read::open(path)?,
+                };
+                read::scan(reader, format, opts.strict, i, &mut sink).map_err(io_err(path))?
+            }
+        };
         let label = path.display().to_string();
         unparseable_count += stats.bad_count;
         unparseable.extend(

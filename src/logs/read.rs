@@ -41,6 +41,66 @@ pub fn open(path: &Path) -> Result<Box<dyn Read + Send>, InputError> {
     }
 }
 
+/// Map a plain regular file into memory (gzip and stdin are read instead).
+///
+/// Appends after mapping are simply not seen; a file truncated while it is read (logrotate's
+/// `copytruncate`) would raise SIGBUS, which [`SigbusGuard`] turns into a clear error.
+pub fn map_file(path: &Path) -> Result<Option<memmap2::Mmap>, InputError> {
+    if path.as_os_str() == "-" {
+        return Ok(None);
+    }
+    let io_err = |source| InputError::Io { path: path.to_path_buf(), source };
+    let mut file = std::fs::File::open(path).map_err(io_err)?;
+    let meta = file.metadata().map_err(io_err)?;
+    if !meta.is_file() || meta.len() < 2 {
+        return Ok(None);
+    }
+    let mut magic = [0u8; 2];
+    file.read_exact(&mut magic).map_err(io_err)?;
+    if magic == [0x1f, 0x8b] {
+        return Ok(None);
+    }
+    // SAFETY: the mapping is read-only and private to this process; the only way its contents
+    // become invalid is truncation of the file, which SigbusGuard reports and exits on.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err)?;
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Ok(Some(map))
+}
+
+/// While alive, a SIGBUS (a mapped log truncated under us) prints a clear error and exits 3.
+pub struct SigbusGuard {
+    old: libc::sigaction,
+}
+
+extern "C" fn on_sigbus(_: libc::c_int) {
+    const MSG: &[u8] = b"mlsdiag: error: a log file was truncated while it was being read (log rotation?); run again\n";
+    // SAFETY: write(2) and _exit(2) are async-signal-safe; MSG is a static buffer.
+    unsafe {
+        libc::write(2, MSG.as_ptr().cast(), MSG.len());
+        libc::_exit(3);
+    }
+}
+
+impl SigbusGuard {
+    pub fn install() -> SigbusGuard {
+        // SAFETY: sigaction structs are plain data; all-zero is a valid starting value.
+        let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
+        new.sa_sigaction = on_sigbus as *const () as usize;
+        // SAFETY: as above.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: valid pointers to sigaction structs; SIGBUS is a valid signal.
+        unsafe { libc::sigaction(libc::SIGBUS, &new, &mut old) };
+        SigbusGuard { old }
+    }
+}
+
+impl Drop for SigbusGuard {
+    fn drop(&mut self) {
+        // SAFETY: restores the action saved by install().
+        unsafe { libc::sigaction(libc::SIGBUS, &self.old, std::ptr::null_mut()) };
+    }
+}
+
 /// The first bytes of a reader, and a reader that still yields them.
 pub fn peek(mut r: Box<dyn Read + Send>) -> io::Result<(Vec<u8>, Box<dyn Read + Send>)> {
     let mut head = vec![0u8; HEAD];
@@ -178,6 +238,66 @@ fn note_bad(r: &mut BlockResult, line_idx: u64, why: &'static str, line: &[u8]) 
         let shown = &line[..line.len().min(200)];
         r.bad
             .push((line_idx, why, String::from_utf8_lossy(shown).into_owned()));
+    }
+}
+
+/// Scan a mapped file: blocks are cut at line ends and parsed in parallel without copying;
+/// each parsed block's pages are released from this process, so memory stays constant.
+pub fn scan_slice(data: &[u8], format: &Format, strict: bool, source: usize, mut sink: impl FnMut(&Event)) -> ScanStats {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4);
+    let needles: Vec<memmem::Finder<'static>> =
+        format.needles().into_iter().map(|n| memmem::Finder::new(&n).into_owned()).collect();
+    let mut cuts = vec![0usize];
+    while *cuts.last().unwrap_or(&0) < data.len() {
+        let from = *cuts.last().unwrap_or(&0);
+        let want = (from + BLOCK).min(data.len());
+        let cut = if want == data.len() {
+            want
+        } else {
+            memchr::memchr(b'\n', &data[want..]).map_or(data.len(), |p| want + p + 1)
+        };
+        cuts.push(cut);
+    }
+    let blocks: Vec<&[u8]> = cuts.windows(2).map(|w| &data[w[0]..w[1]]).collect();
+    let next_job = std::sync::atomic::AtomicUsize::new(0);
+    let (res_tx, res_rx) = sync_channel::<(usize, BlockResult)>(threads * 2);
+    let (spent_tx, spent_rx) = sync_channel::<Vec<Event>>(threads * 4);
+    let spent_rx = Mutex::new(spent_rx);
+    let mut stats = ScanStats::default();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let res_tx = res_tx.clone();
+            let (needles, blocks, next_job, spent_rx) = (&needles, &blocks, &next_job, &spent_rx);
+            s.spawn(move || {
+                let mut ctx = ParseCtx::default();
+                loop {
+                    let i = next_job.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(block) = blocks.get(i) else { return };
+                    let events = spent_rx.lock().unwrap_or_else(|p| p.into_inner()).try_recv().unwrap_or_default();
+                    let result = parse_block(block, format, needles, strict, &mut ctx, events);
+                    release(block);
+                    if res_tx.send((i, result)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(res_tx);
+        reassemble(res_rx, source, &mut stats, &mut sink, &spent_tx);
+    });
+    stats
+}
+
+/// Drop a parsed block's whole pages from this process (they stay in the page cache).
+fn release(block: &[u8]) {
+    const PAGE: usize = 4096;
+    let start = (block.as_ptr() as usize).div_ceil(PAGE) * PAGE;
+    let end = (block.as_ptr() as usize + block.len()) / PAGE * PAGE;
+    if end > start {
+        // SAFETY: [start, end) lies inside a read-only private file mapping that outlives this
+        // call; MADV_DONTNEED only drops our page references, and a later read (by a thread
+        // working on a neighbouring block) faults the page back in from the file.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
     }
 }
 
