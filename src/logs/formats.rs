@@ -174,20 +174,28 @@ impl Number for u16 {
     }
 }
 impl Number for f64 {
-    /// `123`, `13.6`: exact integer over an exact power of ten, so correctly rounded; anything
-    /// else (exponents, signs, long fractions) goes through the standard parser.
+    /// `123`, `13.6`: one pass, exact integer over an exact power of ten, so correctly rounded;
+    /// anything else (exponents, signs, long numbers) goes through the standard parser.
     fn from_bytes(b: &[u8]) -> Option<Self> {
-        let (int, frac) = match memchr::memchr(b'.', b) {
-            Some(p) => (&b[..p], &b[p + 1..]),
-            None => (b, &b[..0]),
-        };
-        if !int.is_empty() && int.len() + frac.len() <= 15 {
-            if let (Some(i), Some(f)) = (
-                uint(int),
-                if frac.is_empty() { Some(0) } else { uint(frac) },
-            ) {
-                let scale = 10u64.pow(frac.len() as u32);
-                return Some((i * scale + f) as f64 / scale as f64);
+        if !b.is_empty() && b.len() <= 15 {
+            let (mut n, mut scale, mut dot, mut ok) = (0u64, 1u64, false, b[0] != b'.');
+            for &c in b {
+                match c {
+                    b'0'..=b'9' => {
+                        n = n * 10 + u64::from(c - b'0');
+                        if dot {
+                            scale *= 10;
+                        }
+                    }
+                    b'.' if !dot => dot = true,
+                    _ => {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            if ok {
+                return Some(n as f64 / scale as f64);
             }
         }
         std::str::from_utf8(b).ok()?.parse().ok()

@@ -49,7 +49,10 @@ pub fn map_file(path: &Path) -> Result<Option<memmap2::Mmap>, InputError> {
     if path.as_os_str() == "-" {
         return Ok(None);
     }
-    let io_err = |source| InputError::Io { path: path.to_path_buf(), source };
+    let io_err = |source| InputError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut file = std::fs::File::open(path).map_err(io_err)?;
     let meta = file.metadata().map_err(io_err)?;
     if !meta.is_file() || meta.len() < 2 {
@@ -243,10 +246,21 @@ fn note_bad(r: &mut BlockResult, line_idx: u64, why: &'static str, line: &[u8]) 
 
 /// Scan a mapped file: blocks are cut at line ends and parsed in parallel without copying;
 /// each parsed block's pages are released from this process, so memory stays constant.
-pub fn scan_slice(data: &[u8], format: &Format, strict: bool, source: usize, mut sink: impl FnMut(&Event)) -> ScanStats {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4);
-    let needles: Vec<memmem::Finder<'static>> =
-        format.needles().into_iter().map(|n| memmem::Finder::new(&n).into_owned()).collect();
+pub fn scan_slice(
+    data: &[u8],
+    format: &Format,
+    strict: bool,
+    source: usize,
+    mut sink: impl FnMut(&Event),
+) -> ScanStats {
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 4);
+    let needles: Vec<memmem::Finder<'static>> = format
+        .needles()
+        .into_iter()
+        .map(|n| memmem::Finder::new(&n).into_owned())
+        .collect();
     let mut cuts = vec![0usize];
     while *cuts.last().unwrap_or(&0) < data.len() {
         let from = *cuts.last().unwrap_or(&0);
@@ -273,7 +287,11 @@ pub fn scan_slice(data: &[u8], format: &Format, strict: bool, source: usize, mut
                 loop {
                     let i = next_job.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(block) = blocks.get(i) else { return };
-                    let events = spent_rx.lock().unwrap_or_else(|p| p.into_inner()).try_recv().unwrap_or_default();
+                    let events = spent_rx
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .try_recv()
+                        .unwrap_or_default();
                     let result = parse_block(block, format, needles, strict, &mut ctx, events);
                     release(block);
                     if res_tx.send((i, result)).is_err() {
