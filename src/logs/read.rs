@@ -215,13 +215,19 @@ fn parse_block(
         r.newlines = bytecount::count(block, b'\n') as u64;
         return r;
     }
+    // Each needle's matches come in order; merging the (few) lists keeps them in order.
     let mut starts: Vec<usize> = Vec::new();
     for f in needles {
-        for pos in f.find_iter(block) {
-            starts.push(memchr::memrchr(b'\n', &block[..pos]).map_or(0, |p| p + 1));
-        }
+        let found: Vec<usize> = f
+            .find_iter(block)
+            .map(|pos| memchr::memrchr(b'\n', &block[..pos]).map_or(0, |p| p + 1))
+            .collect();
+        starts = if starts.is_empty() {
+            found
+        } else {
+            merge_sorted(&starts, &found)
+        };
     }
-    starts.sort_unstable();
     starts.dedup();
     let (mut counted_to, mut line_idx) = (0usize, 0u64);
     for s in starts {
@@ -233,6 +239,23 @@ fn parse_block(
     // Newlines are counted once: up to the last candidate above, the rest here.
     r.newlines = line_idx + bytecount::count(&block[counted_to..], b'\n') as u64;
     r
+}
+
+fn merge_sorted(a: &[usize], b: &[usize]) -> Vec<usize> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i] <= b[j] {
+            out.push(a[i]);
+            i += 1;
+        } else {
+            out.push(b[j]);
+            j += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
 }
 
 fn note_bad(r: &mut BlockResult, line_idx: u64, why: &'static str, line: &[u8]) {
