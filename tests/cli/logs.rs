@@ -272,3 +272,25 @@ fn check_uses_the_same_parser_for_mlx_lm_logs() {
     assert_eq!(r["log"]["format"], "mlx_lm.server");
     assert_eq!(r["workers"][0]["verdict"], "hung", "{:#}", r["workers"][0]);
 }
+
+#[test]
+fn lines_out_of_order_are_folded_without_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("mls.log");
+    std::fs::write(
+        &log,
+        "2026-01-05 12:00:10 Chat completion request: worker=w id=b\n\
+         2026-01-05 12:00:00 Chat completion request: worker=w id=a\n\
+         2026-01-05 11:59:00 Chat completion: 10 tokens in 1.0s (10.0 tok/s) worker=w id=a\n\
+         2026-01-05 12:00:20 Chat completion: 20 tokens in 2.0s (10.0 tok/s) worker=w id=b\n",
+    )
+    .unwrap();
+    let r = json(&logs(&[log.to_str().unwrap(), "--json"]));
+    assert_eq!(r["totals"]["completed"], 2);
+    assert_eq!(
+        r["totals"]["first"], "2026-01-05T11:59:00Z",
+        "first and last are the extremes, not the first line"
+    );
+    assert_eq!(r["totals"]["last"], "2026-01-05T12:00:20Z");
+    assert_eq!(r["in_flight"].as_array().unwrap().len(), 0);
+}
