@@ -38,6 +38,9 @@ complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "registry" -d 'The w
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "logs" -d 'Request timeline, throughput, anomalies and the hang trigger from server logs'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "mem" -d 'System memory and pressure, per-worker memory and its trend'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "demo" -d 'Start a simulated MLS with misbehaving workers and diagnose it'
+complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "snapshot" -d 'Save each worker\'s full diagnosis as text and JSON (for cron, history and postmortems)'
+complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "history" -d 'Trends across saved snapshots: leaks, frozen CPU time, restarts'
+complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "postmortem" -d 'Write the incident postmortem (Markdown) from snapshots and the server log'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "record" -d 'Save readings, threads, descriptors and memory of workers to a JSON recording'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "man" -d 'Print the man page (roff)'
@@ -52,6 +55,7 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l leak-window -d
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l hung-after -d 'A request in flight this long without progress is a hang' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l leak-threshold -d 'Memory growth (MiB/min, with R² >= 0.9) that counts as a leak' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l progress-cpu -d 'CPU% over the window at or below which a worker makes no progress' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l history -d 'Also judge workers by the snapshots in this directory (memory trend, frozen CPU time)' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -116,6 +120,45 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand demo" -l fixture -d 'Rea
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand demo" -l keep -d 'Leave the simulated server running and print how to inspect and stop it'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand demo" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand demo" -s h -l help -d 'Print help'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l pattern -d 'Regex matched against each process\'s full command line' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l registry -d 'The orchestrator\'s worker registry (JSON)' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l log -d 'MLS server log; in-flight requests in it are what proves a hang' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l window -d 'Sampling window for CPU%, thread states and memory growth' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l leak-window -d 'Window for the memory trend, when longer than --window' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l hung-after -d 'A request in flight this long without progress is a hang' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l leak-threshold -d 'Memory growth (MiB/min, with R² >= 0.9) that counts as a leak' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l progress-cpu -d 'CPU% over the window at or below which a worker makes no progress' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l history -d 'Also judge workers by the snapshots in this directory (memory trend, frozen CPU time)' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l dir -d 'Directory for the snapshots (default: $MLSDIAG_DIR, else ~/Library/Logs/mlsdiag on macOS, the XDG state directory on Linux)' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l keep -d 'Keep only the newest N snapshots per worker PID (only mlsdiag\'s own files are deleted)' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l max-age -d 'Delete mlsdiag\'s snapshots older than this (e.g. 14d)' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l tail -d 'Log lines kept in each snapshot (with --log)' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l quiet -d 'Print nothing when every worker is healthy (for cron)'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l on-finding -d 'Only snapshot workers that are not healthy'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l json -d 'Print one JSON document (with schema_version) instead of tables'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -s h -l help -d 'Print help'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand history" -l dir -d 'Snapshot directory (default as for `snapshot`)' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand history" -l pid -d 'Only this worker PID' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand history" -l leak-threshold -d 'Memory growth (MiB/min, with R² >= 0.9) that counts as a leak' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand history" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand history" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand history" -l json -d 'Print one JSON document (with schema_version) instead of tables'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand history" -s h -l help -d 'Print help'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand postmortem" -l log -d 'The server log, for the timeline, the trigger and the request counts' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand postmortem" -s o -l output -d 'Write the report to this file instead of stdout' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand postmortem" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand postmortem" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand postmortem" -l force -d 'Replace an existing --output file'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand postmortem" -l json -d 'Print one JSON document (with schema_version) instead of tables'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand postmortem" -s h -l help -d 'Print help'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand record" -l pattern -d 'Regex matched against each process\'s full command line' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand record" -l registry -d 'The orchestrator\'s worker registry (JSON)' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand record" -s o -l output -d 'The recording to create (never overwritten)' -r -F
@@ -167,16 +210,19 @@ never\t''"
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "check" -d 'Classify every worker: healthy, hung, crashed, orphan or leaking, with the evidence'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "threads" -d 'Every thread of a process: state, CPU, what it waits on, grouped by lock'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "fds" -d 'Every descriptor of a process: pipes, sockets with their peers, shared memory, files'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "registry" -d 'The worker registry joined with the live processes'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "logs" -d 'Request timeline, throughput, anomalies and the hang trigger from server logs'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "mem" -d 'System memory and pressure, per-worker memory and its trend'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "demo" -d 'Start a simulated MLS with misbehaving workers and diagnose it'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "record" -d 'Save readings, threads, descriptors and memory of workers to a JSON recording'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "completions" -d 'Print a shell completion script'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "man" -d 'Print the man page (roff)'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "__demo-orchestrator" -d '(internal) the demo\'s orchestrator process'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "__demo-worker" -d '(internal) one demo worker process'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo record completions man __demo-orchestrator __demo-worker help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo snapshot history postmortem record completions man __demo-orchestrator __demo-worker help" -f -a "check" -d 'Classify every worker: healthy, hung, crashed, orphan or leaking, with the evidence'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo snapshot history postmortem record completions man __demo-orchestrator __demo-worker help" -f -a "threads" -d 'Every thread of a process: state, CPU, what it waits on, grouped by lock'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo snapshot history postmortem record completions man __demo-orchestrator __demo-worker help" -f -a "fds" -d 'Every descriptor of a process: pipes, sockets with their peers, shared memory, files'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo snapshot history postmortem record completions man __demo-orchestrator __demo-worker help" -f -a "registry" -d 'The worker registry joined with the live processes'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo snapshot history postmortem record completions man __demo-orchestrator __demo-worker help" -f -a "logs" -d 'Request timeline, throughput, anomalies and the hang trigger from server logs'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo snapshot history postmortem record completions man __demo-orchestrator __demo-worker help" -f -a "mem" -d 'System memory and pressure, per-worker memory and its trend'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo snapshot history postmortem record completions man __demo-orchestrator __demo-worker help" -f -a "demo" -d 'Start a simulated MLS with misbehaving workers and diagnose it'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo snapshot history postmortem record completions man __demo-orchestrator __demo-worker help" -f -a "snapshot" -d 'Save each worker\'s full diagnosis as text and JSON (for cron, history and postmortems)'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo snapshot history postmortem record completions man __demo-orchestrator __demo-worker help" -f -a "history" -d 'Trends across saved snapshots: leaks, frozen CPU time, restarts'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo snapshot history postmortem record completions man __demo-orchestrator __demo-worker help" -f -a "postmortem" -d 'Write the incident postmortem (Markdown) from snapshots and the server log'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo snapshot history postmortem record completions man __demo-orchestrator __demo-worker help" -f -a "record" -d 'Save readings, threads, descriptors and memory of workers to a JSON recording'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo snapshot history postmortem record completions man __demo-orchestrator __demo-worker help" -f -a "completions" -d 'Print a shell completion script'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo snapshot history postmortem record completions man __demo-orchestrator __demo-worker help" -f -a "man" -d 'Print the man page (roff)'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo snapshot history postmortem record completions man __demo-orchestrator __demo-worker help" -f -a "__demo-orchestrator" -d '(internal) the demo\'s orchestrator process'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo snapshot history postmortem record completions man __demo-orchestrator __demo-worker help" -f -a "__demo-worker" -d '(internal) one demo worker process'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check threads fds registry logs mem demo snapshot history postmortem record completions man __demo-orchestrator __demo-worker help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -56,7 +56,7 @@ impl Verdict {
 }
 
 /// Exit status in the Nagios/Icinga plugin convention.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Status {
     Ok,
@@ -99,7 +99,7 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Activity {
     /// CPU time advancing or a thread running.
@@ -124,7 +124,7 @@ impl Activity {
 }
 
 /// One verdict-worthy fact and the evidence behind it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Finding {
     pub verdict: Verdict,
     pub evidence: Vec<String>,

@@ -58,6 +58,12 @@ pub enum Command {
     Mem(MemArgs),
     /// Start a simulated MLS with misbehaving workers and diagnose it
     Demo(DemoArgs),
+    /// Save each worker's full diagnosis as text and JSON (for cron, history and postmortems)
+    Snapshot(SnapshotArgs),
+    /// Trends across saved snapshots: leaks, frozen CPU time, restarts
+    History(HistoryArgs),
+    /// Write the incident postmortem (Markdown) from snapshots and the server log
+    Postmortem(PostmortemArgs),
     /// Save readings, threads, descriptors and memory of workers to a JSON recording
     Record(RecordArgs),
     /// Print a shell completion script
@@ -120,6 +126,9 @@ pub struct CheckArgs {
         help_heading = "Thresholds"
     )]
     pub progress_cpu: f64,
+    /// Also judge workers by the snapshots in this directory (memory trend, frozen CPU time)
+    #[arg(long, value_name = "DIR")]
+    pub history: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -212,6 +221,62 @@ pub struct DemoArgs {
     /// Sampling window of the diagnosis
     #[arg(long, default_value = "2s", value_parser = duration_arg)]
     pub window: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotArgs {
+    /// Workers to snapshot (default: every worker found)
+    pub pids: Vec<u32>,
+    #[command(flatten)]
+    pub check: CheckArgs,
+    /// Directory for the snapshots (default: $MLSDIAG_DIR, else ~/Library/Logs/mlsdiag on macOS,
+    /// the XDG state directory on Linux)
+    #[arg(long, value_name = "DIR", help_heading = "Output")]
+    pub dir: Option<PathBuf>,
+    /// Print nothing when every worker is healthy (for cron)
+    #[arg(long, help_heading = "Output")]
+    pub quiet: bool,
+    /// Only snapshot workers that are not healthy
+    #[arg(long, help_heading = "Output")]
+    pub on_finding: bool,
+    /// Keep only the newest N snapshots per worker PID (only mlsdiag's own files are deleted)
+    #[arg(long, value_name = "N", help_heading = "Retention")]
+    pub keep: Option<usize>,
+    /// Delete mlsdiag's snapshots older than this (e.g. 14d)
+    #[arg(long, value_parser = duration_arg, value_name = "AGE", help_heading = "Retention")]
+    pub max_age: Option<Duration>,
+    /// Log lines kept in each snapshot (with --log)
+    #[arg(long, default_value_t = 20, help_heading = "Output")]
+    pub tail: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    /// Snapshot directory (default as for `snapshot`)
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Only this worker PID
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Memory growth (MiB/min, with R² >= 0.9) that counts as a leak
+    #[arg(long, default_value_t = 10.0, value_name = "MIB_PER_MIN")]
+    pub leak_threshold: f64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PostmortemArgs {
+    /// Snapshot files (.json) or directories of snapshots
+    #[arg(required = true)]
+    pub snapshots: Vec<PathBuf>,
+    /// The server log, for the timeline, the trigger and the request counts
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Write the report to this file instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Replace an existing --output file
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod discover;
 pub mod error;
+pub mod evidence;
 pub mod logs;
 pub mod memory;
 pub mod model;
@@ -47,6 +48,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Mem(a) => commands::mem::run(&a, &ctx, &mut out)?,
         Command::Demo(a) => commands::demo::run(&a, &ctx, &mut out)?,
         Command::Record(a) => commands::record::run(&a, &ctx, &mut out)?,
+        Command::Snapshot(a) => commands::snapshot::run(&a, &ctx, &mut out)?,
+        Command::History(a) => commands::history::run(&a, &ctx, &mut out)?,
+        Command::Postmortem(a) => commands::postmortem::run(&a, &ctx, &mut out)?,
         Command::Completions(a) => commands::completions::completions(a.shell, &mut out)?,
         Command::Man => commands::completions::man(&mut out)?,
         Command::DemoOrchestrator(a) => sim::orchestrator(&a)?,

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::error::InputError;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct RegistryEntry {
     pub pid: u32,
     pub name: Option<String>,
@@ -21,7 +21,7 @@ pub struct RegistryEntry {
     pub spawned_at: Option<DateTime<Utc>>,
     pub port: Option<u16>,
     /// Every other field of the entry, unchanged.
-    #[serde(skip_serializing_if = "Map::is_empty")]
+    #[serde(skip_serializing_if = "Map::is_empty", default)]
     pub extra: Map<String, Value>,
 }
 

@@ -63,7 +63,7 @@ pub struct Orchestrator {
     pub workers: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct WorkerReport {
     pub pid: u32,
     pub name: String,
@@ -87,6 +87,14 @@ pub struct WorkerReport {
 }
 
 pub fn collect(args: &CheckArgs, ctx: &Ctx) -> anyhow::Result<CheckReport> {
+    Ok(collect_with_log(args, ctx)?.0)
+}
+
+/// `check`, also handing back the folded log (snapshots keep the worker's part of it).
+pub fn collect_with_log(
+    args: &CheckArgs,
+    ctx: &Ctx,
+) -> anyhow::Result<(CheckReport, Option<logs::Outcome>)> {
     let re = pattern(&args.discovery.pattern)?;
     let reg_path = args.discovery.registry.display().to_string();
     let loaded = registry::load(&args.discovery.registry);
@@ -246,7 +254,7 @@ pub fn collect(args: &CheckArgs, ctx: &Ctx) -> anyhow::Result<CheckReport> {
     for w in &workers {
         *summary.entry(w.verdict).or_insert(0) += 1;
     }
-    Ok(CheckReport {
+    let mut report = CheckReport {
         schema_version: SCHEMA_VERSION,
         command: "check",
         generated_at: now,
@@ -272,7 +280,11 @@ pub fn collect(args: &CheckArgs, ctx: &Ctx) -> anyhow::Result<CheckReport> {
             .collect(),
         summary,
         notes,
-    })
+    };
+    if let Some(dir) = &args.history {
+        super::history::fold_into(&mut report, dir)?;
+    }
+    Ok((report, outcome))
 }
 
 pub fn run(args: &CheckArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {

@@ -180,6 +180,7 @@ fn diagnose(
         hung_after: Duration::from_secs(300),
         leak_threshold: 10.0,
         progress_cpu: 1.0,
+        history: None,
     };
     if !ctx.json {
         writeln!(

@@ -17,7 +17,7 @@ use crate::model::{FdInfo, FdKind};
 use crate::render::{self, SCHEMA_VERSION, sanitize};
 
 /// The IPC picture of one process.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct IpcSummary {
     pub counts: BTreeMap<FdKind, usize>,
     pub shm_objects: Vec<String>,

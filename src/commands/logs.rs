@@ -359,6 +359,7 @@ pub fn print(r: &LogsReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result<
         for f in r.in_flight.iter().take(20) {
             let who = f
                 .worker
+                .as_deref()
                 .map(str::to_string)
                 .or(f.pid.map(|p| format!("pid {p}")))
                 .unwrap_or_default();

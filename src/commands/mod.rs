@@ -5,10 +5,13 @@ pub mod check;
 pub mod completions;
 pub mod demo;
 pub mod fds;
+pub mod history;
 pub mod logs;
 pub mod mem;
+pub mod postmortem;
 pub mod record;
 pub mod registry;
+pub mod snapshot;
 pub mod threads;
 
 use crate::platform::Platform;

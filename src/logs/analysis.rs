@@ -74,12 +74,12 @@ impl Histogram {
 }
 
 /// A request that started and has not finished (yet).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct InFlight {
     pub started: DateTime<Utc>,
     pub line: u64,
     pub source: usize,
-    pub worker: Option<&'static str>,
+    pub worker: Option<std::borrow::Cow<'static, str>>,
     pub pid: Option<u32>,
     pub id: Option<SmallStr>,
     pub prompt_chars: Option<u64>,
@@ -98,7 +98,7 @@ impl InFlight {
             started: ev.time,
             line: ev.line,
             source: ev.source,
-            worker: ev.worker,
+            worker: ev.worker.map(std::borrow::Cow::Borrowed),
             pid: ev.pid,
             id: ev.id.clone(),
             prompt_chars: ev.prompt_chars.map(u64::from),
@@ -112,7 +112,7 @@ impl InFlight {
 }
 
 /// A completed request, as the seed's `grep "Chat completion:" | tail -5` shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct Success {
     pub time: DateTime<Utc>,
     pub line: u64,
@@ -149,7 +149,7 @@ pub struct HangTrigger {
 }
 
 /// Counters of one worker (or of all).
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct Stats {
     pub started: u64,
     pub completed: u64,

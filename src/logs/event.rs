@@ -64,6 +64,13 @@ impl std::fmt::Display for SmallStr {
         f.write_str(self.as_str())
     }
 }
+impl<'de> serde::Deserialize<'de> for SmallStr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(SmallStr::from_bytes(s.as_bytes()))
+    }
+}
+
 impl Serialize for SmallStr {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())

@@ -6,6 +6,7 @@ mod check;
 mod contract;
 mod demo;
 mod docs;
+mod evidence;
 mod inspect;
 mod logs;
 mod recording;

@@ -1,0 +1,488 @@
+//! Snapshots, history, `check --history`, postmortem and the scheduling files.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use crate::util::{Sim, bin, json, run, stderr, stdout, write};
+
+fn root(p: &str) -> String {
+    format!("{}/{p}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Snapshot the macOS seed recording into `dir` (TZ=UTC: file names from the capture time).
+fn seed_snapshot(dir: &Path) -> std::process::Output {
+    Command::new(bin())
+        .args([
+            "--fixture",
+            &root("fixtures/macos/seed-incident.json"),
+            "snapshot",
+            "--window",
+            "0.2s",
+        ])
+        .args([
+            "--registry",
+            &root("fixtures/seed/worker_registry.json"),
+            "--log",
+            &root("fixtures/seed/mls-incident.log"),
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .env("TZ", "UTC")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn snapshot_files_are_private_named_like_the_seed_and_never_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("snaps");
+    let out = seed_snapshot(&dir);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "hung is CRITICAL: {}",
+        stderr(&out)
+    );
+    assert_eq!(
+        names(&dir),
+        [
+            "worker_49387_20260106_070246.json",
+            "worker_49387_20260106_070246.txt"
+        ]
+    );
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    for n in names(&dir) {
+        assert_eq!(
+            std::fs::metadata(dir.join(&n))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600,
+            "{n}"
+        );
+    }
+    let snap: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("worker_49387_20260106_070246.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(snap["schema_version"], 1);
+    assert_eq!(snap["kind"], "mlsdiag-snapshot");
+    assert_eq!(snap["worker"]["verdict"], "hung");
+    assert_eq!(snap["threads"].as_array().unwrap().len(), 18);
+    assert_eq!(snap["fds"].as_array().unwrap().len(), 10);
+    assert_eq!(
+        snap["registry"]["model"],
+        "mlx-community/Qwen2.5-14B-Instruct-4bit"
+    );
+    assert_eq!(snap["log"]["in_flight"][0]["id"], "req-319");
+    assert_eq!(snap["log"]["tail"].as_array().unwrap().len(), 20);
+    assert_eq!(snap["system_memory"]["pressure"], "normal");
+    let text = std::fs::read_to_string(dir.join("worker_49387_20260106_070246.txt")).unwrap();
+    for needle in [
+        "=== Worker Diagnostic Snapshot ===",
+        "=== Verdict: HUNG",
+        "=== Threads (18) ===",
+        "=== File Descriptors (10) ===",
+        "=== Worker Registry",
+        "=== System Memory ===",
+        "--- last 20 lines ---",
+    ] {
+        assert!(text.contains(needle), "{needle:?} in\n{text}");
+    }
+    // The same second again (the recording's clock does not move): a new name, nothing replaced.
+    let before = std::fs::read(dir.join("worker_49387_20260106_070246.json")).unwrap();
+    assert_eq!(seed_snapshot(&dir).status.code(), Some(2));
+    assert_eq!(names(&dir).len(), 4);
+    assert!(dir.join("worker_49387_20260106_070246_1.json").exists());
+    assert_eq!(
+        std::fs::read(dir.join("worker_49387_20260106_070246.json")).unwrap(),
+        before
+    );
+}
+
+#[test]
+fn unsafe_or_unwritable_directories_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let real = tmp.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let out = seed_snapshot(&link);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
+    assert!(names(&real).is_empty());
+    // /proc cannot hold directories, whoever we are (root ignores permission bits).
+    let out = seed_snapshot(Path::new("/proc/mlsdiag-cannot-exist/snaps"));
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("/proc/mlsdiag-cannot-exist"),
+        "{}",
+        stderr(&out)
+    );
+    let file = tmp.path().join("file");
+    write(&file, "x");
+    assert_eq!(seed_snapshot(&file).status.code(), Some(3));
+}
+
+#[test]
+fn quiet_on_finding_and_retention() {
+    let sim = Sim::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("snaps");
+    // A registry that lists only the idle worker: everything found is healthy.
+    let reg = sim.path("idle-only.json");
+    write(
+        &reg,
+        &format!(r#"[{{"pid":{},"name":"idle"}}]"#, sim.pid("idle")),
+    );
+    let pattern = format!("{}idle", sim.pattern());
+    let snap = |extra: &[&str]| {
+        let mut args = vec![
+            "snapshot",
+            "--window",
+            "0.2s",
+            "--pattern",
+            &pattern,
+            "--registry",
+            reg.to_str().unwrap(),
+            "--dir",
+            dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let out = snap(&["--quiet"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        stdout(&out),
+        "",
+        "--quiet prints nothing when all is healthy"
+    );
+    assert_eq!(names(&dir).len(), 2, "but still snapshots");
+    let out = snap(&["--on-finding"]);
+    assert!(stdout(&out).contains("nothing to snapshot"));
+    assert_eq!(
+        names(&dir).len(),
+        2,
+        "--on-finding: nothing wrong, nothing saved"
+    );
+    write(&dir.join("README.txt"), "mine");
+    for _ in 0..2 {
+        crate::util::wait_until(std::time::Duration::from_secs(5), "the next second", || {
+            !names(&dir)
+                .iter()
+                .any(|n| n.contains(&chrono::Local::now().format("%Y%m%d_%H%M%S").to_string()))
+        });
+        snap(&[]);
+    }
+    assert_eq!(names(&dir).len(), 7);
+    let out = snap(&["--keep", "1", "--json"]);
+    let r = json(&out);
+    assert_eq!(r["deleted"].as_array().unwrap().len(), 6, "{r:#}");
+    assert_eq!(
+        names(&dir).len(),
+        3,
+        "the newest pair and README.txt: {:?}",
+        names(&dir)
+    );
+    assert!(dir.join("README.txt").exists());
+}
+
+#[test]
+fn history_sees_leaks_frozen_cpu_and_restarts_and_check_uses_it() {
+    let sim = Sim::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("snaps");
+    let snap = |role: &str| {
+        run(&[
+            "snapshot",
+            "--window",
+            "0.3s",
+            "--pattern",
+            &format!("{}{role}", sim.pattern()),
+            "--registry",
+            sim.registry(),
+            "--log",
+            sim.log(),
+            "--dir",
+            dir.to_str().unwrap(),
+            &sim.pid(role).to_string(),
+        ])
+    };
+    for _ in 0..4 {
+        // A 0.3 s window is too short to call the leak live; the history across snapshots is not.
+        assert!(matches!(snap("leaking").status.code(), Some(0 | 1)));
+        snap("hung");
+    }
+    let r = json(&run(&["history", "--dir", dir.to_str().unwrap(), "--json"]));
+    let w = |name: &str| {
+        r["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["name"].as_str().unwrap().ends_with(name))
+            .unwrap()
+            .clone()
+    };
+    let leak = w("leaking");
+    assert_eq!(leak["verdict"], "leaking", "{leak:#}");
+    assert!(leak["memory_trend"]["slope_mib_per_min"].as_f64().unwrap() > 10.0);
+    let hung = w("hung");
+    assert_eq!(hung["verdict"], "hung", "{hung:#}");
+    assert_eq!(hung["frozen_snapshots"], 4);
+    assert_eq!(r["status"], "CRITICAL");
+
+    // A restart: the same name under a new PID.
+    let newest = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.to_string_lossy().contains(&sim.pid("hung").to_string())
+                && p.extension().unwrap() == "json"
+        })
+        .max()
+        .unwrap();
+    let mut s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&newest).unwrap()).unwrap();
+    s["pid"] = 99_999.into();
+    s["taken_at"] = "2099-01-01T00:00:00Z".into();
+    write(
+        &dir.join("worker_99999_20990101_000000.json"),
+        &s.to_string(),
+    );
+    let r = json(&run(&["history", "--dir", dir.to_str().unwrap(), "--json"]));
+    let hung = r["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"].as_str().unwrap().ends_with("hung"))
+        .unwrap();
+    assert_eq!(hung["restarts"][0]["new_pid"], 99_999);
+    assert_eq!(
+        hung["verdict"], "healthy",
+        "the new process has one snapshot: no history yet"
+    );
+    std::fs::remove_file(dir.join("worker_99999_20990101_000000.json")).unwrap();
+
+    // Without a log, check alone cannot prove the hang; with the history it can.
+    let pattern = format!("{}hung", sim.pattern());
+    let plain = json(&run(&[
+        "check",
+        "--json",
+        "--window",
+        "0.3s",
+        "--pattern",
+        &pattern,
+        "--registry",
+        sim.registry(),
+    ]));
+    let w0 = plain["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["pid"] == sim.pid("hung"))
+        .unwrap()
+        .clone();
+    assert_eq!(w0["verdict"], "healthy");
+    let with = json(&run(&[
+        "check",
+        "--json",
+        "--window",
+        "0.3s",
+        "--pattern",
+        &pattern,
+        "--registry",
+        sim.registry(),
+        "--history",
+        dir.to_str().unwrap(),
+    ]));
+    let w1 = with["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["pid"] == sim.pid("hung"))
+        .unwrap()
+        .clone();
+    assert_eq!(w1["verdict"], "hung", "{w1:#}");
+    assert!(
+        w1["findings"]
+            .to_string()
+            .contains("history: CPU time unchanged across 4 snapshots")
+    );
+}
+
+#[test]
+fn postmortem_from_the_incident_fixtures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("snaps");
+    assert_eq!(seed_snapshot(&dir).status.code(), Some(2));
+    let out = Command::new(bin())
+        .args([
+            "postmortem",
+            dir.to_str().unwrap(),
+            "--log",
+            &root("fixtures/seed/mls-incident.log"),
+        ])
+        .env("TZ", "UTC")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let md = stdout(&out);
+    for needle in [
+        "# Worker Hang Incident - 2026-01-05",
+        "| **Worker PID** | 49387 (`mlx-server-v3-1`) |",
+        "| **Model** | mlx-community/Qwen2.5-14B-Instruct-4bit |",
+        "| **Hang duration** | 7h49m",
+        "| **Prompt size** | 8,489 chars, 8.5 KB |",
+        "| **Requests before hang** | 318 completed |",
+        "| **Total runtime** | 8h49m",
+        "- [x] Timeout error",
+        "- [x] Deadlock (0% CPU)",
+        "- [ ] Memory leak",
+        "- [ ] Crash",
+        "- [x] Thread state",
+        "- [x] IPC state",
+        "- [ ] Stack trace",
+        "| 2026-01-05 23:13:25 | **Hang trigger**: `req-319` received, 8,489 chars, 8.5 KB, max_tokens 2000, temperature 0.3",
+        "| 2026-01-05 23:33:25 | Worker timeout after 1200s (`req-319`) |",
+        "| 2026-01-05 23:43:25 | Worker timeout after 600s (`req-320`) |",
+        "126,549 tokens, 30.2 tok/s mean",
+        "_TODO: fill in_",
+    ] {
+        assert!(md.contains(needle), "{needle:?} not in:\n{md}");
+    }
+    // CommonMark with tables: the expected headings, and the field table.
+    use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+    let mut headings = Vec::new();
+    let mut tables = 0;
+    let mut in_heading = None;
+    for ev in Parser::new_ext(&md, Options::ENABLE_TABLES | Options::ENABLE_TASKLISTS) {
+        match ev {
+            Event::Start(Tag::Heading { level, .. }) => in_heading = Some((level, String::new())),
+            Event::Text(t) if in_heading.is_some() => in_heading.as_mut().unwrap().1.push_str(&t),
+            Event::End(TagEnd::Heading(_)) => headings.push(in_heading.take().unwrap()),
+            Event::Start(Tag::Table(_)) => tables += 1,
+            _ => {}
+        }
+    }
+    let h2: Vec<&str> = headings
+        .iter()
+        .filter(|(l, _)| *l == HeadingLevel::H2)
+        .map(|(_, t)| t.as_str())
+        .collect();
+    for want in [
+        "Summary",
+        "Impact",
+        "Timeline",
+        "Detection",
+        "Root cause hypothesis",
+        "Symptoms",
+        "Data collected",
+        "Files",
+        "Action items",
+        "Follow-up",
+    ] {
+        assert!(
+            h2.iter().any(|h| h.starts_with(want)),
+            "missing ## {want}: {h2:?}"
+        );
+    }
+    assert!(tables >= 3, "field table, timeline and action items");
+
+    // -o never replaces a file without --force.
+    let report = tmp.path().join("pm.md");
+    write(&report, "earlier");
+    let args = [
+        "postmortem",
+        dir.to_str().unwrap(),
+        "-o",
+        report.to_str().unwrap(),
+    ];
+    assert_eq!(run(&args).status.code(), Some(3));
+    assert_eq!(std::fs::read_to_string(&report).unwrap(), "earlier");
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    assert_eq!(run(&forced).status.code(), Some(0));
+    assert!(
+        std::fs::read_to_string(&report)
+            .unwrap()
+            .starts_with("# Worker Hang Incident")
+    );
+}
+
+#[test]
+fn scheduling_files_are_valid_and_use_real_flags() {
+    use clap::Parser;
+    let plist =
+        std::fs::read_to_string(root("docs/scheduling/com.github.mlsdiag.snapshot.plist")).unwrap();
+    let doc = roxmltree::Document::parse_with_options(
+        &plist,
+        roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        },
+    )
+    .expect("plist is XML");
+    let keys: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("key"))
+        .filter_map(|n| n.text())
+        .collect();
+    assert!(
+        keys.contains(&"StartInterval")
+            && keys.contains(&"ProgramArguments")
+            && keys.contains(&"Label")
+    );
+    let args: Vec<String> = doc
+        .descendants()
+        .find(|n| n.has_tag_name("array"))
+        .unwrap()
+        .children()
+        .filter(|n| n.has_tag_name("string"))
+        .filter_map(|n| n.text().map(str::to_string))
+        .collect();
+    let cron = std::fs::read_to_string(root("docs/scheduling.md")).unwrap();
+    let cron_line = cron.lines().find(|l| l.starts_with("*/5")).unwrap();
+    let service =
+        std::fs::read_to_string(root("docs/scheduling/mlsdiag-snapshot.service")).unwrap();
+    let exec = service
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap();
+    let from_cron: Vec<String> = cron_line
+        .split_whitespace()
+        .skip(5)
+        .map(str::to_string)
+        .collect();
+    let from_systemd: Vec<String> = exec.split_whitespace().map(str::to_string).collect();
+    for argv in [args, from_cron, from_systemd] {
+        assert!(
+            argv[0].ends_with("/mlsdiag") && argv[1] == "snapshot",
+            "{argv:?}"
+        );
+        assert!(
+            argv.contains(&"--quiet".to_string()) && argv.contains(&"--on-finding".to_string()),
+            "{argv:?}"
+        );
+        mlsdiag::cli::Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    }
+    let timer = std::fs::read_to_string(root("docs/scheduling/mlsdiag-snapshot.timer")).unwrap();
+    assert!(timer.contains("OnUnitActiveSec=") && timer.contains("[Install]"));
+}
