@@ -61,6 +61,9 @@ _mlsdiag() {
             mlsdiag,snapshot)
                 cmd="mlsdiag__subcmd__snapshot"
                 ;;
+            mlsdiag,stacks)
+                cmd="mlsdiag__subcmd__stacks"
+                ;;
             mlsdiag,threads)
                 cmd="mlsdiag__subcmd__threads"
                 ;;
@@ -109,6 +112,9 @@ _mlsdiag() {
             mlsdiag__subcmd__help,snapshot)
                 cmd="mlsdiag__subcmd__help__subcmd__snapshot"
                 ;;
+            mlsdiag__subcmd__help,stacks)
+                cmd="mlsdiag__subcmd__help__subcmd__stacks"
+                ;;
             mlsdiag__subcmd__help,threads)
                 cmd="mlsdiag__subcmd__help__subcmd__threads"
                 ;;
@@ -119,7 +125,7 @@ _mlsdiag() {
 
     case "${cmd}" in
         mlsdiag)
-            opts="-h -V --json --color --fixture --help --version check threads fds registry logs mem demo snapshot history postmortem record completions man __demo-orchestrator __demo-worker help"
+            opts="-h -V --json --color --fixture --help --version check threads fds stacks registry logs mem demo snapshot history postmortem record completions man __demo-orchestrator __demo-worker help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -349,7 +355,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__help)
-            opts="check threads fds registry logs mem demo snapshot history postmortem record completions man __demo-orchestrator __demo-worker help"
+            opts="check threads fds stacks registry logs mem demo snapshot history postmortem record completions man __demo-orchestrator __demo-worker help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -559,6 +565,20 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__help__subcmd__snapshot)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mlsdiag__subcmd__help__subcmd__stacks)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -900,6 +920,32 @@ _mlsdiag() {
                     return 0
                     ;;
                 --tail)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --fixture)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mlsdiag__subcmd__stacks)
+            opts="-h --signal --faulthandler --no-native --json --color --fixture --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --faulthandler)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

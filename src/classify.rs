@@ -168,6 +168,8 @@ pub struct Observation<'a> {
     /// Name and pid of the parent, when it could be read.
     pub parent: Option<(u32, String)>,
     pub now: DateTime<Utc>,
+    /// The worker's heartbeat file (registry field `heartbeat`) and how long ago it was touched.
+    pub heartbeat: Option<(String, Duration)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -358,7 +360,11 @@ pub fn assess(o: &Observation, th: &Thresholds) -> Assessment {
     let cpu_percent = o.series.cpu_percent();
     let running = o.series.max_running() > 0 || last.state == 'R';
     let span = o.series.span_secs();
-    let progress = running || cpu_percent.is_some_and(|c| c > th.progress_cpu_percent);
+    // A heartbeat touched per decode step is the worker's own word on progress.
+    let heartbeat_fresh = o.heartbeat.as_ref().map(|(_, age)| *age < th.hung_after);
+    let progress = running
+        || cpu_percent.is_some_and(|c| c > th.progress_cpu_percent)
+        || heartbeat_fresh == Some(true);
     let cpu_fact = match (o.series.cpu_delta_ns(), cpu_percent) {
         (Some(d), Some(pct)) => format!(
             "CPU time advanced {} ms over {span:.1} s ({pct:.1}%)",
@@ -376,7 +382,33 @@ pub fn assess(o: &Observation, th: &Thresholds) -> Assessment {
     } else {
         Activity::Stalled
     };
-    if let Some(oldest) = in_flight.first() {
+    if let (Some((path, age)), Some(oldest)) = (&o.heartbeat, in_flight.first()) {
+        let beat = duration(*age);
+        if heartbeat_fresh == Some(false) {
+            findings.push(Finding {
+                verdict: Verdict::Hung,
+                evidence: vec![
+                    format!(
+                        "heartbeat {path} not touched for {beat} (stale: over {})",
+                        duration(th.hung_after)
+                    ),
+                    format!(
+                        "while {} is in flight since {}",
+                        describe_request(oldest),
+                        ts(oldest.started)
+                    ),
+                ],
+            });
+        } else {
+            notes.push(format!(
+                "heartbeat {path} touched {beat} ago: the worker reports progress"
+            ));
+        }
+    }
+    if let Some(oldest) = in_flight
+        .first()
+        .filter(|_| !findings.iter().any(|f| f.verdict == Verdict::Hung))
+    {
         let age = o.now - oldest.started;
         let age_text = duration(age.to_std().unwrap_or_default());
         if age >= hung_after && !progress && cpu_percent.is_some() {
@@ -569,6 +601,7 @@ mod tests {
             log,
             parent: Some((4120, "python3".into())),
             now: Utc.with_ymd_and_hms(2026, 1, 6, 7, 2, 46).unwrap(),
+            heartbeat: None,
         }
     }
 
@@ -739,6 +772,38 @@ mod tests {
         let a = assess(&observe(&s, None, None, &re), &Thresholds::default());
         assert_eq!(a.verdict, Verdict::Unknown);
         assert!(a.findings[0].evidence[0].contains("sudo"));
+    }
+
+    #[test]
+    fn heartbeat_decides_when_the_registry_names_one() {
+        let re = Regex::new("mlx-server-v3").unwrap();
+        let e = entry(49387);
+        let log = seed_log();
+        // Burning CPU, but the heartbeat stopped 20 minutes ago while a request waits: hung.
+        let busy = series(
+            (0..10)
+                .map(|i| proc(49387, 1000 + i * 190, 8190, 'R', 1))
+                .collect(),
+        );
+        let mut o = observe(&busy, Some(&e), Some(&log), &re);
+        o.heartbeat = Some(("/tmp/w1.beat".into(), Duration::from_secs(1200)));
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(a.verdict, Verdict::Hung);
+        assert!(
+            a.findings[0].evidence[0].contains("heartbeat /tmp/w1.beat not touched for 20m00s"),
+            "{:?}",
+            a.findings
+        );
+        // 0% CPU, but the heartbeat is fresh (a long prefill on the GPU): progressing.
+        let idle = series((0..10).map(|_| proc(49387, 5000, 8190, 'S', 0)).collect());
+        let mut o = observe(&idle, Some(&e), Some(&log), &re);
+        o.heartbeat = Some(("/tmp/w1.beat".into(), Duration::from_secs(3)));
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(
+            (a.verdict, a.activity),
+            (Verdict::Healthy, Activity::Working)
+        );
+        assert!(a.notes.iter().any(|n| n.contains("touched 3s ago")));
     }
 
     #[test]

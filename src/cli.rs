@@ -50,6 +50,8 @@ pub enum Command {
     Threads(ThreadsArgs),
     /// Every descriptor of a process: pipes, sockets with their peers, shared memory, files
     Fds(FdsArgs),
+    /// Where each thread is stuck (Python and native frames, lock waits) and known MLX hangs it matches
+    Stacks(StacksArgs),
     /// The worker registry joined with the live processes
     Registry(RegistryArgs),
     /// Request timeline, throughput, anomalies and the hang trigger from server logs
@@ -137,6 +139,20 @@ pub struct ThreadsArgs {
     /// Window over which per-thread CPU% is measured
     #[arg(long, default_value = "1s", value_parser = duration_arg)]
     pub window: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StacksArgs {
+    pub pid: u32,
+    /// Send SIGUSR1 to ask a faulthandler-armed worker for a Python dump (never by default)
+    #[arg(long)]
+    pub signal: bool,
+    /// The worker's faulthandler dump file
+    #[arg(long, value_name = "FILE")]
+    pub faulthandler: Option<PathBuf>,
+    /// Do not run macOS `sample` (it suspends the worker briefly at each sample)
+    #[arg(long)]
+    pub no_native: bool,
 }
 
 #[derive(Debug, Clone, Args)]

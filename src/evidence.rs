@@ -56,6 +56,9 @@ pub struct Snapshot {
     pub errors: Vec<String>,
     pub system_memory: Option<SystemMemory>,
     pub log: Option<SnapshotLog>,
+    /// Stacks from the sources that never disturb the worker (no signal, no `sample`).
+    #[serde(default)]
+    pub stacks: Option<crate::commands::stacks::StacksReport>,
 }
 
 /// Where snapshots go: `--dir`, else `$MLSDIAG_DIR`, else a per-user directory.

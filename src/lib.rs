@@ -19,6 +19,7 @@ pub mod registry;
 pub mod render;
 pub mod sample;
 pub mod sim;
+pub mod stacks;
 pub mod trend;
 
 use std::io::Write;
@@ -43,6 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Check(a) => commands::check::run(&a, &ctx, &mut out)?,
         Command::Threads(a) => commands::threads::run(&a, &ctx, &mut out)?,
         Command::Fds(a) => commands::fds::run(&a, &ctx, &mut out)?,
+        Command::Stacks(a) => commands::stacks::run(&a, &ctx, &mut out)?,
         Command::Registry(a) => commands::registry::run(&a, &ctx, &mut out)?,
         Command::Logs(a) => commands::logs::run(&a, &ctx, &mut out)?,
         Command::Mem(a) => commands::mem::run(&a, &ctx, &mut out)?,

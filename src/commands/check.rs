@@ -86,6 +86,13 @@ pub struct WorkerReport {
     pub ipc: Option<IpcSummary>,
 }
 
+/// The registry's `heartbeat` file of a worker and the time since it was last touched.
+fn heartbeat(e: &crate::registry::RegistryEntry) -> Option<(String, std::time::Duration)> {
+    let path = e.extra.get("heartbeat")?.as_str()?;
+    let touched = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+    Some((path.to_string(), touched.elapsed().unwrap_or_default()))
+}
+
 pub fn collect(args: &CheckArgs, ctx: &Ctx) -> anyhow::Result<CheckReport> {
     Ok(collect_with_log(args, ctx)?.0)
 }
@@ -191,10 +198,34 @@ pub fn collect_with_log(
                 log: worker_log.as_ref(),
                 parent,
                 now,
+                heartbeat: entry.and_then(heartbeat),
             },
             &thresholds,
         );
         let mut notes = assessment.notes;
+        let mut assessment_findings = assessment.findings;
+        // A hung worker's stacks, from the sources that never disturb it, against known hangs.
+        if assessment.verdict == Verdict::Hung {
+            let how = super::stacks::Collect {
+                faulthandler: entry.and_then(|e| {
+                    e.extra
+                        .get("faulthandler")?
+                        .as_str()
+                        .map(std::path::PathBuf::from)
+                }),
+                ..Default::default()
+            };
+            let stacks = super::stacks::collect(ctx.platform.as_ref(), cand.pid, &how);
+            if let Some(f) = assessment_findings
+                .iter_mut()
+                .find(|f| f.verdict == Verdict::Hung)
+            {
+                for m in &stacks.signatures {
+                    f.evidence
+                        .push(format!("stacks match {}: {} ({})", m.id, m.title, m.url));
+                }
+            }
+        }
         let ipc = match last {
             Some(p) if !p.is_zombie() && assessment.verdict != Verdict::Crashed => {
                 match ctx.platform.fds(p.pid, Some(&[p.ppid])) {
@@ -228,7 +259,7 @@ pub fn collect_with_log(
             command: last.map(|p| p.command()),
             verdict: assessment.verdict,
             activity: assessment.activity,
-            findings: assessment.findings,
+            findings: assessment_findings,
             notes,
             in_flight: worker_log.map(|l| l.in_flight).unwrap_or_default(),
             ipc,

@@ -12,6 +12,7 @@ pub mod postmortem;
 pub mod record;
 pub mod registry;
 pub mod snapshot;
+pub mod stacks;
 pub mod threads;
 
 use crate::platform::Platform;

@@ -449,6 +449,18 @@ pub fn render(
             w.ipc.as_ref().map_or("unknown".into(), |i| i.line())
         );
     }
+    let matched: Vec<&crate::stacks::signatures::Match> = series
+        .iter()
+        .filter_map(|(_, s)| s.stacks.as_ref())
+        .flat_map(|st| &st.signatures)
+        .collect();
+    for sig in matched.iter().take(3) {
+        let _ = writeln!(
+            m,
+            "The stacks match **{}** ({}): {}.\n",
+            sig.id, sig.url, sig.meaning
+        );
+    }
     let _ = writeln!(m, "Confirmed root cause: {TODO}");
 
     let _ = writeln!(m, "\n## Symptoms\n");

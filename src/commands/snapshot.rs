@@ -150,6 +150,46 @@ pub fn text(s: &Snapshot) -> String {
             m.pressure_evidence
         );
     }
+    if let Some(st) = &s.stacks {
+        let _ = writeln!(t, "\n=== Stacks ===");
+        for src in &st.sources {
+            let _ = writeln!(
+                t,
+                "  {} {}: {}",
+                if src.ok { "✓" } else { "✗" },
+                src.name,
+                sanitize(&src.detail)
+            );
+        }
+        for th in st
+            .threads
+            .iter()
+            .chain(&st.python_threads)
+            .filter(|t| !t.python.is_empty() || !t.native.is_empty())
+        {
+            let _ = writeln!(
+                t,
+                "  thread {} {}",
+                th.tid,
+                sanitize(th.name.as_deref().unwrap_or(""))
+            );
+            for f in th.python.iter().rev().take(8) {
+                let _ = writeln!(
+                    t,
+                    "    py {} ({}:{})",
+                    sanitize(&f.function),
+                    sanitize(f.location.as_deref().unwrap_or("?")),
+                    f.line.unwrap_or(0)
+                );
+            }
+            for f in th.native.iter().rev().take(8) {
+                let _ = writeln!(t, "    c  {}", sanitize(&f.function));
+            }
+        }
+        for m in &st.signatures {
+            let _ = writeln!(t, "  matches {}: {} ({})", m.id, m.title, m.url);
+        }
+    }
     if let Some(l) = &s.log {
         let _ = writeln!(t, "\n=== Log ({}, format {}) ===", l.path, l.format);
         if let Some(st) = &l.stats {
@@ -260,6 +300,18 @@ fn build(
             tail: evidence::tail(path, args.tail),
         }
     });
+    let stacks = alive.then(|| {
+        let how = super::stacks::Collect {
+            faulthandler: registry.and_then(|r| r.get(w.pid)).and_then(|e| {
+                e.extra
+                    .get("faulthandler")?
+                    .as_str()
+                    .map(std::path::PathBuf::from)
+            }),
+            ..Default::default()
+        };
+        super::stacks::collect(platform, w.pid, &how)
+    });
     Snapshot {
         schema_version: SCHEMA_VERSION,
         kind: SNAPSHOT_KIND.into(),
@@ -278,6 +330,7 @@ fn build(
         errors,
         system_memory: platform.system_memory().ok(),
         log,
+        stacks,
     }
 }
 

@@ -24,7 +24,7 @@ pub struct ThreadRow {
 }
 
 /// Threads that wait on the same thing.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct WaitGroup {
     /// Wait channel or syscall name, e.g. `futex_wait_queue`.
     pub wait: String,

@@ -150,4 +150,8 @@ impl Platform for Fixture {
     fn now(&self) -> DateTime<Utc> {
         self.recording.captured_at
     }
+
+    fn live(&self) -> bool {
+        false
+    }
 }

@@ -38,6 +38,11 @@ pub trait Platform {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }
+    /// Whether the processes are live (false when replaying a recording, so tools that act on
+    /// a real PID — py-spy, `sample`, signals — are not pointed at whatever has that PID here).
+    fn live(&self) -> bool {
+        true
+    }
 }
 
 /// The backend for the OS mlsdiag was built for.

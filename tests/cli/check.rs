@@ -362,3 +362,62 @@ fn environment_variables_set_pattern_and_registry() {
             .any(|w| w["pid"] == sim.pid("idle"))
     );
 }
+
+#[test]
+fn a_registered_heartbeat_file_decides_progress() {
+    let sim = Sim::start();
+    let stale = sim.path("working.beat");
+    let fresh = sim.path("hung.beat");
+    write(&stale, "");
+    write(&fresh, "");
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(20 * 60);
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let reg = sim.path("beats.json");
+    write(
+        &reg,
+        &format!(
+            r#"[{{"pid":{},"name":"{}working","heartbeat":"{}"}},{{"pid":{},"name":"{}hung","heartbeat":"{}"}}]"#,
+            sim.pid("working"),
+            sim.pattern(),
+            stale.display(),
+            sim.pid("hung"),
+            sim.pattern(),
+            fresh.display()
+        ),
+    );
+    // The log names workers by their demo names; the registry here uses the same names.
+    let out = run(&[
+        "check",
+        "--json",
+        "--window",
+        "1s",
+        "--pattern",
+        &format!("{}(working|hung)", sim.pattern()),
+        "--registry",
+        reg.to_str().unwrap(),
+        "--log",
+        sim.log(),
+    ]);
+    let r = json(&out);
+    let working = worker(&r, sim.pid("working"));
+    assert_eq!(
+        working["verdict"], "hung",
+        "burning CPU, but the heartbeat is 20 minutes stale: {working:#}"
+    );
+    assert!(
+        working["findings"]
+            .to_string()
+            .contains("not touched for 20m")
+    );
+    let hung = worker(&r, sim.pid("hung"));
+    assert_eq!(
+        hung["verdict"], "healthy",
+        "a fresh heartbeat is progress: {hung:#}"
+    );
+    assert!(hung["notes"].to_string().contains("touched"));
+}

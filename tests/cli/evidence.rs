@@ -93,6 +93,11 @@ fn snapshot_files_are_private_named_like_the_seed_and_never_overwritten() {
     assert_eq!(snap["log"]["in_flight"][0]["id"], "req-319");
     assert_eq!(snap["log"]["tail"].as_array().unwrap().len(), 20);
     assert_eq!(snap["system_memory"]["pressure"], "normal");
+    let sources = snap["stacks"]["sources"].to_string();
+    assert!(
+        sources.contains("\"kernel\"") && sources.contains("replaying a recording"),
+        "{sources}"
+    );
     let text = std::fs::read_to_string(dir.join("worker_49387_20260106_070246.txt")).unwrap();
     for needle in [
         "=== Worker Diagnostic Snapshot ===",

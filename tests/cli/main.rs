@@ -11,4 +11,5 @@ mod inspect;
 mod logs;
 mod recording;
 mod registry;
+mod stacks;
 mod util;

@@ -1,0 +1,447 @@
+//! `mlsdiag stacks PID`: where each thread of a hung worker is stuck, without sudo, and which
+//! known MLX hang it matches.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::Ctx;
+use super::threads::{WaitGroup, group};
+use crate::classify::Status;
+use crate::cli::StacksArgs;
+use crate::model::Syscall;
+use crate::platform::Platform;
+use crate::render::{self, SCHEMA_VERSION, sanitize};
+use crate::stacks::signatures::{self, Match};
+use crate::stacks::{self as st, Source, ThreadStack};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StacksReport {
+    pub schema_version: u32,
+    pub command: String,
+    pub pid: u32,
+    /// OS threads, with every source merged in by thread id.
+    pub threads: Vec<ThreadStack>,
+    /// Python threads from a faulthandler dump (identified by Python's thread ident).
+    pub python_threads: Vec<ThreadStack>,
+    /// Threads grouped by what they wait on (Linux: wait channel and lock address).
+    pub groups: Vec<WaitGroup>,
+    pub sources: Vec<Source>,
+    pub signatures: Vec<Match>,
+}
+
+/// What to collect beyond the always-safe sources.
+#[derive(Debug, Clone, Default)]
+pub struct Collect {
+    /// Run macOS `sample` (it suspends the worker for a moment at each sample, for one second).
+    pub native: bool,
+    /// Send SIGUSR1 to ask a faulthandler-armed worker for a Python dump.
+    pub signal: bool,
+    /// Where the worker writes its faulthandler dump.
+    pub faulthandler: Option<PathBuf>,
+}
+
+/// Run a command with a deadline; it is killed when the deadline passes.
+pub fn run_with_timeout(
+    cmd: &mut std::process::Command,
+    limit: Duration,
+) -> Result<std::process::Output, String> {
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return child.wait_with_output().map_err(|e| e.to_string()),
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "timed out after {}s and was killed",
+                    limit.as_secs()
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+fn wait_text(t: &crate::model::ThreadInfo) -> Option<String> {
+    let sys = match &t.syscall {
+        Some(Syscall::Blocked {
+            name: Some(n),
+            arg0,
+            ..
+        }) => Some(format!("{n} {arg0:#x}")),
+        Some(Syscall::Blocked { number, arg0, .. }) => Some(format!("syscall {number} {arg0:#x}")),
+        _ => None,
+    };
+    match (&t.wait_channel, sys) {
+        (Some(w), Some(s)) => Some(format!("{w} ({s})")),
+        (Some(w), None) => Some(w.clone()),
+        (None, s) => s.or_else(|| t.sleep_secs.map(|s| format!("asleep {s}s"))),
+    }
+}
+
+fn faulthandler_source(path: Option<&Path>, pid: u32, signal: bool) -> (Source, Vec<ThreadStack>) {
+    let name = "faulthandler".to_string();
+    let Some(path) = path else {
+        return (
+            Source {
+                name,
+                ok: false,
+                detail: "no dump file: the worker must call faulthandler.register(SIGUSR1, file=…, all_threads=True) (docs/worker-snippet.md) and its path be given with --faulthandler or the registry field \"faulthandler\"".into(),
+            },
+            vec![],
+        );
+    };
+    let before = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    if signal {
+        // SAFETY: kill(2) sends SIGUSR1 to the worker; faulthandler's handler writes the dump.
+        unsafe { libc::kill(pid as i32, libc::SIGUSR1) };
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline
+            && std::fs::metadata(path).and_then(|m| m.modified()).ok() == before
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let threads = st::faulthandler::parse(&text);
+            let detail = if threads.is_empty() {
+                format!(
+                    "{}: no thread dump in the file{}",
+                    path.display(),
+                    if signal { "" } else { " (try --signal)" }
+                )
+            } else {
+                format!(
+                    "{}: {} Python thread(s){}",
+                    path.display(),
+                    threads.len(),
+                    if signal {
+                        ", dumped on SIGUSR1"
+                    } else {
+                        ", from the last dump"
+                    }
+                )
+            };
+            (
+                Source {
+                    name,
+                    ok: !threads.is_empty(),
+                    detail,
+                },
+                threads,
+            )
+        }
+        Err(e) => (
+            Source {
+                name,
+                ok: false,
+                detail: format!("{}: {e}", path.display()),
+            },
+            vec![],
+        ),
+    }
+}
+
+#[cfg(all(target_os = "linux", feature = "python-stacks"))]
+fn python_source(pid: u32) -> (Source, Vec<ThreadStack>) {
+    match st::pyspy::python_stacks(pid) {
+        Ok(t) => (
+            Source {
+                name: "py-spy".into(),
+                ok: true,
+                detail: format!(
+                    "{} Python thread(s), read without stopping the process",
+                    t.len()
+                ),
+            },
+            t,
+        ),
+        Err(e) => (
+            Source {
+                name: "py-spy".into(),
+                ok: false,
+                detail: format!(
+                    "{e}; it needs a CPython process and ptrace rights over it (same user with kernel.yama.ptrace_scope=0, or CAP_SYS_PTRACE, or sudo)"
+                ),
+            },
+            vec![],
+        ),
+    }
+}
+
+#[cfg(not(all(target_os = "linux", feature = "python-stacks")))]
+fn python_source(_pid: u32) -> (Source, Vec<ThreadStack>) {
+    let detail = if cfg!(target_os = "macos") {
+        "not used on macOS: reading another process's memory needs task_for_pid, i.e. root; arm faulthandler in the worker instead (docs/worker-snippet.md)"
+    } else {
+        "this build has no py-spy (cargo feature python-stacks)"
+    };
+    (
+        Source {
+            name: "py-spy".into(),
+            ok: false,
+            detail: detail.into(),
+        },
+        vec![],
+    )
+}
+
+fn native_source(pid: u32, native: bool) -> (Source, Vec<ThreadStack>) {
+    let name = "sample".to_string();
+    if !cfg!(target_os = "macos") {
+        return (
+            Source { name: "native".into(), ok: false, detail: "not collected: native unwinding on Linux needs ptrace, which stops the worker; run `gdb -p PID -batch -ex 'thread apply all bt'` yourself if that is acceptable".into() },
+            vec![],
+        );
+    }
+    if !native {
+        return (Source { name, ok: false, detail: "not run: `sample` suspends the worker briefly at each sample; ask with `stacks` (it runs by default there) or --native".into() }, vec![]);
+    }
+    let file =
+        std::env::temp_dir().join(format!("mlsdiag-sample-{pid}-{}.txt", std::process::id()));
+    let result = run_with_timeout(
+        std::process::Command::new("/usr/bin/sample")
+            .arg(pid.to_string())
+            .args(["1", "-mayDie", "-file"])
+            .arg(&file),
+        Duration::from_secs(30),
+    );
+    let report = std::fs::read_to_string(&file);
+    let _ = std::fs::remove_file(&file);
+    match (result, report) {
+        (Ok(_), Ok(text)) => {
+            let threads = st::sample::parse(&text);
+            (
+                Source {
+                    name,
+                    ok: !threads.is_empty(),
+                    detail: format!("{} thread(s) from /usr/bin/sample (1 s)", threads.len()),
+                },
+                threads,
+            )
+        }
+        (Ok(out), Err(_)) => (
+            Source {
+                name,
+                ok: false,
+                detail: format!(
+                    "sample wrote no report: {} (another user's or a SIP-protected process needs sudo)",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            },
+            vec![],
+        ),
+        (Err(e), _) => (
+            Source {
+                name,
+                ok: false,
+                detail: format!("/usr/bin/sample {e}"),
+            },
+            vec![],
+        ),
+    }
+}
+
+/// Collect stacks of `pid` from every available source.
+pub fn collect(platform: &dyn Platform, pid: u32, how: &Collect) -> StacksReport {
+    let mut sources = Vec::new();
+    let mut threads: Vec<ThreadStack> = Vec::new();
+    let mut groups = Vec::new();
+    match platform.threads(pid) {
+        Ok(infos) => {
+            groups = group(&infos);
+            threads = infos
+                .iter()
+                .map(|t| ThreadStack {
+                    tid: t.tid,
+                    name: Some(t.name.clone()),
+                    state: Some(t.state),
+                    wait: wait_text(t),
+                    ..ThreadStack::default()
+                })
+                .collect();
+            let detail = if cfg!(target_os = "linux") {
+                "states, wait channels and syscalls from /proc"
+            } else {
+                "states and sleep times (a wait channel needs root on macOS)"
+            };
+            sources.push(Source {
+                name: "kernel".into(),
+                ok: true,
+                detail: format!("{} thread(s): {detail}", infos.len()),
+            });
+        }
+        Err(e) => sources.push(Source {
+            name: "kernel".into(),
+            ok: false,
+            detail: e.to_string(),
+        }),
+    }
+    let mut python_threads = Vec::new();
+    if platform.live() {
+        let (s, py) = python_source(pid);
+        sources.push(s);
+        st::merge(&mut threads, py);
+        let (s, native) = native_source(pid, how.native);
+        sources.push(s);
+        st::merge(&mut threads, native);
+        let (s, fh) = faulthandler_source(how.faulthandler.as_deref(), pid, how.signal);
+        sources.push(s);
+        python_threads = fh;
+    } else {
+        sources.push(Source {
+            name: "py-spy, sample, faulthandler".into(),
+            ok: false,
+            detail: "not run: replaying a recording, not a live process".into(),
+        });
+    }
+    let all: Vec<ThreadStack> = threads.iter().chain(&python_threads).cloned().collect();
+    StacksReport {
+        schema_version: SCHEMA_VERSION,
+        command: "stacks".into(),
+        pid,
+        signatures: signatures::matches(&all),
+        threads,
+        python_threads,
+        groups,
+        sources,
+    }
+}
+
+fn top(frames: &[st::Frame]) -> String {
+    frames.last().map_or("-".into(), |f| match f.line {
+        Some(l) => format!(
+            "{} ({}:{l})",
+            f.function,
+            f.location
+                .as_deref()
+                .map(|p| p.rsplit('/').next().unwrap_or(p))
+                .unwrap_or("?")
+        ),
+        None => f.function.clone(),
+    })
+}
+
+pub fn print(r: &StacksReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result<()> {
+    let mut t = ctx.style.table(&[
+        "TID",
+        "NAME",
+        "S",
+        "WAITS ON",
+        "PYTHON (innermost)",
+        "NATIVE (innermost)",
+    ]);
+    for th in &r.threads {
+        t.add_row(vec![
+            th.tid.to_string(),
+            sanitize(th.name.as_deref().unwrap_or("")),
+            th.state.map_or("-".into(), |c| c.to_string()),
+            sanitize(th.wait.as_deref().unwrap_or("-")),
+            sanitize(&top(&th.python)),
+            sanitize(&top(&th.native)),
+        ]);
+    }
+    writeln!(out, "{t}")?;
+    for th in r
+        .threads
+        .iter()
+        .chain(&r.python_threads)
+        .filter(|t| !t.python.is_empty() || !t.native.is_empty())
+    {
+        writeln!(
+            out,
+            "\nThread {} {}{}",
+            th.tid,
+            sanitize(th.name.as_deref().unwrap_or("")),
+            if th.owns_gil == Some(true) {
+                " [holds the GIL]"
+            } else {
+                ""
+            }
+        )?;
+        for f in &th.python {
+            writeln!(
+                out,
+                "  py  {} ({}:{})",
+                sanitize(&f.function),
+                sanitize(f.location.as_deref().unwrap_or("?")),
+                f.line.unwrap_or(0)
+            )?;
+        }
+        if let Some([n, total]) = th.samples {
+            writeln!(out, "  native ({n}/{total} samples on this path):")?;
+        }
+        for f in &th.native {
+            writeln!(
+                out,
+                "  c   {}{}",
+                sanitize(&f.function),
+                f.location
+                    .as_ref()
+                    .map(|l| format!("  (in {})", sanitize(l)))
+                    .unwrap_or_default()
+            )?;
+        }
+    }
+    if !r.groups.is_empty() {
+        writeln!(out)?;
+        for g in &r.groups {
+            let mut line = format!("{} thread(s) in {}", g.tids.len(), g.wait);
+            if !g.locks.is_empty() {
+                line.push_str(&format!(" on {} lock(s)", g.locks.len()));
+            }
+            writeln!(out, "{line}")?;
+        }
+    }
+    writeln!(out, "\nSources:")?;
+    for s in &r.sources {
+        writeln!(
+            out,
+            "  {} {}: {}",
+            if s.ok { "✓" } else { "✗" },
+            s.name,
+            sanitize(&s.detail)
+        )?;
+    }
+    if r.signatures.is_empty() {
+        writeln!(
+            out,
+            "\nNo known MLX hang signature matched (see docs/hang-signatures.md)."
+        )?;
+    }
+    for m in &r.signatures {
+        writeln!(
+            out,
+            "\nmatches {}: {} — {} ({}); threads {:?}",
+            m.id, m.title, m.meaning, m.url, m.threads
+        )?;
+    }
+    Ok(())
+}
+
+pub fn run(args: &StacksArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
+    ctx.platform.process(args.pid)?;
+    let how = Collect {
+        native: !args.no_native,
+        signal: args.signal,
+        faulthandler: args.faulthandler.clone(),
+    };
+    let r = collect(ctx.platform.as_ref(), args.pid, &how);
+    if ctx.json {
+        render::json(out, &r)?;
+    } else {
+        print(&r, ctx, out)?;
+    }
+    Ok(Status::Ok)
+}
