@@ -206,6 +206,14 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_table_lists_every_signature() {
+        let doc = include_str!("../../docs/hang-signatures.md");
+        for s in SIGNATURES {
+            assert!(doc.contains(s.id) && doc.contains(s.title), "docs/hang-signatures.md lacks {}", s.id);
+        }
+    }
+
+    #[test]
     fn eval_impl_cv_wait() {
         let t = ThreadStack {
             tid: 1,
