@@ -209,7 +209,11 @@ mod tests {
     fn the_documented_table_lists_every_signature() {
         let doc = include_str!("../../docs/hang-signatures.md");
         for s in SIGNATURES {
-            assert!(doc.contains(s.id) && doc.contains(s.title), "docs/hang-signatures.md lacks {}", s.id);
+            assert!(
+                doc.contains(s.id) && doc.contains(s.title),
+                "docs/hang-signatures.md lacks {}",
+                s.id
+            );
         }
     }
 
