@@ -66,6 +66,8 @@ pub enum Command {
     History(HistoryArgs),
     /// Write the incident postmortem (Markdown) from snapshots and the server log
     Postmortem(PostmortemArgs),
+    /// Replay requests against a live server many times; catch and snapshot stalls
+    Repro(ReproArgs),
     /// Save readings, threads, descriptors and memory of workers to a JSON recording
     Record(RecordArgs),
     /// Print a shell completion script
@@ -293,6 +295,45 @@ pub struct PostmortemArgs {
     /// Replace an existing --output file
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReproArgs {
+    /// OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1/chat/completions
+    #[arg(long, value_name = "URL")]
+    pub endpoint: String,
+    /// A prompt to send as one user message
+    #[arg(long, value_name = "FILE", conflicts_with = "requests")]
+    pub prompt: Option<PathBuf>,
+    /// Captured requests: one OpenAI chat-completion body (JSON) per line
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub requests: Option<PathBuf>,
+    /// Number of runs (requests sent, cycling through the file)
+    #[arg(short = 'n', long = "runs", default_value_t = 100)]
+    pub runs: u64,
+    /// Requests in flight at once
+    #[arg(long, default_value_t = 1)]
+    pub parallel: usize,
+    /// Silence from the server this long is a hang
+    #[arg(long, default_value = "60s", value_parser = duration_arg)]
+    pub stall: Duration,
+    /// `model` field to send
+    #[arg(long)]
+    pub model: Option<String>,
+    /// `max_tokens` for requests that do not set it
+    #[arg(long, default_value_t = 256)]
+    pub max_tokens: u64,
+    /// The rate to plan for when no hang is seen (the incident's 1 in 318)
+    #[arg(long, default_value_t = 1.0 / 318.0)]
+    pub target_rate: f64,
+    /// Where stall snapshots go (default: ./mlsdiag-repro-<time>)
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// The server log, saved with each stall snapshot
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    #[command(flatten)]
+    pub discovery: DiscoveryArgs,
 }
 
 #[derive(Debug, Clone, Args)]

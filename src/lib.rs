@@ -17,6 +17,7 @@ pub mod model;
 pub mod platform;
 pub mod registry;
 pub mod render;
+pub mod repro;
 pub mod sample;
 pub mod sim;
 pub mod stacks;
@@ -50,6 +51,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Mem(a) => commands::mem::run(&a, &ctx, &mut out)?,
         Command::Demo(a) => commands::demo::run(&a, &ctx, &mut out)?,
         Command::Record(a) => commands::record::run(&a, &ctx, &mut out)?,
+        Command::Repro(a) => commands::repro::run(&a, &ctx, &mut out)?,
         Command::Snapshot(a) => commands::snapshot::run(&a, &ctx, &mut out)?,
         Command::History(a) => commands::history::run(&a, &ctx, &mut out)?,
         Command::Postmortem(a) => commands::postmortem::run(&a, &ctx, &mut out)?,

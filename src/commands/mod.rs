@@ -11,6 +11,7 @@ pub mod mem;
 pub mod postmortem;
 pub mod record;
 pub mod registry;
+pub mod repro;
 pub mod snapshot;
 pub mod stacks;
 pub mod threads;

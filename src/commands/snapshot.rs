@@ -334,7 +334,11 @@ fn build(
     }
 }
 
-pub fn run(args: &SnapshotArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
+/// Take the snapshots (and apply retention); `run` prints, `repro` calls this on a stall.
+pub fn take(
+    args: &SnapshotArgs,
+    ctx: &Ctx,
+) -> anyhow::Result<(SnapshotReport, check::CheckReport)> {
     let (report, outcome) = check::collect_with_log(&args.check, ctx)?;
     for pid in &args.pids {
         anyhow::ensure!(
@@ -390,6 +394,12 @@ pub fn run(args: &SnapshotArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Resul
         saved,
         deleted: deleted.iter().map(|p| p.display().to_string()).collect(),
     };
+    Ok((result, report))
+}
+
+pub fn run(args: &SnapshotArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
+    let (result, report) = take(args, ctx)?;
+    let status = result.status;
     if ctx.json {
         render::json(out, &result)?;
         return Ok(status);

@@ -20,7 +20,7 @@ pub mod unsupported;
 pub mod xnu;
 
 /// Read-only access to processes.
-pub trait Platform {
+pub trait Platform: Send + Sync {
     /// Every process id currently visible.
     fn pids(&self) -> anyhow::Result<Vec<u32>>;
     /// The argument vector of a process (empty for kernel threads and zombies).

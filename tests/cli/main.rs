@@ -11,5 +11,6 @@ mod inspect;
 mod logs;
 mod recording;
 mod registry;
+mod repro;
 mod stacks;
 mod util;

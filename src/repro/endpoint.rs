@@ -1,0 +1,240 @@
+//! One streamed request against an OpenAI-compatible server, with a stall watchdog.
+//!
+//! The watchdog is the socket's read timeout: any bytes from the server (a token, or the SSE
+//! keepalive comments `mlx_lm.server` sends during prefill) reset it; `--stall` seconds of
+//! silence is a hang, and the connection is dropped. A minimal HTTP/1.1 client is used for
+//! exactly that reason: per-read timeouts and closing the socket at will. Plain `http://` only.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+}
+
+impl Endpoint {
+    /// `http://host[:port]/path` (the path defaults to `/v1/chat/completions`).
+    pub fn parse(url: &str) -> Result<Endpoint, String> {
+        let rest = url.strip_prefix("http://").ok_or_else(|| {
+            format!(
+                "{url}: only http:// endpoints are supported (put a local proxy in front of https)"
+            )
+        })?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) => (
+                h.to_string(),
+                p.parse().map_err(|_| format!("{url}: bad port {p:?}"))?,
+            ),
+            None => (authority.to_string(), 80),
+        };
+        if host.is_empty() {
+            return Err(format!("{url}: no host"));
+        }
+        let path = if path.is_empty() || path == "/" {
+            "/v1/chat/completions".to_string()
+        } else {
+            path.to_string()
+        };
+        Ok(Endpoint { host, port, path })
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Outcome {
+    /// Content chunks received (servers stream one per token).
+    pub tokens: u64,
+    pub stalled: bool,
+    pub error: Option<String>,
+    pub seconds: f64,
+    pub first_token_secs: Option<f64>,
+}
+
+/// Read one chunked-encoding chunk into `out`; false at the last chunk.
+fn read_chunk(r: &mut impl BufRead, out: &mut Vec<u8>) -> std::io::Result<bool> {
+    let mut size = String::new();
+    if r.read_line(&mut size)? == 0 {
+        return Ok(false);
+    }
+    let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad chunk size"))?;
+    if n == 0 {
+        return Ok(false);
+    }
+    let start = out.len();
+    out.resize(start + n, 0);
+    r.read_exact(&mut out[start..])?;
+    let mut crlf = [0u8; 2];
+    r.read_exact(&mut crlf)?;
+    Ok(true)
+}
+
+/// Count the tokens in complete SSE lines of `buf`, leaving a partial line in place.
+/// Returns true when `[DONE]` was seen.
+fn consume_sse(buf: &mut Vec<u8>, out: &mut Outcome, started: Instant) -> bool {
+    let mut done = false;
+    while let Some(nl) = memchr::memchr(b'\n', buf) {
+        let line: Vec<u8> = buf.drain(..=nl).collect();
+        let line = String::from_utf8_lossy(&line);
+        let Some(data) = line.trim().strip_prefix("data:") else {
+            continue;
+        };
+        let data = data.trim();
+        if data == "[DONE]" {
+            done = true;
+            continue;
+        }
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(data) else {
+            continue;
+        };
+        let choice = &v["choices"][0];
+        let text = choice["delta"]["content"]
+            .as_str()
+            .or_else(|| choice["text"].as_str())
+            .unwrap_or("");
+        if !text.is_empty() {
+            out.tokens += 1;
+            out.first_token_secs
+                .get_or_insert(started.elapsed().as_secs_f64());
+        }
+    }
+    done
+}
+
+/// POST `body` (with `"stream": true`) and count streamed tokens until `[DONE]`, the end of the
+/// response, an error, or `stall` without a byte from the server.
+pub fn stream(ep: &Endpoint, body: &serde_json::Value, stall: Duration) -> Outcome {
+    let started = Instant::now();
+    let mut out = Outcome::default();
+    let result = (|| -> Result<(), String> {
+        let addr = (ep.host.as_str(), ep.port)
+            .to_socket_addrs()
+            .map_err(|e| format!("{}:{}: {e}", ep.host, ep.port))?
+            .next()
+            .ok_or_else(|| format!("{}: no address", ep.host))?;
+        let mut sock = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        sock.set_read_timeout(Some(stall))
+            .map_err(|e| e.to_string())?;
+        let payload = body.to_string();
+        write!(
+            sock,
+            "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/json\r\nAccept: text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+            ep.path,
+            ep.host,
+            ep.port,
+            payload.len()
+        )
+        .map_err(|e| format!("send: {e}"))?;
+        let mut r = BufReader::new(sock);
+        let timed_out = |e: &std::io::Error| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            )
+        };
+        let mut status = String::new();
+        if let Err(e) = r.read_line(&mut status) {
+            if timed_out(&e) {
+                return Err("stall".into());
+            }
+            return Err(format!("receive: {e}"));
+        }
+        let code: u16 = status
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| format!("not HTTP: {:?}", status.trim()))?;
+        let mut chunked = false;
+        loop {
+            let mut h = String::new();
+            match r.read_line(&mut h) {
+                Ok(0) => break,
+                Ok(_) if h.trim().is_empty() => break,
+                Ok(_) => {
+                    chunked |= h.to_ascii_lowercase().starts_with("transfer-encoding:")
+                        && h.to_ascii_lowercase().contains("chunked")
+                }
+                Err(e) if timed_out(&e) => return Err("stall".into()),
+                Err(e) => return Err(format!("receive: {e}")),
+            }
+        }
+        if !(200..300).contains(&code) {
+            let mut rest = String::new();
+            let _ = r.take(500).read_to_string(&mut rest);
+            return Err(format!("HTTP {code}: {}", rest.trim()));
+        }
+        let mut buf = Vec::new();
+        loop {
+            let more = if chunked {
+                read_chunk(&mut r, &mut buf)
+            } else {
+                let mut tmp = [0u8; 8192];
+                r.read(&mut tmp).map(|n| {
+                    buf.extend_from_slice(&tmp[..n]);
+                    n > 0
+                })
+            };
+            match more {
+                Ok(more) => {
+                    if consume_sse(&mut buf, &mut out, started) || !more {
+                        return Ok(());
+                    }
+                }
+                Err(e) if timed_out(&e) => return Err("stall".into()),
+                Err(e) => return Err(format!("receive: {e}")),
+            }
+        }
+    })();
+    match result {
+        Ok(()) => {}
+        Err(e) if e == "stall" => out.stalled = true,
+        Err(e) => out.error = Some(e),
+    }
+    out.seconds = started.elapsed().as_secs_f64();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let e = Endpoint::parse("http://127.0.0.1:8080/v1/chat/completions").unwrap();
+        assert_eq!(
+            (e.host.as_str(), e.port, e.path.as_str()),
+            ("127.0.0.1", 8080, "/v1/chat/completions")
+        );
+        assert_eq!(
+            Endpoint::parse("http://localhost").unwrap().path,
+            "/v1/chat/completions"
+        );
+        assert!(
+            Endpoint::parse("https://x")
+                .unwrap_err()
+                .contains("only http://")
+        );
+        assert!(Endpoint::parse("http://h:port/").is_err());
+    }
+
+    #[test]
+    fn sse_lines_and_done() {
+        let mut out = Outcome::default();
+        let mut buf = b": keepalive 10/100\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: {\"choices\":[{\"delta\":{}}]}\ndata: {\"choices\":[{\"text\":\" there\"}]}\ndata: [DO".to_vec();
+        assert!(!consume_sse(&mut buf, &mut out, Instant::now()));
+        assert_eq!(out.tokens, 2);
+        assert_eq!(buf, b"data: [DO", "a partial line waits for the rest");
+        buf.extend_from_slice(b"NE]\n");
+        assert!(consume_sse(&mut buf, &mut out, Instant::now()));
+    }
+}
