@@ -56,6 +56,8 @@ pub fn expected(role: Role) -> (Verdict, Option<Activity>) {
 
 /// What to clean up if the user presses Ctrl-C: the process group and the directory.
 static CLEANUP: OnceLock<(i32, PathBuf)> = OnceLock::new();
+/// Set by the Ctrl-C handler before it tears the simulation down.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn kill_group(pgid: i32, signal: i32) {
     if pgid > 1 {
@@ -144,6 +146,7 @@ pub fn run(args: &DemoArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<St
     let pgid = child.id() as i32;
     let _ = CLEANUP.set((pgid, dir.clone()));
     let _ = ctrlc::set_handler(|| {
+        INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some((pgid, dir)) = CLEANUP.get() {
             kill_group(*pgid, libc::SIGKILL);
             let _ = std::fs::remove_dir_all(dir);
@@ -151,6 +154,11 @@ pub fn run(args: &DemoArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<St
         std::process::exit(130);
     });
     let result = diagnose(args, ctx, out, &dir, &mut child);
+    // Interrupted: the simulation vanishing under the diagnosis is not an error to report;
+    // the handler is finishing the cleanup and exits with 130.
+    while INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::park_timeout(std::time::Duration::from_millis(100));
+    }
     if args.keep && result.is_ok() {
         let _ = tmp.keep();
     } else {
