@@ -111,6 +111,17 @@ fn faulthandler_source(path: Option<&Path>, pid: u32, signal: bool) -> (Source, 
         {
             std::thread::sleep(Duration::from_millis(20));
         }
+        // The dump is written thread by thread: read it once its size has settled.
+        let size = || std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let mut last = size();
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = size();
+            if now == last && now > 0 {
+                break;
+            }
+            last = now;
+        }
     }
     match std::fs::read_to_string(path) {
         Ok(text) => {
