@@ -16,7 +16,7 @@ use crate::error::InspectError;
 use crate::logs::{InFlight, WorkerLog};
 use crate::model::ProcessInfo;
 use crate::registry::RegistryEntry;
-use crate::render::{bytes, duration};
+use crate::render::{bytes, duration, local_time as ts};
 use crate::sample::Series;
 
 /// Ordered from least to most severe.
@@ -203,12 +203,6 @@ fn describe_request(r: &InFlight) -> String {
         parts.push(format!("({})", detail.join(", ")));
     }
     parts.join(" ")
-}
-
-fn ts(t: DateTime<Utc>) -> String {
-    t.with_timezone(&chrono::Local)
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
 }
 
 /// Why the process now behind a registered PID is not the worker that was registered: it started

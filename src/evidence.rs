@@ -118,9 +118,12 @@ pub fn prepare_dir(dir: &Path) -> Result<(), InputError> {
 
 /// Write `bytes` to a new file `path` (mode 0600): temp file in the same directory, then a
 /// link that fails if the name exists. Returns false when the name was taken.
-fn write_new(path: &Path, bytes: &[u8]) -> Result<bool, InputError> {
+pub fn write_new(path: &Path, bytes: &[u8]) -> Result<bool, InputError> {
     use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
     let mut tmp = tempfile::Builder::new()
         .prefix(".mlsdiag-")
         .tempfile_in(dir)

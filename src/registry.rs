@@ -31,6 +31,13 @@ pub struct Registry {
     pub entries: Vec<RegistryEntry>,
 }
 
+impl RegistryEntry {
+    /// A path the worker's entry names in an extra field (`heartbeat`, `faulthandler`).
+    pub fn extra_path(&self, key: &str) -> Option<std::path::PathBuf> {
+        self.extra.get(key)?.as_str().map(std::path::PathBuf::from)
+    }
+}
+
 impl Registry {
     pub fn get(&self, pid: u32) -> Option<&RegistryEntry> {
         self.entries.iter().find(|e| e.pid == pid)

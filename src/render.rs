@@ -95,6 +95,13 @@ pub fn sanitize(s: &str) -> String {
         .collect()
 }
 
+/// A time in local time, as logs and `ps` show it: `2026-01-05 23:13:25`.
+pub fn local_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.with_timezone(&chrono::Local)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
 /// Sizes as `ps`-reading humans expect: 8.0 GiB, 512.0 MiB, 4 KiB.
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -88,9 +88,12 @@ pub struct WorkerReport {
 
 /// The registry's `heartbeat` file of a worker and the time since it was last touched.
 fn heartbeat(e: &crate::registry::RegistryEntry) -> Option<(String, std::time::Duration)> {
-    let path = e.extra.get("heartbeat")?.as_str()?;
-    let touched = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
-    Some((path.to_string(), touched.elapsed().unwrap_or_default()))
+    let path = e.extra_path("heartbeat")?;
+    let touched = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+    Some((
+        path.display().to_string(),
+        touched.elapsed().unwrap_or_default(),
+    ))
 }
 
 pub fn collect(args: &CheckArgs, ctx: &Ctx) -> anyhow::Result<CheckReport> {
@@ -207,12 +210,7 @@ pub fn collect_with_log(
         // A hung worker's stacks, from the sources that never disturb it, against known hangs.
         if assessment.verdict == Verdict::Hung {
             let how = super::stacks::Collect {
-                faulthandler: entry.and_then(|e| {
-                    e.extra
-                        .get("faulthandler")?
-                        .as_str()
-                        .map(std::path::PathBuf::from)
-                }),
+                faulthandler: entry.and_then(|e| e.extra_path("faulthandler")),
                 ..Default::default()
             };
             let stacks = super::stacks::collect(ctx.platform.as_ref(), cand.pid, &how);

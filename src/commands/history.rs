@@ -13,7 +13,7 @@ use super::check::CheckReport;
 use crate::classify::{Finding, Status, Verdict};
 use crate::cli::HistoryArgs;
 use crate::evidence::{self, Snapshot};
-use crate::render::{self, SCHEMA_VERSION, bytes, duration, sanitize};
+use crate::render::{self, SCHEMA_VERSION, bytes, duration, local_time, sanitize};
 use crate::trend::{self, Trend};
 
 #[derive(Debug, Serialize, Clone)]
@@ -110,7 +110,7 @@ pub fn analyze(snaps: &[Snapshot], leak_mib_per_min: f64) -> Vec<WorkerHistory> 
                 verdict: Verdict::Hung,
                 evidence: vec![format!(
                     "history: CPU time unchanged across {frozen} snapshots since {} ({}) with a request in flight",
-                    since.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S"),
+                    local_time(since),
                     duration((last.taken_at - since).to_std().unwrap_or_default())
                 )],
             });
@@ -271,8 +271,7 @@ pub fn run(args: &HistoryArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result
                 out,
                 "{} restarted at {}: PID {} → {}",
                 sanitize(&w.name),
-                r.at.with_timezone(&chrono::Local)
-                    .format("%Y-%m-%d %H:%M:%S"),
+                local_time(r.at),
                 r.old_pid,
                 r.new_pid
             )?;

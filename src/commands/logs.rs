@@ -19,7 +19,7 @@ use crate::logs::analysis::{Anomaly, Band, HangTrigger, InFlight, Stats, Success
 use crate::logs::event::parse_user_time;
 use crate::logs::formats::Custom;
 use crate::logs::{self, Format, Options, SourceInfo};
-use crate::render::{self, SCHEMA_VERSION, bytes, sanitize};
+use crate::render::{self, SCHEMA_VERSION, bytes, local_time as ts, sanitize};
 
 #[derive(Debug, Serialize)]
 pub struct Unparseable {
@@ -76,12 +76,6 @@ pub fn parse_bands(s: &str) -> Result<Vec<u64>, String> {
         return Err(format!("band edges must increase: {s:?}"));
     }
     Ok(edges)
-}
-
-fn ts(t: DateTime<Utc>) -> String {
-    t.with_timezone(&chrono::Local)
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
 }
 
 fn opt_f(v: Option<f64>, digits: usize) -> String {
@@ -191,13 +185,12 @@ pub fn run(args: &LogsArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<St
     let mut write_error: Option<std::io::Error> = None;
     let report = if args.jsonl {
         let r = collect(args, |ev| {
-            if write_error.is_none() {
-                if let Err(e) = serde_json::to_writer(&mut *out, ev)
+            if write_error.is_none()
+                && let Err(e) = serde_json::to_writer(&mut *out, ev)
                     .map_err(std::io::Error::from)
                     .and_then(|_| writeln!(out))
-                {
-                    write_error = Some(e);
-                }
+            {
+                write_error = Some(e);
             }
         })?;
         if let Some(e) = write_error {

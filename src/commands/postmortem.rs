@@ -16,16 +16,10 @@ use crate::classify::{Status, Verdict};
 use crate::cli::PostmortemArgs;
 use crate::evidence::{self, Snapshot};
 use crate::logs::{self, Options};
-use crate::render::{bytes, duration};
+use crate::render::{bytes, duration, local_time as local};
 use crate::trend;
 
 const TODO: &str = "_TODO: fill in_";
-
-fn local(t: DateTime<Utc>) -> String {
-    t.with_timezone(&chrono::Local)
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
-}
 
 fn check(b: bool) -> &'static str {
     if b { "[x]" } else { "[ ]" }
@@ -35,7 +29,7 @@ fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

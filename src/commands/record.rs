@@ -6,7 +6,6 @@
 //! field incident becomes a regression test.
 
 use std::io::Write;
-use std::path::Path;
 
 use super::{Ctx, pattern};
 use crate::classify::Status;
@@ -15,22 +14,6 @@ use crate::discover::discover;
 use crate::platform::fixture::{RECORDING_KIND, RecordedProcess, Recording};
 use crate::registry::{self, Loaded};
 use crate::sample::sample;
-
-/// Write `bytes` to a new file at `path`, atomically, never replacing an existing file.
-pub fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    tmp.persist_noclobber(path)
-        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.error))?;
-    Ok(())
-}
 
 pub fn run(args: &RecordArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
     let platform = ctx.platform.as_ref();
@@ -89,10 +72,12 @@ pub fn run(args: &RecordArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<
         system_memory: platform.system_memory().ok(),
         processes,
     };
-    write_new(
-        &args.output,
-        serde_json::to_string_pretty(&recording)?.as_bytes(),
-    )?;
+    let json = serde_json::to_string_pretty(&recording)?;
+    anyhow::ensure!(
+        crate::evidence::write_new(&args.output, json.as_bytes())?,
+        "{}: exists; a recording is never overwritten",
+        args.output.display()
+    );
     writeln!(
         out,
         "recorded {} process(es) to {}",

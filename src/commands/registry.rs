@@ -14,7 +14,7 @@ use crate::cli::RegistryArgs;
 use crate::discover::discover;
 use crate::error::InspectError;
 use crate::registry::{self, Loaded, RegistryEntry};
-use crate::render::{self, SCHEMA_VERSION, sanitize};
+use crate::render::{self, SCHEMA_VERSION, local_time, sanitize};
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -72,10 +72,7 @@ pub fn run(args: &RegistryArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Resul
             Ok(p) => {
                 let problems = identity_problems(e, &p, &p, &re, Thresholds::default().spawn_slack);
                 if problems.is_empty() {
-                    let started = p
-                        .start_time
-                        .with_timezone(&chrono::Local)
-                        .format("%Y-%m-%d %H:%M:%S");
+                    let started = local_time(p.start_time);
                     (
                         Liveness::Alive,
                         format!(
@@ -133,11 +130,7 @@ pub fn run(args: &RegistryArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Resul
             sanitize(e.name.as_deref().unwrap_or("-")),
             sanitize(e.model.as_deref().unwrap_or("-")),
             e.port.map_or("-".into(), |p| p.to_string()),
-            e.spawned_at.map_or("-".into(), |t| {
-                t.with_timezone(&chrono::Local)
-                    .format("%Y-%m-%d %H:%M:%S")
-                    .to_string()
-            }),
+            e.spawned_at.map_or("-".into(), local_time),
             format!("{:?}", r.liveness).to_lowercase(),
             sanitize(&r.detail),
         ]);

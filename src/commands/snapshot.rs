@@ -302,12 +302,9 @@ fn build(
     });
     let stacks = alive.then(|| {
         let how = super::stacks::Collect {
-            faulthandler: registry.and_then(|r| r.get(w.pid)).and_then(|e| {
-                e.extra
-                    .get("faulthandler")?
-                    .as_str()
-                    .map(std::path::PathBuf::from)
-            }),
+            faulthandler: registry
+                .and_then(|r| r.get(w.pid))
+                .and_then(|e| e.extra_path("faulthandler")),
             ..Default::default()
         };
         super::stacks::collect(platform, w.pid, &how)

@@ -197,7 +197,7 @@ pub struct Band {
 /// Band edges in characters, e.g. `[8000, 10000, 100000]`.
 pub fn make_bands(edges: &[u64]) -> Vec<Band> {
     let k = |n: u64| {
-        if n % 1000 == 0 {
+        if n.is_multiple_of(1000) {
             format!("{}K", n / 1000)
         } else {
             n.to_string()
@@ -285,10 +285,10 @@ impl Analyzer {
     /// The index of the worker an event belongs to (creating it on first sight).
     fn slot(&mut self, ev: &Event) -> usize {
         // Interned names: the same pointer is the same worker (a few per parsing thread).
-        if let Some(w) = ev.worker {
-            if let Some(&(_, i)) = self.by_ptr.iter().find(|(p, _)| *p == w.as_ptr() as usize) {
-                return i;
-            }
+        if let Some(w) = ev.worker
+            && let Some(&(_, i)) = self.by_ptr.iter().find(|(p, _)| *p == w.as_ptr() as usize)
+        {
+            return i;
         }
         let pid_key;
         let name: &str = match (ev.worker, ev.pid) {
@@ -322,10 +322,10 @@ impl Analyzer {
                 self.workers.len() - 1
             }
         };
-        if let Some(w) = ev.worker {
-            if self.by_ptr.len() < 64 {
-                self.by_ptr.push((w.as_ptr() as usize, i));
-            }
+        if let Some(w) = ev.worker
+            && self.by_ptr.len() < 64
+        {
+            self.by_ptr.push((w.as_ptr() as usize, i));
         }
         i
     }
@@ -408,18 +408,17 @@ impl Analyzer {
                 if acc.last_successes.len() > 5 {
                     acc.last_successes.pop_front();
                 }
-                if let Some(chars) = req.as_ref().and_then(|r| r.prompt_chars) {
-                    if let Some(b) = self
+                if let Some(chars) = req.as_ref().and_then(|r| r.prompt_chars)
+                    && let Some(b) = self
                         .bands
                         .iter_mut()
                         .find(|b| chars >= b.min_chars && b.max_chars.is_none_or(|m| chars < m))
-                    {
-                        b.completed += 1;
-                        b.tokens += u64::from(ev.tokens.unwrap_or(0));
-                        b.generation_secs += secs.unwrap_or(0.0);
-                        if let Some(t) = tps {
-                            b.tps.add(t);
-                        }
+                {
+                    b.completed += 1;
+                    b.tokens += u64::from(ev.tokens.unwrap_or(0));
+                    b.generation_secs += secs.unwrap_or(0.0);
+                    if let Some(t) = tps {
+                        b.tps.add(t);
                     }
                 }
             }

@@ -117,12 +117,12 @@ pub fn fields(line: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
             if i > start && line.get(i) == Some(&b'=') {
                 let key = &line[start..i];
                 i += 1;
-                if line.get(i) == Some(&b'"') {
-                    if let Some(end) = memchr::memchr(b'"', &line[i + 1..]) {
-                        let value = &line[i + 1..i + 1 + end];
-                        i += end + 2;
-                        return Some((key, value));
-                    }
+                if line.get(i) == Some(&b'"')
+                    && let Some(end) = memchr::memchr(b'"', &line[i + 1..])
+                {
+                    let value = &line[i + 1..i + 1 + end];
+                    i += end + 2;
+                    return Some((key, value));
                 }
                 let v = i;
                 while i < line.len() && !sep(line[i]) {
@@ -527,10 +527,10 @@ impl Custom {
             ev.timeout_secs = get("timeout_secs").and_then(num);
             ev.status = get("status").and_then(num);
             ev.message = get("message").map(|m| text(m).into());
-            if ev.tokens_per_sec.is_none() {
-                if let (Some(t), Some(s)) = (ev.tokens, ev.seconds) {
-                    ev.tokens_per_sec = (s > 0.0).then(|| t as f64 / s);
-                }
+            if ev.tokens_per_sec.is_none()
+                && let (Some(t), Some(s)) = (ev.tokens, ev.seconds)
+            {
+                ev.tokens_per_sec = (s > 0.0).then(|| t as f64 / s);
             }
             return Parsed::Event(ev);
         }

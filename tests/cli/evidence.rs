@@ -4,11 +4,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use crate::util::{Sim, bin, json, run, stderr, stdout, write};
-
-fn root(p: &str) -> String {
-    format!("{}/{p}", env!("CARGO_MANIFEST_DIR"))
-}
+use crate::util::{Sim, bin, json, root, run, stderr, stdout, write};
 
 /// Snapshot the macOS seed recording into `dir` (TZ=UTC: file names from the capture time).
 fn seed_snapshot(dir: &Path) -> std::process::Output {

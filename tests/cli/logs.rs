@@ -2,11 +2,7 @@
 
 use std::process::Command;
 
-use crate::util::{bin, json, stderr, stdout};
-
-fn root(p: &str) -> String {
-    format!("{}/{p}", env!("CARGO_MANIFEST_DIR"))
-}
+use crate::util::{bin, json, root, stderr, stdout};
 
 /// TZ=UTC: the fixture's zone-less times are then read as UTC, so the JSON times are exact.
 fn logs(args: &[&str]) -> std::process::Output {

@@ -3,13 +3,9 @@
 
 use std::process::Command;
 
-use crate::util::{Sim, bin, json, run, stderr, stdout};
+use crate::util::{Sim, bin, json, root, run, stderr, stdout};
 
 const SEED: &str = "fixtures/macos/seed-incident.json";
-
-fn root(p: &str) -> String {
-    format!("{}/{p}", env!("CARGO_MANIFEST_DIR"))
-}
 
 /// mlsdiag on a recording; TZ=UTC so the log's zone-less times line up with the capture time.
 fn replay(fixture: &str, args: &[&str]) -> std::process::Output {

@@ -6,6 +6,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// A path inside the repository (fixtures, docs).
+pub fn root(p: &str) -> String {
+    format!("{}/{p}", env!("CARGO_MANIFEST_DIR"))
+}
+
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mlsdiag"))
 }
