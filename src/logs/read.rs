@@ -300,14 +300,24 @@ pub fn scan_slice(
     let (res_tx, res_rx) = sync_channel::<(usize, BlockResult)>(threads * 2);
     let (spent_tx, spent_rx) = sync_channel::<Vec<Event>>(threads * 4);
     let spent_rx = Mutex::new(spent_rx);
+    let (credit_tx, credit_rx) = credits(threads);
     let mut stats = ScanStats::default();
     std::thread::scope(|s| {
         for _ in 0..threads {
             let res_tx = res_tx.clone();
-            let (needles, blocks, next_job, spent_rx) = (&needles, &blocks, &next_job, &spent_rx);
+            let (needles, blocks, next_job, spent_rx, credit_rx) =
+                (&needles, &blocks, &next_job, &spent_rx, &credit_rx);
             s.spawn(move || {
                 let mut ctx = ParseCtx::default();
                 loop {
+                    if credit_rx
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .recv()
+                        .is_err()
+                    {
+                        return;
+                    }
                     let i = next_job.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(block) = blocks.get(i) else { return };
                     let events = spent_rx
@@ -324,9 +334,22 @@ pub fn scan_slice(
             });
         }
         drop(res_tx);
-        reassemble(res_rx, source, &mut stats, &mut sink, &spent_tx);
+        reassemble(res_rx, source, &mut stats, &mut sink, &spent_tx, &credit_tx);
+        drop(credit_tx);
     });
     stats
+}
+
+/// Credits bound how far parsing may run ahead of the ordered fold: a block is taken only with a
+/// credit, and the fold returns one for each block it consumes. Memory stays constant even when
+/// one parsing thread is descheduled for a while.
+fn credits(threads: usize) -> (std::sync::mpsc::SyncSender<()>, Mutex<Receiver<()>>) {
+    let window = threads * 3;
+    let (tx, rx) = sync_channel::<()>(window);
+    for _ in 0..window {
+        let _ = tx.try_send(());
+    }
+    (tx, Mutex::new(rx))
 }
 
 /// Drop a parsed block's whole pages from this process (they stay in the page cache).
@@ -349,6 +372,7 @@ fn reassemble(
     stats: &mut ScanStats,
     sink: &mut impl FnMut(&Event),
     spent: &std::sync::mpsc::SyncSender<Vec<Event>>,
+    credit: &std::sync::mpsc::SyncSender<()>,
 ) {
     let mut pending: BTreeMap<usize, BlockResult> = BTreeMap::new();
     let mut next = 0;
@@ -373,6 +397,7 @@ fn reassemble(
             stats.lines += r.newlines + u64::from(r.ends_without_newline);
             stats.bytes += r.bytes;
             next += 1;
+            let _ = credit.try_send(());
         }
     }
 }
@@ -405,9 +430,11 @@ pub fn scan(
     let buffers = threads * 2 + 2;
     let (pool_tx, pool_rx) = sync_channel::<Vec<u8>>(buffers);
     let read_error: Mutex<Option<io::Error>> = Mutex::new(None);
+    let (credit_tx, credit_rx) = credits(threads);
     let mut stats = ScanStats::default();
     std::thread::scope(|s| {
         let read_error = &read_error;
+        let credit_rx = &credit_rx;
         let reader_pool_tx = pool_tx.clone();
         s.spawn(move || {
             let pool_tx = reader_pool_tx;
@@ -466,8 +493,18 @@ pub fn scan(
                         }
                     }
                 }
-                if len > 0 && job_tx.send((index, buf, len)).is_err() {
-                    return;
+                if len > 0 {
+                    if credit_rx
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .recv()
+                        .is_err()
+                    {
+                        return;
+                    }
+                    if job_tx.send((index, buf, len)).is_err() {
+                        return;
+                    }
                 }
                 index += 1;
                 if eof {
@@ -501,7 +538,8 @@ pub fn scan(
             });
         }
         drop(res_tx);
-        reassemble(res_rx, source, &mut stats, &mut sink, &spent_tx);
+        reassemble(res_rx, source, &mut stats, &mut sink, &spent_tx, &credit_tx);
+        drop(credit_tx);
     });
     match read_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         Some(e) => Err(e),
