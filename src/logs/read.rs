@@ -355,12 +355,14 @@ fn credits(threads: usize) -> (std::sync::mpsc::SyncSender<()>, Mutex<Receiver<(
 /// Drop a parsed block's whole pages from this process (they stay in the page cache).
 fn release(block: &[u8]) {
     const PAGE: usize = 4096;
-    let start = (block.as_ptr() as usize).div_ceil(PAGE) * PAGE;
-    let end = (block.as_ptr() as usize + block.len()) / PAGE * PAGE;
+    // Whole pages, rounded outward: the mapping itself is page-aligned and page-sized.
+    let start = (block.as_ptr() as usize) / PAGE * PAGE;
+    let end = (block.as_ptr() as usize + block.len()).div_ceil(PAGE) * PAGE;
     if end > start {
-        // SAFETY: [start, end) lies inside a read-only private file mapping that outlives this
-        // call; MADV_DONTNEED only drops our page references, and a later read (by a thread
-        // working on a neighbouring block) faults the page back in from the file.
+        // SAFETY: [start, end) lies inside a read-only private file mapping (page-aligned, its
+        // length rounded up to whole pages) that outlives this call; MADV_DONTNEED only drops
+        // our page references, and a later read (by a thread working on the neighbouring block
+        // that shares an edge page) faults the page back in from the file.
         unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
     }
 }
