@@ -270,12 +270,14 @@ fn note_bad(r: &mut BlockResult, line_idx: u64, why: &'static str, line: &[u8]) 
 /// Scan a mapped file: blocks are cut at line ends and parsed in parallel without copying;
 /// each parsed block's pages are released from this process, so memory stays constant.
 pub fn scan_slice(
-    data: &[u8],
+    map: &memmap2::Mmap,
     format: &Format,
     strict: bool,
     source: usize,
     mut sink: impl FnMut(&Event),
 ) -> ScanStats {
+    // Only a file mapping may have its pages released (see `release`), hence the type.
+    let data: &[u8] = map;
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, 4);
@@ -284,18 +286,16 @@ pub fn scan_slice(
         .into_iter()
         .map(|n| memmem::Finder::new(&n).into_owned())
         .collect();
-    let mut cuts = vec![0usize];
-    while *cuts.last().unwrap_or(&0) < data.len() {
-        let from = *cuts.last().unwrap_or(&0);
-        let want = (from + BLOCK).min(data.len());
-        let cut = if want == data.len() {
-            want
-        } else {
-            memchr::memchr(b'\n', &data[want..]).map_or(data.len(), |p| want + p + 1)
-        };
-        cuts.push(cut);
-    }
-    let blocks: Vec<&[u8]> = cuts.windows(2).map(|w| &data[w[0]..w[1]]).collect();
+    // Block i runs from the first line start at or after i × BLOCK to the next one; each worker
+    // finds its own edges, so no page is touched before its block is parsed.
+    let count = data.len().div_ceil(BLOCK);
+    let edge = |i: usize| -> usize {
+        if i == 0 {
+            return 0;
+        }
+        let nominal = (i * BLOCK).min(data.len());
+        memchr::memchr(b'\n', &data[nominal - 1..]).map_or(data.len(), |p| nominal + p)
+    };
     let next_job = std::sync::atomic::AtomicUsize::new(0);
     let (res_tx, res_rx) = sync_channel::<(usize, BlockResult)>(threads * 2);
     let (spent_tx, spent_rx) = sync_channel::<Vec<Event>>(threads * 4);
@@ -305,8 +305,8 @@ pub fn scan_slice(
     std::thread::scope(|s| {
         for _ in 0..threads {
             let res_tx = res_tx.clone();
-            let (needles, blocks, next_job, spent_rx, credit_rx) =
-                (&needles, &blocks, &next_job, &spent_rx, &credit_rx);
+            let (needles, next_job, spent_rx, credit_rx) =
+                (&needles, &next_job, &spent_rx, &credit_rx);
             s.spawn(move || {
                 let mut ctx = ParseCtx::default();
                 loop {
@@ -319,7 +319,10 @@ pub fn scan_slice(
                         return;
                     }
                     let i = next_job.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(block) = blocks.get(i) else { return };
+                    if i >= count {
+                        return;
+                    }
+                    let block = &data[edge(i).min(edge(i + 1))..edge(i + 1)];
                     let events = spent_rx
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -589,6 +592,18 @@ mod tests {
         line += 1;
         log.extend_from_slice(b"2026-01-05 10:00:01 Chat completion request: worker=w id=last");
         expect.push((line, "last".into()));
+        // The same bytes through the mapped-file path: blocks cut by the workers themselves.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mls.log");
+        std::fs::write(&file, &log).unwrap();
+        let map = map_file(&file).unwrap().unwrap();
+        let mut mapped = Vec::new();
+        let mstats = scan_slice(&map, &Format::Mls, false, 0, |e| {
+            mapped.push((e.line, e.id.as_ref().unwrap().to_string()))
+        });
+        assert_eq!(mapped, expect);
+        assert_eq!(mstats.lines, line);
+        assert_eq!(mstats.bytes, log.len() as u64);
         let (events, stats) = scan_bytes(log, false);
         let got: Vec<(u64, String)> = events
             .iter()
