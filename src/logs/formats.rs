@@ -63,10 +63,27 @@ impl Format {
     }
 
     pub fn parse(&self, line: &[u8], ctx: &mut ParseCtx) -> Parsed {
-        match self {
-            Format::Mls => parse_mls(line, ctx),
+        let mut one = Vec::with_capacity(1);
+        match self.parse_into(line, ctx, &mut one) {
+            Parsed::Event(_) => Parsed::Event(one.pop().unwrap_or_default()),
+            other => other,
+        }
+    }
+
+    /// The hot path: a parsed event is appended to `out` (built in place, never moved), and
+    /// `Parsed::Event` carries only an empty placeholder.
+    pub fn parse_into(&self, line: &[u8], ctx: &mut ParseCtx, out: &mut Vec<Event>) -> Parsed {
+        let parsed = match self {
+            Format::Mls => return parse_mls(line, ctx, out),
             Format::MlxLm => parse_mlx_lm(line, &mut ctx.clock),
             Format::Custom(c) => c.parse(line, ctx),
+        };
+        match parsed {
+            Parsed::Event(e) => {
+                out.push(e);
+                Parsed::Event(Event::default())
+            }
+            other => other,
         }
     }
 
@@ -249,7 +266,7 @@ fn completion_numbers(b: &[u8]) -> Option<(u32, f64, f64)> {
     Some((num(tokens)?, num(secs)?, num(rate)?))
 }
 
-fn parse_mls(line: &[u8], ctx: &mut ParseCtx) -> Parsed {
+fn parse_mls(line: &[u8], ctx: &mut ParseCtx, out: &mut Vec<Event>) -> Parsed {
     // Find the marker once; fields are read from it onwards (the prefix is time, logger, level).
     let (kind, at, rest) = if let Some(p) = CHAT.find(line) {
         let after = &line[p + b"Chat completion".len()..];
@@ -274,31 +291,44 @@ fn parse_mls(line: &[u8], ctx: &mut ParseCtx) -> Parsed {
     let Some((time, _)) = ctx.clock.leading(&line[..at]) else {
         return Parsed::Bad("event line without a leading timestamp");
     };
-    let mut ev = Event {
+    out.push(Event {
         time,
         kind,
         ..Event::default()
+    });
+    let Some(ev) = out.last_mut() else {
+        return Parsed::Skip;
     };
-    apply_fields(&mut ev, rest, ctx);
-    match kind {
+    apply_fields(ev, rest, ctx);
+    let bad = match kind {
         EventKind::End => match completion_numbers(rest) {
             Some((tokens, secs, rate)) => {
                 ev.tokens = Some(tokens);
                 ev.seconds = Some(secs);
                 ev.tokens_per_sec = Some(rate);
+                None
             }
-            None => return Parsed::Bad("completion line without \"N tokens in X s (Y tok/s)\""),
+            None => Some("completion line without \"N tokens in X s (Y tok/s)\""),
         },
         EventKind::Timeout => {
             ev.timeout_secs = leading_number(rest.trim_ascii_start()).and_then(|(n, _)| num(n));
-            if ev.timeout_secs.is_none() {
-                return Parsed::Bad("timeout line without a number of seconds");
-            }
+            ev.timeout_secs
+                .is_none()
+                .then_some("timeout line without a number of seconds")
         }
-        EventKind::Failed => ev.message = Some(text(rest.trim_ascii()).into()),
-        _ => {}
+        EventKind::Failed => {
+            ev.message = Some(text(rest.trim_ascii()).into());
+            None
+        }
+        _ => None,
+    };
+    match bad {
+        Some(why) => {
+            out.pop();
+            Parsed::Bad(why)
+        }
+        None => Parsed::Event(Event::default()),
     }
-    Parsed::Event(ev)
 }
 
 /// `127.0.0.1 - - [05/Jan/2026 23:13:25] "POST /v1/chat/completions HTTP/1.1" 200 -`

@@ -188,10 +188,11 @@ fn parse_block(
     };
     let mut on_line = |line_idx: u64, line: &[u8], r: &mut BlockResult| {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        match format.parse(line, ctx) {
-            Parsed::Event(mut e) => {
-                e.line = line_idx;
-                r.events.push(e);
+        match format.parse_into(line, ctx, &mut r.events) {
+            Parsed::Event(_) => {
+                if let Some(e) = r.events.last_mut() {
+                    e.line = line_idx;
+                }
             }
             Parsed::Bad(why) => note_bad(r, line_idx, why, line),
             Parsed::Skip => {
