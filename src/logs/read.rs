@@ -281,14 +281,7 @@ pub fn scan_slice(
 ) -> ScanStats {
     // Only a file mapping may have its pages released (see `release`), hence the type.
     let data: &[u8] = map;
-    let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .clamp(1, 4);
-    let needles: Vec<memmem::Finder<'static>> = format
-        .needles()
-        .into_iter()
-        .map(|n| memmem::Finder::new(&n).into_owned())
-        .collect();
+    let (threads, needles) = (parse_threads(), finders(format));
     // Block i runs from the first line start at or after i × BLOCK to the next one; each worker
     // finds its own edges, so no page is touched before its block is parsed.
     let count = data.len().div_ceil(MAP_BLOCK);
@@ -344,6 +337,22 @@ pub fn scan_slice(
         drop(credit_tx);
     });
     stats
+}
+
+/// Parsing threads: one per core, at most four.
+fn parse_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 4)
+}
+
+/// The format's needles as searchers built once.
+fn finders(format: &Format) -> Vec<memmem::Finder<'static>> {
+    format
+        .needles()
+        .into_iter()
+        .map(|n| memmem::Finder::new(&n).into_owned())
+        .collect()
 }
 
 /// Credits bound how far parsing may run ahead of the ordered fold: a block is taken only with a
@@ -418,14 +427,7 @@ pub fn scan(
     source: usize,
     mut sink: impl FnMut(&Event),
 ) -> io::Result<ScanStats> {
-    let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .clamp(1, 4);
-    let needles: Vec<memmem::Finder<'static>> = format
-        .needles()
-        .into_iter()
-        .map(|n| memmem::Finder::new(&n).into_owned())
-        .collect();
+    let (threads, needles) = (parse_threads(), finders(format));
     // A job: block index, buffer, bytes used.
     type Job = (usize, Vec<u8>, usize);
     let (job_tx, job_rx) = sync_channel::<Job>(threads * 2);

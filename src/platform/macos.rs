@@ -13,7 +13,6 @@
 //! - Memory trends use `ri_phys_footprint`, not RSS (what Activity Monitor and jetsam use).
 //! - There is no wait channel or syscall on macOS without root; threads report sleep time.
 
-use std::collections::HashMap;
 use std::ffi::CString;
 use std::io;
 use std::mem::MaybeUninit;
@@ -28,7 +27,7 @@ use libproc::processes::{ProcFilter, pids_by_type};
 use super::Platform;
 use super::xnu::{self, PipeFdInfo, PshmFdInfo, VmPages, VnodeFdInfoWithPath, c_chars};
 use crate::error::{InspectError, permission_remedy};
-use crate::model::{FdInfo, FdKind, Peer, ProcessInfo, SystemMemory, ThreadInfo};
+use crate::model::{FdInfo, FdKind, ProcessInfo, SystemMemory, ThreadInfo};
 
 impl PIDFDInfo for PipeFdInfo {
     fn flavor() -> PIDFDInfoFlavor {
@@ -224,8 +223,8 @@ impl Macos {
     }
 
     /// Socket and pipe identities held by `pids`: kernel object address -> holders.
-    fn holders(&self, pids: &[u32]) -> HashMap<u64, Vec<(u32, i32)>> {
-        let mut map: HashMap<u64, Vec<(u32, i32)>> = HashMap::new();
+    fn holders(&self, pids: &[u32]) -> super::Holders {
+        let mut map = super::Holders::new();
         for &pid in pids {
             let Ok(list) = listpidinfo::<ListFDs>(pid as i32, 4096) else {
                 continue;
@@ -473,28 +472,11 @@ impl Platform for Macos {
             .map_err(|e| self.map_err(pid, "proc_pidinfo(PROC_PIDTBSDINFO)", e))?;
         let list = listpidinfo::<ListFDs>(pid as i32, bsd.pbi_nfiles.max(64) as usize)
             .map_err(|m| self.map_libproc(pid, "proc_pidinfo(PROC_PIDLISTFDS)", m))?;
-        let holders = match peers_among {
-            None => HashMap::new(),
-            Some([]) => self.holders(&self.pids().unwrap_or_default()),
-            Some(pids) => {
-                let mut all = pids.to_vec();
-                all.push(pid);
-                self.holders(&all)
-            }
-        };
-        let peers_of = |id: u64, me: (u32, i32)| -> Vec<Peer> {
-            holders
-                .get(&id)
-                .into_iter()
-                .flatten()
-                .filter(|&&h| h != me)
-                .map(|&(p, f)| Peer {
-                    pid: p,
-                    name: self.comm(p),
-                    fd: f,
-                })
-                .collect()
-        };
+        let holders = super::peer_search_set(self, pid, peers_among)
+            .map(|set| self.holders(&set))
+            .unwrap_or_default();
+        let peers_of =
+            |id: u64, me: (u32, i32)| super::peers_of(&holders, id, me, |p| self.comm(p));
         let mut out = Vec::with_capacity(list.len());
         for f in list {
             let me = (pid, f.proc_fd);

@@ -45,6 +45,43 @@ pub trait Platform: Send + Sync {
     }
 }
 
+/// Who holds each pipe or socket object: kernel object id → `(pid, fd)`.
+pub type Holders = std::collections::HashMap<u64, Vec<(u32, i32)>>;
+
+/// The processes in which to look for the other ends of `pid`'s pipes and sockets, as
+/// [`Platform::fds`]'s `peers_among` asks: none, all visible, or the given ones plus `pid`.
+pub fn peer_search_set(
+    platform: &dyn Platform,
+    pid: u32,
+    peers_among: Option<&[u32]>,
+) -> Option<Vec<u32>> {
+    match peers_among {
+        None => None,
+        Some([]) => Some(platform.pids().unwrap_or_default()),
+        Some(pids) => Some(pids.iter().copied().chain(std::iter::once(pid)).collect()),
+    }
+}
+
+/// The holders of object `id` other than `me`, named with `comm`.
+pub fn peers_of(
+    holders: &Holders,
+    id: u64,
+    me: (u32, i32),
+    comm: impl Fn(u32) -> String,
+) -> Vec<crate::model::Peer> {
+    holders
+        .get(&id)
+        .into_iter()
+        .flatten()
+        .filter(|&&h| h != me)
+        .map(|&(pid, fd)| crate::model::Peer {
+            pid,
+            name: comm(pid),
+            fd,
+        })
+        .collect()
+}
+
 /// The backend for the OS mlsdiag was built for.
 pub fn native() -> Box<dyn Platform> {
     #[cfg(target_os = "linux")]

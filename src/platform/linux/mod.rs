@@ -17,7 +17,7 @@ use procfs::{FromRead, ProcError};
 use super::Platform;
 use crate::error::{InspectError, permission_remedy};
 use crate::memory::pressure_level;
-use crate::model::{FdInfo, FdKind, Peer, ProcessInfo, Syscall, SystemMemory, ThreadInfo};
+use crate::model::{FdInfo, FdKind, ProcessInfo, Syscall, SystemMemory, ThreadInfo};
 
 pub use sockdiag::{UnixDiag, parse_unix_diag_dump};
 pub use syscalls::syscall_name;
@@ -107,8 +107,8 @@ impl Linux {
     }
 
     /// For every pipe and socket inode held by one of `pids`, who holds it.
-    fn holders(&self, pids: &[u32]) -> HashMap<u64, Vec<(u32, i32)>> {
-        let mut map: HashMap<u64, Vec<(u32, i32)>> = HashMap::new();
+    fn holders(&self, pids: &[u32]) -> super::Holders {
+        let mut map = super::Holders::new();
         for &pid in pids {
             let Ok(proc) = Process::new_with_root(self.root.join(pid.to_string())) else {
                 continue;
@@ -386,28 +386,11 @@ impl Platform for Linux {
                 );
             }
         }
-        let holders = match peers_among {
-            None => HashMap::new(),
-            Some([]) => self.holders(&self.pids().unwrap_or_default()),
-            Some(pids) => {
-                let mut all = pids.to_vec();
-                all.push(pid);
-                self.holders(&all)
-            }
-        };
-        let peers_of = |ino: u64, exclude: (u32, i32)| -> Vec<Peer> {
-            holders
-                .get(&ino)
-                .into_iter()
-                .flatten()
-                .filter(|&&(p, f)| (p, f) != exclude)
-                .map(|&(p, f)| Peer {
-                    pid: p,
-                    name: self.comm(p),
-                    fd: f,
-                })
-                .collect()
-        };
+        let holders = super::peer_search_set(self, pid, peers_among)
+            .map(|set| self.holders(&set))
+            .unwrap_or_default();
+        let peers_of =
+            |id: u64, me: (u32, i32)| super::peers_of(&holders, id, me, |p| self.comm(p));
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
             let me = (pid, e.fd);
