@@ -1,4 +1,7 @@
 //! `repro`: replay requests until a rare hang shows, and say how sure the result is.
 
+pub mod checkpoint;
 pub mod endpoint;
+#[cfg(feature = "mlx")]
+pub mod mlx;
 pub mod stats;
