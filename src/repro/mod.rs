@@ -4,4 +4,8 @@ pub mod checkpoint;
 pub mod endpoint;
 #[cfg(feature = "mlx")]
 pub mod mlx;
+#[cfg(feature = "mlx")]
+pub mod prompt;
 pub mod stats;
+#[cfg(feature = "mlx")]
+pub mod tiny;
