@@ -6,6 +6,8 @@ pub mod endpoint;
 pub mod mlx;
 #[cfg(feature = "mlx")]
 pub mod prompt;
+#[cfg(feature = "mlx")]
+pub mod qwen2;
 pub mod stats;
 #[cfg(feature = "mlx")]
 pub mod tiny;
