@@ -424,6 +424,25 @@ mod tests {
     }
 
     #[test]
+    fn eight_bit_weights_compute_what_the_dense_weights_compute() {
+        // The same seed writes the same dense values; the 8-bit model quantizes them.
+        let (_d, dense) = model(&TinyModel::default());
+        let (_q, quantized) = model(&TinyModel {
+            quantization: Some(Quantization {
+                group_size: 32,
+                bits: 8,
+            }),
+            ..TinyModel::default()
+        });
+        let tokens = [7, 70, 170, 17];
+        let a = dense.step(&tokens, &mut KvCache::default()).unwrap();
+        let b = quantized.step(&tokens, &mut KvCache::default()).unwrap();
+        let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>();
+        let cosine = dot(&a, &b) / (dot(&a, &a).sqrt() * dot(&b, &b).sqrt());
+        assert!(cosine > 0.99, "cosine similarity of the logits {cosine}");
+    }
+
+    #[test]
     fn generation_stops_at_eos_and_when_told() {
         let (_dir, m) = model(&TinyModel::default());
         let greedy = Sampling::default();
