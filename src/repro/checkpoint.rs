@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::InputError;
 
@@ -18,14 +18,14 @@ use crate::error::InputError;
 pub const SUPPORTED_MODEL_TYPES: &[&str] = &["qwen2"];
 
 /// Weight quantization, as mlx-lm writes it into config.json.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Quantization {
     pub group_size: u32,
     pub bits: u32,
 }
 
 /// The hyper-parameters of a Qwen2 model (config.json).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
     pub model_type: String,
     pub hidden_size: usize,
@@ -33,7 +33,7 @@ pub struct ModelConfig {
     pub intermediate_size: usize,
     pub num_attention_heads: usize,
     /// Grouped-query attention; equal to `num_attention_heads` when absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_key_value_heads: Option<usize>,
     pub vocab_size: usize,
     #[serde(default = "default_rms_norm_eps")]
@@ -42,10 +42,10 @@ pub struct ModelConfig {
     pub rope_theta: f32,
     #[serde(default)]
     pub tie_word_embeddings: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantization: Option<Quantization>,
     /// A single id or a list; the tokenizer config may add more.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eos_token_id: Option<EosIds>,
 }
 
@@ -58,7 +58,7 @@ fn default_rope_theta() -> f32 {
 }
 
 /// `eos_token_id` is an integer in some configs and a list in others.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum EosIds {
     One(u32),

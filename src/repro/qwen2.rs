@@ -210,21 +210,12 @@ impl Qwen2 {
         cache.positions += len;
         let last = h.take_axis(Array::from_int(len - 1), 1)?;
         let last = mlx_rs::fast::rms_norm(&last, Some(&self.norm), c.rms_norm_eps)?;
-        let logits = match &self.lm_head {
-            Some(head) => head.forward(&last)?,
-            None => match &self.embed.quantized {
-                Some((scales, biases, q)) => ops::quantized_matmul(
-                    &last,
-                    &self.embed.weight,
-                    scales,
-                    biases,
-                    true,
-                    q.group_size as i32,
-                    q.bits as i32,
-                )?,
-                None => ops::matmul(&last, self.embed.weight.t())?,
-            },
-        };
+        // Tied embeddings: the embedding table is the output projection.
+        let logits = self
+            .lm_head
+            .as_ref()
+            .unwrap_or(&self.embed)
+            .forward(&last)?;
         let logits = logits.as_type::<f32>()?.reshape(&[-1])?;
         logits.eval()?;
         Ok(logits.as_slice::<f32>().to_vec())

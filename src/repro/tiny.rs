@@ -110,24 +110,9 @@ pub fn write_checkpoint(dir: &Path, model: &TinyModel) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("tiny tokenizer: {e}"))?;
     let vocab_size = tokenizer.get_vocab_size(true).div_ceil(64) * 64;
     let config = config(model, vocab_size);
-    let mut json = serde_json::json!({
-        "model_type": config.model_type,
-        "hidden_size": config.hidden_size,
-        "num_hidden_layers": config.num_hidden_layers,
-        "intermediate_size": config.intermediate_size,
-        "num_attention_heads": config.num_attention_heads,
-        "num_key_value_heads": config.num_key_value_heads,
-        "vocab_size": config.vocab_size,
-        "rms_norm_eps": config.rms_norm_eps,
-        "rope_theta": config.rope_theta,
-        "tie_word_embeddings": config.tie_word_embeddings,
-    });
-    if let Some(q) = model.quantization {
-        json["quantization"] = serde_json::json!({"group_size": q.group_size, "bits": q.bits});
-    }
     std::fs::write(
         dir.join("config.json"),
-        serde_json::to_string_pretty(&json)?,
+        serde_json::to_string_pretty(&config)?,
     )?;
     let tokenizer_config = serde_json::json!({
         "chat_template": CHATML_TEMPLATE,
