@@ -50,6 +50,20 @@ fn self_and_launchers(platform: &dyn Platform) -> Vec<u32> {
     out
 }
 
+/// The PIDs a command was given, or else every worker that discovery finds.
+pub fn pids_or_workers(
+    platform: &dyn Platform,
+    pattern: &Regex,
+    registry: Option<&Registry>,
+    pids: &[u32],
+) -> anyhow::Result<Vec<u32>> {
+    if !pids.is_empty() {
+        return Ok(pids.to_vec());
+    }
+    let found = discover(platform, pattern, registry)?;
+    Ok(found.workers.iter().map(|c| c.pid).collect())
+}
+
 pub fn discover(
     platform: &dyn Platform,
     pattern: &Regex,

@@ -52,6 +52,17 @@ pub enum Loaded {
     Invalid(InputError),
 }
 
+impl Loaded {
+    /// The registry when it was read; commands that only use it to name workers go on
+    /// without it (`check` and `registry` report why it is missing).
+    pub fn ok(self) -> Option<Registry> {
+        match self {
+            Loaded::Ok(r) => Some(r),
+            Loaded::Missing(_) | Loaded::Invalid(_) => None,
+        }
+    }
+}
+
 pub fn load(path: &Path) -> Loaded {
     match std::fs::read_to_string(path) {
         Ok(text) => match parse(&text) {

@@ -11,10 +11,10 @@ use serde::Serialize;
 use super::{Ctx, pattern};
 use crate::classify::Status;
 use crate::cli::MemArgs;
-use crate::discover::{discover, worker_name};
+use crate::discover::{pids_or_workers, worker_name};
 use crate::error::InspectError;
 use crate::model::SystemMemory;
-use crate::registry::{self, Loaded};
+use crate::registry;
 use crate::render::{self, SCHEMA_VERSION, bytes, sanitize};
 use crate::sample::sample;
 use crate::trend::Trend;
@@ -47,19 +47,8 @@ pub fn run(args: &MemArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Sta
     let platform = ctx.platform.as_ref();
     let system = platform.system_memory()?;
     let re = pattern(&args.discovery.pattern)?;
-    let reg = match registry::load(&args.discovery.registry) {
-        Loaded::Ok(r) => Some(r),
-        _ => None,
-    };
-    let pids: Vec<u32> = if args.pids.is_empty() {
-        discover(platform, &re, reg.as_ref())?
-            .workers
-            .iter()
-            .map(|c| c.pid)
-            .collect()
-    } else {
-        args.pids.clone()
-    };
+    let reg = registry::load(&args.discovery.registry).ok();
+    let pids = pids_or_workers(platform, &re, reg.as_ref(), &args.pids)?;
     let samples = args.samples.max(1);
     let window = args.interval * (samples as u32 - 1);
     let series = sample(platform, &pids, window, samples);

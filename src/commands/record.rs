@@ -10,27 +10,16 @@ use std::io::Write;
 use super::{Ctx, pattern};
 use crate::classify::Status;
 use crate::cli::RecordArgs;
-use crate::discover::discover;
+use crate::discover::pids_or_workers;
 use crate::platform::fixture::{RECORDING_KIND, RecordedProcess, Recording};
-use crate::registry::{self, Loaded};
+use crate::registry;
 use crate::sample::sample;
 
 pub fn run(args: &RecordArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
     let platform = ctx.platform.as_ref();
-    let mut pids: Vec<u32> = if args.pids.is_empty() {
-        let re = pattern(&args.discovery.pattern)?;
-        let reg = match registry::load(&args.discovery.registry) {
-            Loaded::Ok(r) => Some(r),
-            _ => None,
-        };
-        discover(platform, &re, reg.as_ref())?
-            .workers
-            .iter()
-            .map(|c| c.pid)
-            .collect()
-    } else {
-        args.pids.clone()
-    };
+    let re = pattern(&args.discovery.pattern)?;
+    let reg = registry::load(&args.discovery.registry).ok();
+    let mut pids = pids_or_workers(platform, &re, reg.as_ref(), &args.pids)?;
     // Parents too: the orchestrator's name and channels are part of the picture.
     let parents: Vec<u32> = pids
         .iter()

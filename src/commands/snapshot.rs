@@ -16,7 +16,7 @@ use crate::classify::{Status, Verdict};
 use crate::cli::SnapshotArgs;
 use crate::evidence::{self, SNAPSHOT_KIND, Snapshot, SnapshotLog};
 use crate::model::{FdInfo, ThreadInfo};
-use crate::registry::{self, Loaded};
+use crate::registry;
 use crate::render::{self, SCHEMA_VERSION, bytes, duration, sanitize};
 
 #[derive(Debug, Serialize)]
@@ -344,10 +344,7 @@ pub fn take(
             args.check.discovery.pattern
         );
     }
-    let registry = match registry::load(&args.check.discovery.registry) {
-        Loaded::Ok(r) => Some(r),
-        _ => None,
-    };
+    let registry = registry::load(&args.check.discovery.registry).ok();
     let chosen: Vec<&WorkerReport> = report
         .workers
         .iter()
