@@ -4,7 +4,7 @@
 //! another user, or a file is malformed. Those are reported (verdict `unknown`, "gone", an error
 //! naming the file), never a panic. Everything else travels as `anyhow::Error` to `main`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Why a process could not be inspected.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
@@ -37,6 +37,16 @@ pub enum InputError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl InputError {
+    /// An I/O error on `path`, for `map_err`: the error names the file it is about.
+    pub fn io(path: &Path) -> impl Fn(std::io::Error) -> InputError + Copy + '_ {
+        move |source| InputError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
 }
 
 /// The advice printed with a permission error, kept in one place so README's "Permissions"

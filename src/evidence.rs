@@ -82,13 +82,6 @@ pub fn default_dir() -> PathBuf {
     }
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InputError + '_ {
-    move |source| InputError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 /// Create the snapshot directory (0700) or check an existing one: a directory, not a symlink.
 pub fn prepare_dir(dir: &Path) -> Result<(), InputError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -107,12 +100,12 @@ pub fn prepare_dir(dir: &Path) -> Result<(), InputError> {
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)
-                .map_err(io(dir))?;
+                .map_err(InputError::io(dir))?;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(io(dir))?;
+                .map_err(InputError::io(dir))?;
             Ok(())
         }
-        Err(e) => Err(io(dir)(e)),
+        Err(e) => Err(InputError::io(dir)(e)),
     }
 }
 
@@ -127,14 +120,14 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> Result<bool, InputError> {
     let mut tmp = tempfile::Builder::new()
         .prefix(".mlsdiag-")
         .tempfile_in(dir)
-        .map_err(io(dir))?;
+        .map_err(InputError::io(dir))?;
     tmp.write_all(bytes)
         .and_then(|_| tmp.as_file().sync_all())
-        .map_err(io(path))?;
+        .map_err(InputError::io(path))?;
     match tmp.persist_noclobber(path) {
         Ok(_) => Ok(true),
         Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(io(path)(e.error)),
+        Err(e) => Err(InputError::io(path)(e.error)),
     }
 }
 
@@ -179,7 +172,10 @@ static OWN_NAME: LazyLock<Regex> =
 /// mlsdiag's own snapshot files in `dir`: (path, pid), regular files only.
 pub fn own_files(dir: &Path) -> Result<Vec<(PathBuf, u32)>, InputError> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).map_err(io(dir))?.flatten() {
+    for e in std::fs::read_dir(dir)
+        .map_err(InputError::io(dir))?
+        .flatten()
+    {
         let name = e.file_name();
         let Some(c) = name.to_str().and_then(|n| OWN_NAME.captures(n)) else {
             continue;
@@ -214,7 +210,7 @@ pub fn load_all(dir: &Path) -> Result<(Loaded, Vec<String>), InputError> {
 }
 
 pub fn load(path: &Path) -> Result<Snapshot, InputError> {
-    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let text = std::fs::read_to_string(path).map_err(InputError::io(path))?;
     let snap: Snapshot = serde_json::from_str(&text).map_err(|e| InputError::BadFile {
         path: path.to_path_buf(),
         message: format!(
@@ -281,7 +277,7 @@ pub fn prune(
         }
     }
     for p in &doomed {
-        std::fs::remove_file(p).map_err(io(p))?;
+        std::fs::remove_file(p).map_err(InputError::io(p))?;
     }
     Ok(doomed)
 }

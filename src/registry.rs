@@ -76,10 +76,7 @@ pub fn load(path: &Path) -> Loaded {
             }),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Loaded::Missing(path.to_path_buf()),
-        Err(source) => Loaded::Invalid(InputError::Io {
-            path: path.to_path_buf(),
-            source,
-        }),
+        Err(e) => Loaded::Invalid(InputError::io(path)(e)),
     }
 }
 

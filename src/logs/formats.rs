@@ -488,10 +488,7 @@ impl Custom {
             path: path.to_path_buf(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|source| InputError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(InputError::io(path))?;
         let file: CustomFile =
             toml::from_str(&text).map_err(|e| bad(format!("invalid format file: {e}")))?;
         let mut rules = Vec::new();

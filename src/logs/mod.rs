@@ -75,16 +75,13 @@ pub fn analyze(
         inputs
     };
     let ordered = read::order_by_first_timestamp(inputs)?;
-    let io_err = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| InputError::Io { path: p, source }
-    };
     // The first source: mapped when it is a plain file, else read; its head picks the format.
     let first_map = read::map_file(&ordered[0])?;
     let (head, mut first_reader) = match &first_map {
         Some(map) => (map[..map.len().min(64 << 10)].to_vec(), None),
         None => {
-            let (head, r) = read::peek(read::open(&ordered[0])?).map_err(io_err(&ordered[0]))?;
+            let (head, r) =
+                read::peek(read::open(&ordered[0])?).map_err(InputError::io(&ordered[0]))?;
             (head, Some(r))
         }
     };
@@ -122,7 +119,8 @@ pub fn analyze(
                     Some(r) => r,
                     None => read::open(path)?,
                 };
-                read::scan(reader, format, opts.strict, i, &mut sink).map_err(io_err(path))?
+                read::scan(reader, format, opts.strict, i, &mut sink)
+                    .map_err(InputError::io(path))?
             }
         };
         let label = path.display().to_string();

@@ -25,10 +25,7 @@ const HEAD: usize = 64 << 10;
 
 /// Open a log: `-` is stdin; gzip is recognised by its magic bytes.
 pub fn open(path: &Path) -> Result<Box<dyn Read + Send>, InputError> {
-    let io_err = |source| InputError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io_err = InputError::io(path);
     let raw: Box<dyn Read + Send> = if path.as_os_str() == "-" {
         Box::new(io::stdin())
     } else {
@@ -51,10 +48,7 @@ pub fn map_file(path: &Path) -> Result<Option<memmap2::Mmap>, InputError> {
     if path.as_os_str() == "-" {
         return Ok(None);
     }
-    let io_err = |source| InputError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io_err = InputError::io(path);
     let mut file = std::fs::File::open(path).map_err(io_err)?;
     let meta = file.metadata().map_err(io_err)?;
     if !meta.is_file() || meta.len() < 2 {
@@ -134,10 +128,7 @@ pub fn order_by_first_timestamp(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Input
             keyed.push((None, i, p.clone()));
             continue;
         }
-        let (head, _) = peek(open(p)?).map_err(|source| InputError::Io {
-            path: p.clone(),
-            source,
-        })?;
+        let (head, _) = peek(open(p)?).map_err(InputError::io(p))?;
         let mut clock = Clock::default();
         let first = head
             .split(|&b| b == b'\n')

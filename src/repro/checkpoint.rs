@@ -279,10 +279,7 @@ fn bad(path: &Path, message: impl Into<String>) -> InputError {
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, InputError> {
     let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => bad(path, "missing from the checkpoint directory"),
-        _ => InputError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        },
+        _ => InputError::io(path)(e),
     })?;
     serde_json::from_str(&text).map_err(|e| bad(path, format!("not valid JSON for this file: {e}")))
 }
@@ -354,10 +351,7 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, InputError> {
         return Ok(files);
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| InputError::Io {
-            path: dir.to_path_buf(),
-            source: e,
-        })?
+        .map_err(InputError::io(dir))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|p| {
             p.file_name()
