@@ -171,22 +171,29 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand postmortem" -l force -d 
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand postmortem" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand postmortem" -s h -l help -d 'Print help'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l endpoint -d 'OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1/chat/completions' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l model -d 'MLX checkpoint directory to run through the reference loop (needs mlsdiag-runner)' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l prompt -d 'A prompt to send as one user message' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l requests -d 'Captured requests: one OpenAI chat-completion body (JSON) per line' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -s n -l runs -d 'Number of runs (requests sent, cycling through the file)' -r
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l parallel -d 'Requests in flight at once' -r
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l stall -d 'Silence from the server this long is a hang' -r
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l model -d '`model` field to send' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l parallel -d 'Requests in flight at once (with --model: runner processes)' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l stall -d 'No new token for this long is a hang' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l max-tokens -d '`max_tokens` for requests that do not set it' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l target-rate -d 'The rate to plan for when no hang is seen (the incident\'s 1 in 318)' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l out -d 'Where stall snapshots go (default: ./mlsdiag-repro-<time>)' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l model-name -d '`model` field to send to the endpoint' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l log -d 'The server log, saved with each stall snapshot' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l pattern -d 'Regex matched against each process\'s full command line' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l registry -d 'The orchestrator\'s worker registry (JSON)' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l load-timeout -d 'How long a runner may take to load the checkpoint' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l temperature -d 'Sampling temperature for requests that do not set one (0 = greedy)' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l top-p -d 'Nucleus sampling for requests that do not set `top_p`' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l seed -d 'Sampling seed for requests that do not set `seed` (the same for every run)' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l inject-hang -d '(testing) make the runner block forever in run RUN after K tokens' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l keep-hung -d 'Leave a hung runner alive and print its PID, instead of killing it'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -s h -l help -d 'Print help'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand record" -l pattern -d 'Regex matched against each process\'s full command line' -r

@@ -298,10 +298,14 @@ pub struct PostmortemArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["endpoint", "model"])))]
 pub struct ReproArgs {
     /// OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1/chat/completions
     #[arg(long, value_name = "URL")]
-    pub endpoint: String,
+    pub endpoint: Option<String>,
+    /// MLX checkpoint directory to run through the reference loop (needs mlsdiag-runner)
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
     /// A prompt to send as one user message
     #[arg(long, value_name = "FILE", conflicts_with = "requests")]
     pub prompt: Option<PathBuf>,
@@ -311,15 +315,12 @@ pub struct ReproArgs {
     /// Number of runs (requests sent, cycling through the file)
     #[arg(short = 'n', long = "runs", default_value_t = 100)]
     pub runs: u64,
-    /// Requests in flight at once
+    /// Requests in flight at once (with --model: runner processes)
     #[arg(long, default_value_t = 1)]
     pub parallel: usize,
-    /// Silence from the server this long is a hang
+    /// No new token for this long is a hang
     #[arg(long, default_value = "60s", value_parser = duration_arg)]
     pub stall: Duration,
-    /// `model` field to send
-    #[arg(long)]
-    pub model: Option<String>,
     /// `max_tokens` for requests that do not set it
     #[arg(long, default_value_t = 256)]
     pub max_tokens: u64,
@@ -329,11 +330,40 @@ pub struct ReproArgs {
     /// Where stall snapshots go (default: ./mlsdiag-repro-<time>)
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// `model` field to send to the endpoint
+    #[arg(long, value_name = "NAME", help_heading = "Endpoint")]
+    pub model_name: Option<String>,
     /// The server log, saved with each stall snapshot
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = "Endpoint")]
     pub log: Option<PathBuf>,
     #[command(flatten)]
     pub discovery: DiscoveryArgs,
+    /// Leave a hung runner alive and print its PID, instead of killing it
+    #[arg(long, requires = "model", help_heading = "Model")]
+    pub keep_hung: bool,
+    /// How long a runner may take to load the checkpoint
+    #[arg(long, default_value = "10m", value_parser = duration_arg, help_heading = "Model")]
+    pub load_timeout: Duration,
+    /// Sampling temperature for requests that do not set one (0 = greedy)
+    #[arg(long, default_value_t = 0.0, help_heading = "Model")]
+    pub temperature: f32,
+    /// Nucleus sampling for requests that do not set `top_p`
+    #[arg(long, default_value_t = 1.0, help_heading = "Model")]
+    pub top_p: f32,
+    /// Sampling seed for requests that do not set `seed` (the same for every run)
+    #[arg(long, default_value_t = 0, help_heading = "Model")]
+    pub seed: u64,
+    /// (testing) make the runner block forever in run RUN after K tokens
+    #[arg(long, value_name = "RUN:K", value_parser = inject_arg, requires = "model", hide = true)]
+    pub inject_hang: Vec<(u64, u64)>,
+}
+
+fn inject_arg(s: &str) -> Result<(u64, u64), String> {
+    let (run, k) = s.split_once(':').ok_or("expected RUN:K")?;
+    Ok((
+        run.parse().map_err(|_| format!("bad run {run:?}"))?,
+        k.parse().map_err(|_| format!("bad token count {k:?}"))?,
+    ))
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,19 +1,28 @@
-//! `mlsdiag repro --endpoint URL`: replay captured requests against a live OpenAI-compatible
-//! server (MLS, `mlx_lm.server`) many times, catch a stall in the act, snapshot the server's
-//! workers at that moment, and report the hang rate with how much it can be trusted.
+//! `mlsdiag repro`: replay captured requests many times until a rare hang shows, catch each
+//! stall in the act with a snapshot, and report the hang rate with how much it can be trusted.
+//!
+//! Two targets share the campaign: `--endpoint URL`, a live OpenAI-compatible server (MLS,
+//! `mlx_lm.server`), whose workers are snapshotted at a stall; and `--model DIR`, the reference
+//! MLX loop run in `mlsdiag-runner` children, of which the stalled one is snapshotted and then
+//! killed (or kept alive with `--keep-hung`).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde::Serialize;
 
 use super::Ctx;
 use crate::classify::Status;
-use crate::cli::{CheckArgs, ReproArgs, SnapshotArgs};
+use crate::cli::{CheckArgs, DiscoveryArgs, ReproArgs, SnapshotArgs};
 use crate::render::{self, SCHEMA_VERSION};
+use crate::repro::checkpoint::Checkpoint;
 use crate::repro::endpoint::{self, Endpoint};
+use crate::repro::protocol::RunRequest;
+use crate::repro::runlog::RunLog;
+use crate::repro::runner::{self, Runner};
 use crate::repro::stats::{self, Interval};
 
 #[derive(Debug, Clone, Serialize)]
@@ -22,7 +31,11 @@ pub struct Hang {
     pub request: usize,
     pub after_tokens: u64,
     pub after_secs: f64,
-    /// Snapshots of the server's workers taken when the stall was seen.
+    /// With --model: the runner that stalled.
+    pub runner_pid: Option<u32>,
+    /// With --keep-hung: the runner was left alive, mid-hang.
+    pub kept_alive: bool,
+    /// Snapshots taken when the stall was seen (the server's workers, or the runner).
     pub snapshots: Vec<String>,
     pub snapshot_error: Option<String>,
 }
@@ -31,7 +44,10 @@ pub struct Hang {
 pub struct ReproReport {
     pub schema_version: u32,
     pub command: &'static str,
-    pub endpoint: String,
+    /// The server replayed against (`--endpoint`), or null.
+    pub endpoint: Option<String>,
+    /// The checkpoint run through the reference loop (`--model`), or null.
+    pub model: Option<String>,
     pub requests: usize,
     pub runs: u64,
     pub completed: u64,
@@ -89,7 +105,7 @@ pub fn load_requests(args: &ReproArgs) -> anyhow::Result<Vec<serde_json::Value>>
 fn body(base: &serde_json::Value, args: &ReproArgs) -> serde_json::Value {
     let mut b = base.clone();
     b["stream"] = true.into();
-    if let Some(m) = &args.model {
+    if let Some(m) = &args.model_name {
         b["model"] = m.clone().into();
     }
     if b.get("max_tokens").is_none() {
@@ -98,15 +114,166 @@ fn body(base: &serde_json::Value, args: &ReproArgs) -> serde_json::Value {
     b
 }
 
+/// A captured request as the runner takes it; the flags fill what the request leaves unset.
+fn run_request(base: &serde_json::Value, args: &ReproArgs) -> Result<RunRequest, String> {
+    let number = |key: &str| -> Result<Option<f64>, String> {
+        match base.get(key) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| format!("\"{key}\" must be a number, not {v}")),
+        }
+    };
+    let prompt = match base.get("prompt") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(p)) => Some(p.clone()),
+        Some(v) => return Err(format!("\"prompt\" must be a string, not {v}")),
+    };
+    let max_tokens = match number("max_tokens")? {
+        Some(n) => Some(n),
+        None => number("max_completion_tokens")?,
+    };
+    Ok(RunRequest {
+        run: 0,
+        messages: base.get("messages").cloned(),
+        prompt,
+        max_tokens: max_tokens.map_or(args.max_tokens as usize, |n| n as usize),
+        temperature: number("temperature")?.map_or(args.temperature, |t| t as f32),
+        top_p: number("top_p")?.map_or(args.top_p, |t| t as f32),
+        seed: number("seed")?.map_or(args.seed, |s| s as u64),
+        hang_after: None,
+    })
+}
+
+/// The prompt's size in characters, for the run log.
+fn prompt_chars(r: &RunRequest) -> usize {
+    let from_messages = r.messages.as_ref().and_then(|m| m.as_array()).map(|list| {
+        list.iter()
+            .filter_map(|m| m["content"].as_str())
+            .map(|c| c.chars().count())
+            .sum()
+    });
+    from_messages.unwrap_or_else(|| r.prompt.as_deref().map_or(0, |p| p.chars().count()))
+}
+
+/// What one campaign lane replays against.
+enum Target {
+    Endpoint(Endpoint),
+    Model {
+        exe: PathBuf,
+        dir: PathBuf,
+        requests: Vec<RunRequest>,
+    },
+}
+
+/// Snapshots `pids` (or every worker found, when empty) into `dir`; the saved files, or why
+/// there are none.
+fn snapshot(
+    ctx: &Ctx,
+    dir: &Path,
+    discovery: DiscoveryArgs,
+    log: Option<PathBuf>,
+    hung_after: Duration,
+    pids: Vec<u32>,
+) -> (Vec<String>, Option<String>) {
+    let args = SnapshotArgs {
+        pids,
+        check: CheckArgs {
+            discovery,
+            log,
+            window: Duration::from_secs(1),
+            leak_window: None,
+            hung_after,
+            leak_threshold: 10.0,
+            progress_cpu: 1.0,
+            history: None,
+        },
+        dir: Some(dir.to_path_buf()),
+        quiet: true,
+        on_finding: false,
+        keep: None,
+        max_age: None,
+        tail: 20,
+    };
+    match super::snapshot::take(&args, ctx) {
+        Ok((r, _)) if r.saved.is_empty() => (
+            vec![],
+            Some("no server worker found by --pattern/--registry".to_string()),
+        ),
+        Ok((r, _)) => (r.saved.into_iter().map(|s| s.json).collect(), None),
+        Err(e) => (vec![], Some(format!("{e:#}"))),
+    }
+}
+
+/// How the runner's process is found again for its snapshot: by its own command line.
+fn runner_discovery(exe: &Path, out_dir: &Path) -> DiscoveryArgs {
+    let name = exe.file_name().unwrap_or(exe.as_os_str()).to_string_lossy();
+    DiscoveryArgs {
+        pattern: format!("{} serve --model", regex::escape(&name)),
+        // Runners are in no orchestrator's registry.
+        registry: out_dir.join("no-registry.json"),
+    }
+}
+
 pub fn run(args: &ReproArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
-    let ep = Endpoint::parse(&args.endpoint).map_err(anyhow::Error::msg)?;
     let requests = load_requests(args)?;
+    let target = match (&args.endpoint, &args.model) {
+        (Some(url), _) => Target::Endpoint(Endpoint::parse(url).map_err(anyhow::Error::msg)?),
+        (None, Some(dir)) => {
+            Checkpoint::open(dir)?;
+            let source = args
+                .requests
+                .as_ref()
+                .or(args.prompt.as_ref())
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let requests = requests
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    run_request(b, args)
+                        .map_err(|e| anyhow::anyhow!("{source}: request {}: {e}", i + 1))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Target::Model {
+                exe: runner::locate()?,
+                dir: dir.clone(),
+                requests,
+            }
+        }
+        (None, None) => anyhow::bail!("give --endpoint URL or --model DIR"),
+    };
     let out_dir = args.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
             "mlsdiag-repro-{}",
             chrono::Local::now().format("%Y%m%d_%H%M%S")
         ))
     });
+    let lanes = args.parallel.max(1);
+    let runlog = match &target {
+        Target::Model { .. } => Some(RunLog::open(&out_dir)?),
+        Target::Endpoint(_) => None,
+    };
+    // Runners load before the campaign: a checkpoint that does not load is an error, not N.
+    let runners: Mutex<Vec<Runner>> = Mutex::new(Vec::new());
+    if let Target::Model { exe, dir, .. } = &target {
+        let started: Vec<anyhow::Result<Runner>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..lanes)
+                .map(|_| s.spawn(|| Runner::start(exe, dir, args.load_timeout)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("runner start panicked")))
+                })
+                .collect()
+        });
+        for r in started {
+            runners.lock().unwrap_or_else(|p| p.into_inner()).push(r?);
+        }
+    }
     let next = AtomicU64::new(0);
     let (completed, tokens, errors) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
     let stream_secs = Mutex::new(0f64);
@@ -126,65 +293,128 @@ pub fn run(args: &ReproArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
         b
     };
     std::thread::scope(|s| {
-        for _ in 0..args.parallel.max(1) {
+        for _ in 0..lanes {
             s.spawn(|| {
+                let mut runner: Option<Runner> =
+                    runners.lock().unwrap_or_else(|p| p.into_inner()).pop();
                 loop {
                     let run = next.fetch_add(1, Ordering::Relaxed);
                     if run >= args.runs {
                         return;
                     }
                     let index = run as usize % requests.len();
-                    let o = endpoint::stream(&ep, &body(&requests[index], args), args.stall);
+                    let (o, hang) = match &target {
+                        Target::Endpoint(ep) => {
+                            let o = endpoint::stream(ep, &body(&requests[index], args), args.stall);
+                            let hang = o.stalled.then(|| {
+                                // One snapshot at a time: the evidence of this stall, then on.
+                                let _one = snapshot_lock.lock().unwrap_or_else(|p| p.into_inner());
+                                let (snapshots, snapshot_error) = snapshot(
+                                    ctx,
+                                    &out_dir,
+                                    args.discovery.clone(),
+                                    args.log.clone(),
+                                    Duration::from_secs(300),
+                                    vec![],
+                                );
+                                Hang {
+                                    run,
+                                    request: index,
+                                    after_tokens: o.tokens,
+                                    after_secs: o.seconds,
+                                    runner_pid: None,
+                                    kept_alive: false,
+                                    snapshots,
+                                    snapshot_error,
+                                }
+                            });
+                            (o, hang)
+                        }
+                        Target::Model { exe, dir, requests } => {
+                            let r = match runner.take() {
+                                Some(r) => r,
+                                None => match Runner::start(exe, dir, args.load_timeout) {
+                                    Ok(r) => r,
+                                    Err(e) => {
+                                        record_error(
+                                            &errors,
+                                            &error_details,
+                                            run,
+                                            &format!("{e:#}"),
+                                        );
+                                        bar.inc(1);
+                                        continue;
+                                    }
+                                },
+                            };
+                            let mut r = r;
+                            let mut request = requests[index].clone();
+                            request.run = run;
+                            request.hang_after = args
+                                .inject_hang
+                                .iter()
+                                .find(|(at, _)| *at == run)
+                                .map(|(_, k)| *k);
+                            let log = runlog.as_ref().expect("a run log with --model");
+                            log.started(
+                                r.pid,
+                                run,
+                                prompt_chars(&request),
+                                request.max_tokens,
+                                request.temperature,
+                            );
+                            let o = r.run(&request, args.stall);
+                            match (&o.error, o.stalled) {
+                                (_, true) => log.stalled(r.pid, run, args.stall.as_secs_f64()),
+                                (Some(e), _) => log.failed(r.pid, run, e),
+                                (None, false) => log.completed(r.pid, run, o.tokens, o.seconds),
+                            }
+                            let hang = if o.stalled {
+                                let pid = r.pid;
+                                let (snapshots, snapshot_error) = {
+                                    let _one =
+                                        snapshot_lock.lock().unwrap_or_else(|p| p.into_inner());
+                                    snapshot(
+                                        ctx,
+                                        &out_dir,
+                                        runner_discovery(exe, &out_dir),
+                                        runlog.as_ref().map(|l| l.path.clone()),
+                                        args.stall,
+                                        vec![pid],
+                                    )
+                                };
+                                // The evidence is on disk; now end the hung runner, or keep it.
+                                let kept_alive = args.keep_hung;
+                                if kept_alive {
+                                    r.keep();
+                                } else {
+                                    drop(r);
+                                }
+                                Some(Hang {
+                                    run,
+                                    request: index,
+                                    after_tokens: o.tokens,
+                                    after_secs: o.seconds,
+                                    runner_pid: Some(pid),
+                                    kept_alive,
+                                    snapshots,
+                                    snapshot_error,
+                                })
+                            } else {
+                                if r.is_alive() {
+                                    runner = Some(r);
+                                }
+                                None
+                            };
+                            (o, hang)
+                        }
+                    };
                     tokens.fetch_add(o.tokens, Ordering::Relaxed);
                     *stream_secs.lock().unwrap_or_else(|p| p.into_inner()) += o.seconds;
-                    if o.stalled {
-                        // One snapshot at a time: the evidence of this stall, then move on.
-                        let _one = snapshot_lock.lock().unwrap_or_else(|p| p.into_inner());
-                        let snap_args = SnapshotArgs {
-                            pids: vec![],
-                            check: CheckArgs {
-                                discovery: args.discovery.clone(),
-                                log: args.log.clone(),
-                                window: std::time::Duration::from_secs(1),
-                                leak_window: None,
-                                hung_after: std::time::Duration::from_secs(300),
-                                leak_threshold: 10.0,
-                                progress_cpu: 1.0,
-                                history: None,
-                            },
-                            dir: Some(out_dir.clone()),
-                            quiet: true,
-                            on_finding: false,
-                            keep: None,
-                            max_age: None,
-                            tail: 20,
-                        };
-                        let (snapshots, snapshot_error) =
-                            match super::snapshot::take(&snap_args, ctx) {
-                                Ok((r, _)) if r.saved.is_empty() => (
-                                    vec![],
-                                    Some(
-                                        "no server worker found by --pattern/--registry"
-                                            .to_string(),
-                                    ),
-                                ),
-                                Ok((r, _)) => (r.saved.into_iter().map(|s| s.json).collect(), None),
-                                Err(e) => (vec![], Some(format!("{e:#}"))),
-                            };
-                        hangs.lock().unwrap_or_else(|p| p.into_inner()).push(Hang {
-                            run,
-                            request: index,
-                            after_tokens: o.tokens,
-                            after_secs: o.seconds,
-                            snapshots,
-                            snapshot_error,
-                        });
-                    } else if let Some(e) = o.error {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                        let mut d = error_details.lock().unwrap_or_else(|p| p.into_inner());
-                        if d.len() < 20 {
-                            d.push(format!("run {run}: {e}"));
-                        }
+                    if let Some(h) = hang {
+                        hangs.lock().unwrap_or_else(|p| p.into_inner()).push(h);
+                    } else if let Some(e) = &o.error {
+                        record_error(&errors, &error_details, run, e);
                     } else {
                         completed.fetch_add(1, Ordering::Relaxed);
                     }
@@ -215,6 +445,7 @@ pub fn run(args: &ReproArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
         schema_version: SCHEMA_VERSION,
         command: "repro",
         endpoint: args.endpoint.clone(),
+        model: args.model.as_ref().map(|m| m.display().to_string()),
         requests: requests.len(),
         runs,
         completed: completed.into_inner(),
@@ -253,7 +484,11 @@ pub fn run(args: &ReproArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
         "{} runs of {} request(s) against {}: {} completed, {} hang(s), {} error(s); {} tokens{}",
         report.runs,
         report.requests,
-        report.endpoint,
+        report
+            .endpoint
+            .as_deref()
+            .or(report.model.as_deref())
+            .unwrap_or_default(),
         report.completed,
         report.hangs,
         report.errors,
@@ -291,6 +526,14 @@ pub fn run(args: &ReproArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
         if let Some(e) = &h.snapshot_error {
             writeln!(out, "  no snapshot: {e}")?;
         }
+        match h.runner_pid {
+            Some(pid) if h.kept_alive => writeln!(
+                out,
+                "  runner {pid} left alive, hung (--keep-hung); end it with: kill {pid}"
+            )?,
+            Some(pid) => writeln!(out, "  runner {pid} killed")?,
+            None => {}
+        }
     }
     for e in &report.error_details {
         writeln!(out, "error: {e}")?;
@@ -311,4 +554,12 @@ pub fn run(args: &ReproArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
         )?,
     }
     Ok(status)
+}
+
+fn record_error(errors: &AtomicU64, details: &Mutex<Vec<String>>, run: u64, e: &str) {
+    errors.fetch_add(1, Ordering::Relaxed);
+    let mut d = details.lock().unwrap_or_else(|p| p.into_inner());
+    if d.len() < 20 {
+        d.push(format!("run {run}: {e}"));
+    }
 }

@@ -1,13 +1,11 @@
 //! `repro`: replay requests until a rare hang shows, and say how sure the result is.
+//!
+//! Two targets: a live OpenAI-compatible server (`endpoint`), or the reference MLX loop run in
+//! child processes (`runner`, speaking `protocol` to the `mlsdiag-runner` binary).
 
 pub mod checkpoint;
 pub mod endpoint;
-#[cfg(feature = "mlx")]
-pub mod mlx;
-#[cfg(feature = "mlx")]
-pub mod prompt;
-#[cfg(feature = "mlx")]
-pub mod qwen2;
+pub mod protocol;
+pub mod runlog;
+pub mod runner;
 pub mod stats;
-#[cfg(feature = "mlx")]
-pub mod tiny;

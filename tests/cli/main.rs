@@ -12,5 +12,7 @@ mod logs;
 mod recording;
 mod registry;
 mod repro;
+#[cfg(feature = "mlx")]
+mod repro_mlx;
 mod stacks;
 mod util;

@@ -196,3 +196,58 @@ fn no_hang_says_how_many_runs_it_would_take() {
             == Some(3)
     );
 }
+
+/// A checkpoint directory whose files pass the parent's checks (the weights are never read
+/// here: no runner gets that far).
+fn checkpoint_files(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let config = r#"{"model_type": "qwen2", "hidden_size": 64, "num_hidden_layers": 2,
+        "intermediate_size": 128, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "vocab_size": 320, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+        "tie_word_embeddings": true}"#;
+    for (name, text) in [
+        ("config.json", config),
+        ("model.safetensors", ""),
+        ("tokenizer.json", "{}"),
+        ("tokenizer_config.json", "{}"),
+    ] {
+        write(&dir.join(name), text);
+    }
+}
+
+#[test]
+fn model_mode_names_a_missing_or_failing_runner() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m");
+    checkpoint_files(&model);
+    let prompt = dir.path().join("p.txt");
+    write(&prompt, "hello");
+    let repro = |runner: &str| {
+        std::process::Command::new(crate::util::bin())
+            .args(["repro", "--model", model.to_str().unwrap(), "-n", "2"])
+            .args(["--prompt", prompt.to_str().unwrap()])
+            .args(["--out", dir.path().join("out").to_str().unwrap()])
+            .env("MLSDIAG_RUNNER", runner)
+            .output()
+            .unwrap()
+    };
+    let o = repro("/nonexistent/mlsdiag-runner");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("MLSDIAG_RUNNER=/nonexistent/mlsdiag-runner: no such file"),
+        "{}",
+        stderr(&o)
+    );
+    // A runner that exits at start: its death is reported, not waited on.
+    let o = repro("/bin/false");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("could not load") && e.contains("exit status: 1"),
+        "{e}"
+    );
+    // Neither --endpoint nor --model: a usage error.
+    let o = run(&["repro", "--prompt", prompt.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--endpoint <URL>|--model <DIR>"));
+}

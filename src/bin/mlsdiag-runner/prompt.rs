@@ -5,8 +5,8 @@
 
 use minijinja::{Environment, context};
 
-use crate::error::InputError;
-use crate::repro::checkpoint::Checkpoint;
+use mlsdiag::error::InputError;
+use mlsdiag::repro::checkpoint::Checkpoint;
 
 /// The template, tokenizer and stop tokens of one checkpoint.
 pub struct Prompter {
@@ -117,16 +117,12 @@ impl Prompter {
     pub fn is_eos(&self, id: u32) -> bool {
         self.eos_ids.contains(&id)
     }
-
-    pub fn vocab_size(&self) -> usize {
-        self.tokenizer.get_vocab_size(true)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::repro::tiny;
+    use crate::tiny;
 
     #[test]
     fn a_chat_renders_through_the_template_and_round_trips_through_the_tokenizer() {

@@ -15,7 +15,7 @@ use mlx_rs::fast::ScaledDotProductAttentionMask;
 use mlx_rs::{Array, ops};
 use rand::{Rng, SeedableRng};
 
-use crate::repro::checkpoint::{Checkpoint, ModelConfig, Quantization};
+use mlsdiag::repro::checkpoint::{Checkpoint, ModelConfig, Quantization};
 
 /// A linear layer, dense or quantized (packed u32 weight with per-group scales and biases).
 struct Linear {
@@ -104,6 +104,7 @@ pub struct KvCache {
 }
 
 impl KvCache {
+    #[cfg(test)]
     pub fn positions(&self) -> usize {
         self.positions as usize
     }
@@ -120,7 +121,7 @@ pub struct Qwen2 {
 
 impl Qwen2 {
     pub fn load(checkpoint: &Checkpoint) -> Result<Qwen2> {
-        let mut w = crate::repro::mlx::load_weights(checkpoint)?;
+        let mut w = crate::mlx::load_weights(checkpoint)?;
         let config = checkpoint.config.clone();
         let q = config.quantization;
         let embed = Linear::load(&mut w, "model.embed_tokens", q, false)?;
@@ -328,8 +329,8 @@ pub fn generate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::repro::checkpoint::Quantization;
-    use crate::repro::tiny::{TinyModel, write_checkpoint};
+    use crate::tiny::{TinyModel, write_checkpoint};
+    use mlsdiag::repro::checkpoint::Quantization;
 
     fn model(tiny: &TinyModel) -> (tempfile::TempDir, Qwen2) {
         let dir = tempfile::tempdir().unwrap();

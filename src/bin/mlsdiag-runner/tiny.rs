@@ -8,7 +8,7 @@ use tokenizers::models::bpe::{BPE, Vocab};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{AddedToken, Tokenizer};
 
-use crate::repro::checkpoint::{ModelConfig, Quantization};
+use mlsdiag::repro::checkpoint::{ModelConfig, Quantization};
 
 /// ChatML, the conversation format of Qwen2 models; unknown roles are refused as the real
 /// templates do.
@@ -123,5 +123,5 @@ pub fn write_checkpoint(dir: &Path, model: &TinyModel) -> anyhow::Result<()> {
         dir.join("tokenizer_config.json"),
         serde_json::to_string_pretty(&tokenizer_config)?,
     )?;
-    crate::repro::mlx::write_random_weights(&config, &dir.join("model.safetensors"), model.seed)
+    crate::mlx::write_random_weights(&config, &dir.join("model.safetensors"), model.seed)
 }

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use mlx_rs::Array;
 
-use crate::error::InputError;
-use crate::repro::checkpoint::{Checkpoint, ModelConfig, tensor_problems};
+use mlsdiag::error::InputError;
+use mlsdiag::repro::checkpoint::{Checkpoint, ModelConfig, tensor_problems};
 
 /// mlx-rs seeds its default random state from Mach's `mach_approximate_time`, which exists only
 /// on Apple platforms; elsewhere the same role is played by wall-clock nanoseconds.
