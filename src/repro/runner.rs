@@ -54,7 +54,13 @@ pub struct Runner {
 impl Runner {
     /// Starts the runner on `model` and waits up to `load_timeout` for it to be ready.
     pub fn start(exe: &Path, model: &Path, load_timeout: Duration) -> anyhow::Result<Runner> {
-        let mut child = Command::new(exe)
+        let mut command = Command::new(exe);
+        // Runners run side by side (--parallel) on few cores: one BLAS thread each (OpenBLAS
+        // on Linux reads this when libmlx loads), unless the operator chose otherwise.
+        if std::env::var_os("OPENBLAS_NUM_THREADS").is_none() {
+            command.env("OPENBLAS_NUM_THREADS", "1");
+        }
+        let mut child = command
             .arg("serve")
             .arg("--model")
             .arg(model)

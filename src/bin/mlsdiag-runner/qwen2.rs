@@ -166,18 +166,45 @@ impl Qwen2 {
     /// Runs `tokens` through the model after the cached positions and returns the logits of
     /// the last position, evaluated, as host floats.
     pub fn step(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> {
+        let logits = self.forward(&Array::from_slice(tokens, &[tokens.len() as i32]), cache)?;
+        logits.eval()?;
+        Ok(logits.as_slice::<f32>().to_vec())
+    }
+
+    /// Fills the cache with `prompt` except its last token, computing only what the cache
+    /// needs (MLX is lazy: the last layer's MLP and the logits of these positions are never
+    /// evaluated), as mlx-lm does. The last token then goes through [`Qwen2::step`].
+    fn prefill<'p>(&self, prompt: &'p [u32], cache: &mut KvCache) -> Result<&'p [u32]> {
+        let Some((last, head)) = prompt.split_last() else {
+            anyhow::bail!("the prompt has no tokens")
+        };
+        if !head.is_empty() {
+            self.forward(&Array::from_slice(head, &[head.len() as i32]), cache)?;
+            let state: Vec<&Array> = cache
+                .layers
+                .iter()
+                .flatten()
+                .flat_map(|(k, v)| [k, v])
+                .collect();
+            mlx_rs::transforms::eval(state)?;
+        }
+        Ok(std::slice::from_ref(last))
+    }
+
+    /// The graph of [`Qwen2::step`] on token ids already in MLX (1-D), not evaluated: the
+    /// logits of the last position as f32. The cache advances as if it had run.
+    fn forward(&self, ids: &Array, cache: &mut KvCache) -> Result<Array> {
         let c = &self.config;
         let (heads, kv_heads, head_dim) = (
             c.num_attention_heads as i32,
             c.kv_heads() as i32,
             c.head_dim() as i32,
         );
-        let len = tokens.len() as i32;
+        let len = ids.size() as i32;
         cache.layers.resize_with(self.layers.len(), || None);
-        let ids = Array::from_slice(tokens, &[len]);
         let mut h = self
             .embed
-            .rows(&ids)?
+            .rows(ids)?
             .reshape(&[1, len, c.hidden_size as i32])?;
         let scale = 1.0 / (head_dim as f32).sqrt();
         for (layer, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
@@ -217,9 +244,7 @@ impl Qwen2 {
             .as_ref()
             .unwrap_or(&self.embed)
             .forward(&last)?;
-        let logits = logits.as_type::<f32>()?.reshape(&[-1])?;
-        logits.eval()?;
-        Ok(logits.as_slice::<f32>().to_vec())
+        Ok(logits.as_type::<f32>()?.reshape(&[-1])?)
     }
 }
 
@@ -306,10 +331,14 @@ pub fn generate(
     mut on_token: impl FnMut(u32) -> ControlFlow<()>,
 ) -> Result<(Vec<u32>, Finish)> {
     anyhow::ensure!(!prompt.is_empty(), "the prompt has no tokens");
+    if sampling.temperature <= 0.0 {
+        return greedy(model, prompt, is_eos, sampling.max_tokens, on_token);
+    }
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(sampling.seed);
     let mut cache = KvCache::default();
     let mut out = Vec::new();
-    let mut logits = model.step(prompt, &mut cache).context("prompt")?;
+    let last = model.prefill(prompt, &mut cache).context("prompt")?;
+    let mut logits = model.step(last, &mut cache).context("prompt")?;
     while out.len() < sampling.max_tokens {
         let token = sample(&logits, sampling, &mut rng);
         if is_eos(token) {
@@ -324,6 +353,54 @@ pub fn generate(
         }
     }
     Ok((out, Finish::MaxTokens))
+}
+
+/// Greedy decoding with the argmax on the device and one step queued ahead, as mlx-lm does:
+/// the graph of step n+1 is built and handed to MLX (`async_eval`) before token n is read
+/// back, so building and computing overlap. The tokens are those of [`sample`] at
+/// temperature 0.
+fn greedy(
+    model: &Qwen2,
+    prompt: &[u32],
+    is_eos: impl Fn(u32) -> bool,
+    max_tokens: usize,
+    mut on_token: impl FnMut(u32) -> ControlFlow<()>,
+) -> Result<(Vec<u32>, Finish)> {
+    let mut cache = KvCache::default();
+    let mut out = Vec::new();
+    if max_tokens == 0 {
+        return Ok((out, Finish::MaxTokens));
+    }
+    let argmax = |logits: Array| -> Result<Array> {
+        Ok(ops::indexing::argmax_axis(&logits, 0, true)?.as_type::<u32>()?)
+    };
+    let last = model.prefill(prompt, &mut cache).context("prompt")?;
+    let ids = Array::from_slice(last, &[1]);
+    let mut next = argmax(model.forward(&ids, &mut cache).context("prompt")?)?;
+    mlx_rs::transforms::async_eval([&next])?;
+    loop {
+        let current = next;
+        // Queue the next step on the lazy token, unless this one is the last allowed.
+        let queued = if out.len() + 1 < max_tokens {
+            let n = argmax(model.forward(&current, &mut cache)?)?;
+            mlx_rs::transforms::async_eval([&n])?;
+            Some(n)
+        } else {
+            None
+        };
+        let token = current.try_item_exact::<u32>()?;
+        if is_eos(token) {
+            return Ok((out, Finish::Eos));
+        }
+        out.push(token);
+        if on_token(token).is_break() {
+            return Ok((out, Finish::Stopped));
+        }
+        match queued {
+            Some(n) => next = n,
+            None => return Ok((out, Finish::MaxTokens)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -393,6 +470,43 @@ mod tests {
         assert_ne!(a, other_seed, "a different seed samples differently");
         let greedy = Sampling::default();
         assert_eq!(run(&m, &greedy), run(&m, &greedy));
+    }
+
+    #[test]
+    fn pipelined_greedy_gives_the_tokens_of_step_by_step_argmax() {
+        let (_dir, m) = model(&TinyModel::default());
+        let greedy = Sampling {
+            max_tokens: 20,
+            ..Sampling::default()
+        };
+        let pipelined = run(&m, &greedy);
+        let mut cache = KvCache::default();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let mut logits = m.step(&[10, 20, 30, 40, 50], &mut cache).unwrap();
+        let mut host = Vec::new();
+        for _ in 0..20 {
+            let t = sample(&logits, &greedy, &mut rng);
+            host.push(t);
+            logits = m.step(&[t], &mut cache).unwrap();
+        }
+        assert_eq!(pipelined, host);
+        // EOS ends it early without emitting the EOS token; max_tokens 0 emits nothing.
+        let eos = host[3];
+        let (tokens, finish) = generate(
+            &m,
+            &[10, 20, 30, 40, 50],
+            |t| t == eos,
+            &greedy,
+            |_| ControlFlow::Continue(()),
+        )
+        .unwrap();
+        assert_eq!(finish, Finish::Eos);
+        assert!(!tokens.contains(&eos) && tokens.len() <= 3, "{tokens:?}");
+        let none = Sampling {
+            max_tokens: 0,
+            ..greedy
+        };
+        assert!(run(&m, &none).is_empty());
     }
 
     #[test]
