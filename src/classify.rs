@@ -34,6 +34,16 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Every verdict, least severe first.
+    pub const ALL: [Verdict; 6] = [
+        Verdict::Healthy,
+        Verdict::Orphan,
+        Verdict::Leaking,
+        Verdict::Unknown,
+        Verdict::Hung,
+        Verdict::Crashed,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             Verdict::Healthy => "healthy",

@@ -45,7 +45,11 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Classify every worker: healthy, hung, crashed, orphan or leaking, with the evidence
-    Check(CheckArgs),
+    Check(CheckCmdArgs),
+    /// Check every --interval, print verdict changes, snapshot and alert on findings, export metrics
+    Watch(WatchArgs),
+    /// Run `mlsdiag check` on many hosts over ssh and merge the results
+    Fleet(FleetArgs),
     /// Every thread of a process: state, CPU, what it waits on, grouped by lock
     Threads(ThreadsArgs),
     /// Every descriptor of a process: pipes, sockets with their peers, shared memory, files
@@ -133,6 +137,102 @@ pub struct CheckArgs {
     /// Also judge workers by the snapshots in this directory (memory trend, frozen CPU time)
     #[arg(long, value_name = "DIR")]
     pub history: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckCmdArgs {
+    #[command(flatten)]
+    pub check: CheckArgs,
+    /// Also write DIR/mlsdiag.prom (Prometheus text format) for node_exporter's textfile collector
+    #[arg(long, value_name = "DIR", help_heading = "Output")]
+    pub textfile: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub check: CheckArgs,
+    /// Time from the start of one round to the start of the next
+    #[arg(long, default_value = "30s", value_parser = duration_arg)]
+    pub interval: Duration,
+    /// Stop after N rounds (default: until interrupted)
+    #[arg(long, value_name = "N")]
+    pub rounds: Option<u64>,
+    /// How far back the memory series kept across rounds reaches (leak trend)
+    #[arg(long, default_value = "15m", value_parser = duration_arg, help_heading = "Thresholds")]
+    pub leak_span: Duration,
+    /// Snapshot directory for first detections (default as for `snapshot`)
+    #[arg(long, value_name = "DIR", help_heading = "Evidence")]
+    pub dir: Option<PathBuf>,
+    /// Take no snapshots
+    #[arg(long, conflicts_with = "restart_hung", help_heading = "Evidence")]
+    pub no_snapshot: bool,
+    /// Log lines kept in each snapshot (with --log)
+    #[arg(long, default_value_t = 20, help_heading = "Evidence")]
+    pub tail: usize,
+    /// Run this (with sh -c) on each new finding: the finding as JSON on stdin, and
+    /// MLSDIAG_PID, MLSDIAG_VERDICT, MLSDIAG_WORKER, MLSDIAG_SNAPSHOT in the environment
+    #[arg(long, value_name = "CMD", help_heading = "Alerts")]
+    pub on_finding: Option<String>,
+    /// A hook still running after this is killed
+    #[arg(long, default_value = "10s", value_parser = duration_arg, help_heading = "Alerts")]
+    pub hook_timeout: Duration,
+    /// End a hung worker (SIGTERM, then SIGKILL after --grace) once its snapshot is on disk
+    #[arg(long, help_heading = "Remediation")]
+    pub restart_hung: bool,
+    /// Time between SIGTERM and SIGKILL for --restart-hung
+    #[arg(long, default_value = "10s", value_parser = duration_arg, help_heading = "Remediation")]
+    pub grace: Duration,
+    /// Rewrite DIR/mlsdiag.prom each round (node_exporter textfile collector)
+    #[arg(long, value_name = "DIR", help_heading = "Metrics")]
+    pub textfile: Option<PathBuf>,
+    /// Serve Prometheus metrics on http://ADDR/metrics (PORT or HOST:PORT; host defaults to 127.0.0.1)
+    #[arg(long, value_name = "ADDR", value_parser = crate::metrics::listen_addr, help_heading = "Metrics")]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FleetArgs {
+    /// Hosts as ssh takes them (user@host, a Host alias of the ssh config)
+    pub hosts: Vec<String>,
+    /// Read hosts from FILE, one per line (# comments)
+    #[arg(long, value_name = "FILE")]
+    pub hosts_file: Option<PathBuf>,
+    /// ssh client configuration file (ssh -F)
+    #[arg(long, value_name = "FILE", help_heading = "Connection")]
+    pub ssh_config: Option<PathBuf>,
+    /// Extra ssh option (ssh -o), repeatable
+    #[arg(
+        long = "ssh-option",
+        value_name = "OPTION",
+        help_heading = "Connection"
+    )]
+    pub ssh_options: Vec<String>,
+    /// Seconds ssh may take to connect (ConnectTimeout)
+    #[arg(
+        long,
+        default_value_t = 10,
+        value_name = "SECS",
+        help_heading = "Connection"
+    )]
+    pub connect_timeout: u32,
+    /// A host that has not answered after this is UNKNOWN (its ssh is killed)
+    #[arg(long, default_value = "60s", value_parser = duration_arg, help_heading = "Connection")]
+    pub timeout: Duration,
+    /// Hosts checked at once
+    #[arg(long, default_value_t = 8, help_heading = "Connection")]
+    pub jobs: usize,
+    /// The mlsdiag command on the remote hosts
+    #[arg(
+        long,
+        default_value = "mlsdiag",
+        value_name = "PATH",
+        help_heading = "Connection"
+    )]
+    pub remote_command: String,
+    /// Arguments passed to the remote `mlsdiag check` (after --), e.g. -- --log /tmp/mlx-server/mls.log
+    #[arg(last = true, value_name = "CHECK ARGS")]
+    pub check_args: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -13,6 +13,7 @@ pub mod error;
 pub mod evidence;
 pub mod logs;
 pub mod memory;
+pub mod metrics;
 pub mod model;
 pub mod platform;
 pub mod registry;
@@ -43,6 +44,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     let mut out = stdout.lock();
     let status = match cli.command {
         Command::Check(a) => commands::check::run(&a, &ctx, &mut out)?,
+        Command::Watch(a) => commands::watch::run(&a, &ctx, &mut out)?,
+        Command::Fleet(a) => commands::fleet::run(&a, &ctx, &mut out)?,
         Command::Threads(a) => commands::threads::run(&a, &ctx, &mut out)?,
         Command::Fds(a) => commands::fds::run(&a, &ctx, &mut out)?,
         Command::Stacks(a) => commands::stacks::run(&a, &ctx, &mut out)?,

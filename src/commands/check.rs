@@ -16,9 +16,10 @@ use super::{Ctx, pattern};
 use crate::classify::{
     Activity, Assessment, Finding, Observation, RegistryView, Status, Thresholds, Verdict, assess,
 };
-use crate::cli::CheckArgs;
+use crate::cli::{CheckArgs, CheckCmdArgs};
 use crate::discover::{discover, worker_name};
 use crate::logs::{self, InFlight};
+use crate::metrics;
 use crate::registry::{self, Loaded};
 use crate::render::{self, SCHEMA_VERSION, bytes, duration, sanitize};
 use crate::sample::{readings_for, sample};
@@ -72,10 +73,14 @@ pub struct WorkerReport {
     pub ppid: Option<u32>,
     pub state: Option<char>,
     pub cpu_percent: Option<f64>,
+    /// User + system CPU time so far (a counter).
+    pub cpu_seconds: Option<f64>,
     pub rss_bytes: Option<u64>,
     pub vsz_bytes: Option<u64>,
     pub footprint_bytes: Option<u64>,
     pub elapsed_secs: Option<u64>,
+    /// Process start time: with the PID, what identifies this process.
+    pub started_at: Option<DateTime<Utc>>,
     pub threads: Option<u32>,
     pub command: Option<String>,
     pub verdict: Verdict,
@@ -94,6 +99,33 @@ fn heartbeat(e: &crate::registry::RegistryEntry) -> Option<(String, std::time::D
         path.display().to_string(),
         touched.elapsed().unwrap_or_default(),
     ))
+}
+
+impl CheckReport {
+    /// Adds findings from outside one check (snapshot history, earlier `watch` rounds) to
+    /// worker `index`, one per verdict, and recomputes its verdict, the status and the summary.
+    pub fn add_findings(&mut self, index: usize, findings: &[Finding]) {
+        let Some(w) = self.workers.get_mut(index) else {
+            return;
+        };
+        for f in findings {
+            if !w.findings.iter().any(|x| x.verdict == f.verdict) {
+                w.findings.push(f.clone());
+            }
+        }
+        w.verdict = w
+            .findings
+            .iter()
+            .map(|f| f.verdict)
+            .max()
+            .unwrap_or(Verdict::Healthy);
+        self.status = self.status.worst(w.verdict.status());
+        self.exit_code = self.status.code();
+        self.summary.clear();
+        for w in &self.workers {
+            *self.summary.entry(w.verdict).or_insert(0) += 1;
+        }
+    }
 }
 
 pub fn collect(args: &CheckArgs, ctx: &Ctx) -> anyhow::Result<CheckReport> {
@@ -249,10 +281,12 @@ pub fn collect_with_log(
             ppid: last.map(|p| p.ppid),
             state: last.map(|p| p.state),
             cpu_percent: assessment.cpu_percent,
+            cpu_seconds: last.map(|p| p.cpu_ns() as f64 / 1e9),
             rss_bytes: last.map(|p| p.rss_bytes),
             vsz_bytes: last.map(|p| p.vsz_bytes),
             footprint_bytes: last.and_then(|p| p.footprint_bytes),
             elapsed_secs: last.map(|p| (now - p.start_time).num_seconds().max(0) as u64),
+            started_at: last.map(|p| p.start_time),
             threads: last.map(|p| p.threads),
             command: last.map(|p| p.command()),
             verdict: assessment.verdict,
@@ -316,8 +350,25 @@ pub fn collect_with_log(
     Ok((report, outcome))
 }
 
-pub fn run(args: &CheckArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
-    let report = collect(args, ctx)?;
+pub fn run(args: &CheckCmdArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
+    let started = std::time::Instant::now();
+    let report = match collect(&args.check, ctx) {
+        Ok(r) => r,
+        Err(e) => {
+            // The collector must still learn that this check failed (mlsdiag_up 0).
+            if let Some(dir) = &args.textfile {
+                let _ =
+                    metrics::write_textfile(dir, &metrics::render(None, started.elapsed(), None));
+            }
+            return Err(e);
+        }
+    };
+    if let Some(dir) = &args.textfile {
+        metrics::write_textfile(
+            dir,
+            &metrics::render(Some(&report), started.elapsed(), None),
+        )?;
+    }
     if ctx.json {
         render::json(out, &report)?;
     } else {

@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -54,6 +55,91 @@ fn in_flight(s: &Snapshot) -> bool {
     !s.worker.in_flight.is_empty() || s.log.as_ref().is_some_and(|l| !l.in_flight.is_empty())
 }
 
+/// One observation of a process, from a snapshot or a `watch` round.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub at: DateTime<Utc>,
+    pub cpu_ns: Option<u64>,
+    pub memory_bytes: Option<u64>,
+    pub in_flight: bool,
+}
+
+/// What a series of observations of one process says.
+#[derive(Debug, Clone, Default)]
+pub struct Judged {
+    pub memory_trend: Option<Trend>,
+    /// CPU time unchanged with work in flight at every point since this time.
+    pub frozen_since: Option<DateTime<Utc>>,
+    pub frozen: usize,
+    pub findings: Vec<Finding>,
+}
+
+/// Judges a series of one process (oldest first): a memory trend that is a leak, and CPU time
+/// frozen with a request in flight for at least `min_frozen` (and two points). `what` names
+/// the points in the evidence ("snapshots", "rounds").
+pub fn judge(
+    points: &[Point],
+    metric: &str,
+    leak_mib_per_min: f64,
+    min_frozen: Duration,
+    what: &str,
+) -> Judged {
+    let Some(t0) = points.first().map(|p| p.at) else {
+        return Judged::default();
+    };
+    let Some(last) = points.last() else {
+        return Judged::default();
+    };
+    let mem: Vec<(f64, u64)> = points
+        .iter()
+        .filter_map(|p| Some(((p.at - t0).as_seconds_f64(), p.memory_bytes?)))
+        .collect();
+    let memory_trend = trend::fit(&mem);
+    // Walk back from the newest point while CPU time stands still with work in flight.
+    let mut frozen = 0;
+    for w in points.windows(2).rev() {
+        let same_cpu = w[0].cpu_ns.is_some() && w[0].cpu_ns == w[1].cpu_ns;
+        if same_cpu && w[0].in_flight && w[1].in_flight {
+            frozen = if frozen == 0 { 2 } else { frozen + 1 };
+        } else {
+            break;
+        }
+    }
+    let frozen_since = (frozen >= 2)
+        .then(|| points[points.len() - frozen].at)
+        .filter(|since| (last.at - *since).to_std().unwrap_or_default() >= min_frozen);
+    let mut findings = Vec::new();
+    if let Some(since) = frozen_since {
+        findings.push(Finding {
+            verdict: Verdict::Hung,
+            evidence: vec![format!(
+                "history: CPU time unchanged across {frozen} {what} since {} ({}) with a request in flight",
+                local_time(since),
+                duration((last.at - since).to_std().unwrap_or_default())
+            )],
+        });
+    }
+    if let Some(t) = memory_trend.filter(|t| t.is_leak(leak_mib_per_min)) {
+        findings.push(Finding {
+            verdict: Verdict::Leaking,
+            evidence: vec![format!(
+                "history: {metric} {} → {} over {} {what}: {:+.1} MiB/min, R² {:.2}",
+                bytes(mem.first().map_or(0, |p| p.1)),
+                bytes(mem.last().map_or(0, |p| p.1)),
+                t.samples,
+                t.slope_mib_per_min,
+                t.r_squared
+            )],
+        });
+    }
+    Judged {
+        memory_trend,
+        frozen_since,
+        frozen: if frozen_since.is_some() { frozen } else { 0 },
+        findings,
+    }
+}
+
 /// Judge each worker's snapshot series (sorted oldest first).
 pub fn analyze(snaps: &[Snapshot], leak_mib_per_min: f64) -> Vec<WorkerHistory> {
     let mut names: Vec<&str> = snaps.iter().map(|s| s.name.as_str()).collect();
@@ -86,48 +172,29 @@ pub fn analyze(snaps: &[Snapshot], leak_mib_per_min: f64) -> Vec<WorkerHistory> 
         } else {
             "rss"
         };
-        let t0 = current.first().map(|s| s.taken_at);
-        let points: Vec<(f64, u64)> = current
+        let points: Vec<Point> = current
             .iter()
-            .filter_map(|s| Some(((s.taken_at - t0?).as_seconds_f64(), memory(s)?)))
+            .map(|s| Point {
+                at: s.taken_at,
+                cpu_ns: s.process.as_ref().map(|p| p.cpu_ns()),
+                memory_bytes: memory(s),
+                in_flight: in_flight(s),
+            })
             .collect();
-        let memory_trend = trend::fit(&points);
-        // Walk back from the newest snapshot while CPU time stands still with work in flight.
-        let mut frozen = 0;
-        for w in current.windows(2).rev() {
-            let (a, b) = (w[0].process.as_ref(), w[1].process.as_ref());
-            let same_cpu = a.zip(b).is_some_and(|(a, b)| a.cpu_ns() == b.cpu_ns());
-            if same_cpu && in_flight(w[0]) && in_flight(w[1]) {
-                frozen = if frozen == 0 { 2 } else { frozen + 1 };
-            } else {
-                break;
-            }
-        }
-        let frozen_since = (frozen >= 2).then(|| current[current.len() - frozen].taken_at);
-        let mut findings = Vec::new();
-        if let Some(since) = frozen_since {
-            findings.push(Finding {
-                verdict: Verdict::Hung,
-                evidence: vec![format!(
-                    "history: CPU time unchanged across {frozen} snapshots since {} ({}) with a request in flight",
-                    local_time(since),
-                    duration((last.taken_at - since).to_std().unwrap_or_default())
-                )],
-            });
-        }
-        if let Some(t) = memory_trend.filter(|t| t.is_leak(leak_mib_per_min)) {
-            findings.push(Finding {
-                verdict: Verdict::Leaking,
-                evidence: vec![format!(
-                    "history: {metric} {} → {} over {} snapshots: {:+.1} MiB/min, R² {:.2}",
-                    bytes(points.first().map_or(0, |p| p.1)),
-                    bytes(points.last().map_or(0, |p| p.1)),
-                    t.samples,
-                    t.slope_mib_per_min,
-                    t.r_squared
-                )],
-            });
-        }
+        let judged = judge(
+            &points,
+            metric,
+            leak_mib_per_min,
+            Duration::ZERO,
+            "snapshots",
+        );
+        let (memory_trend, frozen_since, frozen, findings) = (
+            judged.memory_trend,
+            judged.frozen_since,
+            judged.frozen,
+            judged.findings,
+        );
+        let mem: Vec<u64> = points.iter().filter_map(|p| p.memory_bytes).collect();
         let verdict = findings
             .iter()
             .map(|f| f.verdict)
@@ -141,8 +208,8 @@ pub fn analyze(snaps: &[Snapshot], leak_mib_per_min: f64) -> Vec<WorkerHistory> 
             first: series[0].taken_at,
             last: last.taken_at,
             memory_metric: metric,
-            memory_first_bytes: points.first().map(|p| p.1),
-            memory_last_bytes: points.last().map(|p| p.1),
+            memory_first_bytes: mem.first().copied(),
+            memory_last_bytes: mem.last().copied(),
             memory_trend,
             frozen_since,
             frozen_snapshots: frozen,
@@ -162,33 +229,18 @@ pub fn fold_into(report: &mut CheckReport, dir: &Path) -> anyhow::Result<()> {
         report.notes.push(format!("history: {p}"));
     }
     let history = analyze(&snaps, 10.0);
-    for w in report.workers.iter_mut() {
+    for i in 0..report.workers.len() {
+        let w = &report.workers[i];
         let Some(h) = history.iter().find(|h| h.pid == w.pid && h.name == w.name) else {
             continue;
         };
-        for f in &h.findings {
-            if !w.findings.iter().any(|x| x.verdict == f.verdict) {
-                w.findings.push(f.clone());
-            }
-        }
         if !h.restarts.is_empty() {
-            w.notes.push(format!(
+            report.workers[i].notes.push(format!(
                 "history: {} restart(s) under this name",
                 h.restarts.len()
             ));
         }
-        w.verdict = w
-            .findings
-            .iter()
-            .map(|f| f.verdict)
-            .max()
-            .unwrap_or(Verdict::Healthy);
-        report.status = report.status.worst(w.verdict.status());
-    }
-    report.exit_code = report.status.code();
-    report.summary.clear();
-    for w in &report.workers {
-        *report.summary.entry(w.verdict).or_insert(0) += 1;
+        report.add_findings(i, &h.findings);
     }
     Ok(())
 }

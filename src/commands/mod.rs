@@ -5,6 +5,7 @@ pub mod check;
 pub mod completions;
 pub mod demo;
 pub mod fds;
+pub mod fleet;
 pub mod history;
 pub mod logs;
 pub mod mem;
@@ -15,6 +16,7 @@ pub mod repro;
 pub mod snapshot;
 pub mod stacks;
 pub mod threads;
+pub mod watch;
 
 use crate::platform::Platform;
 use crate::render::Style;

@@ -332,6 +332,27 @@ fn build(
 }
 
 /// Take the snapshots (and apply retention); `run` prints, `repro` calls this on a stall.
+/// Saves the snapshot of one worker already assessed (by this check, or a `watch` round) into
+/// `dir`, which [`evidence::prepare_dir`] has made ready.
+pub fn save_one(
+    w: &WorkerReport,
+    args: &SnapshotArgs,
+    ctx: &Ctx,
+    outcome: Option<&crate::logs::Outcome>,
+    registry: Option<&registry::Registry>,
+    dir: &std::path::Path,
+) -> anyhow::Result<Saved> {
+    let snap = build(w, args, ctx, outcome, registry);
+    let json = evidence::save(dir, &snap, &text(&snap))?;
+    Ok(Saved {
+        pid: w.pid,
+        name: w.name.clone(),
+        verdict: w.verdict,
+        txt: json.with_extension("txt").display().to_string(),
+        json: json.display().to_string(),
+    })
+}
+
 pub fn take(
     args: &SnapshotArgs,
     ctx: &Ctx,
@@ -365,15 +386,14 @@ pub fn take(
         evidence::prepare_dir(&dir)?;
     }
     for w in &chosen {
-        let snap = build(w, args, ctx, outcome.as_ref(), registry.as_ref());
-        let json = evidence::save(&dir, &snap, &text(&snap))?;
-        saved.push(Saved {
-            pid: w.pid,
-            name: w.name.clone(),
-            verdict: w.verdict,
-            txt: json.with_extension("txt").display().to_string(),
-            json: json.display().to_string(),
-        });
+        saved.push(save_one(
+            w,
+            args,
+            ctx,
+            outcome.as_ref(),
+            registry.as_ref(),
+            &dir,
+        )?);
     }
     let deleted = if (args.keep.is_some() || args.max_age.is_some()) && dir.is_dir() {
         evidence::prune(&dir, args.keep, args.max_age, std::time::SystemTime::now())?

@@ -16,3 +16,4 @@ mod repro;
 mod repro_mlx;
 mod stacks;
 mod util;
+mod watch;

@@ -166,3 +166,63 @@ impl Drop for Sim {
 pub fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
+
+/// A long-running child (`watch`, `sshd`) whose stdout and stderr lines arrive on channels;
+/// its process group is killed on drop, also when the test fails.
+pub struct Background {
+    pub child: Child,
+    pub stdout: std::sync::mpsc::Receiver<String>,
+    pub stderr: std::sync::mpsc::Receiver<String>,
+}
+
+impl Background {
+    pub fn spawn(mut cmd: Command) -> Background {
+        use std::io::{BufRead, BufReader};
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd.spawn().expect("spawn");
+        let lines = |r: Box<dyn std::io::Read + Send>| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(r).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            rx
+        };
+        let stdout = lines(Box::new(child.stdout.take().unwrap()));
+        let stderr = lines(Box::new(child.stderr.take().unwrap()));
+        Background {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// The next stdout line that satisfies `want`, within `limit`; the lines skipped are
+    /// returned too, for the failure message.
+    pub fn line(&self, limit: Duration, want: impl Fn(&str) -> bool) -> (String, Vec<String>) {
+        let deadline = Instant::now() + limit;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(l) if want(&l) => return (l, seen),
+                Ok(l) => seen.push(l),
+                Err(_) => panic!("no matching line within {limit:?}; saw {seen:#?}"),
+            }
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        // SAFETY: the child was started in its own process group.
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}

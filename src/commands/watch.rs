@@ -1,0 +1,451 @@
+//! `mlsdiag watch`: the check as a foreground loop (launchd, systemd), so a hang is caught
+//! while it is young instead of 8 hours later. Between rounds it keeps what one check cannot
+//! see: each worker's CPU time, memory series and last progress. On a verdict change it prints
+//! one line; at a first detection it snapshots the worker, runs the `--on-finding` hook (once
+//! per worker and verdict) and, with `--restart-hung`, ends a hung worker whose identity it
+//! has re-checked. Metrics go to a textfile and/or `/metrics` for Prometheus.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::Ctx;
+use super::check::{self, CheckReport, WorkerReport};
+use super::history::{Point, judge};
+use crate::classify::{Activity, Status, Verdict};
+use crate::cli::{SnapshotArgs, WatchArgs};
+use crate::render::SCHEMA_VERSION;
+use crate::{evidence, metrics, registry};
+
+/// A process is its PID and its start time: a reused PID is another worker.
+type Key = (u32, Option<DateTime<Utc>>);
+
+struct Tracked {
+    name: String,
+    points: VecDeque<Point>,
+    last_progress: DateTime<Utc>,
+    /// The verdict last printed.
+    verdict: Verdict,
+    /// The verdict last acted on (snapshot, hook, restart); cleared when healthy again.
+    alerted: Option<Verdict>,
+}
+
+/// One line of output: a verdict change and what was done about it.
+#[derive(Debug, Serialize)]
+pub struct Event {
+    pub schema_version: u32,
+    pub command: &'static str,
+    pub at: DateTime<Utc>,
+    pub pid: u32,
+    pub worker: String,
+    /// The previous verdict; null when the worker is new to this watch.
+    pub from: Option<Verdict>,
+    /// The new verdict; null when the worker is gone.
+    pub to: Option<Verdict>,
+    pub evidence: Vec<String>,
+    pub snapshot: Option<String>,
+    pub hook: Option<String>,
+    pub restart: Option<String>,
+}
+
+/// What the `--on-finding` hook reads on stdin.
+#[derive(Serialize)]
+struct HookInput<'a> {
+    schema_version: u32,
+    command: &'static str,
+    at: DateTime<Utc>,
+    from: Option<Verdict>,
+    snapshot: Option<&'a str>,
+    worker: &'a WorkerReport,
+}
+
+pub fn run(args: &WatchArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
+    let stop = stop_signal()?;
+    let latest = Arc::new(Mutex::new(metrics::render(None, Duration::ZERO, None)));
+    if let Some(addr) = &args.listen {
+        let bound = metrics::serve(addr, Arc::clone(&latest))?;
+        eprintln!("mlsdiag watch: metrics on http://{bound}/metrics");
+    }
+    let dir = args.dir.clone().unwrap_or_else(evidence::default_dir);
+    let mut tracked: BTreeMap<Key, Tracked> = BTreeMap::new();
+    let mut status;
+    let mut round = 0u64;
+    loop {
+        let started = Instant::now();
+        round += 1;
+        match check::collect_with_log(&args.check, ctx) {
+            Ok((mut report, outcome)) => {
+                let since = fold_rounds(args, &mut report, &mut tracked);
+                for event in act(args, ctx, &report, outcome.as_ref(), &dir, &mut tracked) {
+                    print(out, ctx, &event)?;
+                }
+                status = report.status;
+                publish(
+                    args,
+                    &latest,
+                    &metrics::render(Some(&report), started.elapsed(), Some(&since)),
+                );
+            }
+            Err(e) => {
+                eprintln!(
+                    "{} mlsdiag watch: round {round} failed: {e:#}",
+                    chrono::Local::now().format("%Y-%m-%d %H:%M:%S")
+                );
+                status = Status::Unknown;
+                publish(
+                    args,
+                    &latest,
+                    &metrics::render(None, started.elapsed(), None),
+                );
+            }
+        }
+        out.flush()?;
+        if args.rounds.is_some_and(|n| round >= n) {
+            return Ok(status);
+        }
+        let next = started + args.interval;
+        let wait = next.saturating_duration_since(Instant::now());
+        if stop.recv_timeout(wait).is_ok() {
+            return Ok(status);
+        }
+    }
+}
+
+/// Ctrl-C / SIGTERM end the loop between rounds (a round in progress finishes first).
+fn stop_signal() -> anyhow::Result<std::sync::mpsc::Receiver<()>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = tx.send(());
+    })
+    .map_err(|e| anyhow::anyhow!("cannot handle SIGINT/SIGTERM: {e}"))?;
+    Ok(rx)
+}
+
+fn publish(args: &WatchArgs, latest: &Mutex<String>, text: &str) {
+    *latest.lock().unwrap_or_else(|p| p.into_inner()) = text.to_string();
+    if let Some(dir) = &args.textfile
+        && let Err(e) = metrics::write_textfile(dir, text)
+    {
+        eprintln!("mlsdiag watch: {e}");
+    }
+}
+
+/// Adds this round to each worker's series, folds what the series shows (leak over rounds, CPU
+/// frozen with work in flight for --hung-after) into the report, and returns each worker's
+/// seconds since its last progress.
+fn fold_rounds(
+    args: &WatchArgs,
+    report: &mut CheckReport,
+    tracked: &mut BTreeMap<Key, Tracked>,
+) -> metrics::SinceProgress {
+    let now = report.generated_at;
+    let span = chrono::Duration::from_std(args.leak_span).unwrap_or(chrono::Duration::MAX);
+    let mut since = metrics::SinceProgress::new();
+    for i in 0..report.workers.len() {
+        let w = &report.workers[i];
+        let key = (w.pid, w.started_at);
+        let t = tracked.entry(key).or_insert_with(|| Tracked {
+            name: w.name.clone(),
+            points: VecDeque::new(),
+            last_progress: now,
+            verdict: w.verdict,
+            alerted: None,
+        });
+        let point = Point {
+            at: now,
+            cpu_ns: w.cpu_seconds.map(|s| (s * 1e9).round() as u64),
+            memory_bytes: w.footprint_bytes.or(w.rss_bytes),
+            in_flight: !w.in_flight.is_empty(),
+        };
+        let advanced = t.points.back().is_some_and(|prev| {
+            let secs = (now - prev.at).as_seconds_f64();
+            match (prev.cpu_ns, point.cpu_ns) {
+                (Some(a), Some(b)) if secs > 0.0 => {
+                    (b.saturating_sub(a) as f64 / 1e9) / secs * 100.0 > args.check.progress_cpu
+                }
+                _ => false,
+            }
+        });
+        if w.activity == Activity::Working || advanced {
+            t.last_progress = now;
+        }
+        if w.cpu_seconds.is_some() {
+            since.insert(w.pid, (now - t.last_progress).as_seconds_f64().max(0.0));
+        }
+        t.points.push_back(point);
+        while t.points.front().is_some_and(|p| now - p.at > span) {
+            t.points.pop_front();
+        }
+        let metric = if w.footprint_bytes.is_some() {
+            "footprint"
+        } else {
+            "rss"
+        };
+        let points: Vec<Point> = t.points.iter().cloned().collect();
+        let judged = judge(
+            &points,
+            metric,
+            args.check.leak_threshold,
+            args.check.hung_after,
+            "rounds",
+        );
+        report.add_findings(i, &judged.findings);
+    }
+    since
+}
+
+/// Prints changes and acts on first detections; forgets workers that are gone.
+fn act(
+    args: &WatchArgs,
+    ctx: &Ctx,
+    report: &CheckReport,
+    outcome: Option<&crate::logs::Outcome>,
+    dir: &std::path::Path,
+    tracked: &mut BTreeMap<Key, Tracked>,
+) -> Vec<Event> {
+    let now = report.generated_at;
+    let mut events = Vec::new();
+    let registry = registry::load(&args.check.discovery.registry).ok();
+    let seen: Vec<Key> = report
+        .workers
+        .iter()
+        .map(|w| (w.pid, w.started_at))
+        .collect();
+    for w in &report.workers {
+        let Some(t) = tracked.get_mut(&(w.pid, w.started_at)) else {
+            continue;
+        };
+        let new = t.points.len() == 1;
+        let changed = new || t.verdict != w.verdict;
+        let first_detection = w.verdict != Verdict::Healthy && t.alerted != Some(w.verdict);
+        if w.verdict == Verdict::Healthy {
+            t.alerted = None;
+        }
+        if !changed && !first_detection {
+            continue;
+        }
+        let mut event = Event {
+            schema_version: SCHEMA_VERSION,
+            command: "watch",
+            at: now,
+            pid: w.pid,
+            worker: w.name.clone(),
+            from: (!new).then_some(t.verdict),
+            to: Some(w.verdict),
+            evidence: w
+                .findings
+                .iter()
+                .filter(|f| f.verdict == w.verdict)
+                .flat_map(|f| f.evidence.iter().cloned())
+                .collect(),
+            snapshot: None,
+            hook: None,
+            restart: None,
+        };
+        t.verdict = w.verdict;
+        if first_detection {
+            t.alerted = Some(w.verdict);
+            if !args.no_snapshot {
+                event.snapshot = Some(snapshot(args, ctx, w, outcome, registry.as_ref(), dir));
+            }
+            if let Some(cmd) = &args.on_finding {
+                event.hook = Some(hook(cmd, args.hook_timeout, w, &event));
+            }
+            if args.restart_hung && w.verdict == Verdict::Hung {
+                event.restart = Some(restart(ctx, w, &event, args.grace));
+            }
+        }
+        events.push(event);
+    }
+    let gone: Vec<Key> = tracked
+        .keys()
+        .filter(|k| !seen.contains(k))
+        .copied()
+        .collect();
+    for key in gone {
+        if let Some(t) = tracked.remove(&key) {
+            events.push(Event {
+                schema_version: SCHEMA_VERSION,
+                command: "watch",
+                at: now,
+                pid: key.0,
+                worker: t.name,
+                from: Some(t.verdict),
+                to: None,
+                evidence: vec!["no longer found (exited, or removed from the registry)".into()],
+                snapshot: None,
+                hook: None,
+                restart: None,
+            });
+        }
+    }
+    events
+}
+
+/// The snapshot's path, or why there is none (written as `failed: …`).
+fn snapshot(
+    args: &WatchArgs,
+    ctx: &Ctx,
+    w: &WorkerReport,
+    outcome: Option<&crate::logs::Outcome>,
+    registry: Option<&registry::Registry>,
+    dir: &std::path::Path,
+) -> String {
+    let snap_args = SnapshotArgs {
+        pids: vec![w.pid],
+        check: args.check.clone(),
+        dir: Some(dir.to_path_buf()),
+        quiet: true,
+        on_finding: true,
+        keep: None,
+        max_age: None,
+        tail: args.tail,
+    };
+    let saved = evidence::prepare_dir(dir)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| super::snapshot::save_one(w, &snap_args, ctx, outcome, registry, dir));
+    match saved {
+        Ok(s) => s.json,
+        Err(e) => format!("failed: {e:#}"),
+    }
+}
+
+/// Runs the hook with the finding on stdin; its output goes to stderr so that stdout stays one
+/// line per change. Returns what happened.
+fn hook(cmd: &str, timeout: Duration, w: &WorkerReport, event: &Event) -> String {
+    use std::os::fd::AsFd;
+    use std::os::unix::process::CommandExt;
+    let input = HookInput {
+        schema_version: SCHEMA_VERSION,
+        command: "watch",
+        at: event.at,
+        from: event.from,
+        snapshot: event
+            .snapshot
+            .as_deref()
+            .filter(|s| !s.starts_with("failed")),
+        worker: w,
+    };
+    let stderr = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::null());
+    let child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(cmd)
+        .env("MLSDIAG_PID", w.pid.to_string())
+        .env("MLSDIAG_VERDICT", w.verdict.label())
+        .env("MLSDIAG_WORKER", &w.name)
+        .env("MLSDIAG_SNAPSHOT", input.snapshot.unwrap_or(""))
+        .stdin(Stdio::piped())
+        .stdout(stderr)
+        // Its own process group, so a timeout ends everything it started.
+        .process_group(0)
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return format!("failed to start: {e}"),
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let json = serde_json::to_vec(&input).unwrap_or_default();
+        // A hook that does not read its stdin is not an error.
+        let _ = stdin.write_all(&json);
+    }
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(s)) if s.success() => return "ok".into(),
+            Ok(Some(s)) => return format!("failed: {s}"),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                // SAFETY: kill(2) on the hook's own process group, which it was started in.
+                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+                let _ = child.wait();
+                return format!("killed after {timeout:?} (--hook-timeout)");
+            }
+            Err(e) => return format!("failed: {e}"),
+        }
+    }
+}
+
+/// `--restart-hung`: only with the snapshot on disk, and only if the PID still runs the same
+/// process (start time and command line); SIGTERM, then SIGKILL after `grace`.
+fn restart(ctx: &Ctx, w: &WorkerReport, event: &Event, grace: Duration) -> String {
+    let pid = w.pid;
+    if !ctx.platform.live() {
+        return "not done: reading a recording, not live processes".into();
+    }
+    match &event.snapshot {
+        Some(s) if !s.starts_with("failed") => {}
+        _ => return "not done: no snapshot on disk".into(),
+    }
+    let same = || -> Result<bool, String> {
+        match ctx.platform.process(pid) {
+            Ok(p) if p.is_zombie() => Ok(false),
+            Ok(p) => Ok(Some(p.start_time) == w.started_at
+                && w.command.as_deref() == Some(p.command().as_str())),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    match same() {
+        Ok(true) => {}
+        Ok(false) => return format!("not done: PID {pid} is no longer the same process"),
+        Err(e) => return format!("not done: {e}"),
+    }
+    // SAFETY: kill(2) on a PID whose start time and command line were just re-checked.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let started = Instant::now();
+    while started.elapsed() < grace {
+        if !matches!(same(), Ok(true)) {
+            return format!(
+                "sent SIGTERM to PID {pid}; it exited after {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if matches!(same(), Ok(true)) {
+        // SAFETY: as above, identity re-checked an instant ago.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        return format!("sent SIGTERM to PID {pid}; still running after {grace:?}, sent SIGKILL");
+    }
+    format!("sent SIGTERM to PID {pid}; it exited")
+}
+
+fn print(out: &mut dyn Write, ctx: &Ctx, e: &Event) -> std::io::Result<()> {
+    if ctx.json {
+        serde_json::to_writer(&mut *out, e)?;
+        return writeln!(out);
+    }
+    let label = |v: Option<Verdict>, none: &str| v.map_or(none.to_string(), |v| v.label().into());
+    let mut line = format!(
+        "{} PID {} {}: {} → {}",
+        e.at.with_timezone(&chrono::Local)
+            .format("%Y-%m-%d %H:%M:%S"),
+        e.pid,
+        crate::render::sanitize(&e.worker),
+        label(e.from, "new"),
+        label(e.to, "gone"),
+    );
+    if let Some(first) = e.evidence.first()
+        && e.to != Some(Verdict::Healthy)
+    {
+        line.push_str(&format!(": {}", crate::render::sanitize(first)));
+    }
+    for (what, v) in [
+        ("snapshot", &e.snapshot),
+        ("hook", &e.hook),
+        ("restart", &e.restart),
+    ] {
+        if let Some(v) = v {
+            line.push_str(&format!(" [{what}: {}]", crate::render::sanitize(v)));
+        }
+    }
+    writeln!(out, "{line}")
+}

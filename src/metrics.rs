@@ -1,0 +1,305 @@
+//! Prometheus exposition of a check: the text format that node_exporter's textfile collector
+//! reads (`check --textfile`, `watch --textfile`) and that `watch --listen` serves on
+//! `/metrics`. Operators alert on these with the rules in docs/alerting-rules.yml instead of
+//! running a home-made alert server.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::classify::Verdict;
+use crate::commands::check::CheckReport;
+use crate::error::InputError;
+
+/// The file name node_exporter's textfile collector picks up (`*.prom`).
+pub const TEXTFILE: &str = "mlsdiag.prom";
+
+/// What `watch` knows beyond one check: per worker PID, seconds since it last made progress.
+pub type SinceProgress = BTreeMap<u32, f64>;
+
+/// Escapes a label value: backslash, double quote and newline.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+struct Family<'a> {
+    name: &'a str,
+    help: &'a str,
+    kind: &'a str,
+    samples: Vec<(String, f64)>,
+}
+
+impl Family<'_> {
+    fn write(&self, out: &mut String) {
+        if self.samples.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "# HELP {} {}", self.name, self.help);
+        let _ = writeln!(out, "# TYPE {} {}", self.name, self.kind);
+        for (labels, value) in &self.samples {
+            let _ = writeln!(out, "{}{labels} {}", self.name, number(*value));
+        }
+    }
+}
+
+fn number(v: f64) -> String {
+    if v.is_finite() && v == v.trunc() && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// The exposition of `report` (or of a failed collection: `report` None), with how long the
+/// collection took and, from `watch`, the time since each worker's last progress.
+pub fn render(
+    report: Option<&CheckReport>,
+    took: Duration,
+    since_progress: Option<&SinceProgress>,
+) -> String {
+    let mut families = vec![
+        Family {
+            name: "mlsdiag_up",
+            help: "1 if the last check could inspect the workers, 0 if it failed.",
+            kind: "gauge",
+            samples: vec![(String::new(), if report.is_some() { 1.0 } else { 0.0 })],
+        },
+        Family {
+            name: "mlsdiag_scrape_duration_seconds",
+            help: "How long the last check took, sampling window included.",
+            kind: "gauge",
+            samples: vec![(String::new(), took.as_secs_f64())],
+        },
+    ];
+    if let Some(r) = report {
+        families.push(Family {
+            name: "mlsdiag_status",
+            help: "Overall status as the exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+            kind: "gauge",
+            samples: vec![(String::new(), f64::from(r.status.code()))],
+        });
+        let who = |w: &crate::commands::check::WorkerReport| {
+            format!("worker=\"{}\",pid=\"{}\"", label(&w.name), w.pid)
+        };
+        let per_worker = |f: &dyn Fn(&crate::commands::check::WorkerReport) -> Option<f64>| {
+            r.workers
+                .iter()
+                .filter_map(|w| f(w).map(|v| (format!("{{{}}}", who(w)), v)))
+                .collect::<Vec<_>>()
+        };
+        families.push(Family {
+            name: "mlsdiag_worker_verdict",
+            help: "The worker's verdict: 1 for the current one, 0 for the others.",
+            kind: "gauge",
+            samples: r
+                .workers
+                .iter()
+                .flat_map(|w| {
+                    Verdict::ALL.iter().map(move |v| {
+                        (
+                            format!("{{{},verdict=\"{}\"}}", who(w), v.label()),
+                            if w.verdict == *v { 1.0 } else { 0.0 },
+                        )
+                    })
+                })
+                .collect(),
+        });
+        families.push(Family {
+            name: "mlsdiag_worker_cpu_seconds_total",
+            help: "User plus system CPU time of the worker process.",
+            kind: "counter",
+            samples: per_worker(&|w| w.cpu_seconds),
+        });
+        families.push(Family {
+            name: "mlsdiag_worker_resident_bytes",
+            help: "Resident set size of the worker process.",
+            kind: "gauge",
+            samples: per_worker(&|w| w.rss_bytes.map(|b| b as f64)),
+        });
+        families.push(Family {
+            name: "mlsdiag_worker_footprint_bytes",
+            help: "phys_footprint of the worker process (macOS; the leak signal there).",
+            kind: "gauge",
+            samples: per_worker(&|w| w.footprint_bytes.map(|b| b as f64)),
+        });
+        families.push(Family {
+            name: "mlsdiag_worker_threads",
+            help: "Threads of the worker process.",
+            kind: "gauge",
+            samples: per_worker(&|w| w.threads.map(f64::from)),
+        });
+        families.push(Family {
+            name: "mlsdiag_worker_in_flight_requests",
+            help: "Requests the server log shows started and not finished on this worker (needs --log).",
+            kind: "gauge",
+            samples: if r.log.is_some() {
+                per_worker(&|w| Some(w.in_flight.len() as f64))
+            } else {
+                vec![]
+            },
+        });
+        families.push(Family {
+            name: "mlsdiag_worker_seconds_since_progress",
+            help: "Seconds since the worker last made progress (CPU time advancing or running).",
+            kind: "gauge",
+            samples: per_worker(&|w| match since_progress {
+                Some(m) => m.get(&w.pid).copied(),
+                // One check only knows whether there was progress within its window.
+                None => (w.activity == crate::classify::Activity::Working).then_some(0.0),
+            }),
+        });
+    }
+    let mut out = String::new();
+    for f in &families {
+        f.write(&mut out);
+    }
+    out
+}
+
+/// Writes `DIR/mlsdiag.prom` atomically (a temp file in DIR, then rename), so the collector
+/// never reads half a file. DIR must exist and not be a symlink.
+pub fn write_textfile(dir: &Path, text: &str) -> Result<PathBuf, InputError> {
+    use std::io::Write;
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(InputError::BadFile {
+                path: dir.to_path_buf(),
+                message: "is a symbolic link; refusing to write metrics through it".into(),
+            });
+        }
+        Ok(m) if !m.is_dir() => {
+            return Err(InputError::BadFile {
+                path: dir.to_path_buf(),
+                message: "is not a directory".into(),
+            });
+        }
+        Ok(_) => {}
+        Err(e) => return Err(InputError::io(dir)(e)),
+    }
+    let path = dir.join(TEXTFILE);
+    // node_exporter ignores files not ending in .prom, so the temp file cannot be read early.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".mlsdiag.prom.")
+        .tempfile_in(dir)
+        .map_err(InputError::io(dir))?;
+    tmp.write_all(text.as_bytes())
+        .map_err(InputError::io(tmp.path()))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(InputError::io(tmp.path()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+            .map_err(InputError::io(tmp.path()))?;
+    }
+    tmp.persist(&path)
+        .map_err(|e| InputError::io(&path)(e.error))?;
+    Ok(path)
+}
+
+/// `--listen ADDR`: a port alone, or `:PORT`, binds 127.0.0.1; a host must be given to listen
+/// wider.
+pub fn listen_addr(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let addr = if let Ok(port) = s.trim_start_matches(':').parse::<u16>() {
+        format!("127.0.0.1:{port}")
+    } else {
+        s.to_string()
+    };
+    addr.parse::<std::net::SocketAddr>()
+        .map(|a| a.to_string())
+        .map_err(|_| format!("{s:?}: expected PORT, :PORT or HOST:PORT (e.g. 127.0.0.1:9464)"))
+}
+
+/// Serves the latest exposition on `/metrics` from a background thread, until the process
+/// ends. Returns the bound address (port 0 picks a free one).
+pub fn serve(addr: &str, latest: Arc<Mutex<String>>) -> anyhow::Result<std::net::SocketAddr> {
+    let server =
+        tiny_http::Server::http(addr).map_err(|e| anyhow::anyhow!("--listen {addr}: {e}"))?;
+    let bound = server
+        .server_addr()
+        .to_ip()
+        .ok_or_else(|| anyhow::anyhow!("--listen {addr}: not an IP address"))?;
+    std::thread::spawn(move || {
+        for request in server.incoming_requests() {
+            let path = request.url().split('?').next().unwrap_or("");
+            let response = match (request.method(), path) {
+                (tiny_http::Method::Get, "/metrics") => {
+                    let body = latest.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    tiny_http::Response::from_string(body).with_header(
+                        tiny_http::Header::from_bytes(
+                            "Content-Type",
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )
+                        .expect("a valid header"),
+                    )
+                }
+                (tiny_http::Method::Get, "/") => {
+                    tiny_http::Response::from_string("mlsdiag watch: metrics on /metrics\n")
+                }
+                _ => tiny_http::Response::from_string("not found\n").with_status_code(404),
+            };
+            // A client that went away costs nothing.
+            let _ = request.respond(response);
+        }
+    });
+    Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn numbers_print_as_prometheus_reads_them() {
+        assert_eq!(number(3.0), "3");
+        assert_eq!(number(0.25), "0.25");
+        assert_eq!(number(f64::NAN), "NaN");
+    }
+
+    #[test]
+    fn a_failed_check_still_says_up_0() {
+        let text = render(None, Duration::from_millis(1500), None);
+        assert!(text.contains("mlsdiag_up 0\n"), "{text}");
+        assert!(
+            text.contains("mlsdiag_scrape_duration_seconds 1.5\n"),
+            "{text}"
+        );
+        assert!(!text.contains("mlsdiag_worker"), "{text}");
+    }
+
+    #[test]
+    fn listen_defaults_to_loopback() {
+        assert_eq!(listen_addr("9464").unwrap(), "127.0.0.1:9464");
+        assert_eq!(listen_addr(":9464").unwrap(), "127.0.0.1:9464");
+        assert_eq!(listen_addr("0.0.0.0:9464").unwrap(), "0.0.0.0:9464");
+        assert!(listen_addr("localhost").is_err());
+    }
+
+    #[test]
+    fn the_textfile_is_replaced_whole_and_symlinks_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_textfile(dir.path(), "mlsdiag_up 1\n").unwrap();
+        write_textfile(dir.path(), "mlsdiag_up 0\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "mlsdiag_up 0\n");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "no temp file left behind");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path(), &link).unwrap();
+        assert!(
+            write_textfile(&link, "x")
+                .unwrap_err()
+                .to_string()
+                .contains("symbolic link")
+        );
+    }
+}

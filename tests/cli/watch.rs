@@ -1,0 +1,336 @@
+//! `mlsdiag watch` and `check --textfile` on the demo's real processes: how soon the hung
+//! worker is flagged, the snapshot and hook at first detection (once), `--restart-hung`, and
+//! the Prometheus output as `promtool check metrics` judges it.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::util::{Background, Sim, bin, run, stderr, wait_until, write};
+
+/// `promtool check metrics` on `text`: its verdict (exit status) and what it printed.
+fn promtool(text: &str) -> (bool, String) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; scripts/test installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
+fn log_line(message: &str) -> String {
+    format!(
+        "{} - mls.api - INFO - {message}\n",
+        chrono::Local::now().format("%Y-%m-%d %H:%M:%S,%3f")
+    )
+}
+
+#[test]
+fn watch_flags_a_fresh_hang_within_hung_after_plus_one_interval_and_alerts_once() {
+    let sim = Sim::start();
+    let hung = sim.pid("hung");
+    let dir = tempfile::tempdir().unwrap();
+    let (snaps, prom, hooks) = (
+        dir.path().join("snaps"),
+        dir.path().join("prom"),
+        dir.path().join("hooks.log"),
+    );
+    std::fs::create_dir(&prom).unwrap();
+    // The hung worker is handed a request now: it deadlocked at start, so from here on this
+    // request is work in flight without progress.
+    let log = dir.path().join("mls.log");
+    let t0 = Instant::now();
+    write(
+        &log,
+        &log_line(&format!(
+            "Chat completion request: pid={hung} id=fresh-1 prompt_chars=8489 max_tokens=2000 temperature=0.3"
+        )),
+    );
+    let (hung_after, interval, window) = (3.0, 1.0, 0.3);
+    let mut cmd = Command::new(bin());
+    cmd.args(["watch", "--pattern", sim.pattern(), "--registry", sim.registry()])
+        .arg("--log")
+        .arg(&log)
+        .args(["--interval", "1s", "--window", "300ms", "--hung-after", "3s"])
+        .arg("--dir")
+        .arg(&snaps)
+        .arg("--textfile")
+        .arg(&prom)
+        .args(["--listen", "127.0.0.1:0", "--on-finding"])
+        .arg(format!(
+            "cat > {dir}/hook-$MLSDIAG_PID.json; echo \"$MLSDIAG_PID $MLSDIAG_VERDICT $MLSDIAG_WORKER\" >> {hooks}",
+            dir = dir.path().display(),
+            hooks = hooks.display()
+        ))
+        .env("NO_COLOR", "1");
+    let watch = Background::spawn(cmd);
+    let url = watch
+        .stderr
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the metrics address on stderr");
+    let addr = url
+        .split("http://")
+        .nth(1)
+        .and_then(|u| u.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("{url}"))
+        .to_string();
+    let me = format!("PID {hung} ");
+    // Not hung at first: its request is younger than --hung-after.
+    let (first, _) = watch.line(Duration::from_secs(30), |l| l.contains(&me));
+    assert!(first.contains("new → healthy"), "{first}");
+    let (flagged, _) = watch.line(Duration::from_secs(30), |l| l.contains(&me));
+    let elapsed = t0.elapsed().as_secs_f64();
+    assert!(flagged.contains("healthy → hung"), "{flagged}");
+    assert!(flagged.contains("fresh-1"), "{flagged}");
+    // Flagged no sooner than --hung-after, and within one interval (plus the sampling window
+    // and scheduling slack on a busy machine) after it.
+    assert!(elapsed >= hung_after, "flagged after {elapsed:.2} s");
+    assert!(
+        elapsed <= hung_after + interval + window + 2.5,
+        "flagged after {elapsed:.2} s, more than --hung-after + one interval"
+    );
+    // The snapshot was on disk, stacks included, before the hook ran.
+    let snap_path = flagged
+        .split("[snapshot: ")
+        .nth(1)
+        .and_then(|s| s.split(']').next())
+        .unwrap_or_else(|| panic!("{flagged}"));
+    let snap: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(snap_path).unwrap()).unwrap();
+    assert_eq!(snap["pid"], hung);
+    assert!(snap["stacks"].is_object(), "{snap:#}");
+    assert!(flagged.contains("[hook: ok]"), "{flagged}");
+    let input: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join(format!("hook-{hung}.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(input["worker"]["verdict"], "hung");
+    assert_eq!(input["from"], "healthy");
+    assert_eq!(input["snapshot"], snap_path);
+    // Three more rounds: no second alert for the same worker and verdict.
+    let textfile = prom.join("mlsdiag.prom");
+    let since = |text: &str| -> f64 {
+        text.lines()
+            .find(|l| {
+                l.starts_with("mlsdiag_worker_seconds_since_progress")
+                    && l.contains(&format!("pid=\"{hung}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let hung_since = || {
+        std::fs::read_to_string(&textfile)
+            .ok()
+            .filter(|t| t.contains(&format!("pid=\"{hung}\",verdict=\"hung\"}} 1")))
+            .map(|t| since(&t))
+    };
+    let mut s0 = 0.0;
+    wait_until(Duration::from_secs(30), "the hung round's metrics", || {
+        hung_since().inspect(|s| s0 = *s).is_some()
+    });
+    wait_until(Duration::from_secs(30), "three more rounds", || {
+        hung_since().is_some_and(|s| s >= s0 + 3.0 * interval - 0.5)
+    });
+    let hook_lines = std::fs::read_to_string(&hooks).unwrap();
+    let for_hung: Vec<&str> = hook_lines
+        .lines()
+        .filter(|l| l.starts_with(&format!("{hung} ")))
+        .collect();
+    assert_eq!(
+        for_hung,
+        [format!("{hung} hung {}", snap["name"].as_str().unwrap())]
+    );
+    // Metrics: the textfile and /metrics agree, and promtool accepts both.
+    let text = std::fs::read_to_string(&textfile).unwrap();
+    let verdict = "verdict=\"hung\"} 1";
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&format!("pid=\"{hung}\"")) && l.ends_with(verdict)),
+        "{text}"
+    );
+    assert!(text.contains("mlsdiag_up 1"), "{text}");
+    let (ok, why) = promtool(&text);
+    assert!(ok, "promtool check metrics: {why}\n{text}");
+    let response = http_get(&addr, "/metrics");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("text/plain; version=0.0.4"), "{response}");
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("");
+    assert!(body.contains("mlsdiag_worker_verdict{"), "{body}");
+    let (ok, why) = promtool(body);
+    assert!(ok, "promtool check metrics (/metrics): {why}");
+    assert!(http_get(&addr, "/nope").starts_with("HTTP/1.1 404"));
+    // SIGTERM ends it between rounds.
+    // SAFETY: kill(2) on the watch child this test started.
+    unsafe { libc::kill(watch.child.id() as i32, libc::SIGTERM) };
+    let mut watch = watch;
+    wait_until(Duration::from_secs(20), "watch to exit on SIGTERM", || {
+        watch.child.try_wait().unwrap().is_some()
+    });
+}
+
+#[test]
+fn restart_hung_ends_the_hung_worker_after_its_snapshot_and_nothing_else() {
+    let sim = Sim::start();
+    let hung = sim.pid("hung");
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "watch",
+        "--pattern",
+        sim.pattern(),
+        "--registry",
+        sim.registry(),
+        "--log",
+        sim.log(),
+        "--rounds",
+        "1",
+        "--window",
+        "300ms",
+        "--restart-hung",
+        "--grace",
+        "5s",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let line = out
+        .lines()
+        .find(|l| l.contains(&format!("PID {hung} ")))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains("→ hung"), "{line}");
+    assert!(line.contains("[snapshot: "), "{line}");
+    assert!(
+        line.contains(&format!("[restart: sent SIGTERM to PID {hung}")),
+        "{line}"
+    );
+    let gone = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(true)
+    };
+    wait_until(Duration::from_secs(10), "the hung worker to end", || {
+        gone(hung)
+    });
+    // Only the hung worker was touched.
+    for role in ["working", "idle", "leaking"] {
+        assert!(!gone(sim.pid(role)), "{role} worker was ended");
+        assert!(!out.contains(&format!("restart: sent SIGTERM to PID {}", sim.pid(role))));
+    }
+    // Its snapshot is on disk.
+    let snaps: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("worker_{hung}_"))
+        })
+        .collect();
+    assert_eq!(snaps.len(), 2, "json and txt");
+}
+
+#[test]
+fn check_textfile_writes_metrics_promtool_accepts() {
+    let sim = Sim::start();
+    let dir = tempfile::tempdir().unwrap();
+    let o = sim.check(&[
+        "--window",
+        "300ms",
+        "--textfile",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let text = std::fs::read_to_string(dir.path().join("mlsdiag.prom")).unwrap();
+    let (ok, why) = promtool(&text);
+    assert!(ok, "{why}\n{text}");
+    for family in [
+        "mlsdiag_up 1",
+        "mlsdiag_scrape_duration_seconds ",
+        "mlsdiag_worker_verdict{",
+        "mlsdiag_worker_cpu_seconds_total{",
+        "mlsdiag_worker_resident_bytes{",
+        "mlsdiag_worker_threads{",
+        "mlsdiag_worker_in_flight_requests{",
+        "mlsdiag_worker_seconds_since_progress{",
+    ] {
+        assert!(text.contains(family), "{family} missing:\n{text}");
+    }
+    // One series per verdict and worker, exactly one of them 1.
+    let working = sim.pid("working");
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("mlsdiag_worker_verdict{") && l.contains(&format!("pid=\"{working}\""))
+        })
+        .collect();
+    assert_eq!(series.len(), 6, "{series:?}");
+    assert_eq!(series.iter().filter(|l| l.ends_with(" 1")).count(), 1);
+    // A symlinked directory is refused, naming it.
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(dir.path(), &link).unwrap();
+    let o = sim.check(&["--window", "0s", "--textfile", link.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("symbolic link"), "{}", stderr(&o));
+}
+
+#[test]
+fn the_alerting_rules_in_docs_pass_promtool() {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/alerting-rules.yml");
+    let o = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&rules)
+        .output()
+        .expect("promtool");
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = std::fs::read_to_string(&rules).unwrap();
+    for alert in [
+        "MlsWorkerHung",
+        "MlsWorkerLeaking",
+        "MlsWorkerCrashed",
+        "MlsdiagDown",
+    ] {
+        assert!(text.contains(&format!("alert: {alert}")), "{alert}");
+    }
+}
