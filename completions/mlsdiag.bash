@@ -34,6 +34,9 @@ _mlsdiag() {
             mlsdiag,fds)
                 cmd="mlsdiag__subcmd__fds"
                 ;;
+            mlsdiag,fleet)
+                cmd="mlsdiag__subcmd__fleet"
+                ;;
             mlsdiag,help)
                 cmd="mlsdiag__subcmd__help"
                 ;;
@@ -70,6 +73,9 @@ _mlsdiag() {
             mlsdiag,threads)
                 cmd="mlsdiag__subcmd__threads"
                 ;;
+            mlsdiag,watch)
+                cmd="mlsdiag__subcmd__watch"
+                ;;
             mlsdiag__subcmd__help,__demo-orchestrator)
                 cmd="mlsdiag__subcmd__help__subcmd____demo__subcmd__orchestrator"
                 ;;
@@ -87,6 +93,9 @@ _mlsdiag() {
                 ;;
             mlsdiag__subcmd__help,fds)
                 cmd="mlsdiag__subcmd__help__subcmd__fds"
+                ;;
+            mlsdiag__subcmd__help,fleet)
+                cmd="mlsdiag__subcmd__help__subcmd__fleet"
                 ;;
             mlsdiag__subcmd__help,help)
                 cmd="mlsdiag__subcmd__help__subcmd__help"
@@ -124,6 +133,9 @@ _mlsdiag() {
             mlsdiag__subcmd__help,threads)
                 cmd="mlsdiag__subcmd__help__subcmd__threads"
                 ;;
+            mlsdiag__subcmd__help,watch)
+                cmd="mlsdiag__subcmd__help__subcmd__watch"
+                ;;
             *)
                 ;;
         esac
@@ -131,7 +143,7 @@ _mlsdiag() {
 
     case "${cmd}" in
         mlsdiag)
-            opts="-h -V --json --color --fixture --help --version check threads fds stacks registry logs mem demo snapshot history postmortem repro record completions man __demo-orchestrator __demo-worker help"
+            opts="-h -V --json --color --fixture --help --version check watch fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record completions man __demo-orchestrator __demo-worker help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -229,7 +241,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__check)
-            opts="-h --pattern --registry --log --window --leak-window --hung-after --leak-threshold --progress-cpu --history --json --color --fixture --help"
+            opts="-h --pattern --registry --log --window --leak-window --hung-after --leak-threshold --progress-cpu --history --textfile --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -268,6 +280,10 @@ _mlsdiag() {
                     return 0
                     ;;
                 --history)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --textfile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -360,8 +376,58 @@ _mlsdiag() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mlsdiag__subcmd__fleet)
+            opts="-h --hosts-file --ssh-config --ssh-option --connect-timeout --timeout --jobs --remote-command --json --color --fixture --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --hosts-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ssh-config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ssh-option)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remote-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --fixture)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mlsdiag__subcmd__help)
-            opts="check threads fds stacks registry logs mem demo snapshot history postmortem repro record completions man __demo-orchestrator __demo-worker help"
+            opts="check watch fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record completions man __demo-orchestrator __demo-worker help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -445,6 +511,20 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__help__subcmd__fds)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mlsdiag__subcmd__help__subcmd__fleet)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -613,6 +693,20 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__help__subcmd__threads)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mlsdiag__subcmd__help__subcmd__watch)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1094,6 +1188,104 @@ _mlsdiag() {
             fi
             case "${prev}" in
                 --window)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --fixture)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mlsdiag__subcmd__watch)
+            opts="-h --pattern --registry --log --window --leak-window --hung-after --leak-threshold --progress-cpu --history --interval --rounds --leak-span --dir --no-snapshot --tail --on-finding --hook-timeout --restart-hung --grace --textfile --listen --json --color --fixture --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --pattern)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --window)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --leak-window)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hung-after)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --leak-threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --progress-cpu)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --history)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rounds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --leak-span)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tail)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --on-finding)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hook-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --grace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --textfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --listen)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -7,6 +7,7 @@ mod contract;
 mod demo;
 mod docs;
 mod evidence;
+mod fleet;
 mod inspect;
 mod logs;
 mod recording;

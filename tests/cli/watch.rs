@@ -334,3 +334,48 @@ fn the_alerting_rules_in_docs_pass_promtool() {
         assert!(text.contains(&format!("alert: {alert}")), "{alert}");
     }
 }
+
+#[test]
+fn the_watch_service_files_use_real_flags() {
+    use clap::Parser;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/scheduling");
+    let service = std::fs::read_to_string(root.join("mlsdiag-watch.service")).unwrap();
+    let exec: Vec<String> = service
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert!(service.contains("Restart=always") && service.contains("[Install]"));
+    let plist = std::fs::read_to_string(root.join("com.github.mlsdiag.watch.plist")).unwrap();
+    let doc = roxmltree::Document::parse_with_options(
+        &plist,
+        roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        },
+    )
+    .expect("plist is XML");
+    let keys: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("key"))
+        .filter_map(|n| n.text())
+        .collect();
+    assert!(
+        keys.contains(&"KeepAlive") && keys.contains(&"Label"),
+        "{keys:?}"
+    );
+    let args: Vec<String> = doc
+        .descendants()
+        .find(|n| n.has_tag_name("array"))
+        .unwrap()
+        .children()
+        .filter(|n| n.has_tag_name("string"))
+        .filter_map(|n| n.text().map(str::to_string))
+        .collect();
+    for argv in [exec, args] {
+        assert_eq!(argv[1], "watch", "{argv:?}");
+        mlsdiag::cli::Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    }
+}
