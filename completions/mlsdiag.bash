@@ -377,13 +377,13 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__fleet)
-            opts="-h --hosts-file --ssh-config --ssh-option --connect-timeout --timeout --jobs --remote-command --json --color --fixture --help"
+            opts="-h --hosts --ssh-config --ssh-option --connect-timeout --timeout --jobs --remote-command --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --hosts-file)
+                --hosts)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -94,7 +94,7 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l no-snapshot -d
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l restart-hung -d 'End a hung worker (SIGTERM, then SIGKILL after --grace) once its snapshot is on disk'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -s h -l help -d 'Print help'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand fleet" -l hosts-file -d 'Read hosts from FILE, one per line (# comments)' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand fleet" -l hosts -d 'Read hosts from FILE, one per line (# comments)' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand fleet" -l ssh-config -d 'ssh client configuration file (ssh -F)' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand fleet" -l ssh-option -d 'Extra ssh option (ssh -o), repeatable' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand fleet" -l connect-timeout -d 'Seconds ssh may take to connect (ConnectTimeout)' -r

@@ -196,7 +196,7 @@ pub struct FleetArgs {
     /// Hosts as ssh takes them (user@host, a Host alias of the ssh config)
     pub hosts: Vec<String>,
     /// Read hosts from FILE, one per line (# comments)
-    #[arg(long, value_name = "FILE")]
+    #[arg(long = "hosts", value_name = "FILE")]
     pub hosts_file: Option<PathBuf>,
     /// ssh client configuration file (ssh -F)
     #[arg(long, value_name = "FILE", help_heading = "Connection")]

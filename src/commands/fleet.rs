@@ -67,7 +67,7 @@ pub struct FleetReport {
     pub hosts: Vec<HostResult>,
 }
 
-/// Hosts from the arguments and `--hosts-file` (one per line, `#` comments), in order, once.
+/// Hosts from the arguments and `--hosts FILE` (one per line, `#` comments), in order, once.
 fn hosts(args: &FleetArgs) -> anyhow::Result<Vec<String>> {
     let mut out: Vec<String> = args.hosts.clone();
     if let Some(p) = &args.hosts_file {
@@ -87,7 +87,7 @@ fn hosts(args: &FleetArgs) -> anyhow::Result<Vec<String>> {
             "{h:?} is not a host name"
         );
     }
-    anyhow::ensure!(!out.is_empty(), "give hosts, or --hosts-file FILE");
+    anyhow::ensure!(!out.is_empty(), "give hosts, or --hosts FILE");
     Ok(out)
 }
 
@@ -356,7 +356,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("hosts");
         std::fs::write(&f, "# the fleet\nstudio\n\nmini  # desk\nstudio\n").unwrap();
-        let a = args(&["air", "--hosts-file", f.to_str().unwrap()]);
+        let a = args(&["air", "--hosts", f.to_str().unwrap()]);
         assert_eq!(hosts(&a).unwrap(), ["air", "studio", "mini"]);
         assert!(hosts(&args(&["-oProxyCommand=x"])).is_err());
         assert!(hosts(&args(&[])).is_err());

@@ -334,3 +334,74 @@ pub fn run(args: &HistoryArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result
     }
     Ok(status)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_767_654_000 + secs, 0).unwrap()
+    }
+
+    fn point(secs: i64, cpu: u64, mem: u64, in_flight: bool) -> Point {
+        Point {
+            at: at(secs),
+            cpu_ns: Some(cpu),
+            memory_bytes: Some(mem),
+            in_flight,
+        }
+    }
+
+    #[test]
+    fn frozen_cpu_with_work_in_flight_is_hung_once_it_lasts_min_frozen() {
+        let mib = 1 << 20;
+        let points: Vec<Point> = (0..5)
+            .map(|i| point(i * 30, if i == 0 { 1 } else { 7 }, 100 * mib, true))
+            .collect();
+        // CPU unchanged from 30 s to 120 s: 4 rounds, 90 s.
+        let j = judge(&points, "rss", 10.0, Duration::ZERO, "rounds");
+        assert_eq!((j.frozen, j.frozen_since), (4, Some(at(30))));
+        assert_eq!(j.findings.len(), 1);
+        assert!(
+            j.findings[0].evidence[0].contains("across 4 rounds"),
+            "{:?}",
+            j.findings
+        );
+        let j = judge(&points, "rss", 10.0, Duration::from_secs(90), "rounds");
+        assert_eq!(j.findings.len(), 1, "90 s frozen meets a 90 s --hung-after");
+        let j = judge(&points, "rss", 10.0, Duration::from_secs(91), "rounds");
+        assert!(j.findings.is_empty(), "not yet: {:?}", j.findings);
+        // Idle (nothing in flight) is never hung, however still its CPU time.
+        let idle: Vec<Point> = (0..5).map(|i| point(i * 30, 7, 100 * mib, false)).collect();
+        assert!(
+            judge(&idle, "rss", 10.0, Duration::ZERO, "rounds")
+                .findings
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn steady_growth_is_a_leak_and_noise_is_not() {
+        let mib: u64 = 1 << 20;
+        let growing: Vec<Point> = (0..6)
+            .map(|i| point(i * 60, i as u64, (100 + 20 * i as u64) * mib, false))
+            .collect();
+        let j = judge(&growing, "footprint", 10.0, Duration::ZERO, "rounds");
+        assert_eq!(j.findings.len(), 1, "{:?}", j.findings);
+        assert_eq!(j.findings[0].verdict, Verdict::Leaking);
+        assert!(j.findings[0].evidence[0].starts_with("history: footprint"));
+        let flat: Vec<Point> = (0..6)
+            .map(|i| point(i * 60, i as u64, (100 + (i % 2) as u64) * mib, false))
+            .collect();
+        assert!(
+            judge(&flat, "rss", 10.0, Duration::ZERO, "rounds")
+                .findings
+                .is_empty()
+        );
+        assert!(
+            judge(&[], "rss", 10.0, Duration::ZERO, "rounds")
+                .findings
+                .is_empty()
+        );
+    }
+}

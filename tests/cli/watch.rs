@@ -219,6 +219,10 @@ fn restart_hung_ends_the_hung_worker_after_its_snapshot_and_nothing_else() {
         "--restart-hung",
         "--grace",
         "5s",
+        "--on-finding",
+        "sleep 30",
+        "--hook-timeout",
+        "500ms",
         "--dir",
         dir.path().to_str().unwrap(),
     ]);
@@ -230,6 +234,8 @@ fn restart_hung_ends_the_hung_worker_after_its_snapshot_and_nothing_else() {
         .unwrap_or_else(|| panic!("{out}"));
     assert!(line.contains("→ hung"), "{line}");
     assert!(line.contains("[snapshot: "), "{line}");
+    // A hook that outlives --hook-timeout is killed, with everything it started.
+    assert!(line.contains("[hook: killed after 500ms"), "{line}");
     assert!(
         line.contains(&format!("[restart: sent SIGTERM to PID {hung}")),
         "{line}"
