@@ -431,34 +431,13 @@ fn postmortem_from_the_incident_fixtures() {
 #[test]
 fn scheduling_files_are_valid_and_use_real_flags() {
     use clap::Parser;
-    let plist =
-        std::fs::read_to_string(root("docs/scheduling/com.github.mlsdiag.snapshot.plist")).unwrap();
-    let doc = roxmltree::Document::parse_with_options(
-        &plist,
-        roxmltree::ParsingOptions {
-            allow_dtd: true,
-            ..Default::default()
-        },
-    )
-    .expect("plist is XML");
-    let keys: Vec<&str> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("key"))
-        .filter_map(|n| n.text())
-        .collect();
+    let (keys, args) = crate::util::plist("docs/scheduling/com.github.mlsdiag.snapshot.plist");
     assert!(
-        keys.contains(&"StartInterval")
-            && keys.contains(&"ProgramArguments")
-            && keys.contains(&"Label")
+        ["StartInterval", "ProgramArguments", "Label"]
+            .iter()
+            .all(|k| keys.iter().any(|x| x == k)),
+        "{keys:?}"
     );
-    let args: Vec<String> = doc
-        .descendants()
-        .find(|n| n.has_tag_name("array"))
-        .unwrap()
-        .children()
-        .filter(|n| n.has_tag_name("string"))
-        .filter_map(|n| n.text().map(str::to_string))
-        .collect();
     let cron = std::fs::read_to_string(root("docs/scheduling.md")).unwrap();
     let cron_line = cron.lines().find(|l| l.starts_with("*/5")).unwrap();
     let service =

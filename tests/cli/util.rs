@@ -163,6 +163,33 @@ impl Drop for Sim {
     }
 }
 
+/// A launchd plist in the repository: its `<key>` names and its `ProgramArguments`.
+pub fn plist(path: &str) -> (Vec<String>, Vec<String>) {
+    let text = std::fs::read_to_string(root(path)).unwrap();
+    let doc = roxmltree::Document::parse_with_options(
+        &text,
+        roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{path} is not XML: {e}"));
+    let keys = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("key"))
+        .filter_map(|n| n.text().map(str::to_string))
+        .collect();
+    let args = doc
+        .descendants()
+        .find(|n| n.has_tag_name("array"))
+        .unwrap_or_else(|| panic!("{path}: no ProgramArguments array"))
+        .children()
+        .filter(|n| n.has_tag_name("string"))
+        .filter_map(|n| n.text().map(str::to_string))
+        .collect();
+    (keys, args)
+}
+
 pub fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }

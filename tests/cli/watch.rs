@@ -354,32 +354,13 @@ fn the_watch_service_files_use_real_flags() {
         .map(str::to_string)
         .collect();
     assert!(service.contains("Restart=always") && service.contains("[Install]"));
-    let plist = std::fs::read_to_string(root.join("com.github.mlsdiag.watch.plist")).unwrap();
-    let doc = roxmltree::Document::parse_with_options(
-        &plist,
-        roxmltree::ParsingOptions {
-            allow_dtd: true,
-            ..Default::default()
-        },
-    )
-    .expect("plist is XML");
-    let keys: Vec<&str> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("key"))
-        .filter_map(|n| n.text())
-        .collect();
+    let (keys, args) = crate::util::plist("docs/scheduling/com.github.mlsdiag.watch.plist");
     assert!(
-        keys.contains(&"KeepAlive") && keys.contains(&"Label"),
+        ["KeepAlive", "Label", "ProgramArguments"]
+            .iter()
+            .all(|k| keys.iter().any(|x| x == k)),
         "{keys:?}"
     );
-    let args: Vec<String> = doc
-        .descendants()
-        .find(|n| n.has_tag_name("array"))
-        .unwrap()
-        .children()
-        .filter(|n| n.has_tag_name("string"))
-        .filter_map(|n| n.text().map(str::to_string))
-        .collect();
     for argv in [exec, args] {
         assert_eq!(argv[1], "watch", "{argv:?}");
         mlsdiag::cli::Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
