@@ -27,6 +27,8 @@ type Key = (u32, Option<DateTime<Utc>>);
 
 struct Tracked {
     name: String,
+    /// Rounds this process has been seen in.
+    rounds: u64,
     points: VecDeque<Point>,
     last_progress: DateTime<Utc>,
     /// The verdict last printed.
@@ -151,6 +153,7 @@ fn fold_rounds(
         let key = (w.pid, w.started_at);
         let t = tracked.entry(key).or_insert_with(|| Tracked {
             name: w.name.clone(),
+            rounds: 0,
             points: VecDeque::new(),
             last_progress: now,
             verdict: w.verdict,
@@ -177,6 +180,7 @@ fn fold_rounds(
         if w.cpu_seconds.is_some() {
             since.insert(w.pid, (now - t.last_progress).as_seconds_f64().max(0.0));
         }
+        t.rounds += 1;
         t.points.push_back(point);
         while t.points.front().is_some_and(|p| now - p.at > span) {
             t.points.pop_front();
@@ -220,7 +224,7 @@ fn act(
         let Some(t) = tracked.get_mut(&(w.pid, w.started_at)) else {
             continue;
         };
-        let new = t.points.len() == 1;
+        let new = t.rounds == 1;
         let changed = new || t.verdict != w.verdict;
         let first_detection = w.verdict != Verdict::Healthy && t.alerted != Some(w.verdict);
         if w.verdict == Verdict::Healthy {
