@@ -44,7 +44,7 @@ complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "demo" -d 'Start a s
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "snapshot" -d 'Save each worker\'s full diagnosis as text and JSON (for cron, history and postmortems)'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "history" -d 'Trends across saved snapshots: leaks, frozen CPU time, restarts'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "postmortem" -d 'Write the incident postmortem (Markdown) from snapshots and the server log'
-complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "repro" -d 'Replay requests against a live server many times; catch and snapshot stalls'
+complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "repro" -d 'Replay requests many times against a live server or the reference MLX loop; catch and snapshot stalls'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "record" -d 'Save readings, threads, descriptors and memory of workers to a JSON recording'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "man" -d 'Print the man page (roff)'
@@ -222,7 +222,7 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l parallel -d 'R
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l stall -d 'No new token for this long is a hang' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l max-tokens -d '`max_tokens` for requests that do not set it' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l target-rate -d 'The rate to plan for when no hang is seen (the incident\'s 1 in 318)' -r
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l out -d 'Where stall snapshots go (default: ./mlsdiag-repro-<time>)' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l out -d 'Where stall snapshots (and, with --model, runs.log) go (default: ./mlsdiag-repro-<time>)' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l model-name -d '`model` field to send to the endpoint' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l log -d 'The server log, saved with each stall snapshot' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l pattern -d 'Regex matched against each process\'s full command line' -r
@@ -303,7 +303,7 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_see
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check watch fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record completions man __demo-orchestrator __demo-worker help" -f -a "snapshot" -d 'Save each worker\'s full diagnosis as text and JSON (for cron, history and postmortems)'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check watch fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record completions man __demo-orchestrator __demo-worker help" -f -a "history" -d 'Trends across saved snapshots: leaks, frozen CPU time, restarts'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check watch fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record completions man __demo-orchestrator __demo-worker help" -f -a "postmortem" -d 'Write the incident postmortem (Markdown) from snapshots and the server log'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check watch fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record completions man __demo-orchestrator __demo-worker help" -f -a "repro" -d 'Replay requests against a live server many times; catch and snapshot stalls'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check watch fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record completions man __demo-orchestrator __demo-worker help" -f -a "repro" -d 'Replay requests many times against a live server or the reference MLX loop; catch and snapshot stalls'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check watch fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record completions man __demo-orchestrator __demo-worker help" -f -a "record" -d 'Save readings, threads, descriptors and memory of workers to a JSON recording'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check watch fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record completions man __demo-orchestrator __demo-worker help" -f -a "completions" -d 'Print a shell completion script'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check watch fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record completions man __demo-orchestrator __demo-worker help" -f -a "man" -d 'Print the man page (roff)'

@@ -70,7 +70,7 @@ pub enum Command {
     History(HistoryArgs),
     /// Write the incident postmortem (Markdown) from snapshots and the server log
     Postmortem(PostmortemArgs),
-    /// Replay requests against a live server many times; catch and snapshot stalls
+    /// Replay requests many times against a live server or the reference MLX loop; catch and snapshot stalls
     Repro(ReproArgs),
     /// Save readings, threads, descriptors and memory of workers to a JSON recording
     Record(RecordArgs),
@@ -427,7 +427,7 @@ pub struct ReproArgs {
     /// The rate to plan for when no hang is seen (the incident's 1 in 318)
     #[arg(long, default_value_t = 1.0 / 318.0)]
     pub target_rate: f64,
-    /// Where stall snapshots go (default: ./mlsdiag-repro-<time>)
+    /// Where stall snapshots (and, with --model, runs.log) go (default: ./mlsdiag-repro-<time>)
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// `model` field to send to the endpoint
