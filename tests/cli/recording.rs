@@ -240,3 +240,48 @@ fn a_bad_recording_is_a_clear_error() {
         stderr(&out)
     );
 }
+
+#[test]
+fn the_macos_seed_incident_as_metrics_has_the_footprint_and_the_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = root("fixtures/seed/worker_registry.json");
+    let log = root("fixtures/seed/mls.log");
+    let out = replay(
+        SEED,
+        &[
+            "check",
+            "--registry",
+            &reg,
+            "--log",
+            &log,
+            "--window",
+            "0.2s",
+            "--textfile",
+            dir.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let text = std::fs::read_to_string(dir.path().join("mlsdiag.prom")).unwrap();
+    let worker = "worker=\"mlx-server-v3-1\",pid=\"49387\"";
+    for line in [
+        format!("mlsdiag_worker_verdict{{{worker},verdict=\"hung\"}} 1"),
+        // The leak signal on macOS is phys_footprint, exported beside RSS.
+        format!("mlsdiag_worker_footprint_bytes{{{worker}}} 9126805504"),
+        format!(
+            "mlsdiag_worker_resident_bytes{{{worker}}} {}",
+            8_386_464u64 * 1024
+        ),
+        format!("mlsdiag_worker_threads{{{worker}}} 18"),
+        // req-319, and req-320 queued behind it after the orchestrator's timeout.
+        format!("mlsdiag_worker_in_flight_requests{{{worker}}} 2"),
+        "mlsdiag_status 2".to_string(),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+    }
+    let o = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(dir.path().join("mlsdiag.prom")).unwrap())
+        .output()
+        .expect("promtool");
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+}
