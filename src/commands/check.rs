@@ -137,6 +137,19 @@ pub fn collect_with_log(
     args: &CheckArgs,
     ctx: &Ctx,
 ) -> anyhow::Result<(CheckReport, Option<logs::Outcome>)> {
+    let log = match &args.log {
+        Some(p) => Some(logs::for_check(p, args.hung_after)?),
+        None => None,
+    };
+    collect_from(args, ctx, log)
+}
+
+/// `check` with the `--log` fold already made (`watch` follows the log across rounds).
+pub fn collect_from(
+    args: &CheckArgs,
+    ctx: &Ctx,
+    outcome: Option<logs::Outcome>,
+) -> anyhow::Result<(CheckReport, Option<logs::Outcome>)> {
     let re = pattern(&args.discovery.pattern)?;
     let reg_path = args.discovery.registry.display().to_string();
     let loaded = registry::load(&args.discovery.registry);
@@ -186,10 +199,6 @@ pub fn collect_with_log(
                 e.to_string(),
             )
         }
-    };
-    let outcome = match &args.log {
-        Some(p) => Some(logs::for_check(p, args.hung_after)?),
-        None => None,
     };
     let log = outcome.as_ref().map(|o| &o.analysis);
     let found = discover(ctx.platform.as_ref(), &re, registry)?;

@@ -75,12 +75,22 @@ pub fn run(args: &WatchArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
     }
     let dir = args.dir.clone().unwrap_or_else(evidence::default_dir);
     let mut tracked: BTreeMap<Key, Tracked> = BTreeMap::new();
+    // The log is followed: each round folds only what the server appended since the last.
+    let mut follower = args
+        .check
+        .log
+        .as_ref()
+        .map(|p| crate::logs::follow::Follower::new(p, args.check.hung_after));
     let mut status;
     let mut round = 0u64;
     loop {
         let started = Instant::now();
         round += 1;
-        match check::collect_with_log(&args.check, ctx) {
+        let round_result = match follower.as_mut().map(|f| f.update()).transpose() {
+            Ok(log) => check::collect_from(&args.check, ctx, log),
+            Err(e) => Err(e.into()),
+        };
+        match round_result {
             Ok((mut report, outcome)) => {
                 let since = fold_rounds(args, &mut report, &mut tracked);
                 for event in act(args, ctx, &report, outcome.as_ref(), &dir, &mut tracked) {

@@ -7,6 +7,7 @@
 
 pub mod analysis;
 pub mod event;
+pub mod follow;
 pub mod formats;
 pub mod read;
 

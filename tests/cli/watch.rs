@@ -190,6 +190,35 @@ fn watch_flags_a_fresh_hang_within_hung_after_plus_one_interval_and_alerts_once(
     let (ok, why) = promtool(body);
     assert!(ok, "promtool check metrics (/metrics): {why}");
     assert!(http_get(&addr, "/nope").starts_with("HTTP/1.1 404"));
+    // The log is followed across rounds: a completion appended now is seen, and the worker is
+    // no longer hung; a new request that stalls is a new hang, and alerts again.
+    let append = |line: String| {
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(line.as_bytes()).unwrap();
+    };
+    append(log_line(&format!(
+        "Chat completion: 5 tokens in 9.0s (0.6 tok/s) pid={hung} id=fresh-1"
+    )));
+    let (recovered, _) = watch.line(Duration::from_secs(30), |l| l.contains(&me));
+    assert!(recovered.contains("hung → healthy"), "{recovered}");
+    append(log_line(&format!(
+        "Chat completion request: pid={hung} id=fresh-2 prompt_chars=100 max_tokens=20 temperature=0"
+    )));
+    let (again, _) = watch.line(Duration::from_secs(30), |l| l.contains(&me));
+    assert!(
+        again.contains("healthy → hung") && again.contains("fresh-2"),
+        "{again}"
+    );
+    assert!(again.contains("[hook: ok]"), "{again}");
+    let hook_lines = std::fs::read_to_string(&hooks).unwrap();
+    assert_eq!(
+        hook_lines
+            .lines()
+            .filter(|l| l.starts_with(&format!("{hung} hung")))
+            .count(),
+        2,
+        "{hook_lines}"
+    );
     // SIGTERM ends it between rounds.
     // SAFETY: kill(2) on the watch child this test started.
     unsafe { libc::kill(watch.child.id() as i32, libc::SIGTERM) };
