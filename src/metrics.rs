@@ -70,7 +70,7 @@ pub fn render(
         },
         Family {
             name: "mlsdiag_scrape_duration_seconds",
-            help: "How long the last check took, sampling window included.",
+            help: "How long the last check took (sampling window included; snapshots and hooks not).",
             kind: "gauge",
             samples: vec![(String::new(), took.as_secs_f64())],
         },

@@ -90,6 +90,8 @@ pub fn run(args: &WatchArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
             Ok(log) => check::collect_from(&args.check, ctx, log),
             Err(e) => Err(e.into()),
         };
+        // The check's own time; snapshots, hooks and restarts below are not part of it.
+        let took = started.elapsed();
         match round_result {
             Ok((mut report, outcome)) => {
                 let since = fold_rounds(args, &mut report, &mut tracked);
@@ -100,7 +102,7 @@ pub fn run(args: &WatchArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
                 publish(
                     args,
                     &latest,
-                    &metrics::render(Some(&report), started.elapsed(), Some(&since)),
+                    &metrics::render(Some(&report), took, Some(&since)),
                 );
             }
             Err(e) => {
@@ -109,11 +111,7 @@ pub fn run(args: &WatchArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
                     chrono::Local::now().format("%Y-%m-%d %H:%M:%S")
                 );
                 status = Status::Unknown;
-                publish(
-                    args,
-                    &latest,
-                    &metrics::render(None, started.elapsed(), None),
-                );
+                publish(args, &latest, &metrics::render(None, took, None));
             }
         }
         out.flush()?;
