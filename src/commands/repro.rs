@@ -331,7 +331,7 @@ pub fn run(args: &ReproArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
                             (o, hang)
                         }
                         Target::Model { exe, dir, requests } => {
-                            let r = match runner.take() {
+                            let mut r = match runner.take() {
                                 Some(r) => r,
                                 None => match Runner::start(exe, dir, args.load_timeout) {
                                     Ok(r) => r,
@@ -347,7 +347,6 @@ pub fn run(args: &ReproArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
                                     }
                                 },
                             };
-                            let mut r = r;
                             let mut request = requests[index].clone();
                             request.run = run;
                             request.hang_after = args
