@@ -150,19 +150,9 @@ fn stdin_gzip_rotation_and_strict() {
     assert_eq!(r["totals"]["completed"], 318);
     assert_eq!(r["hang_triggers"][0]["request"]["id"], "req-319");
 
-    let mut child = Command::new(bin())
-        .args(["logs", "--json"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut cmd = Command::new(bin());
+    cmd.args(["logs", "--json"]);
+    let out = crate::util::feed(cmd, text.as_bytes());
     assert_eq!(json(&out)["totals"]["tokens"], 126_549);
 
     let bad = dir.path().join("bad.log");

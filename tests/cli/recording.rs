@@ -278,10 +278,6 @@ fn the_macos_seed_incident_as_metrics_has_the_footprint_and_the_hang() {
     ] {
         assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
     }
-    let o = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::fs::File::open(dir.path().join("mlsdiag.prom")).unwrap())
-        .output()
-        .expect("promtool");
-    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let (ok, why) = crate::util::promtool(&text);
+    assert!(ok, "{why}");
 }

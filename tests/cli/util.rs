@@ -190,6 +190,28 @@ pub fn plist(path: &str) -> (Vec<String>, Vec<String>) {
     (keys, args)
 }
 
+/// Runs `cmd` with `input` on its stdin; its output.
+pub fn feed(mut cmd: Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `promtool check metrics` (Debian package prometheus; scripts/test installs it) on `text`:
+/// its verdict and what it printed.
+pub fn promtool(text: &str) -> (bool, String) {
+    let mut cmd = Command::new("promtool");
+    cmd.args(["check", "metrics"]);
+    let o = feed(cmd, text.as_bytes());
+    (o.status.success(), format!("{}{}", stdout(&o), stderr(&o)))
+}
+
 pub fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
