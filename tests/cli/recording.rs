@@ -19,23 +19,26 @@ fn replay(fixture: &str, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-#[test]
-fn the_macos_seed_incident_is_hung() {
+/// `check` on the seed incident's recording, with its registry and log.
+fn check_seed(extra: &[&str]) -> std::process::Output {
     let reg = root("fixtures/seed/worker_registry.json");
     let log = root("fixtures/seed/mls.log");
-    let out = replay(
-        SEED,
-        &[
-            "check",
-            "--registry",
-            &reg,
-            "--log",
-            &log,
-            "--window",
-            "0.2s",
-            "--json",
-        ],
-    );
+    let mut args = vec![
+        "check",
+        "--registry",
+        &reg,
+        "--log",
+        &log,
+        "--window",
+        "0.2s",
+    ];
+    args.extend_from_slice(extra);
+    replay(SEED, &args)
+}
+
+#[test]
+fn the_macos_seed_incident_is_hung() {
+    let out = check_seed(&["--json"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let r = json(&out);
     let w = &r["workers"][0];
@@ -71,18 +74,7 @@ fn the_macos_seed_incident_is_hung() {
     assert_eq!(w["ipc"]["shm_objects"][0], "/mls_kv_49387");
     assert_eq!(r["orchestrators"][0]["pid"], 4120);
 
-    let text = stdout(&replay(
-        SEED,
-        &[
-            "check",
-            "--registry",
-            &reg,
-            "--log",
-            &log,
-            "--window",
-            "0.2s",
-        ],
-    ));
+    let text = stdout(&check_seed(&[]));
     assert!(
         text.contains("✗ [hung] request req-319") && text.contains("→ CRITICAL (exit 2)"),
         "{text}"
@@ -244,22 +236,7 @@ fn a_bad_recording_is_a_clear_error() {
 #[test]
 fn the_macos_seed_incident_as_metrics_has_the_footprint_and_the_hang() {
     let dir = tempfile::tempdir().unwrap();
-    let reg = root("fixtures/seed/worker_registry.json");
-    let log = root("fixtures/seed/mls.log");
-    let out = replay(
-        SEED,
-        &[
-            "check",
-            "--registry",
-            &reg,
-            "--log",
-            &log,
-            "--window",
-            "0.2s",
-            "--textfile",
-            dir.path().to_str().unwrap(),
-        ],
-    );
+    let out = check_seed(&["--textfile", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let text = std::fs::read_to_string(dir.path().join("mlsdiag.prom")).unwrap();
     let worker = "worker=\"mlx-server-v3-1\",pid=\"49387\"";
