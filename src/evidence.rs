@@ -85,26 +85,33 @@ pub fn default_dir() -> PathBuf {
 /// Create the snapshot directory (0700) or check an existing one: a directory, not a symlink.
 pub fn prepare_dir(dir: &Path) -> Result<(), InputError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if safe_dir(dir, "snapshots")? {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(InputError::io(dir))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(InputError::io(dir))?;
+    Ok(())
+}
+
+/// Whether `dir`, a place to write `what` into, exists (false: it does not); a symlink or
+/// something other than a directory is an error naming it.
+pub fn safe_dir(dir: &Path, what: &str) -> Result<bool, InputError> {
     match std::fs::symlink_metadata(dir) {
         Ok(m) if m.file_type().is_symlink() => Err(InputError::BadFile {
             path: dir.to_path_buf(),
-            message: "is a symbolic link; refusing to write snapshots through it".into(),
+            message: format!("is a symbolic link; refusing to write {what} through it"),
         }),
         Ok(m) if !m.is_dir() => Err(InputError::BadFile {
             path: dir.to_path_buf(),
             message: "exists and is not a directory".into(),
         }),
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(InputError::io(dir))?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(InputError::io(dir))?;
-            Ok(())
-        }
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(InputError::io(dir)(e)),
     }
 }

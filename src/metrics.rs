@@ -164,21 +164,11 @@ pub fn render(
 /// never reads half a file. DIR must exist and not be a symlink.
 pub fn write_textfile(dir: &Path, text: &str) -> Result<PathBuf, InputError> {
     use std::io::Write;
-    match std::fs::symlink_metadata(dir) {
-        Ok(m) if m.file_type().is_symlink() => {
-            return Err(InputError::BadFile {
-                path: dir.to_path_buf(),
-                message: "is a symbolic link; refusing to write metrics through it".into(),
-            });
-        }
-        Ok(m) if !m.is_dir() => {
-            return Err(InputError::BadFile {
-                path: dir.to_path_buf(),
-                message: "is not a directory".into(),
-            });
-        }
-        Ok(_) => {}
-        Err(e) => return Err(InputError::io(dir)(e)),
+    if !crate::evidence::safe_dir(dir, "metrics")? {
+        return Err(InputError::BadFile {
+            path: dir.to_path_buf(),
+            message: "does not exist (the textfile collector's directory)".into(),
+        });
     }
     let path = dir.join(TEXTFILE);
     // node_exporter ignores files not ending in .prom, so the temp file cannot be read early.
