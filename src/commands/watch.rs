@@ -222,7 +222,8 @@ fn act(
 ) -> Vec<Event> {
     let now = report.generated_at;
     let mut events = Vec::new();
-    let registry = registry::load(&args.check.discovery.registry).ok();
+    // Read again only when a snapshot needs it (the round's check has read it already).
+    let mut registry: Option<Option<registry::Registry>> = None;
     let seen: Vec<Key> = report
         .workers
         .iter()
@@ -263,6 +264,8 @@ fn act(
         if first_detection {
             t.alerted = Some(w.verdict);
             if !args.no_snapshot {
+                let registry = registry
+                    .get_or_insert_with(|| registry::load(&args.check.discovery.registry).ok());
                 event.snapshot = Some(snapshot(args, ctx, w, outcome, registry.as_ref(), dir));
             }
             if let Some(cmd) = &args.on_finding {
