@@ -215,6 +215,85 @@ fn describe_request(r: &InFlight) -> String {
     parts.join(" ")
 }
 
+fn age(now: DateTime<Utc>, since: DateTime<Utc>) -> String {
+    duration((now - since).to_std().unwrap_or_default())
+}
+
+fn timeouts_text(r: &InFlight) -> String {
+    if r.timeouts.is_empty() {
+        String::new()
+    } else {
+        let times: Vec<String> = r.timeouts.iter().map(|t| ts(*t)).collect();
+        format!(", timed out at {}", times.join(", "))
+    }
+}
+
+/// What the log says that is not evidence about this process's work in flight: requests of an
+/// earlier incarnation, abandoned requests, stuck requests on a concurrent worker, and requests
+/// a format that logs no completions cannot prove in flight. Each kind is one note.
+fn log_context_notes(
+    l: &WorkerLog,
+    who: &str,
+    last: &ProcessInfo,
+    now: DateTime<Utc>,
+    th: &Thresholds,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    let more = |n: usize| {
+        if n > 1 {
+            format!(" (and {} more)", n - 1)
+        } else {
+            String::new()
+        }
+    };
+    if let Some(r) = l.earlier.first() {
+        notes.push(format!(
+            "{} was in flight when the previous {who} ended: it started {}, before this process (PID {}, started {}){}; not evidence about this process",
+            describe_request(r),
+            ts(r.started),
+            last.pid,
+            ts(last.start_time),
+            more(l.earlier.len())
+        ));
+    }
+    if let Some(r) = l.abandoned.first() {
+        notes.push(format!(
+            "abandoned: {} started {}{}, never finished, and later requests were served since (last progress {}){}; the worker moved on, so it is not hung on it",
+            describe_request(r),
+            ts(r.started),
+            timeouts_text(r),
+            l.last_progress.map_or_else(|| "-".into(), ts),
+            more(l.abandoned.len())
+        ));
+    }
+    if let Some(r) = l.stuck.first() {
+        let old = now - r.started >= chrono::Duration::from_std(th.hung_after).unwrap_or_default();
+        notes.push(format!(
+            "{}: {} in flight for {}{} while later requests completed (the log shows this worker serving requests concurrently; last progress {}){}",
+            if old {
+                "request stuck, worker progressing"
+            } else {
+                "request in flight beside others"
+            },
+            describe_request(r),
+            age(now, r.started),
+            timeouts_text(r),
+            l.last_progress.map_or_else(|| "-".into(), ts),
+            more(l.stuck.len())
+        ));
+    }
+    if !l.proves_in_flight
+        && let Some(r) = l.in_flight.first()
+    {
+        notes.push(format!(
+            "{} logged {} ago: context only; this log records no request ends (mlx_lm.server at INFO; at --log-level DEBUG it logs `Outgoing Response` for non-streaming requests), so it cannot prove work in flight",
+            describe_request(r),
+            age(now, r.started)
+        ));
+    }
+    notes
+}
+
 /// Why the process now behind a registered PID is not the worker that was registered: it started
 /// after the worker was spawned, or it runs a command the pattern does not match. Empty = same.
 pub fn identity_problems(
@@ -377,7 +456,15 @@ pub fn assess(o: &Observation, th: &Thresholds) -> Assessment {
         _ => "CPU progress unknown: only one reading (--window 0)".to_string(),
     };
 
-    let in_flight: &[InFlight] = o.log.map_or(&[], |l| &l.in_flight);
+    // Only requests that started while this process was alive, and that nothing later
+    // superseded, are evidence of work in flight (see `logs::analysis`).
+    let in_flight: &[InFlight] = o
+        .log
+        .filter(|l| l.proves_in_flight)
+        .map_or(&[], |l| &l.in_flight);
+    if let Some(l) = o.log {
+        notes.extend(log_context_notes(l, &who, last, o.now, th));
+    }
     let hung_after = chrono::Duration::from_std(th.hung_after).unwrap_or_default();
     let activity = if progress {
         Activity::Working
@@ -463,6 +550,11 @@ pub fn assess(o: &Observation, th: &Thresholds) -> Assessment {
     } else if o.log.is_some() {
         let last_done = o.log.and_then(|l| l.last_completion);
         notes.push(match last_done {
+            Some(t) if t < last.start_time => format!(
+                "no request in flight; last completion {}, by the previous incarnation (this process started {})",
+                ts(t),
+                ts(last.start_time)
+            ),
             Some(t) => format!("no request in flight; last completion {}", ts(t)),
             None => "no request in flight and no completion in the log".to_string(),
         });
@@ -586,7 +678,8 @@ mod tests {
             };
             a.add(&e);
         }
-        a.finish().for_worker(Some("mlx-server-v3-1"), 49387, true)
+        a.finish()
+            .for_worker(Some("mlx-server-v3-1"), 49387, true, None)
     }
 
     fn observe<'a>(

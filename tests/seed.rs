@@ -77,9 +77,12 @@ fn the_seed_incident_is_diagnosed_hung() {
     )
     .unwrap();
     assert_eq!(log.format, "mls");
-    let worker_log = log
-        .analysis
-        .for_worker(Some("mlx-server-v3-1"), 49387, true);
+    let worker_log = log.analysis.for_worker(
+        Some("mlx-server-v3-1"),
+        49387,
+        true,
+        Some(reading.start_time),
+    );
     assert_eq!(worker_log.completed, 2);
     assert_eq!(
         worker_log.in_flight.len(),

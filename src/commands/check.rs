@@ -227,9 +227,14 @@ pub fn collect_from(
                 .and_then(|e| e.name.clone())
                 .unwrap_or_else(|| format!("pid {}", cand.pid)),
         };
-        let worker_log = log
-            .as_ref()
-            .map(|l| l.for_worker(Some(&name), cand.pid, only_worker));
+        let worker_log = log.as_ref().map(|l| {
+            l.for_worker(
+                Some(&name),
+                cand.pid,
+                only_worker,
+                last.map(|p| p.start_time),
+            )
+        });
         let parent = last
             .and_then(|p| ctx.platform.process(p.ppid).ok())
             .map(|p| (p.pid, p.name));
@@ -354,7 +359,7 @@ pub fn collect_from(
         notes,
     };
     if let Some(dir) = &args.history {
-        super::history::fold_into(&mut report, dir)?;
+        super::history::fold_into(&mut report, dir, args.leak_threshold)?;
     }
     Ok((report, outcome))
 }

@@ -54,6 +54,9 @@ pub fn expected(role: Role) -> (Verdict, Option<Activity>) {
     }
 }
 
+/// `--hung-after` of the demo's check: its hung worker's request is as old as the worker.
+pub const DEMO_HUNG_AFTER: Duration = Duration::from_secs(1);
+
 /// What to clean up if the user presses Ctrl-C: the process group and the directory.
 static CLEANUP: OnceLock<(i32, PathBuf)> = OnceLock::new();
 /// Set by the Ctrl-C handler before it tears the simulation down.
@@ -185,7 +188,9 @@ fn diagnose(
         log: Some(state.log.clone()),
         window: args.window,
         leak_window: None,
-        hung_after: Duration::from_secs(300),
+        // The simulated workers are seconds old, and a request is evidence only about a
+        // process alive when it started: the stall that counts is the one since then.
+        hung_after: DEMO_HUNG_AFTER,
         leak_threshold: 10.0,
         progress_cpu: 1.0,
         history: None,
@@ -267,8 +272,9 @@ fn diagnose(
             writeln!(out, "\nThe simulation keeps running. Try:")?;
             writeln!(
                 out,
-                "  {exe} check --pattern {} --registry {reg} --log {log}",
-                state.pattern
+                "  {exe} check --pattern {} --registry {reg} --log {log} --hung-after {}",
+                state.pattern,
+                render::duration(DEMO_HUNG_AFTER)
             )?;
             let pid_of = |r: Role| state.workers.iter().find(|w| w.0 == r).map_or(0, |w| w.1);
             writeln!(out, "  {exe} threads {}", pid_of(Role::Hung))?;

@@ -29,6 +29,8 @@ pub struct WorkerHistory {
     pub name: String,
     /// The PID of the newest snapshot.
     pub pid: u32,
+    /// The start time of the newest snapshot's process (with the PID, its identity).
+    pub started_at: Option<DateTime<Utc>>,
     pub snapshots: usize,
     /// Snapshots of the current PID.
     pub snapshots_of_pid: usize,
@@ -140,6 +142,17 @@ pub fn judge(
     }
 }
 
+/// What identifies the process a snapshot is of: PID and start time (the worker report's, or
+/// the reading's for snapshots that lack it).
+fn identity(s: &Snapshot) -> (u32, Option<DateTime<Utc>>) {
+    (
+        s.pid,
+        s.worker
+            .started_at
+            .or_else(|| s.process.as_ref().map(|p| p.start_time)),
+    )
+}
+
 /// Judge each worker's snapshot series (sorted oldest first).
 pub fn analyze(snaps: &[Snapshot], leak_mib_per_min: f64) -> Vec<WorkerHistory> {
     let mut names: Vec<&str> = snaps.iter().map(|s| s.name.as_str()).collect();
@@ -149,9 +162,11 @@ pub fn analyze(snaps: &[Snapshot], leak_mib_per_min: f64) -> Vec<WorkerHistory> 
     for name in names {
         let series: Vec<&Snapshot> = snaps.iter().filter(|s| s.name == name).collect();
         let Some(last) = series.last() else { continue };
+        // A process is its PID and its start time: a PID reused by a later process under the
+        // same name is a restart, and the older process's snapshots say nothing about it.
         let restarts: Vec<Restart> = series
             .windows(2)
-            .filter(|w| w[0].pid != w[1].pid)
+            .filter(|w| identity(w[0]) != identity(w[1]))
             .map(|w| Restart {
                 at: w[1].taken_at,
                 old_pid: w[0].pid,
@@ -161,7 +176,7 @@ pub fn analyze(snaps: &[Snapshot], leak_mib_per_min: f64) -> Vec<WorkerHistory> 
         let current: Vec<&Snapshot> = series
             .iter()
             .copied()
-            .filter(|s| s.pid == last.pid && s.process.is_some())
+            .filter(|s| identity(s) == identity(last) && s.process.is_some())
             .collect();
         let metric = if current.iter().any(|s| {
             s.process
@@ -203,6 +218,7 @@ pub fn analyze(snaps: &[Snapshot], leak_mib_per_min: f64) -> Vec<WorkerHistory> 
         out.push(WorkerHistory {
             name: name.to_string(),
             pid: last.pid,
+            started_at: identity(last).1,
             snapshots: series.len(),
             snapshots_of_pid: current.len(),
             first: series[0].taken_at,
@@ -222,16 +238,24 @@ pub fn analyze(snaps: &[Snapshot], leak_mib_per_min: f64) -> Vec<WorkerHistory> 
 }
 
 /// `check --history DIR`: add the history's findings to live workers with the same PID.
-pub fn fold_into(report: &mut CheckReport, dir: &Path) -> anyhow::Result<()> {
+pub fn fold_into(
+    report: &mut CheckReport,
+    dir: &Path,
+    leak_mib_per_min: f64,
+) -> anyhow::Result<()> {
     let (snaps, problems) = evidence::load_all(dir)?;
     let snaps: Vec<Snapshot> = snaps.into_iter().map(|(_, s)| s).collect();
     for p in problems {
         report.notes.push(format!("history: {p}"));
     }
-    let history = analyze(&snaps, 10.0);
+    let history = analyze(&snaps, leak_mib_per_min);
     for i in 0..report.workers.len() {
         let w = &report.workers[i];
-        let Some(h) = history.iter().find(|h| h.pid == w.pid && h.name == w.name) else {
+        // Only the history of this very process (PID and start time), never of a predecessor.
+        let Some(h) = history
+            .iter()
+            .find(|h| h.pid == w.pid && h.name == w.name && h.started_at == w.started_at)
+        else {
             continue;
         };
         if !h.restarts.is_empty() {

@@ -51,7 +51,16 @@ pub struct LogsReport {
     pub anomalies: Vec<Anomaly>,
     pub anomalies_dropped: u64,
     pub hang_triggers: Vec<HangTrigger>,
+    /// Open at the end and not superseded by a later request of the same worker.
     pub in_flight: Vec<InFlight>,
+    /// Whether open requests prove work in flight (the format logs ends, or ends were seen).
+    pub proves_in_flight: bool,
+    /// Open at the end, but a later request of the same worker ended or progressed since.
+    pub abandoned: Vec<InFlight>,
+    /// The same, on a worker seen serving requests concurrently.
+    pub stuck: Vec<InFlight>,
+    /// Left open by an earlier incarnation of their worker (before a new pid or a spawn line).
+    pub earlier_incarnation: Vec<InFlight>,
     pub last_successes: std::collections::BTreeMap<String, Vec<Success>>,
     pub unmatched_ends: u64,
     pub unparseable: Vec<Unparseable>,
@@ -165,6 +174,10 @@ pub fn collect(
         anomalies_dropped: a.anomalies_dropped,
         hang_triggers: a.hang_triggers,
         in_flight: a.in_flight,
+        proves_in_flight: a.proves_in_flight,
+        abandoned: a.abandoned,
+        stuck: a.stuck,
+        earlier_incarnation: a.earlier_incarnation,
         last_successes: a.last_successes,
         unmatched_ends: a.unmatched_ends,
         unparseable: o
@@ -347,16 +360,46 @@ pub fn print(r: &LogsReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result<
             writeln!(out, "  queued behind it: {}", describe(q))?;
         }
     }
-    if !r.in_flight.is_empty() {
-        writeln!(out, "\nIn flight at end of log ({}):", r.in_flight.len())?;
-        for f in r.in_flight.iter().take(20) {
+    let lists: [(&str, &Vec<InFlight>); 4] = [
+        (
+            if r.proves_in_flight {
+                "In flight at end of log"
+            } else {
+                "Open at end of log (context only: this format logs no request ends)"
+            },
+            &r.in_flight,
+        ),
+        (
+            "Abandoned (never finished; a later request of the same worker was served since)",
+            &r.abandoned,
+        ),
+        (
+            "Stuck while the worker progressed (it serves requests concurrently)",
+            &r.stuck,
+        ),
+        (
+            "Left open by an earlier incarnation (the worker was respawned since)",
+            &r.earlier_incarnation,
+        ),
+    ];
+    for (title, list) in lists.iter().filter(|(_, l)| !l.is_empty()) {
+        writeln!(out, "\n{title} ({}):", list.len())?;
+        for f in list.iter().take(20) {
             let who = f
                 .worker
                 .as_deref()
                 .map(str::to_string)
                 .or(f.pid.map(|p| format!("pid {p}")))
                 .unwrap_or_default();
-            writeln!(out, "  {} {}", sanitize(&who), describe(f))?;
+            let timeouts = if f.timeouts.is_empty() {
+                String::new()
+            } else {
+                format!(", {} timeout(s)", f.timeouts.len())
+            };
+            writeln!(out, "  {} {}{timeouts}", sanitize(&who), describe(f))?;
+        }
+        if list.len() > 20 {
+            writeln!(out, "  … and {} more", list.len() - 20)?;
         }
     }
     writeln!(out, "\nLast successes:")?;

@@ -285,7 +285,9 @@ fn build(
         None
     };
     let log = args.check.log.as_ref().zip(outcome).map(|(path, o)| {
-        let part = o.analysis.for_worker(Some(&w.name), w.pid, false);
+        let part = o
+            .analysis
+            .for_worker(Some(&w.name), w.pid, false, w.started_at);
         SnapshotLog {
             path: path.display().to_string(),
             format: o.format.clone(),

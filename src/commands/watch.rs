@@ -75,6 +75,9 @@ pub fn run(args: &WatchArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
     }
     let dir = args.dir.clone().unwrap_or_else(evidence::default_dir);
     let mut tracked: BTreeMap<Key, Tracked> = BTreeMap::new();
+    // Requests a restart was done for, by worker name and request: a worker respawned under the
+    // same name is never restarted again for the request its predecessor hung on.
+    let mut restarted: std::collections::BTreeSet<(String, String)> = Default::default();
     // The log is followed: each round folds only what the server appended since the last.
     let mut follower = args
         .check
@@ -95,7 +98,15 @@ pub fn run(args: &WatchArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
         match round_result {
             Ok((mut report, outcome)) => {
                 let since = fold_rounds(args, &mut report, &mut tracked);
-                for event in act(args, ctx, &report, outcome.as_ref(), &dir, &mut tracked) {
+                for event in act(
+                    args,
+                    ctx,
+                    &report,
+                    outcome.as_ref(),
+                    &dir,
+                    &mut tracked,
+                    &mut restarted,
+                ) {
                     print(out, ctx, &event)?;
                 }
                 status = report.status;
@@ -219,6 +230,7 @@ fn act(
     outcome: Option<&crate::logs::Outcome>,
     dir: &std::path::Path,
     tracked: &mut BTreeMap<Key, Tracked>,
+    restarted: &mut std::collections::BTreeSet<(String, String)>,
 ) -> Vec<Event> {
     let now = report.generated_at;
     let mut events = Vec::new();
@@ -272,7 +284,25 @@ fn act(
                 event.hook = Some(hook(cmd, args.hook_timeout, w, &event));
             }
             if args.restart_hung && w.verdict == Verdict::Hung {
-                event.restart = Some(restart(ctx, w, &event, args.grace));
+                // The request the hang is about: its id, or its start time without one.
+                let request = w.in_flight.first().map(|r| {
+                    r.id.as_ref()
+                        .map_or_else(|| r.started.to_rfc3339(), |id| id.to_string())
+                });
+                let key = request.map(|r| (w.name.clone(), r));
+                event.restart = Some(match &key {
+                    Some(k) if restarted.contains(k) => format!(
+                        "not done: {} was already restarted for request {}",
+                        w.name, k.1
+                    ),
+                    _ => {
+                        let result = restart(ctx, w, &event, args.grace);
+                        if result.starts_with("sent") {
+                            restarted.extend(key);
+                        }
+                        result
+                    }
+                });
             }
         }
         events.push(event);

@@ -2,9 +2,19 @@
 //! latency percentiles, prompt-size bands, anomalies, in-flight requests and the hang trigger.
 //!
 //! Memory stays constant however long the log: counters, fixed-size histograms (percentiles
-//! within 1 %), the last five successes per worker, and the requests still open.
+//! within 1 %), the last five successes per worker, and the requests still open (found by id
+//! through a hash index, by age through an ordered map, so each event costs the same however
+//! many requests were abandoned).
+//!
+//! The attribution rules live here, once, for `logs` and `check` alike:
+//! - a request that starts after another and then ends, fails or reports progress **supersedes**
+//!   it: the older one is *abandoned* (a sequential worker moved on) or, when the worker is seen
+//!   serving requests concurrently, *stuck while the worker progresses*; neither proves a hang;
+//! - concurrency is seen when a request ends after a younger one has ended (out-of-order ends);
+//! - a new incarnation of a worker (a `Spawned worker` or `Worker exited` line, or a new `pid=`
+//!   under the same name) ends the old one: what it left open belongs to the previous process.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +22,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::event::{Event, EventKind, SmallStr};
+use super::formats::Format;
 
 /// Log-spaced histogram: 1 % wide buckets from 0.001 to 10^7.
 #[derive(Debug, Clone)]
@@ -76,6 +87,9 @@ impl Histogram {
 /// A request that started and has not finished (yet).
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct InFlight {
+    /// Position of its start among all events: orders requests across worker keys and files.
+    #[serde(skip)]
+    pub seq: u64,
     pub started: DateTime<Utc>,
     pub line: u64,
     pub source: usize,
@@ -93,8 +107,9 @@ pub struct InFlight {
 }
 
 impl InFlight {
-    fn from(ev: &Event) -> InFlight {
+    fn from(ev: &Event, seq: u64) -> InFlight {
         InFlight {
+            seq,
             started: ev.time,
             line: ev.line,
             source: ev.source,
@@ -158,6 +173,12 @@ pub struct Stats {
     pub timed_out: u64,
     /// `Worker timeout after` lines.
     pub timeout_lines: u64,
+    /// Requests still open at the end that a later request superseded (never finished, and
+    /// not evidence of a hang).
+    pub abandoned: u64,
+    /// Requests left open by an earlier incarnation of the worker (another pid, or before a
+    /// `Spawned worker` / `Worker exited` line).
+    pub earlier_incarnation: u64,
     pub tokens: u64,
     pub generation_secs: f64,
     /// Total tokens ÷ total generation time.
@@ -170,14 +191,169 @@ pub struct Stats {
     pub last: Option<DateTime<Utc>>,
 }
 
+/// The open requests of one worker key: by start order, and by id in O(1).
+#[derive(Debug, Clone, Default)]
+struct OpenSet {
+    /// Open requests without a timeout logged, by start sequence number.
+    fresh: BTreeMap<u64, InFlight>,
+    /// Open requests the orchestrator timed out on.
+    timed_out: BTreeMap<u64, InFlight>,
+    by_id: HashMap<SmallStr, u64>,
+}
+
+/// Timeouts kept per request (an orchestrator retrying forever must not grow memory).
+const MAX_TIMEOUTS: usize = 64;
+
+impl OpenSet {
+    fn len(&self) -> usize {
+        self.fresh.len() + self.timed_out.len()
+    }
+    fn push(&mut self, r: InFlight) {
+        if let Some(id) = &r.id {
+            self.by_id.insert(id.clone(), r.seq);
+        }
+        self.fresh.insert(r.seq, r);
+    }
+    fn get_mut(&mut self, seq: u64) -> Option<&mut InFlight> {
+        match self.fresh.get_mut(&seq) {
+            Some(r) => Some(r),
+            None => self.timed_out.get_mut(&seq),
+        }
+    }
+    fn by_id(&self, id: &SmallStr) -> Option<u64> {
+        self.by_id.get(id).copied()
+    }
+    fn oldest(&self) -> Option<u64> {
+        match (self.fresh.keys().next(), self.timed_out.keys().next()) {
+            (Some(a), Some(b)) => Some(*a.min(b)),
+            (a, b) => a.or(b).copied(),
+        }
+    }
+    fn newest(&self) -> Option<u64> {
+        match (
+            self.fresh.keys().next_back(),
+            self.timed_out.keys().next_back(),
+        ) {
+            (Some(a), Some(b)) => Some(*a.max(b)),
+            (a, b) => a.or(b).copied(),
+        }
+    }
+    /// What an end or failure closes: the request with its id; without an id, the oldest the
+    /// orchestrator has not timed out on (it gave up on those), else the oldest.
+    fn for_end(&self, id: &Option<SmallStr>) -> Option<u64> {
+        match id {
+            Some(id) => self.by_id(id),
+            None => self.fresh.keys().next().copied().or_else(|| self.oldest()),
+        }
+    }
+    /// What a timeout belongs to: the request with its id, else the oldest.
+    fn for_timeout(&self, id: &Option<SmallStr>) -> Option<u64> {
+        match id {
+            Some(id) => self.by_id(id),
+            None => self.oldest(),
+        }
+    }
+    fn remove(&mut self, seq: u64) -> Option<InFlight> {
+        let r = match self.fresh.remove(&seq) {
+            Some(r) => r,
+            None => self.timed_out.remove(&seq)?,
+        };
+        if let Some(id) = &r.id
+            && self.by_id.get(id) == Some(&seq)
+        {
+            self.by_id.remove(id);
+        }
+        Some(r)
+    }
+    /// Attach a timeout; true when it is the request's first.
+    fn time_out(&mut self, seq: u64, at: DateTime<Utc>) -> bool {
+        if let Some(mut r) = self.fresh.remove(&seq) {
+            r.timeouts.push(at);
+            self.timed_out.insert(seq, r);
+            return true;
+        }
+        if let Some(r) = self.timed_out.get_mut(&seq)
+            && r.timeouts.len() < MAX_TIMEOUTS
+        {
+            r.timeouts.push(at);
+        }
+        false
+    }
+    fn started_of(&self, seq: u64) -> Option<DateTime<Utc>> {
+        self.fresh
+            .get(&seq)
+            .or_else(|| self.timed_out.get(&seq))
+            .map(|r| r.started)
+    }
+    fn has_id(&self, id: &SmallStr) -> bool {
+        self.by_id.contains_key(id)
+    }
+    /// Every open request, oldest first (at the end of a fold, or at an incarnation change).
+    fn drain_ordered(&mut self) -> Vec<InFlight> {
+        self.by_id.clear();
+        let mut all: Vec<InFlight> = std::mem::take(&mut self.fresh).into_values().collect();
+        all.extend(std::mem::take(&mut self.timed_out).into_values());
+        all.sort_by_key(|r| r.seq);
+        all
+    }
+    fn ordered(&self) -> Vec<InFlight> {
+        let mut all: Vec<InFlight> = self.fresh.values().cloned().collect();
+        all.extend(self.timed_out.values().cloned());
+        all.sort_by_key(|r| r.seq);
+        all
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct Acc {
     stats: Stats,
     tps: Histogram,
     latency: Histogram,
-    open: VecDeque<InFlight>,
+    open: OpenSet,
     last_successes: VecDeque<Success>,
     last_completion: Option<DateTime<Utc>>,
+    /// Start sequence number of the youngest request that ended, failed or reported progress:
+    /// every open request started before it is superseded.
+    progressed: Option<u64>,
+    /// Start sequence number of the youngest request that ended or failed.
+    youngest_ended: Option<u64>,
+    /// A request ended after a younger one had: the worker serves requests concurrently.
+    concurrent: bool,
+    /// Time of the last end, failure or progress line.
+    last_progress: Option<DateTime<Utc>>,
+    /// The pid the worker's lines carry now (a new one is a new incarnation).
+    pid: Option<u32>,
+    /// Requests the previous incarnations left open, oldest first (bounded).
+    earlier: VecDeque<InFlight>,
+}
+
+impl Acc {
+    /// The worker's process ended or was replaced: what it left open is the previous
+    /// incarnation's, and the new process starts with no supersession state.
+    fn new_incarnation(&mut self) {
+        for r in self.open.drain_ordered() {
+            self.stats.earlier_incarnation += 1;
+            self.earlier.push_back(r);
+            if self.earlier.len() > MAX_OPEN {
+                self.earlier.pop_front();
+            }
+        }
+        self.progressed = None;
+        self.youngest_ended = None;
+        self.concurrent = false;
+    }
+    /// A request (by start sequence) ended or failed.
+    fn ended(&mut self, seq: u64, at: DateTime<Utc>) {
+        if self.youngest_ended.is_some_and(|y| y > seq) {
+            self.concurrent = true;
+        }
+        self.youngest_ended = self.youngest_ended.max(Some(seq));
+        self.progressed(seq, at);
+    }
+    fn progressed(&mut self, seq: u64, at: DateTime<Utc>) {
+        self.progressed = self.progressed.max(Some(seq));
+        self.last_progress = self.last_progress.max(Some(at));
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -248,16 +424,19 @@ pub struct Analyzer {
     hung_after: Duration,
     /// Formats without start lines (mlx_lm.server) start a request at its first progress line.
     synthesize_starts: bool,
-}
-
-fn position(open: &VecDeque<InFlight>, id: &Option<SmallStr>) -> Option<usize> {
-    match id {
-        Some(id) => open.iter().position(|r| r.id.as_ref() == Some(id)),
-        None => (!open.is_empty()).then_some(0),
-    }
+    /// The format logs every request's end, or an end line was seen: open requests prove
+    /// work in flight.
+    ends_logged: bool,
 }
 
 impl Analyzer {
+    /// A fold for `format` (what it can see decides what an open request proves).
+    pub fn for_format(band_edges: &[u64], hung_after: Duration, format: &Format) -> Analyzer {
+        let mut a = Analyzer::new(band_edges, hung_after, matches!(format, Format::MlxLm));
+        a.ends_logged = format.logs_ends();
+        a
+    }
+
     pub fn new(band_edges: &[u64], hung_after: Duration, synthesize_starts: bool) -> Analyzer {
         Analyzer {
             workers: Vec::new(),
@@ -271,6 +450,7 @@ impl Analyzer {
             events: 0,
             hung_after,
             synthesize_starts,
+            ends_logged: true,
         }
     }
 
@@ -301,10 +481,9 @@ impl Analyzer {
                 // An end, failure or timeout that names only the request id belongs to
                 // whichever worker has that request open.
                 let owner = match (&ev.id, ev.kind) {
-                    (Some(id), EventKind::End | EventKind::Failed | EventKind::Timeout) => self
-                        .workers
-                        .iter()
-                        .position(|(_, a)| a.open.iter().any(|r| r.id.as_ref() == Some(id))),
+                    (Some(id), EventKind::End | EventKind::Failed | EventKind::Timeout) => {
+                        self.workers.iter().position(|(_, a)| a.open.has_id(id))
+                    }
                     _ => None,
                 };
                 match owner {
@@ -332,53 +511,74 @@ impl Analyzer {
 
     pub fn add(&mut self, ev: &Event) {
         self.events += 1;
+        let seq = self.events;
         let slot = self.slot(ev);
         let k = self.workers[slot].0.clone();
         let synthesize = self.synthesize_starts;
         let acc = &mut self.workers[slot].1;
+        // A new pid under a known name is a new process: the old one's requests are history.
+        if let Some(pid) = ev.pid {
+            if acc.pid.is_some_and(|p| p != pid) {
+                acc.new_incarnation();
+            }
+            acc.pid = Some(pid);
+        }
         let s = &mut acc.stats;
         s.first = Some(s.first.map_or(ev.time, |f| f.min(ev.time)));
         s.last = Some(s.last.map_or(ev.time, |l| l.max(ev.time)));
         let push_open = |acc: &mut Acc, r: InFlight, dropped: &mut u64| {
             acc.stats.started += 1;
-            acc.open.push_back(r);
-            if acc.open.len() > MAX_OPEN {
-                acc.open.pop_front();
+            acc.open.push(r);
+            if acc.open.len() > MAX_OPEN
+                && let Some(oldest) = acc.open.oldest()
+            {
+                acc.open.remove(oldest);
                 *dropped += 1;
             }
         };
         match ev.kind {
-            EventKind::Start => push_open(acc, InFlight::from(ev), &mut self.dropped_open),
+            EventKind::Spawned | EventKind::Exited => acc.new_incarnation(),
+            EventKind::Start => push_open(acc, InFlight::from(ev, seq), &mut self.dropped_open),
+            EventKind::Progress if ev.prompt_tokens.is_none() => {
+                // A generated segment (no counts): progress of the newest open request.
+                if let Some(n) = acc.open.newest() {
+                    acc.progressed(n, ev.time);
+                }
+            }
             EventKind::Progress => {
                 let done = u64::from(ev.tokens.unwrap_or(0));
                 let total = u64::from(ev.prompt_tokens.unwrap_or(0));
-                let continues = acc
-                    .open
-                    .back()
-                    .and_then(|r| r.progress)
-                    .is_some_and(|[d, t]| t == total && done >= d);
-                if continues {
-                    if let Some(r) = acc.open.back_mut() {
+                let newest = acc.open.newest();
+                // The newest request's prefill goes on, or begins (its start line has no count).
+                let continues = newest
+                    .and_then(|n| acc.open.get_mut(n))
+                    .filter(|r| r.progress.is_none_or(|[d, t]| t == total && done >= d));
+                match continues {
+                    Some(r) => {
                         r.progress = Some([done, total]);
+                        let seq = r.seq;
+                        acc.progressed(seq, ev.time);
                     }
-                } else {
-                    let mut r = InFlight::from(ev);
-                    r.progress = Some([done, total]);
-                    push_open(acc, r, &mut self.dropped_open);
+                    None => {
+                        let mut r = InFlight::from(ev, seq);
+                        r.progress = Some([done, total]);
+                        push_open(acc, r, &mut self.dropped_open);
+                        acc.progressed(seq, ev.time);
+                    }
                 }
             }
             EventKind::End => {
-                let req = match position(&acc.open, &ev.id) {
-                    Some(i) => acc.open.remove(i),
-                    None => {
-                        if synthesize {
-                            acc.stats.started += 1;
-                        } else {
-                            self.unmatched_ends += 1;
-                        }
-                        None
+                self.ends_logged = true;
+                let req = acc.open.for_end(&ev.id).and_then(|i| acc.open.remove(i));
+                match &req {
+                    Some(r) => acc.ended(r.seq, ev.time),
+                    None if synthesize => {
+                        // A format without start lines: the end is the request's only trace.
+                        acc.stats.started += 1;
+                        acc.ended(seq, ev.time);
                     }
-                };
+                    None => self.unmatched_ends += 1,
+                }
                 let latency = ev
                     .seconds
                     .or_else(|| req.as_ref().map(|r| (ev.time - r.started).as_seconds_f64()));
@@ -423,10 +623,15 @@ impl Analyzer {
                 }
             }
             EventKind::Failed => {
-                let req = position(&acc.open, &ev.id).and_then(|i| acc.open.remove(i));
+                let req = acc.open.for_end(&ev.id).and_then(|i| acc.open.remove(i));
                 acc.stats.failed += 1;
-                if req.is_none() && synthesize {
-                    acc.stats.started += 1;
+                match &req {
+                    Some(r) => acc.ended(r.seq, ev.time),
+                    None if synthesize => {
+                        acc.stats.started += 1;
+                        acc.ended(seq, ev.time);
+                    }
+                    None => {}
                 }
                 self.anomaly(Anomaly {
                     time: ev.time,
@@ -447,13 +652,11 @@ impl Analyzer {
             EventKind::Timeout => {
                 acc.stats.timeout_lines += 1;
                 let mut started = None;
-                if let Some(i) = position(&acc.open, &ev.id) {
-                    let r = &mut acc.open[i];
-                    if r.timeouts.is_empty() {
+                if let Some(i) = acc.open.for_timeout(&ev.id) {
+                    started = acc.open.started_of(i);
+                    if acc.open.time_out(i, ev.time) {
                         acc.stats.timed_out += 1;
                     }
-                    r.timeouts.push(ev.time);
-                    started = Some(r.started);
                 }
                 self.anomaly(Anomaly {
                     time: ev.time,
@@ -478,26 +681,50 @@ impl Analyzer {
         let mut workers = BTreeMap::new();
         let mut hang_triggers = Vec::new();
         let mut last_successes = BTreeMap::new();
-        let mut open = BTreeMap::new();
+        let mut keys = BTreeMap::new();
+        let (mut in_flight, mut abandoned, mut stuck, mut earlier) =
+            (vec![], vec![], vec![], vec![]);
         let mut all = std::mem::take(&mut self.workers);
         all.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, acc) in all {
             let name = name.to_string();
             let mut s = acc.stats.clone();
+            let state = KeyState {
+                open: acc.open.ordered(),
+                earlier: acc.earlier.iter().cloned().collect(),
+                last_completion: acc.last_completion,
+                last_progress: acc.last_progress,
+                progressed: acc.progressed,
+                concurrent: acc.concurrent,
+                stats: Stats::default(),
+            };
+            let mut split = state.split(None);
+            if !self.ends_logged {
+                // Superseded requests of a format that logs no ends simply ended unlogged.
+                split.superseded.clear();
+            }
+            s.abandoned = if acc.concurrent {
+                0
+            } else {
+                split.superseded.len() as u64
+            };
             finish_stats(&mut s, &acc.tps, &acc.latency);
             totals.started += s.started;
             totals.completed += s.completed;
             totals.failed += s.failed;
             totals.timed_out += s.timed_out;
             totals.timeout_lines += s.timeout_lines;
+            totals.abandoned += s.abandoned;
+            totals.earlier_incarnation += s.earlier_incarnation;
             totals.tokens += s.tokens;
             totals.generation_secs += s.generation_secs;
             totals.first = min_opt(totals.first, s.first);
             totals.last = max_opt(totals.last, s.last);
             all_tps.merge(&acc.tps);
             all_latency.merge(&acc.latency);
-            if let Some(oldest) = acc.open.front() {
-                let stopped = acc.last_completion.is_none_or(|lc| lc < oldest.started);
+            // The trigger: the oldest request nothing later superseded, with timeouts logged
+            // for it or unfinished for --hung-after before the log ended.
+            if let Some(oldest) = split.current.first().filter(|_| self.ends_logged) {
                 let waited = end_of_log
                     .map(|e| e - oldest.started)
                     .and_then(|d| d.to_std().ok())
@@ -515,27 +742,33 @@ impl Analyzer {
                 } else {
                     None
                 };
-                if let (true, Some(reason)) = (stopped, reason) {
+                if let Some(reason) = reason {
                     hang_triggers.push(HangTrigger {
                         worker: name.clone(),
                         request: oldest.clone(),
-                        queued: acc.open.iter().skip(1).cloned().collect(),
+                        queued: split.current.iter().skip(1).cloned().collect(),
                         last_completion: acc.last_completion,
                         reason,
                     });
                 }
             }
+            in_flight.extend(split.current.iter().cloned());
+            if acc.concurrent {
+                stuck.extend(split.superseded.iter().cloned());
+            } else {
+                abandoned.extend(split.superseded.iter().cloned());
+            }
+            earlier.extend(state.earlier.iter().cloned());
             last_successes.insert(
                 name.clone(),
                 acc.last_successes.iter().cloned().collect::<Vec<_>>(),
             );
-            open.insert(
+            keys.insert(
                 name.clone(),
-                (
-                    acc.open.iter().cloned().collect::<Vec<_>>(),
-                    acc.last_completion,
-                    s.clone(),
-                ),
+                KeyState {
+                    stats: s.clone(),
+                    ..state
+                },
             );
             workers.insert(name, s);
         }
@@ -546,11 +779,9 @@ impl Analyzer {
             b.median_tokens_per_sec = b.tps.quantile(0.5);
         }
         self.anomalies.sort_by_key(|a| (a.time, a.line));
-        let mut in_flight: Vec<InFlight> = open
-            .values()
-            .flat_map(|(o, _, _)| o.iter().cloned())
-            .collect();
-        in_flight.sort_by_key(|r| r.started);
+        for list in [&mut in_flight, &mut abandoned, &mut stuck, &mut earlier] {
+            list.sort_by_key(|r| (r.started, r.seq));
+        }
         Analysis {
             events: self.events,
             totals,
@@ -562,8 +793,12 @@ impl Analyzer {
             dropped_open: self.dropped_open,
             hang_triggers,
             in_flight,
+            abandoned,
+            stuck,
+            earlier_incarnation: earlier,
+            proves_in_flight: self.ends_logged,
             last_successes,
-            open,
+            keys,
         }
     }
 }
@@ -589,8 +824,43 @@ fn finish_stats(s: &mut Stats, tps: &Histogram, latency: &Histogram) {
     s.latency_p99_secs = latency.quantile(0.99);
 }
 
-/// Per worker at the end of the log: open requests, last completion, counters.
-type OpenState = (Vec<InFlight>, Option<DateTime<Utc>>, Stats);
+/// One worker key at the end of the log.
+#[derive(Debug, Clone, Default)]
+struct KeyState {
+    /// Every request still open, oldest first.
+    open: Vec<InFlight>,
+    /// Requests earlier incarnations left open.
+    earlier: Vec<InFlight>,
+    last_completion: Option<DateTime<Utc>>,
+    last_progress: Option<DateTime<Utc>>,
+    progressed: Option<u64>,
+    concurrent: bool,
+    stats: Stats,
+}
+
+/// Open requests split by the supersession rule.
+struct Split {
+    /// Not superseded: the work in flight.
+    current: Vec<InFlight>,
+    /// A later-started request ended, failed or progressed after these started.
+    superseded: Vec<InFlight>,
+}
+
+impl KeyState {
+    /// Split the open requests; `progressed` overrides the key's own (several keys, one worker).
+    fn split(&self, progressed: Option<u64>) -> Split {
+        let p = progressed.max(self.progressed);
+        let (superseded, current) = self
+            .open
+            .iter()
+            .cloned()
+            .partition(|r| p.is_some_and(|p| p > r.seq));
+        Split {
+            current,
+            superseded,
+        }
+    }
+}
 
 /// What a log says, folded.
 #[derive(Debug, Clone)]
@@ -604,26 +874,61 @@ pub struct Analysis {
     pub unmatched_ends: u64,
     pub dropped_open: u64,
     pub hang_triggers: Vec<HangTrigger>,
+    /// Open at the end of the log and not superseded: work in flight.
     pub in_flight: Vec<InFlight>,
+    /// Open, but superseded on a worker that serves one request at a time.
+    pub abandoned: Vec<InFlight>,
+    /// Open, but superseded on a worker seen serving requests concurrently.
+    pub stuck: Vec<InFlight>,
+    /// Left open by an earlier incarnation of their worker.
+    pub earlier_incarnation: Vec<InFlight>,
+    /// Whether an open request proves work in flight: the format logs every end, or end
+    /// lines were seen. Otherwise open requests are context (mlx_lm.server at INFO).
+    pub proves_in_flight: bool,
     pub last_successes: BTreeMap<String, Vec<Success>>,
-    /// Per worker key: open requests, last completion, counters.
-    open: BTreeMap<String, OpenState>,
+    /// Per worker key, the state `check` attributes to processes.
+    keys: BTreeMap<String, KeyState>,
 }
 
-/// One worker's share of the log, for `check`.
+/// One worker's share of the log, for `check`: only requests that can be evidence about the
+/// process (started while it was alive, not superseded) are `in_flight`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct WorkerLog {
     pub completed: u64,
     pub failed: u64,
     pub timeouts: u64,
     pub last_completion: Option<DateTime<Utc>>,
+    /// Time of the worker's last end, failure or progress line.
+    pub last_progress: Option<DateTime<Utc>>,
     pub in_flight: Vec<InFlight>,
+    /// Superseded by a later request on a worker that serves one at a time.
+    pub abandoned: Vec<InFlight>,
+    /// Superseded on a worker seen serving requests concurrently: stuck while it progresses.
+    pub stuck: Vec<InFlight>,
+    /// Started before this process did (beyond the clock slack), or left open by an earlier
+    /// incarnation the log itself marks: the previous process's, never this one's.
+    pub earlier: Vec<InFlight>,
+    /// Out-of-order ends were seen: the worker serves requests concurrently.
+    pub concurrent: bool,
+    /// See [`Analysis::proves_in_flight`].
+    pub proves_in_flight: bool,
 }
+
+/// How far a log's clock and the process start time may disagree before a request counts as
+/// older than the process (second-resolution log stamps; start times derived from boot time).
+pub const CLOCK_SLACK: Duration = Duration::from_secs(2);
 
 impl Analysis {
     /// The lines that belong to a worker: those naming it, those naming its pid, and, when
-    /// `only_worker` is true, those naming nobody.
-    pub fn for_worker(&self, name: Option<&str>, pid: u32, only_worker: bool) -> WorkerLog {
+    /// `only_worker` is true, those naming nobody. With `alive_since` (the process start time
+    /// from the OS), requests that started before it, less [`CLOCK_SLACK`], are `earlier`.
+    pub fn for_worker(
+        &self,
+        name: Option<&str>,
+        pid: u32,
+        only_worker: bool,
+        alive_since: Option<DateTime<Utc>>,
+    ) -> WorkerLog {
         let mut keys = vec![format!("pid:{pid}")];
         if let Some(n) = name {
             keys.push(n.to_string());
@@ -631,29 +936,62 @@ impl Analysis {
         if only_worker {
             keys.push(String::new());
         }
-        let mut out = WorkerLog::default();
-        for k in keys {
-            let Some((open, last, stats)) = self.open.get(&k) else {
-                continue;
-            };
-            out.completed += stats.completed;
-            out.failed += stats.failed;
-            out.timeouts += stats.timeout_lines;
-            out.last_completion = out.last_completion.max(*last);
-            // A line naming both worker and pid is keyed by name; pid-only lines must match pid.
-            out.in_flight.extend(
-                open.iter()
-                    .filter(|r| r.pid.is_none_or(|p| p == pid))
-                    .cloned(),
-            );
+        let states: Vec<&KeyState> = keys.iter().filter_map(|k| self.keys.get(k)).collect();
+        // Progress on any of the worker's keys supersedes its older requests.
+        let progressed = states.iter().filter_map(|s| s.progressed).max();
+        let mut out = WorkerLog {
+            proves_in_flight: self.proves_in_flight,
+            ..WorkerLog::default()
+        };
+        let cutoff =
+            alive_since.map(|t| t - chrono::Duration::from_std(CLOCK_SLACK).unwrap_or_default());
+        let before = |r: &InFlight| cutoff.is_some_and(|c| r.started < c);
+        // A line naming both worker and pid is keyed by name; pid-only lines must match pid.
+        let ours = |r: &InFlight| r.pid.is_none_or(|p| p == pid);
+        for st in states {
+            out.completed += st.stats.completed;
+            out.failed += st.stats.failed;
+            out.timeouts += st.stats.timeout_lines;
+            out.last_completion = out.last_completion.max(st.last_completion);
+            out.last_progress = out.last_progress.max(st.last_progress);
+            out.concurrent |= st.concurrent;
+            let mut split = st.split(progressed);
+            if !self.proves_in_flight {
+                split.superseded.clear();
+            }
+            for r in split.current.into_iter().filter(|r| ours(r)) {
+                if before(&r) {
+                    out.earlier.push(r);
+                } else {
+                    out.in_flight.push(r);
+                }
+            }
+            for r in split.superseded.into_iter().filter(|r| ours(r)) {
+                if before(&r) {
+                    out.earlier.push(r);
+                } else if st.concurrent {
+                    out.stuck.push(r);
+                } else {
+                    out.abandoned.push(r);
+                }
+            }
+            // An earlier incarnation's requests carry its pid, not this one's: all of them.
+            out.earlier.extend(st.earlier.iter().cloned());
         }
-        out.in_flight.sort_by_key(|r| r.started);
+        for list in [
+            &mut out.in_flight,
+            &mut out.abandoned,
+            &mut out.stuck,
+            &mut out.earlier,
+        ] {
+            list.sort_by_key(|r| (r.started, r.seq));
+        }
         out
     }
 
-    /// Open requests per worker key (for "belongs to no worker found" notes).
+    /// Requests open at the end of the log, superseded or not (for "belongs to no worker found").
     pub fn open_count(&self) -> usize {
-        self.in_flight.len()
+        self.in_flight.len() + self.abandoned.len() + self.stuck.len()
     }
 }
 
@@ -662,6 +1000,7 @@ mod tests {
     use super::*;
     use crate::logs::event::ParseCtx;
     use crate::logs::formats::{Format, Parsed};
+    use chrono::TimeZone;
 
     fn fold(lines: &[&str]) -> Analysis {
         let mut a = Analyzer::new(&[8000, 10000, 100_000], Duration::from_secs(300), false);
@@ -702,10 +1041,11 @@ mod tests {
             "2026-01-05 23:14:00 Chat completion request: worker=w3 prompt_chars=9000",
             "2026-01-05 23:14:09 Chat completion: 5 tokens in 9s (0.6 tok/s) worker=w3",
         ]);
-        let w1 = a.for_worker(Some("w1"), 1, false);
-        assert_eq!(w1.in_flight.len(), 1);
-        assert_eq!(w1.in_flight[0].id.as_deref(), Some("a"));
-        let w2 = a.for_worker(Some("w2"), 2, false);
+        // b started after a and completed: a is superseded (abandoned), not in flight.
+        let w1 = a.for_worker(Some("w1"), 1, false, None);
+        assert!(w1.in_flight.is_empty());
+        assert_eq!(w1.abandoned[0].id.as_deref(), Some("a"));
+        let w2 = a.for_worker(Some("w2"), 2, false, None);
         assert_eq!(
             w2.in_flight.len(),
             1,
@@ -713,15 +1053,18 @@ mod tests {
         );
         assert_eq!(w2.in_flight[0].timeouts.len(), 1);
         assert_eq!(a.workers["w2"].timed_out, 1);
-        assert!(a.for_worker(Some("w3"), 3, false).in_flight.is_empty());
+        assert!(
+            a.for_worker(Some("w3"), 3, false, None)
+                .in_flight
+                .is_empty()
+        );
         assert_eq!(a.totals.completed, 2);
         assert_eq!(a.totals.started, 4);
         // Bands: b (120000 chars) in ≥100K, w3's 9000 chars in 8K–10K.
         assert_eq!(a.bands[3].completed, 1);
         assert_eq!(a.bands[1].completed, 1);
         assert_eq!(a.bands[1].label, "8K–10K");
-        // w2 stopped completing with a timeout: the hang trigger; w1's "a" has no timeout and
-        // the log ends 11 minutes after it started: also a trigger (w1 never completed after it? it did: b).
+        // w2 stopped completing with a timeout: the hang trigger; w1's "a" was superseded.
         assert_eq!(a.hang_triggers.len(), 1, "{:#?}", a.hang_triggers);
         assert_eq!(a.hang_triggers[0].worker, "w2");
         assert_eq!(a.anomalies.len(), 1);
@@ -733,28 +1076,179 @@ mod tests {
             "2026-01-05 23:12:00 Chat completion request: pid=10",
             "2026-01-05 23:12:00 Chat completion request: prompt_chars=5",
         ]);
-        assert_eq!(a.for_worker(Some("x"), 10, false).in_flight.len(), 1);
-        assert_eq!(a.for_worker(Some("x"), 10, true).in_flight.len(), 2);
-        assert_eq!(a.for_worker(None, 11, false).in_flight.len(), 0);
+        assert_eq!(a.for_worker(Some("x"), 10, false, None).in_flight.len(), 1);
+        assert_eq!(a.for_worker(Some("x"), 10, true, None).in_flight.len(), 2);
+        assert_eq!(a.for_worker(None, 11, false, None).in_flight.len(), 0);
     }
 
-    #[test]
-    fn mlx_lm_progress_starts_requests() {
-        let mut a = Analyzer::new(&[], Duration::from_secs(300), true);
+    fn fold_mlx(lines: &[&str]) -> Analysis {
+        let mut a = Analyzer::for_format(&[], Duration::from_secs(300), &Format::MlxLm);
         let mut ctx = ParseCtx::default();
-        for l in [
-            "2026-01-05 23:12:00,000 - INFO - Prompt processing progress: 0/4096",
-            "2026-01-05 23:12:02,000 - INFO - Prompt processing progress: 2048/4096",
-            "127.0.0.1 - - [05/Jan/2026 23:12:05] \"POST /v1/chat/completions HTTP/1.1\" 200 -",
-            "2026-01-05 23:13:00,000 - INFO - Prompt processing progress: 0/9000",
-        ] {
+        for l in lines {
             if let Parsed::Event(e) = Format::MlxLm.parse(l.as_bytes(), &mut ctx) {
                 a.add(&e);
             }
         }
-        let a = a.finish();
-        assert_eq!((a.totals.started, a.totals.completed), (2, 1));
-        assert_eq!(a.in_flight[0].progress, Some([0, 9000]));
+        a.finish()
+    }
+
+    #[test]
+    fn mlx_lm_at_info_starts_requests_but_cannot_prove_them_in_flight() {
+        // The order mlx_lm.server 0.32 writes: the access line at send_response, before
+        // prefill; progress per chunk; nothing at the end.
+        let a = fold_mlx(&[
+            "127.0.0.1 - - [05/Jan/2026 23:12:00] \"POST /v1/chat/completions HTTP/1.1\" 200 -",
+            "2026-01-05 23:12:00,100 - INFO - Prompt processing progress: 2048/4096",
+            "2026-01-05 23:12:02,000 - INFO - Prompt processing progress: 4096/4096",
+            "127.0.0.1 - - [05/Jan/2026 23:13:00] \"POST /v1/chat/completions HTTP/1.1\" 200 -",
+            "2026-01-05 23:13:00,100 - INFO - Prompt processing progress: 19/20",
+        ]);
+        assert_eq!(a.totals.started, 2, "one request per access line");
+        assert!(!a.proves_in_flight);
+        assert_eq!(a.in_flight.len(), 1);
+        assert_eq!(a.in_flight[0].progress, Some([19, 20]));
+        assert!(
+            a.abandoned.is_empty(),
+            "superseded requests just ended unlogged"
+        );
+        assert!(a.hang_triggers.is_empty(), "no trigger without ends");
+        let w = a.for_worker(None, 7, true, None);
+        assert!(!w.proves_in_flight);
+    }
+
+    #[test]
+    fn mlx_lm_at_debug_ends_non_streaming_requests() {
+        let a = fold_mlx(&[
+            "127.0.0.1 - - [05/Jan/2026 23:12:00] \"POST /v1/chat/completions HTTP/1.1\" 200 -",
+            "2026-01-05 23:12:00,001 - DEBUG - Starting completion:",
+            "2026-01-05 23:12:00,100 - INFO - Prompt processing progress: 20/20",
+            "2026-01-05 23:12:00,200 - DEBUG - Hello",
+            "2026-01-05 23:12:05,000 - DEBUG - Outgoing Response: {",
+        ]);
+        assert!(a.proves_in_flight);
+        assert_eq!((a.totals.started, a.totals.completed), (1, 1));
+        assert!(a.in_flight.is_empty());
         assert_eq!(a.totals.latency_p50_secs.map(|l| l.round()), Some(5.0));
+    }
+
+    #[test]
+    fn a_later_completion_abandons_a_timed_out_request() {
+        let a = fold(&[
+            "2026-01-05 23:13:25 Chat completion request: worker=w1 id=req-319",
+            "2026-01-05 23:23:25 Worker timeout after 600s worker=w1 id=req-319",
+            "2026-01-05 23:24:00 Chat completion request: worker=w1 id=req-320",
+            "2026-01-05 23:24:10 Chat completion: 10 tokens in 10s (1.0 tok/s) worker=w1 id=req-320",
+        ]);
+        assert!(a.in_flight.is_empty(), "{:?}", a.in_flight);
+        assert_eq!(a.abandoned.len(), 1);
+        assert_eq!(a.abandoned[0].id.as_deref(), Some("req-319"));
+        assert!(a.hang_triggers.is_empty());
+        assert_eq!(a.workers["w1"].abandoned, 1);
+        let w = a.for_worker(Some("w1"), 1, false, None);
+        assert!(w.in_flight.is_empty());
+        assert_eq!(w.abandoned.len(), 1);
+        assert!(!w.concurrent);
+    }
+
+    #[test]
+    fn without_ids_an_end_closes_the_oldest_request_not_timed_out() {
+        let a = fold(&[
+            "2026-01-05 23:13:25 Chat completion request: worker=w1",
+            "2026-01-05 23:23:25 Worker timeout after 600s worker=w1",
+            "2026-01-05 23:24:00 Chat completion request: worker=w1",
+            "2026-01-05 23:24:10 Chat completion: 10 tokens in 10s (1.0 tok/s) worker=w1",
+            "2026-01-05 23:25:00 Chat completion request: worker=w1",
+            "2026-01-05 23:25:10 Chat completion: 10 tokens in 10s (1.0 tok/s) worker=w1",
+        ]);
+        assert!(a.in_flight.is_empty(), "{:?}", a.in_flight);
+        assert_eq!(a.abandoned.len(), 1);
+        assert_eq!(a.abandoned[0].timeouts.len(), 1);
+    }
+
+    #[test]
+    fn out_of_order_ends_mean_concurrency_and_a_stuck_request() {
+        let a = fold(&[
+            "2026-01-05 23:00:00 Chat completion request: worker=w1 id=stuck",
+            "2026-01-05 23:00:01 Chat completion request: worker=w1 id=a",
+            "2026-01-05 23:00:02 Chat completion request: worker=w1 id=b",
+            "2026-01-05 23:00:05 Chat completion: 5 tokens in 3s (1.7 tok/s) worker=w1 id=b",
+            "2026-01-05 23:00:06 Chat completion: 5 tokens in 5s (1.0 tok/s) worker=w1 id=a",
+        ]);
+        let w = a.for_worker(Some("w1"), 1, false, None);
+        assert!(w.concurrent, "a ended after the younger b");
+        assert!(w.in_flight.is_empty());
+        assert_eq!(w.stuck.len(), 1);
+        assert_eq!(w.stuck[0].id.as_deref(), Some("stuck"));
+        assert!(a.abandoned.is_empty());
+        assert_eq!(a.stuck.len(), 1);
+    }
+
+    #[test]
+    fn a_request_that_predates_the_process_is_the_previous_incarnations() {
+        let a = fold(&[
+            "2026-01-05 23:13:25 Chat completion request: worker=w1 id=req-319",
+            "2026-01-05 23:23:25 Worker timeout after 600s worker=w1 id=req-319",
+        ]);
+        let t = |h, m, s| Utc.with_ymd_and_hms(2026, 1, 5, h, m, s).unwrap();
+        // Alive since before the request (within or beyond the slack): its evidence.
+        let w = a.for_worker(Some("w1"), 1, false, Some(t(23, 13, 26)));
+        assert_eq!(w.in_flight.len(), 1, "within the clock slack");
+        // Respawned later under the same name: not this process's request.
+        let w = a.for_worker(Some("w1"), 2, false, Some(t(23, 40, 0)));
+        assert!(w.in_flight.is_empty());
+        assert_eq!(w.earlier.len(), 1);
+        // The same for unattributed lines on a one-worker machine.
+        let a = fold(&["2026-01-05 23:13:25 Chat completion request: id=req-319"]);
+        let w = a.for_worker(Some("w1"), 2, true, Some(t(23, 40, 0)));
+        assert_eq!((w.in_flight.len(), w.earlier.len()), (0, 1));
+    }
+
+    #[test]
+    fn a_new_pid_or_a_spawn_line_starts_a_new_incarnation() {
+        let a = fold(&[
+            "2026-01-05 23:13:25 Chat completion request: worker=w1 pid=10 id=req-319",
+            "2026-01-05 23:50:00 Chat completion request: worker=w1 pid=11 id=req-1",
+        ]);
+        assert_eq!(a.earlier_incarnation.len(), 1);
+        assert_eq!(a.earlier_incarnation[0].id.as_deref(), Some("req-319"));
+        assert_eq!(a.in_flight.len(), 1);
+        assert_eq!(a.workers["w1"].earlier_incarnation, 1);
+        let a = fold(&[
+            "2026-01-05 23:13:25 Chat completion request: worker=w1 id=req-319",
+            "2026-01-05 23:40:00 Worker exited worker=w1 status=-9",
+            "2026-01-05 23:40:01 Worker spawned worker=w1",
+        ]);
+        assert!(a.in_flight.is_empty());
+        assert_eq!(a.earlier_incarnation.len(), 1);
+        assert!(a.hang_triggers.is_empty());
+    }
+
+    #[test]
+    fn bookkeeping_stays_flat_with_many_abandoned_requests() {
+        // 5000 abandoned requests, then 20000 normal ones: every lookup is by hash or order.
+        let mut a = Analyzer::new(&[], Duration::from_secs(300), false);
+        let mut ctx = ParseCtx::default();
+        let mut add = |l: String| {
+            if let Parsed::Event(e) = Format::Mls.parse(l.as_bytes(), &mut ctx) {
+                a.add(&e);
+            }
+        };
+        for i in 0..5000 {
+            add(format!(
+                "2026-01-05 10:00:00 Chat completion request: worker=w id=lost-{i}"
+            ));
+        }
+        for i in 0..20000 {
+            add(format!(
+                "2026-01-05 11:00:00 Chat completion request: worker=w id=r{i}"
+            ));
+            add(format!(
+                "2026-01-05 11:00:01 Chat completion: 1 tokens in 1s (1.0 tok/s) worker=w id=r{i}"
+            ));
+        }
+        let a = a.finish();
+        assert_eq!(a.abandoned.len(), 5000);
+        assert!(a.in_flight.is_empty());
+        assert_eq!(a.totals.completed, 20000);
     }
 }

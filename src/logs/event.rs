@@ -48,6 +48,13 @@ impl SmallStr {
     }
 }
 
+// Hashes what `Eq` compares: one string always has one representation (see `from_bytes`).
+impl std::hash::Hash for SmallStr {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h);
+    }
+}
+
 impl std::ops::Deref for SmallStr {
     type Target = str;
     fn deref(&self) -> &str {
@@ -129,6 +136,10 @@ pub enum EventKind {
     Timeout,
     /// A request failed.
     Failed,
+    /// The orchestrator spawned the worker (`Worker spawned`): a new incarnation begins.
+    Spawned,
+    /// The orchestrator saw the worker exit (`Worker exited`): its incarnation ended.
+    Exited,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

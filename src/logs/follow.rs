@@ -93,7 +93,7 @@ impl Follower {
                 return super::for_check(&self.path, self.hung_after);
             }
             let format = Format::detect(&head);
-            let analyzer = Analyzer::new(&[], self.hung_after, matches!(format, Format::MlxLm));
+            let analyzer = Analyzer::for_format(&[], self.hung_after, &format);
             self.state = Some(State {
                 format,
                 analyzer,
@@ -150,7 +150,10 @@ mod tests {
     const DONE: &str = "2026-01-05 23:13:30,000 - mls.api - INFO - Chat completion: 12 tokens in 4.0s (3.0 tok/s) pid=41 id=req-1";
 
     fn open(o: &Outcome, pid: u32) -> usize {
-        o.analysis.for_worker(None, pid, false).in_flight.len()
+        o.analysis
+            .for_worker(None, pid, false, None)
+            .in_flight
+            .len()
     }
 
     fn append(path: &Path, text: &str) {
@@ -176,8 +179,8 @@ mod tests {
         assert_eq!(o.sources[0].lines, 3);
         // The same as reading the whole file now.
         let whole = super::super::for_check(&path, Duration::ZERO).unwrap();
-        let a = o.analysis.for_worker(None, 42, false);
-        let b = whole.analysis.for_worker(None, 42, false);
+        let a = o.analysis.for_worker(None, 42, false, None);
+        let b = whole.analysis.for_worker(None, 42, false, None);
         assert_eq!(a.in_flight.len(), b.in_flight.len());
         assert_eq!(
             a.in_flight[0].line, b.in_flight[0].line,
@@ -185,8 +188,8 @@ mod tests {
         );
         assert_eq!(a.in_flight[0].line, 3);
         assert_eq!(
-            o.analysis.for_worker(None, 41, false).completed,
-            whole.analysis.for_worker(None, 41, false).completed
+            o.analysis.for_worker(None, 41, false, None).completed,
+            whole.analysis.for_worker(None, 41, false, None).completed
         );
     }
 

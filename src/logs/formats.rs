@@ -31,17 +31,20 @@ pub enum Format {
     /// MLS orchestrator lines: `Chat completion request:` / `Chat completion:` /
     /// `Chat completion failed:` / `Worker timeout after Ns`.
     Mls,
-    /// `mlx_lm.server`: `Prompt processing progress: a/b`, HTTP access lines, `ERROR` lines.
+    /// `mlx_lm.server`: HTTP access lines (a request starts), `Prompt processing progress: a/b`
+    /// and DEBUG token lines (progress), DEBUG `Outgoing Response:` (an end), `ERROR` lines.
     MlxLm,
     /// A user's format (`--format-file`).
     Custom(Box<Custom>),
 }
 
-const MLS_NEEDLES: &[&[u8]] = &[b"Chat completion", b"Worker timeout after"];
+// `Worker ` covers `Worker timeout after`, `Worker spawned` and `Worker exited` in one pass.
+const MLS_NEEDLES: &[&[u8]] = &[b"Chat completion", b"Worker "];
 const MLX_NEEDLES: &[&[u8]] = &[
     b"Prompt processing progress: ",
     b"\"POST /v1/",
     b" - ERROR - ",
+    b" - DEBUG - ",
 ];
 
 impl Format {
@@ -50,6 +53,16 @@ impl Format {
             Format::Mls => "mls".into(),
             Format::MlxLm => "mlx_lm.server".into(),
             Format::Custom(c) => format!("custom:{}", c.name),
+        }
+    }
+
+    /// Whether the format logs the end of every request. Where it does not, a request still
+    /// open in the log is context, not proof of work in flight, unless end lines turn up.
+    pub fn logs_ends(&self) -> bool {
+        match self {
+            Format::Mls => true,
+            Format::MlxLm => false,
+            Format::Custom(c) => c.rules.iter().any(|(k, _)| *k == EventKind::End),
         }
     }
 
@@ -106,12 +119,14 @@ impl Format {
 /// Searchers built once: building one per line costs more than the search.
 static CHAT: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"Chat completion"));
-static TIMEOUT: LazyLock<memmem::Finder<'static>> =
-    LazyLock::new(|| memmem::Finder::new(b"Worker timeout after"));
+static WORKER: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"Worker "));
 static PROGRESS: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"Prompt processing progress: "));
 static POST: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"\"POST /v1/"));
+static DEBUG: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b" - DEBUG - "));
 static ERROR: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b" - ERROR - "));
 
@@ -279,12 +294,17 @@ fn parse_mls(line: &[u8], ctx: &mut ParseCtx, out: &mut Vec<Event>) -> Parsed {
         } else {
             return Parsed::Skip;
         }
-    } else if let Some(p) = TIMEOUT.find(line) {
-        (
-            EventKind::Timeout,
-            p,
-            &line[p + b"Worker timeout after".len()..],
-        )
+    } else if let Some(p) = WORKER.find(line) {
+        let after = &line[p + b"Worker ".len()..];
+        if let Some(r) = after.strip_prefix(b"timeout after") {
+            (EventKind::Timeout, p, r)
+        } else if let Some(r) = after.strip_prefix(b"spawned") {
+            (EventKind::Spawned, p, r)
+        } else if let Some(r) = after.strip_prefix(b"exited") {
+            (EventKind::Exited, p, r)
+        } else {
+            return Parsed::Skip;
+        }
     } else {
         return Parsed::Skip;
     };
@@ -397,8 +417,10 @@ fn parse_mlx_lm(line: &[u8], clock: &mut Clock) -> Parsed {
         let Some(status) = status else {
             return Parsed::Bad("access line without a status code");
         };
+        // Python's HTTP server writes this line at send_response, which mlx_lm.server calls
+        // before prefill, for streaming and non-streaming responses alike: a start.
         let kind = if status < 400 {
-            EventKind::End
+            EventKind::Start
         } else {
             EventKind::Failed
         };
@@ -406,6 +428,29 @@ fn parse_mlx_lm(line: &[u8], clock: &mut Clock) -> Parsed {
             time,
             kind,
             status: Some(status),
+            ..Event::default()
+        });
+    }
+    if let Some(p) = DEBUG.find(line) {
+        let Some((time, _)) = clock.leading(line) else {
+            return Parsed::Skip;
+        };
+        let msg = &line[p + b" - DEBUG - ".len()..];
+        // Non-streaming responses end with this (logged just before the body is written).
+        if msg.starts_with(b"Outgoing Response:") {
+            return Parsed::Event(Event {
+                time,
+                kind: EventKind::End,
+                ..Event::default()
+            });
+        }
+        if msg.starts_with(b"Incoming Request Body:") || msg.starts_with(b"Starting ") {
+            return Parsed::Skip;
+        }
+        // Every other DEBUG line of a request is a generated segment: progress.
+        return Parsed::Event(Event {
+            time,
+            kind: EventKind::Progress,
             ..Event::default()
         });
     }
@@ -660,7 +705,7 @@ mod tests {
             &Format::MlxLm,
             r#"127.0.0.1 - - [05/Jan/2026 23:13:29] "POST /v1/chat/completions HTTP/1.1" 200 -"#,
         );
-        assert_eq!((a.kind, a.status), (EventKind::End, Some(200)));
+        assert_eq!((a.kind, a.status), (EventKind::Start, Some(200)));
         assert_eq!(
             a.time,
             crate::logs::event::parse_timestamp("2026-01-05 23:13:29").unwrap()

@@ -90,11 +90,7 @@ pub fn analyze(
         Some(ref f) => f,
         None => &Format::detect(&head),
     };
-    let mut analyzer = Analyzer::new(
-        &opts.bands,
-        opts.hung_after,
-        matches!(format, Format::MlxLm),
-    );
+    let mut analyzer = Analyzer::for_format(&opts.bands, opts.hung_after, format);
     let mut sources = Vec::new();
     let mut unparseable = Vec::new();
     let mut unparseable_count = 0;

@@ -152,40 +152,56 @@ fn log_line(t: DateTime<Utc>, level: &str, msg: &str) -> (DateTime<Utc>, String)
     (t, format!("{local} - mls.api - {level} - {msg}\n"))
 }
 
-/// The server log history that makes each worker's verdict provable: completions for everyone,
-/// a long-running request on the working worker, the incident's request on the hung one.
+/// The server log history that makes each worker's verdict provable, on a timeline that obeys
+/// the attribution rules: what happened before a worker's process started belongs to its
+/// previous incarnation (another pid, ended by `Worker exited`, replaced by `Worker spawned`),
+/// and only what was logged since is evidence about the live process.
 fn history(now: DateTime<Utc>, workers: &[(Role, u32, String)]) -> String {
     let m = |mins: i64| now - chrono::Duration::minutes(mins);
-    let s = |secs: i64| now - chrono::Duration::seconds(secs);
     let mut lines = Vec::new();
     for (i, (role, pid, name)) in workers.iter().enumerate() {
         if *role == Role::Orphan {
             continue; // the orchestrator does not know it
         }
-        let tag = format!("worker={name} pid={pid}");
+        // The previous incarnation: a pid that is not this process's.
+        let old = format!("worker={name} pid={}", 90_000 + i);
         for k in 0..3 {
             let start = m(40 - k * 5) + chrono::Duration::seconds(i as i64);
             let id = format!("{}-{k}", role.label());
-            lines.push(log_line(start, "INFO", &format!("Chat completion request: {tag} id={id} prompt_chars=8912 max_tokens=2000 temperature=0.3")));
+            lines.push(log_line(start, "INFO", &format!("Chat completion request: {old} id={id} prompt_chars=8912 max_tokens=2000 temperature=0.3")));
             lines.push(log_line(
                 start + chrono::Duration::seconds(14),
                 "INFO",
-                &format!("Chat completion: 421 tokens in 13.9s (30.3 tok/s) {tag} id={id}"),
+                &format!("Chat completion: 421 tokens in 13.9s (30.3 tok/s) {old} id={id}"),
             ));
         }
+        if *role == Role::Hung {
+            // The incident before this one: the old process hung on req-318 and was replaced.
+            lines.push(log_line(m(24), "INFO", &format!("Chat completion request: {old} id=req-318 prompt_chars=8489 max_tokens=2000 temperature=0.3")));
+            lines.push(log_line(
+                m(14),
+                "ERROR",
+                &format!("Worker timeout after 600s waiting on shared memory {old} id=req-318"),
+            ));
+            lines.push(log_line(
+                m(1),
+                "WARNING",
+                &format!("Worker exited {old} signal=SIGKILL"),
+            ));
+        }
+        let tag = format!("worker={name} pid={pid}");
+        lines.push(log_line(now, "INFO", &format!("Worker spawned {tag}")));
+        let at = |ms: i64| now + chrono::Duration::milliseconds(ms);
         match role {
-            Role::Working => lines.push(log_line(m(20), "INFO", &format!("Chat completion request: {tag} id=big-1 prompt_chars=104857 max_tokens=4000 temperature=0.7"))),
+            Role::Working => lines.push(log_line(at(1), "INFO", &format!("Chat completion request: {tag} id=big-1 prompt_chars=104857 max_tokens=4000 temperature=0.7"))),
             Role::Idle => {
-                lines.push(log_line(s(75), "INFO", &format!("Chat completion request: {tag} id=idle-9 prompt_chars=8489 max_tokens=2000 temperature=0.3")));
-                lines.push(log_line(s(61), "INFO", &format!("Chat completion: 398 tokens in 13.2s (30.2 tok/s) {tag} id=idle-9")));
+                lines.push(log_line(at(1), "INFO", &format!("Chat completion request: {tag} id=idle-9 prompt_chars=8489 max_tokens=2000 temperature=0.3")));
+                lines.push(log_line(at(2), "INFO", &format!("Chat completion: 398 tokens in 0.1s (3980.0 tok/s) {tag} id=idle-9")));
             }
-            Role::Hung => {
-                lines.push(log_line(m(12), "INFO", &format!("Chat completion request: {tag} id=req-319 prompt_chars=8489 max_tokens=2000 temperature=0.3")));
-                lines.push(log_line(m(2), "ERROR", &format!("Worker timeout after 600s waiting on shared memory {tag} id=req-319")));
-            }
+            Role::Hung => lines.push(log_line(at(1), "INFO", &format!("Chat completion request: {tag} id=req-319 prompt_chars=8489 max_tokens=2000 temperature=0.3"))),
             Role::Crashed => {
-                lines.push(log_line(s(40), "INFO", &format!("Chat completion request: {tag} id=crash-1 prompt_chars=9120 max_tokens=2000 temperature=0.3")));
-                lines.push(log_line(s(30), "ERROR", &format!("Chat completion failed: worker exited with signal 6 (SIGABRT) {tag} id=crash-1")));
+                lines.push(log_line(at(1), "INFO", &format!("Chat completion request: {tag} id=crash-1 prompt_chars=9120 max_tokens=2000 temperature=0.3")));
+                lines.push(log_line(at(2), "ERROR", &format!("Chat completion failed: worker exited with signal 6 (SIGABRT) {tag} id=crash-1")));
             }
             _ => {}
         }

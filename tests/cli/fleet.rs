@@ -138,6 +138,9 @@ fn fleet_merges_hosts_and_reports_the_unreachable_one() {
                 sim.log(),
                 "--window",
                 "300ms",
+                // The simulated hung worker is as old as its request: seconds.
+                "--hung-after",
+                "200ms",
             ]
             .iter()
             .map(|s| s.to_string()),

@@ -178,13 +178,16 @@ fn stdin_gzip_rotation_and_strict() {
 fn mlx_lm_server_log_and_custom_formats() {
     let dir = tempfile::tempdir().unwrap();
     let mlx = dir.path().join("server.log");
+    // The order mlx_lm.server 0.32 writes at INFO: the access line at send_response (before
+    // prefill), then the prefill progress; nothing when a request ends.
     std::fs::write(
         &mlx,
         "2026-01-05 23:00:00,001 - INFO - Starting httpd at 127.0.0.1 on port 8080...\n\
+         127.0.0.1 - - [05/Jan/2026 23:00:10] \"POST /v1/chat/completions HTTP/1.1\" 200 -\n\
          2026-01-05 23:00:10,000 - INFO - Prompt processing progress: 0/8192\n\
          2026-01-05 23:00:12,000 - INFO - Prompt processing progress: 4096/8192\n\
          2026-01-05 23:00:14,000 - INFO - Prompt processing progress: 8192/8192\n\
-         127.0.0.1 - - [05/Jan/2026 23:00:14] \"POST /v1/chat/completions HTTP/1.1\" 200 -\n\
+         127.0.0.1 - - [05/Jan/2026 23:01:00] \"POST /v1/chat/completions HTTP/1.1\" 200 -\n\
          2026-01-05 23:01:00,000 - INFO - Prompt processing progress: 0/22000\n\
          2026-01-05 23:01:09,000 - INFO - Prompt processing progress: 2048/22000\n\
          127.0.0.1 - - [05/Jan/2026 23:30:00] \"GET /v1/models HTTP/1.1\" 200 -\n",
@@ -197,13 +200,16 @@ fn mlx_lm_server_log_and_custom_formats() {
             r["totals"]["started"].as_u64(),
             r["totals"]["completed"].as_u64()
         ),
-        (Some(2), Some(1))
+        (Some(2), Some(0)),
+        "no end is logged at INFO"
     );
     assert_eq!(
         r["in_flight"][0]["progress"],
         serde_json::json!([2048, 22000]),
-        "stuck in prefill"
+        "the last request's prefill progress"
     );
+    assert_eq!(r["proves_in_flight"], false);
+    assert_eq!(r["hang_triggers"].as_array().unwrap().len(), 0);
 
     let fmt = dir.path().join("srv.toml");
     std::fs::write(
@@ -228,34 +234,60 @@ fn mlx_lm_server_log_and_custom_formats() {
 fn check_uses_the_same_parser_for_mlx_lm_logs() {
     let sim = crate::util::Sim::start();
     let dir = tempfile::tempdir().unwrap();
-    let mlx = dir.path().join("server.log");
-    // mlx_lm.server names no worker: with one worker the request is attributed to it.
-    let started = chrono::Local::now() - chrono::Duration::minutes(30);
+    let check = |log: &std::path::Path| {
+        let out = Command::new(bin())
+            .args([
+                "check",
+                "--json",
+                "--window",
+                "1s",
+                "--hung-after",
+                "200ms",
+                "--pattern",
+                &format!("{}hung", sim.pattern()),
+                "--registry",
+                "/nonexistent.json",
+                "--log",
+                log.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        json(&out)
+    };
+    // mlx_lm.server names no worker: with one worker the request is attributed to it. At INFO
+    // it logs no ends, so a request that looks open proves nothing: idle, with a note.
+    let stamp = chrono::Local::now().format("%Y-%m-%d %H:%M:%S,%3f");
+    let access = chrono::Local::now().format("%d/%b/%Y %H:%M:%S");
+    let info = dir.path().join("info.log");
     std::fs::write(
-        &mlx,
+        &info,
         format!(
-            "{} - INFO - Prompt processing progress: 512/24000\n",
-            started.format("%Y-%m-%d %H:%M:%S,%3f")
+            "127.0.0.1 - - [{access}] \"POST /v1/chat/completions HTTP/1.1\" 200 -\n\
+             {stamp} - INFO - Prompt processing progress: 512/24000\n"
         ),
     )
     .unwrap();
-    let out = Command::new(bin())
-        .args([
-            "check",
-            "--json",
-            "--window",
-            "1s",
-            "--pattern",
-            &format!("{}hung", sim.pattern()),
-            "--registry",
-            "/nonexistent.json",
-            "--log",
-            mlx.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    let r = json(&out);
+    let r = check(&info);
     assert_eq!(r["log"]["format"], "mlx_lm.server");
+    let w = &r["workers"][0];
+    assert_eq!(w["verdict"], "healthy", "{w:#}");
+    assert!(
+        w["notes"].to_string().contains("context only"),
+        "{:#}",
+        w["notes"]
+    );
+    // At DEBUG, non-streaming ends are logged: the same open request is now proof.
+    let debug = dir.path().join("debug.log");
+    std::fs::write(
+        &debug,
+        format!(
+            "{stamp} - DEBUG - Outgoing Response: {{\n\
+             127.0.0.1 - - [{access}] \"POST /v1/chat/completions HTTP/1.1\" 200 -\n\
+             {stamp} - INFO - Prompt processing progress: 512/24000\n"
+        ),
+    )
+    .unwrap();
+    let r = check(&debug);
     assert_eq!(r["workers"][0]["verdict"], "hung", "{:#}", r["workers"][0]);
 }
 

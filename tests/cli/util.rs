@@ -150,6 +150,10 @@ impl Sim {
             "--log",
             self.log(),
         ];
+        // The simulated workers are seconds old: the demo's --hung-after, unless a test sets one.
+        if !extra.contains(&"--hung-after") {
+            args.extend_from_slice(&["--hung-after", "1s"]);
+        }
         args.extend_from_slice(extra);
         run(&args)
     }

@@ -219,6 +219,9 @@ fn restart_hung_ends_the_hung_worker_after_its_snapshot_and_nothing_else() {
         "1",
         "--window",
         "300ms",
+        // The simulated hung worker's request is as old as the worker: under a second here.
+        "--hung-after",
+        "200ms",
         "--restart-hung",
         "--grace",
         "5s",
