@@ -191,14 +191,17 @@ pub struct Stats {
     pub last: Option<DateTime<Utc>>,
 }
 
-/// The open requests of one worker key: by start order, and by id in O(1).
+/// The open requests of one worker key. Requests that end in order stay in a short queue;
+/// those the orchestrator timed out on, or that a later request superseded, are parked in an
+/// ordered map with a hash index by id. So an event costs the same whatever the number of
+/// abandoned requests, and the common case touches a queue of one or two.
 #[derive(Debug, Clone, Default)]
 struct OpenSet {
-    /// Open requests without a timeout logged, by start sequence number.
-    fresh: BTreeMap<u64, InFlight>,
-    /// Open requests the orchestrator timed out on.
-    timed_out: BTreeMap<u64, InFlight>,
-    by_id: HashMap<SmallStr, u64>,
+    /// Neither timed out nor superseded, by start (sequence numbers only grow).
+    fresh: VecDeque<InFlight>,
+    /// Timed out or superseded, by start sequence number.
+    parked: BTreeMap<u64, InFlight>,
+    parked_ids: HashMap<SmallStr, u64>,
 }
 
 /// Timeouts kept per request (an orchestrator retrying forever must not grow memory).
@@ -206,36 +209,40 @@ const MAX_TIMEOUTS: usize = 64;
 
 impl OpenSet {
     fn len(&self) -> usize {
-        self.fresh.len() + self.timed_out.len()
+        self.fresh.len() + self.parked.len()
     }
     fn push(&mut self, r: InFlight) {
-        if let Some(id) = &r.id {
-            self.by_id.insert(id.clone(), r.seq);
-        }
-        self.fresh.insert(r.seq, r);
+        self.fresh.push_back(r);
+    }
+    fn fresh_pos(&self, seq: u64) -> Option<usize> {
+        self.fresh.iter().position(|r| r.seq == seq)
     }
     fn get_mut(&mut self, seq: u64) -> Option<&mut InFlight> {
-        match self.fresh.get_mut(&seq) {
+        match self.fresh.iter_mut().find(|r| r.seq == seq) {
             Some(r) => Some(r),
-            None => self.timed_out.get_mut(&seq),
+            None => self.parked.get_mut(&seq),
         }
     }
     fn by_id(&self, id: &SmallStr) -> Option<u64> {
-        self.by_id.get(id).copied()
+        self.fresh
+            .iter()
+            .find(|r| r.id.as_ref() == Some(id))
+            .map(|r| r.seq)
+            .or_else(|| self.parked_ids.get(id).copied())
+    }
+    fn has_id(&self, id: &SmallStr) -> bool {
+        self.by_id(id).is_some()
     }
     fn oldest(&self) -> Option<u64> {
-        match (self.fresh.keys().next(), self.timed_out.keys().next()) {
-            (Some(a), Some(b)) => Some(*a.min(b)),
-            (a, b) => a.or(b).copied(),
+        match (self.fresh.front(), self.parked.keys().next()) {
+            (Some(a), Some(b)) => Some(a.seq.min(*b)),
+            (a, b) => a.map(|r| r.seq).or(b.copied()),
         }
     }
     fn newest(&self) -> Option<u64> {
-        match (
-            self.fresh.keys().next_back(),
-            self.timed_out.keys().next_back(),
-        ) {
-            (Some(a), Some(b)) => Some(*a.max(b)),
-            (a, b) => a.or(b).copied(),
+        match (self.fresh.back(), self.parked.keys().next_back()) {
+            (Some(a), Some(b)) => Some(a.seq.max(*b)),
+            (a, b) => a.map(|r| r.seq).or(b.copied()),
         }
     }
     /// What an end or failure closes: the request with its id; without an id, the oldest the
@@ -243,7 +250,7 @@ impl OpenSet {
     fn for_end(&self, id: &Option<SmallStr>) -> Option<u64> {
         match id {
             Some(id) => self.by_id(id),
-            None => self.fresh.keys().next().copied().or_else(|| self.oldest()),
+            None => self.fresh.front().map(|r| r.seq).or_else(|| self.oldest()),
         }
     }
     /// What a timeout belongs to: the request with its id, else the oldest.
@@ -254,51 +261,69 @@ impl OpenSet {
         }
     }
     fn remove(&mut self, seq: u64) -> Option<InFlight> {
-        let r = match self.fresh.remove(&seq) {
-            Some(r) => r,
-            None => self.timed_out.remove(&seq)?,
-        };
+        if let Some(i) = self.fresh_pos(seq) {
+            return self.fresh.remove(i);
+        }
+        let r = self.parked.remove(&seq)?;
         if let Some(id) = &r.id
-            && self.by_id.get(id) == Some(&seq)
+            && self.parked_ids.get(id) == Some(&seq)
         {
-            self.by_id.remove(id);
+            self.parked_ids.remove(id);
         }
         Some(r)
     }
+    fn park(&mut self, r: InFlight) {
+        if let Some(id) = &r.id {
+            self.parked_ids.insert(id.clone(), r.seq);
+        }
+        self.parked.insert(r.seq, r);
+    }
+    /// A request started at `seq` ended or progressed: the fresh ones before it are superseded.
+    fn park_before(&mut self, seq: u64) {
+        while self.fresh.front().is_some_and(|r| r.seq < seq) {
+            if let Some(r) = self.fresh.pop_front() {
+                self.park(r);
+            }
+        }
+    }
     /// Attach a timeout; true when it is the request's first.
     fn time_out(&mut self, seq: u64, at: DateTime<Utc>) -> bool {
-        if let Some(mut r) = self.fresh.remove(&seq) {
-            r.timeouts.push(at);
-            self.timed_out.insert(seq, r);
-            return true;
-        }
-        if let Some(r) = self.timed_out.get_mut(&seq)
-            && r.timeouts.len() < MAX_TIMEOUTS
+        if let Some(i) = self.fresh_pos(seq)
+            && let Some(mut r) = self.fresh.remove(i)
         {
             r.timeouts.push(at);
+            self.park(r);
+            return true;
         }
-        false
+        match self.parked.get_mut(&seq) {
+            Some(r) => {
+                let first = r.timeouts.is_empty();
+                if r.timeouts.len() < MAX_TIMEOUTS {
+                    r.timeouts.push(at);
+                }
+                first
+            }
+            None => false,
+        }
     }
     fn started_of(&self, seq: u64) -> Option<DateTime<Utc>> {
         self.fresh
-            .get(&seq)
-            .or_else(|| self.timed_out.get(&seq))
+            .iter()
+            .find(|r| r.seq == seq)
+            .or_else(|| self.parked.get(&seq))
             .map(|r| r.started)
     }
-    fn has_id(&self, id: &SmallStr) -> bool {
-        self.by_id.contains_key(id)
-    }
-    /// Every open request, oldest first (at the end of a fold, or at an incarnation change).
+    /// Every open request, oldest first (at an incarnation change).
     fn drain_ordered(&mut self) -> Vec<InFlight> {
-        self.by_id.clear();
-        let mut all: Vec<InFlight> = std::mem::take(&mut self.fresh).into_values().collect();
-        all.extend(std::mem::take(&mut self.timed_out).into_values());
+        self.parked_ids.clear();
+        let mut all: Vec<InFlight> = std::mem::take(&mut self.parked).into_values().collect();
+        all.extend(std::mem::take(&mut self.fresh));
         all.sort_by_key(|r| r.seq);
         all
     }
     fn ordered(&self) -> Vec<InFlight> {
-        let mut all: Vec<InFlight> = self.fresh.values().cloned().collect();
-        all.extend(self.timed_out.values().cloned());
+        let mut all: Vec<InFlight> = self.parked.values().cloned().collect();
+        all.extend(self.fresh.iter().cloned());
         all.sort_by_key(|r| r.seq);
         all
     }
@@ -351,6 +376,7 @@ impl Acc {
         self.progressed(seq, at);
     }
     fn progressed(&mut self, seq: u64, at: DateTime<Utc>) {
+        self.open.park_before(seq);
         self.progressed = self.progressed.max(Some(seq));
         self.last_progress = self.last_progress.max(Some(at));
     }
