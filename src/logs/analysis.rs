@@ -2,17 +2,18 @@
 //! latency percentiles, prompt-size bands, anomalies, in-flight requests and the hang trigger.
 //!
 //! Memory stays constant however long the log: counters, fixed-size histograms (percentiles
-//! within 1 %), the last five successes per worker, and the requests still open (found by id
-//! through a hash index, by age through an ordered map, so each event costs the same however
-//! many requests were abandoned).
+//! within 1 %), the last five successes per worker, and the requests still open (see
+//! [`OpenSet`]: each event costs the same however many requests were abandoned).
 //!
 //! The attribution rules live here, once, for `logs` and `check` alike:
 //! - a request that starts after another and then ends, fails or reports progress **supersedes**
 //!   it: the older one is *abandoned* (a sequential worker moved on) or, when the worker is seen
 //!   serving requests concurrently, *stuck while the worker progresses*; neither proves a hang;
 //! - concurrency is seen when a request ends after a younger one has ended (out-of-order ends);
-//! - a new incarnation of a worker (a `Spawned worker` or `Worker exited` line, or a new `pid=`
-//!   under the same name) ends the old one: what it left open belongs to the previous process.
+//! - a new incarnation of a worker (a `Worker spawned` or `Worker exited` line, or a new `pid=`
+//!   under the same name) ends the old one: what it left open belongs to the previous process;
+//! - where the format logs no request ends (and none were seen), superseded requests ended
+//!   unlogged, and the open ones are context: none proves work in flight.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -177,7 +178,7 @@ pub struct Stats {
     /// not evidence of a hang).
     pub abandoned: u64,
     /// Requests left open by an earlier incarnation of the worker (another pid, or before a
-    /// `Spawned worker` / `Worker exited` line).
+    /// `Worker spawned` / `Worker exited` line).
     pub earlier_incarnation: u64,
     pub tokens: u64,
     pub generation_secs: f64,
@@ -724,11 +725,7 @@ impl Analyzer {
                 concurrent: acc.concurrent,
                 stats: Stats::default(),
             };
-            let mut split = state.split(None);
-            if !self.ends_logged {
-                // Superseded requests of a format that logs no ends simply ended unlogged.
-                split.superseded.clear();
-            }
+            let split = state.split(None, self.ends_logged);
             s.abandoned = if acc.concurrent {
                 0
             } else {
@@ -874,13 +871,18 @@ struct Split {
 
 impl KeyState {
     /// Split the open requests; `progressed` overrides the key's own (several keys, one worker).
-    fn split(&self, progressed: Option<u64>) -> Split {
+    /// Where the log shows no ends, superseded requests simply ended unlogged and are dropped;
+    /// the rest are context only (see [`Analysis::proves_in_flight`]).
+    fn split(&self, progressed: Option<u64>, ends_logged: bool) -> Split {
         let p = progressed.max(self.progressed);
-        let (superseded, current) = self
+        let (mut superseded, current): (Vec<InFlight>, Vec<InFlight>) = self
             .open
             .iter()
             .cloned()
             .partition(|r| p.is_some_and(|p| p > r.seq));
+        if !ends_logged {
+            superseded.clear();
+        }
         Split {
             current,
             superseded,
@@ -981,10 +983,7 @@ impl Analysis {
             out.last_completion = out.last_completion.max(st.last_completion);
             out.last_progress = out.last_progress.max(st.last_progress);
             out.concurrent |= st.concurrent;
-            let mut split = st.split(progressed);
-            if !self.proves_in_flight {
-                split.superseded.clear();
-            }
+            let split = st.split(progressed, self.proves_in_flight);
             for r in split.current.into_iter().filter(|r| ours(r)) {
                 if before(&r) {
                     out.earlier.push(r);

@@ -29,7 +29,8 @@ pub enum Parsed {
 #[derive(Debug)]
 pub enum Format {
     /// MLS orchestrator lines: `Chat completion request:` / `Chat completion:` /
-    /// `Chat completion failed:` / `Worker timeout after Ns`.
+    /// `Chat completion failed:` / `Worker timeout after Ns` / `Worker spawned` /
+    /// `Worker exited`.
     Mls,
     /// `mlx_lm.server`: HTTP access lines (a request starts), `Prompt processing progress: a/b`
     /// and DEBUG token lines (progress), DEBUG `Outgoing Response:` (an end), `ERROR` lines.
