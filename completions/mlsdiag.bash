@@ -241,7 +241,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__check)
-            opts="-h --pattern --registry --log --window --leak-window --hung-after --leak-threshold --progress-cpu --history --textfile --json --color --fixture --help"
+            opts="-h --pattern --registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --textfile --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -272,6 +272,14 @@ _mlsdiag() {
                     return 0
                     ;;
                 --leak-threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --leak-min-growth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --leak-min-span)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -721,7 +729,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__history)
-            opts="-h --dir --pid --leak-threshold --json --color --fixture --help"
+            opts="-h --dir --pid --leak-threshold --leak-min-growth --leak-min-span --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -736,6 +744,14 @@ _mlsdiag() {
                     return 0
                     ;;
                 --leak-threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --leak-min-growth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --leak-min-span)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -827,7 +843,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__mem)
-            opts="-h --pattern --registry --samples --interval --json --color --fixture --help"
+            opts="-h --pattern --registry --samples --interval --leak-threshold --leak-min-growth --leak-min-span --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -846,6 +862,18 @@ _mlsdiag() {
                     return 0
                     ;;
                 --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --leak-threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --leak-min-growth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --leak-min-span)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1081,7 +1109,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__snapshot)
-            opts="-h --pattern --registry --log --window --leak-window --hung-after --leak-threshold --progress-cpu --history --dir --quiet --on-finding --keep --max-age --tail --json --color --fixture --help"
+            opts="-h --pattern --registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --dir --quiet --on-finding --keep --max-age --tail --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1112,6 +1140,14 @@ _mlsdiag() {
                     return 0
                     ;;
                 --leak-threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --leak-min-growth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --leak-min-span)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1207,7 +1243,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__watch)
-            opts="-h --pattern --registry --log --window --leak-window --hung-after --leak-threshold --progress-cpu --history --interval --rounds --leak-span --dir --no-snapshot --tail --on-finding --hook-timeout --restart-hung --grace --textfile --listen --json --color --fixture --help"
+            opts="-h --pattern --registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --interval --rounds --leak-span --dir --no-snapshot --tail --on-finding --hook-timeout --restart-hung --grace --textfile --listen --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1238,6 +1274,14 @@ _mlsdiag() {
                     return 0
                     ;;
                 --leak-threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --leak-min-growth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --leak-min-span)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -57,7 +57,9 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l log -d 'MLS se
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l window -d 'Sampling window for CPU%, thread states and memory growth' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l leak-window -d 'Window for the memory trend, when longer than --window' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l hung-after -d 'A request in flight this long without progress is a hang' -r
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l leak-threshold -d 'Memory growth (MiB/min, with R² >= 0.9) that counts as a leak' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l leak-threshold -d 'Baseline growth (MiB/min, Theil–Sen) above which memory counts as leaking' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l leak-min-growth -d 'Least baseline growth in all (MiB) before a leak is called' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l leak-min-span -d 'Least time the readings must span before a leak is called' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l progress-cpu -d 'CPU% over the window at or below which a worker makes no progress' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l history -d 'Also judge workers by the snapshots in this directory (memory trend, frozen CPU time)' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l textfile -d 'Also write DIR/mlsdiag.prom (Prometheus text format) for node_exporter\'s textfile collector' -r -F
@@ -73,7 +75,9 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l log -d 'MLS se
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l window -d 'Sampling window for CPU%, thread states and memory growth' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l leak-window -d 'Window for the memory trend, when longer than --window' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l hung-after -d 'A request in flight this long without progress is a hang' -r
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l leak-threshold -d 'Memory growth (MiB/min, with R² >= 0.9) that counts as a leak' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l leak-threshold -d 'Baseline growth (MiB/min, Theil–Sen) above which memory counts as leaking' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l leak-min-growth -d 'Least baseline growth in all (MiB) before a leak is called' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l leak-min-span -d 'Least time the readings must span before a leak is called' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l progress-cpu -d 'CPU% over the window at or below which a worker makes no progress' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l history -d 'Also judge workers by the snapshots in this directory (memory trend, frozen CPU time)' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l interval -d 'Time from the start of one round to the start of the next' -r
@@ -159,6 +163,9 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l pattern -d 'Rege
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l registry -d 'The orchestrator\'s worker registry (JSON)' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l samples -d 'Number of readings; with more than one a series and trend are printed' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l interval -d 'Time between readings' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l leak-threshold -d 'Baseline growth (MiB/min, Theil–Sen) above which memory counts as leaking' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l leak-min-growth -d 'Least baseline growth in all (MiB) before a leak is called' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l leak-min-span -d 'Least time the readings must span before a leak is called' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -180,7 +187,9 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l log -d 'MLS
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l window -d 'Sampling window for CPU%, thread states and memory growth' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l leak-window -d 'Window for the memory trend, when longer than --window' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l hung-after -d 'A request in flight this long without progress is a hang' -r
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l leak-threshold -d 'Memory growth (MiB/min, with R² >= 0.9) that counts as a leak' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l leak-threshold -d 'Baseline growth (MiB/min, Theil–Sen) above which memory counts as leaking' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l leak-min-growth -d 'Least baseline growth in all (MiB) before a leak is called' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l leak-min-span -d 'Least time the readings must span before a leak is called' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l progress-cpu -d 'CPU% over the window at or below which a worker makes no progress' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l history -d 'Also judge workers by the snapshots in this directory (memory trend, frozen CPU time)' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l dir -d 'Directory for the snapshots (default: $MLSDIAG_DIR, else ~/Library/Logs/mlsdiag on macOS, the XDG state directory on Linux)' -r -F
@@ -197,7 +206,9 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l json -d 'Pr
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -s h -l help -d 'Print help'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand history" -l dir -d 'Snapshot directory (default as for `snapshot`)' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand history" -l pid -d 'Only this worker PID' -r
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand history" -l leak-threshold -d 'Memory growth (MiB/min, with R² >= 0.9) that counts as a leak' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand history" -l leak-threshold -d 'Baseline growth (MiB/min, Theil–Sen) above which memory counts as leaking' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand history" -l leak-min-growth -d 'Least baseline growth in all (MiB) before a leak is called' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand history" -l leak-min-span -d 'Least time the readings must span before a leak is called' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand history" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
 always\t''
 never\t''"

@@ -13,10 +13,11 @@ use regex::Regex;
 use serde::Serialize;
 
 use crate::error::InspectError;
+use crate::leak;
 use crate::logs::{InFlight, WorkerLog};
 use crate::model::ProcessInfo;
 use crate::registry::RegistryEntry;
-use crate::render::{bytes, duration, local_time as ts};
+use crate::render::{duration, local_time as ts};
 use crate::sample::Series;
 
 /// Ordered from least to most severe.
@@ -143,7 +144,7 @@ pub struct Finding {
 #[derive(Debug, Clone)]
 pub struct Thresholds {
     pub hung_after: Duration,
-    pub leak_mib_per_min: f64,
+    pub leak: leak::Rule,
     /// CPU% over the window at or below which the process counts as making no progress.
     pub progress_cpu_percent: f64,
     /// Tolerance when comparing a process start time with the registry's `spawned_at`.
@@ -154,7 +155,7 @@ impl Default for Thresholds {
     fn default() -> Self {
         Thresholds {
             hung_after: Duration::from_secs(300),
-            leak_mib_per_min: 10.0,
+            leak: leak::Rule::DEFAULT,
             progress_cpu_percent: 1.0,
             spawn_slack: Duration::from_secs(5),
         }
@@ -213,6 +214,25 @@ fn describe_request(r: &InFlight) -> String {
         parts.push(format!("({})", detail.join(", ")));
     }
     parts.join(" ")
+}
+
+/// Whether a request was in flight at the reading taken `secs` after the first one, where the
+/// log can say: from the oldest request still in flight on (a format that logs ends), and after
+/// the last progress when nothing is in flight. The last reading is taken at `o.now`.
+fn busy_at(o: &Observation, secs: f64) -> Option<bool> {
+    let l = o.log?;
+    if !l.proves_in_flight {
+        return None;
+    }
+    let back = chrono::Duration::milliseconds(((o.series.span_secs() - secs) * 1000.0) as i64);
+    let at = o.now - back;
+    match l.in_flight.iter().map(|r| r.started).min() {
+        Some(oldest) => (at >= oldest).then_some(true),
+        None => match l.last_progress.or(l.last_completion) {
+            Some(p) if at <= p => None,
+            _ => Some(false),
+        },
+    }
 }
 
 fn age(now: DateTime<Utc>, since: DateTime<Utc>) -> String {
@@ -567,29 +587,19 @@ pub fn assess(o: &Observation, th: &Thresholds) -> Assessment {
         notes.insert(0, cpu_fact);
     }
 
-    // Leaking: steady memory growth.
+    // Leaking: the memory baseline rising (see `leak`).
     let metric = if last.footprint_bytes.is_some() {
         "footprint"
     } else {
         "RSS"
     };
-    if let Some(t) = o.series.memory_trend() {
-        let fact = format!(
-            "{metric} {} → {}: {:+.1} MiB/min, R² {:.2}, {} readings over {:.1} s",
-            bytes(first.leak_metric_bytes()),
-            bytes(last.leak_metric_bytes()),
-            t.slope_mib_per_min,
-            t.r_squared,
-            t.samples,
-            t.span_secs
-        );
-        if t.is_leak(th.leak_mib_per_min) {
+    let samples = o.series.memory_samples(|secs| busy_at(o, secs));
+    if let Some(j) = leak::judge(&samples, &th.leak) {
+        let fact = j.describe(metric, &th.leak);
+        if j.is_leak() {
             findings.push(Finding {
                 verdict: Verdict::Leaking,
-                evidence: vec![format!(
-                    "{fact} (threshold {} MiB/min, R² ≥ 0.90)",
-                    th.leak_mib_per_min
-                )],
+                evidence: vec![fact],
             });
         } else {
             notes.push(fact);
@@ -833,13 +843,17 @@ mod tests {
     #[test]
     fn orphan_and_leak_are_both_reported() {
         let re = Regex::new("mlx-server-v3").unwrap();
+        // 20 MiB more at each of 11 readings 12 s apart: +100 MiB/min over two minutes.
         let mut readings: Vec<ProcessInfo> = (0..11)
-            .map(|i| proc(777, 100 + i * 20, 500 + i, 'S', 0))
+            .map(|i| proc(777, 100 + i * 20, 500 + i * 20, 'S', 0))
             .collect();
         for p in &mut readings {
             p.ppid = 1;
         }
-        let s = series(readings);
+        let mut s = series(readings);
+        for (i, r) in s.readings.iter_mut().enumerate() {
+            r.0 = i as f64 * 12.0;
+        }
         let mut o = observe(&s, None, None, &re);
         o.parent = Some((1, "systemd".into()));
         let a = assess(&o, &Thresholds::default());
@@ -848,7 +862,7 @@ mod tests {
         assert_eq!(a.verdict, Verdict::Leaking, "most severe of the findings");
         assert!(a.findings[0].evidence[1].contains("orchestrator is gone"));
         assert!(
-            a.findings[1].evidence[0].contains("+300.0 MiB/min"),
+            a.findings[1].evidence[0].contains("+100.0 MiB/min (Theil–Sen)"),
             "{:?}",
             a.findings[1]
         );

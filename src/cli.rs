@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::leak;
 use crate::render::{ColorChoice, parse_duration};
 
 pub const DEFAULT_REGISTRY: &str = "/tmp/mlx-server/worker_registry.json";
@@ -102,6 +103,41 @@ pub struct DiscoveryArgs {
     pub registry: PathBuf,
 }
 
+/// The leak rule's thresholds (see `leak`): a rising memory baseline, not memory in use.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Thresholds")]
+pub struct LeakArgs {
+    /// Baseline growth (MiB/min, Theil–Sen) above which memory counts as leaking
+    #[arg(long, default_value_t = leak::Rule::DEFAULT.threshold_mib_per_min, value_name = "MIB_PER_MIN")]
+    pub leak_threshold: f64,
+    /// Least baseline growth in all (MiB) before a leak is called
+    #[arg(long, default_value_t = leak::Rule::DEFAULT.min_growth_mib, value_name = "MIB")]
+    pub leak_min_growth: f64,
+    /// Least time the readings must span before a leak is called
+    #[arg(long, default_value = "1m", value_parser = duration_arg)]
+    pub leak_min_span: Duration,
+}
+
+impl LeakArgs {
+    pub fn rule(&self) -> leak::Rule {
+        leak::Rule {
+            threshold_mib_per_min: self.leak_threshold,
+            min_growth_mib: self.leak_min_growth,
+            min_span: self.leak_min_span,
+        }
+    }
+}
+
+impl From<leak::Rule> for LeakArgs {
+    fn from(r: leak::Rule) -> Self {
+        LeakArgs {
+            leak_threshold: r.threshold_mib_per_min,
+            leak_min_growth: r.min_growth_mib,
+            leak_min_span: r.min_span,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
     #[command(flatten)]
@@ -118,14 +154,8 @@ pub struct CheckArgs {
     /// A request in flight this long without progress is a hang
     #[arg(long, default_value = "5m", value_parser = duration_arg, help_heading = "Thresholds")]
     pub hung_after: Duration,
-    /// Memory growth (MiB/min, with R² >= 0.9) that counts as a leak
-    #[arg(
-        long,
-        default_value_t = 10.0,
-        value_name = "MIB_PER_MIN",
-        help_heading = "Thresholds"
-    )]
-    pub leak_threshold: f64,
+    #[command(flatten)]
+    pub leak: LeakArgs,
     /// CPU% over the window at or below which a worker makes no progress
     #[arg(
         long,
@@ -326,6 +356,8 @@ pub struct MemArgs {
     /// Time between readings
     #[arg(long, default_value = "1s", value_parser = duration_arg)]
     pub interval: Duration,
+    #[command(flatten)]
+    pub leak: LeakArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -376,9 +408,8 @@ pub struct HistoryArgs {
     /// Only this worker PID
     #[arg(long)]
     pub pid: Option<u32>,
-    /// Memory growth (MiB/min, with R² >= 0.9) that counts as a leak
-    #[arg(long, default_value_t = 10.0, value_name = "MIB_PER_MIN")]
-    pub leak_threshold: f64,
+    #[command(flatten)]
+    pub leak: LeakArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -489,4 +520,24 @@ pub struct RecordArgs {
 #[derive(Debug, Clone, Args)]
 pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leak_flags_default_to_the_rule() {
+        #[derive(Parser)]
+        struct T {
+            #[command(flatten)]
+            leak: LeakArgs,
+        }
+        let t = T::try_parse_from(["t"]).unwrap();
+        assert_eq!(t.leak.rule(), leak::Rule::DEFAULT);
+        let t =
+            T::try_parse_from(["t", "--leak-min-span", "15s", "--leak-min-growth", "8"]).unwrap();
+        assert_eq!(t.leak.rule().min_span, Duration::from_secs(15));
+        assert_eq!(t.leak.rule().min_growth_mib, 8.0);
+    }
 }

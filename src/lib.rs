@@ -11,6 +11,7 @@ pub mod commands;
 pub mod discover;
 pub mod error;
 pub mod evidence;
+pub mod leak;
 pub mod logs;
 pub mod memory;
 pub mod metrics;
@@ -22,7 +23,6 @@ pub mod repro;
 pub mod sample;
 pub mod sim;
 pub mod stacks;
-pub mod trend;
 
 use std::io::Write;
 

@@ -7,9 +7,9 @@
 use std::time::{Duration, Instant};
 
 use crate::error::InspectError;
+use crate::leak;
 use crate::model::ProcessInfo;
 use crate::platform::Platform;
-use crate::trend::{self, Trend};
 
 /// Readings of one process: `(seconds since the first reading, reading)`.
 #[derive(Debug, Clone)]
@@ -48,14 +48,17 @@ impl Series {
             .max()
             .unwrap_or(0)
     }
-    /// Trend of the leak metric (footprint where the OS has it, else RSS).
-    pub fn memory_trend(&self) -> Option<Trend> {
-        let pts: Vec<(f64, u64)> = self
-            .readings
+    /// The leak metric (footprint where the OS has it, else RSS) at each reading, with whether a
+    /// request was in flight at that reading, from `busy(seconds since the first reading)`.
+    pub fn memory_samples(&self, busy: impl Fn(f64) -> Option<bool>) -> Vec<leak::Sample> {
+        self.readings
             .iter()
-            .map(|(t, p)| (*t, p.leak_metric_bytes()))
-            .collect();
-        trend::fit(&pts)
+            .map(|(t, p)| leak::Sample {
+                secs: *t,
+                bytes: p.leak_metric_bytes(),
+                busy: busy(*t),
+            })
+            .collect()
     }
 }
 

@@ -88,6 +88,9 @@ pub struct WorkerReport {
     pub findings: Vec<Finding>,
     pub notes: Vec<String>,
     pub in_flight: Vec<InFlight>,
+    /// The log can prove work in flight (it logs ends): an empty `in_flight` then means idle.
+    #[serde(default)]
+    pub in_flight_known: bool,
     pub ipc: Option<IpcSummary>,
 }
 
@@ -208,7 +211,7 @@ pub fn collect_from(
     let now = ctx.platform.now();
     let thresholds = Thresholds {
         hung_after: args.hung_after,
-        leak_mib_per_min: args.leak_threshold,
+        leak: args.leak.rule(),
         progress_cpu_percent: args.progress_cpu,
         ..Thresholds::default()
     };
@@ -307,6 +310,7 @@ pub fn collect_from(
             activity: assessment.activity,
             findings: assessment_findings,
             notes,
+            in_flight_known: worker_log.as_ref().is_some_and(|l| l.proves_in_flight),
             in_flight: worker_log.map(|l| l.in_flight).unwrap_or_default(),
             ipc,
         });
@@ -359,7 +363,7 @@ pub fn collect_from(
         notes,
     };
     if let Some(dir) = &args.history {
-        super::history::fold_into(&mut report, dir, args.leak_threshold)?;
+        super::history::fold_into(&mut report, dir, &args.leak.rule())?;
     }
     Ok((report, outcome))
 }

@@ -17,6 +17,7 @@ use super::Ctx;
 use super::check::{self, CheckReport};
 use crate::classify::{Activity, Status, Verdict};
 use crate::cli::{CheckArgs, DemoArgs, DiscoveryArgs};
+use crate::leak;
 use crate::render::{self, SCHEMA_VERSION};
 use crate::sim::{self, Role, STATE_FILE, State};
 
@@ -56,6 +57,15 @@ pub fn expected(role: Role) -> (Verdict, Option<Activity>) {
 
 /// `--hung-after` of the demo's check: its hung worker's request is as old as the worker.
 pub const DEMO_HUNG_AFTER: Duration = Duration::from_secs(1);
+
+/// The leak rule of the demo's check: the simulated leak is minutes of a real one (2 MiB kept
+/// every 100 ms) compressed into a window of seconds, so the rule's least span and growth are
+/// scaled down with it. The rule itself is the one every check applies.
+pub const DEMO_LEAK: leak::Rule = leak::Rule {
+    threshold_mib_per_min: leak::Rule::DEFAULT.threshold_mib_per_min,
+    min_growth_mib: 8.0,
+    min_span: Duration::from_millis(500),
+};
 
 /// What to clean up if the user presses Ctrl-C: the process group and the directory.
 static CLEANUP: OnceLock<(i32, PathBuf)> = OnceLock::new();
@@ -191,7 +201,7 @@ fn diagnose(
         // The simulated workers are seconds old, and a request is evidence only about a
         // process alive when it started: the stall that counts is the one since then.
         hung_after: DEMO_HUNG_AFTER,
-        leak_threshold: 10.0,
+        leak: DEMO_LEAK.into(),
         progress_cpu: 1.0,
         history: None,
     };

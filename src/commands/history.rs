@@ -14,8 +14,8 @@ use super::check::CheckReport;
 use crate::classify::{Finding, Status, Verdict};
 use crate::cli::HistoryArgs;
 use crate::evidence::{self, Snapshot};
+use crate::leak;
 use crate::render::{self, SCHEMA_VERSION, bytes, duration, local_time, sanitize};
-use crate::trend::{self, Trend};
 
 #[derive(Debug, Serialize, Clone)]
 pub struct Restart {
@@ -40,7 +40,8 @@ pub struct WorkerHistory {
     pub memory_metric: &'static str,
     pub memory_first_bytes: Option<u64>,
     pub memory_last_bytes: Option<u64>,
-    pub memory_trend: Option<Trend>,
+    /// The leak rule's judgement of the memory series (see `leak`).
+    pub memory_trend: Option<leak::Judgement>,
     /// CPU time unchanged and a request in flight in every snapshot since this time.
     pub frozen_since: Option<DateTime<Utc>>,
     pub frozen_snapshots: usize,
@@ -53,8 +54,11 @@ fn memory(s: &Snapshot) -> Option<u64> {
     s.process.as_ref().map(|p| p.leak_metric_bytes())
 }
 
-fn in_flight(s: &Snapshot) -> bool {
-    !s.worker.in_flight.is_empty() || s.log.as_ref().is_some_and(|l| !l.in_flight.is_empty())
+/// Whether a request was in flight; `None` for a snapshot taken without a log.
+fn in_flight(s: &Snapshot) -> Option<bool> {
+    let any =
+        !s.worker.in_flight.is_empty() || s.log.as_ref().is_some_and(|l| !l.in_flight.is_empty());
+    (any || s.worker.in_flight_known).then_some(any)
 }
 
 /// One observation of a process, from a snapshot or a `watch` round.
@@ -63,13 +67,14 @@ pub struct Point {
     pub at: DateTime<Utc>,
     pub cpu_ns: Option<u64>,
     pub memory_bytes: Option<u64>,
-    pub in_flight: bool,
+    /// Whether a request was in flight; `None` when no log was read.
+    pub in_flight: Option<bool>,
 }
 
 /// What a series of observations of one process says.
 #[derive(Debug, Clone, Default)]
 pub struct Judged {
-    pub memory_trend: Option<Trend>,
+    pub memory_trend: Option<leak::Judgement>,
     /// CPU time unchanged with work in flight at every point since this time.
     pub frozen_since: Option<DateTime<Utc>>,
     pub frozen: usize,
@@ -82,7 +87,7 @@ pub struct Judged {
 pub fn judge(
     points: &[Point],
     metric: &str,
-    leak_mib_per_min: f64,
+    rule: &leak::Rule,
     min_frozen: Duration,
     what: &str,
 ) -> Judged {
@@ -92,16 +97,22 @@ pub fn judge(
     let Some(last) = points.last() else {
         return Judged::default();
     };
-    let mem: Vec<(f64, u64)> = points
+    let mem: Vec<leak::Sample> = points
         .iter()
-        .filter_map(|p| Some(((p.at - t0).as_seconds_f64(), p.memory_bytes?)))
+        .filter_map(|p| {
+            Some(leak::Sample {
+                secs: (p.at - t0).as_seconds_f64(),
+                bytes: p.memory_bytes?,
+                busy: p.in_flight,
+            })
+        })
         .collect();
-    let memory_trend = trend::fit(&mem);
+    let memory_trend = leak::judge(&mem, rule);
     // Walk back from the newest point while CPU time stands still with work in flight.
     let mut frozen = 0;
     for w in points.windows(2).rev() {
         let same_cpu = w[0].cpu_ns.is_some() && w[0].cpu_ns == w[1].cpu_ns;
-        if same_cpu && w[0].in_flight && w[1].in_flight {
+        if same_cpu && w[0].in_flight == Some(true) && w[1].in_flight == Some(true) {
             frozen = if frozen == 0 { 2 } else { frozen + 1 };
         } else {
             break;
@@ -121,16 +132,13 @@ pub fn judge(
             )],
         });
     }
-    if let Some(t) = memory_trend.filter(|t| t.is_leak(leak_mib_per_min)) {
+    if let Some(j) = memory_trend.as_ref().filter(|j| j.is_leak()) {
         findings.push(Finding {
             verdict: Verdict::Leaking,
             evidence: vec![format!(
-                "history: {metric} {} → {} over {} {what}: {:+.1} MiB/min, R² {:.2}",
-                bytes(mem.first().map_or(0, |p| p.1)),
-                bytes(mem.last().map_or(0, |p| p.1)),
-                t.samples,
-                t.slope_mib_per_min,
-                t.r_squared
+                "history: {} {what}: {}",
+                j.readings,
+                j.describe(metric, rule)
             )],
         });
     }
@@ -154,7 +162,7 @@ fn identity(s: &Snapshot) -> (u32, Option<DateTime<Utc>>) {
 }
 
 /// Judge each worker's snapshot series (sorted oldest first).
-pub fn analyze(snaps: &[Snapshot], leak_mib_per_min: f64) -> Vec<WorkerHistory> {
+pub fn analyze(snaps: &[Snapshot], rule: &leak::Rule) -> Vec<WorkerHistory> {
     let mut names: Vec<&str> = snaps.iter().map(|s| s.name.as_str()).collect();
     names.sort_unstable();
     names.dedup();
@@ -196,13 +204,7 @@ pub fn analyze(snaps: &[Snapshot], leak_mib_per_min: f64) -> Vec<WorkerHistory> 
                 in_flight: in_flight(s),
             })
             .collect();
-        let judged = judge(
-            &points,
-            metric,
-            leak_mib_per_min,
-            Duration::ZERO,
-            "snapshots",
-        );
+        let judged = judge(&points, metric, rule, Duration::ZERO, "snapshots");
         let (memory_trend, frozen_since, frozen, findings) = (
             judged.memory_trend,
             judged.frozen_since,
@@ -238,17 +240,13 @@ pub fn analyze(snaps: &[Snapshot], leak_mib_per_min: f64) -> Vec<WorkerHistory> 
 }
 
 /// `check --history DIR`: add the history's findings to live workers with the same PID.
-pub fn fold_into(
-    report: &mut CheckReport,
-    dir: &Path,
-    leak_mib_per_min: f64,
-) -> anyhow::Result<()> {
+pub fn fold_into(report: &mut CheckReport, dir: &Path, rule: &leak::Rule) -> anyhow::Result<()> {
     let (snaps, problems) = evidence::load_all(dir)?;
     let snaps: Vec<Snapshot> = snaps.into_iter().map(|(_, s)| s).collect();
     for p in problems {
         report.notes.push(format!("history: {p}"));
     }
-    let history = analyze(&snaps, leak_mib_per_min);
+    let history = analyze(&snaps, rule);
     for i in 0..report.workers.len() {
         let w = &report.workers[i];
         // Only the history of this very process (PID and start time), never of a predecessor.
@@ -279,6 +277,15 @@ pub struct HistoryReport {
     pub unreadable: Vec<String>,
 }
 
+/// The TREND column: the baseline slope and what the leak rule made of it.
+fn trend_cell(j: &leak::Judgement) -> String {
+    format!(
+        "{:+.1} MiB/min ({})",
+        j.slope_mib_per_min,
+        j.outcome.label()
+    )
+}
+
 pub fn run(args: &HistoryArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
     let dir = args.dir.clone().unwrap_or_else(evidence::default_dir);
     let (snaps, unreadable) = evidence::load_all(&dir)?;
@@ -287,7 +294,7 @@ pub fn run(args: &HistoryArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result
         .map(|(_, s)| s)
         .filter(|s| args.pid.is_none_or(|p| p == s.pid))
         .collect();
-    let workers = analyze(&snaps, args.leak_threshold);
+    let workers = analyze(&snaps, &args.leak.rule());
     let status = workers
         .iter()
         .fold(Status::Ok, |s, w| s.worst(w.verdict.status()));
@@ -327,9 +334,7 @@ pub fn run(args: &HistoryArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result
                 w.memory_first_bytes.map_or("-".into(), bytes),
                 w.memory_last_bytes.map_or("-".into(), bytes)
             )),
-            comfy_table::Cell::new(w.memory_trend.map_or("-".into(), |t| {
-                format!("{:+.1} MiB/min R² {:.2}", t.slope_mib_per_min, t.r_squared)
-            })),
+            comfy_table::Cell::new(w.memory_trend.as_ref().map_or("-".into(), trend_cell)),
             ctx.style.verdict_cell(w.verdict),
         ]);
     }
@@ -363,6 +368,8 @@ pub fn run(args: &HistoryArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result
 mod tests {
     use super::*;
 
+    const R: leak::Rule = leak::Rule::DEFAULT;
+
     fn at(secs: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_767_654_000 + secs, 0).unwrap()
     }
@@ -372,7 +379,7 @@ mod tests {
             at: at(secs),
             cpu_ns: Some(cpu),
             memory_bytes: Some(mem),
-            in_flight,
+            in_flight: Some(in_flight),
         }
     }
 
@@ -383,7 +390,7 @@ mod tests {
             .map(|i| point(i * 30, if i == 0 { 1 } else { 7 }, 100 * mib, true))
             .collect();
         // CPU unchanged from 30 s to 120 s: 4 rounds, 90 s.
-        let j = judge(&points, "rss", 10.0, Duration::ZERO, "rounds");
+        let j = judge(&points, "rss", &R, Duration::ZERO, "rounds");
         assert_eq!((j.frozen, j.frozen_since), (4, Some(at(30))));
         assert_eq!(j.findings.len(), 1);
         assert!(
@@ -391,14 +398,14 @@ mod tests {
             "{:?}",
             j.findings
         );
-        let j = judge(&points, "rss", 10.0, Duration::from_secs(90), "rounds");
+        let j = judge(&points, "rss", &R, Duration::from_secs(90), "rounds");
         assert_eq!(j.findings.len(), 1, "90 s frozen meets a 90 s --hung-after");
-        let j = judge(&points, "rss", 10.0, Duration::from_secs(91), "rounds");
+        let j = judge(&points, "rss", &R, Duration::from_secs(91), "rounds");
         assert!(j.findings.is_empty(), "not yet: {:?}", j.findings);
         // Idle (nothing in flight) is never hung, however still its CPU time.
         let idle: Vec<Point> = (0..5).map(|i| point(i * 30, 7, 100 * mib, false)).collect();
         assert!(
-            judge(&idle, "rss", 10.0, Duration::ZERO, "rounds")
+            judge(&idle, "rss", &R, Duration::ZERO, "rounds")
                 .findings
                 .is_empty()
         );
@@ -410,20 +417,24 @@ mod tests {
         let growing: Vec<Point> = (0..6)
             .map(|i| point(i * 60, i as u64, (100 + 20 * i as u64) * mib, false))
             .collect();
-        let j = judge(&growing, "footprint", 10.0, Duration::ZERO, "rounds");
+        let j = judge(&growing, "footprint", &R, Duration::ZERO, "rounds");
         assert_eq!(j.findings.len(), 1, "{:?}", j.findings);
         assert_eq!(j.findings[0].verdict, Verdict::Leaking);
-        assert!(j.findings[0].evidence[0].starts_with("history: footprint"));
+        assert!(
+            j.findings[0].evidence[0].starts_with("history: 6 rounds: footprint"),
+            "{:?}",
+            j.findings
+        );
         let flat: Vec<Point> = (0..6)
             .map(|i| point(i * 60, i as u64, (100 + (i % 2) as u64) * mib, false))
             .collect();
         assert!(
-            judge(&flat, "rss", 10.0, Duration::ZERO, "rounds")
+            judge(&flat, "rss", &R, Duration::ZERO, "rounds")
                 .findings
                 .is_empty()
         );
         assert!(
-            judge(&[], "rss", 10.0, Duration::ZERO, "rounds")
+            judge(&[], "rss", &R, Duration::ZERO, "rounds")
                 .findings
                 .is_empty()
         );

@@ -13,11 +13,11 @@ use crate::classify::Status;
 use crate::cli::MemArgs;
 use crate::discover::{pids_or_workers, worker_name};
 use crate::error::InspectError;
+use crate::leak;
 use crate::model::SystemMemory;
 use crate::registry;
 use crate::render::{self, SCHEMA_VERSION, bytes, sanitize};
 use crate::sample::sample;
-use crate::trend::Trend;
 
 #[derive(Debug, Serialize)]
 pub struct MemSample {
@@ -31,7 +31,8 @@ pub struct WorkerMem {
     pub pid: u32,
     pub name: String,
     pub samples: Vec<MemSample>,
-    pub trend: Option<Trend>,
+    /// The leak rule's judgement of the samples (see `leak`).
+    pub trend: Option<leak::Judgement>,
     pub error: Option<String>,
 }
 
@@ -76,7 +77,7 @@ pub fn run(args: &MemArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Sta
                         footprint_bytes: p.footprint_bytes,
                     })
                     .collect(),
-                trend: s.memory_trend(),
+                trend: leak::judge(&s.memory_samples(|_| None), &args.leak.rule()),
                 error: s.error.as_ref().map(|e| e.to_string()),
             }
         })
@@ -129,11 +130,17 @@ pub fn run(args: &MemArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Sta
         if let Some(e) = &w.error {
             writeln!(out, "PID {}: {}", w.pid, sanitize(e))?;
         }
-        if let Some(tr) = &w.trend {
+        if let Some(j) = &w.trend {
+            let metric = if w.samples.iter().any(|s| s.footprint_bytes.is_some()) {
+                "footprint"
+            } else {
+                "RSS"
+            };
             writeln!(
                 out,
-                "PID {} trend: {:+.2} MiB/min, R² {:.2} over {} samples ({:.0} s)",
-                w.pid, tr.slope_mib_per_min, tr.r_squared, tr.samples, tr.span_secs
+                "PID {} {}",
+                w.pid,
+                j.describe(metric, &args.leak.rule())
             )?;
         }
     }

@@ -15,9 +15,9 @@ use super::Ctx;
 use crate::classify::{Status, Verdict};
 use crate::cli::PostmortemArgs;
 use crate::evidence::{self, Snapshot};
+use crate::leak;
 use crate::logs::{self, Options};
 use crate::render::{bytes, duration, local_time as local};
-use crate::trend;
 
 const TODO: &str = "_TODO: fill in_";
 
@@ -128,32 +128,36 @@ pub fn render(
     } else {
         "RSS"
     };
-    let points: Vec<(f64, u64)> = series
+    let samples: Vec<leak::Sample> = series
         .iter()
-        .filter_map(|(_, s)| Some(((s.taken_at - first.taken_at).as_seconds_f64(), mem(s)?)))
+        .filter_map(|(_, s)| {
+            Some(leak::Sample {
+                secs: (s.taken_at - first.taken_at).as_seconds_f64(),
+                bytes: mem(s)?,
+                busy: s
+                    .worker
+                    .in_flight_known
+                    .then_some(!s.worker.in_flight.is_empty()),
+            })
+        })
         .collect();
-    let mem_trend = trend::fit(&points);
+    // The snapshots were taken with the default rule unless their findings say otherwise.
+    let rule = leak::Rule::DEFAULT;
+    let mem_judged = leak::judge(&samples, &rule);
     let leaking = series.iter().any(|(_, s)| {
         s.worker
             .findings
             .iter()
             .any(|f| f.verdict == Verdict::Leaking)
-    }) || mem_trend.is_some_and(|t| t.is_leak(10.0));
-    let trend_text = match mem_trend {
-        Some(t) if t.is_leak(10.0) => format!(
-            "Growing: {:+.1} MiB/min (R² {:.2}) over {} snapshots",
-            t.slope_mib_per_min, t.r_squared, t.samples
+    }) || mem_judged.as_ref().is_some_and(|j| j.is_leak());
+    let trend_text = match &mem_judged {
+        Some(j) => format!(
+            "{} across {} snapshots: {}",
+            if j.is_leak() { "Growing" } else { "Not a leak" },
+            samples.len(),
+            j.describe(metric, &rule)
         ),
-        Some(t) => format!(
-            "Stable: {:+.1} MiB/min over {} snapshots",
-            t.slope_mib_per_min, t.samples
-        ),
-        None => match (points.first(), points.last()) {
-            (Some(a), Some(b)) if a.1 == b.1 => {
-                format!("Stable across {} snapshot(s)", points.len())
-            }
-            _ => format!("Unknown: {} snapshot(s), a trend needs 3", points.len()),
-        },
+        None => format!("Unknown: {} snapshot(s) at one time", samples.len()),
     };
     let prompt = oldest
         .as_ref()
@@ -471,18 +475,18 @@ pub fn render(
     let _ = writeln!(
         m,
         "- Start: {}",
-        points.first().map_or(TODO.into(), |p| format!(
+        samples.first().map_or(TODO.into(), |p| format!(
             "{} at {}",
-            bytes(p.1),
+            bytes(p.bytes),
             local(first.taken_at)
         ))
     );
     let _ = writeln!(
         m,
         "- End: {}",
-        points.last().map_or(TODO.into(), |p| format!(
+        samples.last().map_or(TODO.into(), |p| format!(
             "{} at {}",
-            bytes(p.1),
+            bytes(p.bytes),
             local(last.taken_at)
         ))
     );

@@ -185,7 +185,7 @@ fn snapshot(
             window: Duration::from_secs(1),
             leak_window: None,
             hung_after,
-            leak_threshold: 10.0,
+            leak: crate::leak::Rule::DEFAULT.into(),
             progress_cpu: 1.0,
             history: None,
         },

@@ -182,7 +182,7 @@ fn fold_rounds(
             at: now,
             cpu_ns: w.cpu_seconds.map(|s| (s * 1e9).round() as u64),
             memory_bytes: w.footprint_bytes.or(w.rss_bytes),
-            in_flight: !w.in_flight.is_empty(),
+            in_flight: w.in_flight_known.then_some(!w.in_flight.is_empty()),
         };
         let advanced = t.points.back().is_some_and(|prev| {
             let secs = (now - prev.at).as_seconds_f64();
@@ -213,7 +213,7 @@ fn fold_rounds(
         let judged = judge(
             &points,
             metric,
-            args.check.leak_threshold,
+            &args.check.leak.rule(),
             args.check.hung_after,
             "rounds",
         );

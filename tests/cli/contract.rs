@@ -75,6 +75,8 @@ struct Worker {
     findings: Vec<Finding>,
     notes: Vec<String>,
     in_flight: Vec<InFlight>,
+    #[allow(dead_code)]
+    in_flight_known: bool,
     ipc: Option<Ipc>,
 }
 

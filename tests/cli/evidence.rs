@@ -231,7 +231,30 @@ fn history_sees_leaks_frozen_cpu_and_restarts_and_check_uses_it() {
         assert!(matches!(snap("leaking").status.code(), Some(0 | 1)));
         snap("hung");
     }
+    // Seconds of snapshots are too short for the default leak rule, and it says so.
     let r = json(&run(&["history", "--dir", dir.to_str().unwrap(), "--json"]));
+    let w = |name: &str| {
+        r["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["name"].as_str().unwrap().ends_with(name))
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(w("leaking")["memory_trend"]["outcome"], "too_short");
+    assert_eq!(w("leaking")["verdict"], "healthy");
+    // The simulated leak compresses minutes into seconds: so does the rule (the demo's).
+    let r = json(&run(&[
+        "history",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--leak-min-span",
+        "1s",
+        "--leak-min-growth",
+        "8",
+        "--json",
+    ]));
     let w = |name: &str| {
         r["workers"]
             .as_array()
@@ -244,6 +267,7 @@ fn history_sees_leaks_frozen_cpu_and_restarts_and_check_uses_it() {
     let leak = w("leaking");
     assert_eq!(leak["verdict"], "leaking", "{leak:#}");
     assert!(leak["memory_trend"]["slope_mib_per_min"].as_f64().unwrap() > 10.0);
+    assert_eq!(leak["memory_trend"]["basis"], "idle_readings", "{leak:#}");
     let hung = w("hung");
     assert_eq!(hung["verdict"], "hung", "{hung:#}");
     assert_eq!(hung["frozen_snapshots"], 4);

@@ -10,6 +10,7 @@ mod evidence;
 mod fleet;
 mod inspect;
 mod logs;
+mod memory;
 mod recording;
 mod registry;
 mod repro;

@@ -133,7 +133,17 @@ fn footprint_reveals_the_leak_rss_hides() {
     let reg = root("fixtures/seed/worker_registry.json");
     let out = replay(
         "fixtures/macos/footprint-leak.json",
-        &["check", "--registry", &reg, "--window", "1s", "--json"],
+        // The recording's twelve readings (150 MB apart) are replayed over the 1 s window.
+        &[
+            "check",
+            "--registry",
+            &reg,
+            "--window",
+            "1s",
+            "--leak-min-span",
+            "500ms",
+            "--json",
+        ],
     );
     let r = json(&out);
     let w = &r["workers"][0];

@@ -154,6 +154,10 @@ impl Sim {
         if !extra.contains(&"--hung-after") {
             args.extend_from_slice(&["--hung-after", "1s"]);
         }
+        // Its leak is minutes of one in seconds: the demo's leak rule (DEMO_LEAK), scaled down.
+        if !extra.contains(&"--leak-min-span") {
+            args.extend_from_slice(&["--leak-min-span", "500ms", "--leak-min-growth", "8"]);
+        }
         args.extend_from_slice(extra);
         run(&args)
     }

@@ -1,0 +1,465 @@
+//! The leak rule: a leak is the worker's memory baseline rising, not memory in use.
+//!
+//! An MLX worker's memory moves with its work: the KV cache grows through a generation and is
+//! freed after it, buffers are taken and given back. A line fitted to raw readings calls that work
+//! a leak (two healthy workers generating 3000-token answers looked like +10 and +20 MiB/min over
+//! 5 s, under 1 MiB in all), and a real leak that keeps memory in steps, one request at a time,
+//! fits a line poorly enough to be missed. So the rule judges the *baseline*, the memory the
+//! worker still holds when it is not using it, and only when there is enough of it to judge:
+//!
+//! 1. **Baseline points.** Where it is known which readings were taken with no request in flight
+//!    (a log was given), the baseline is those idle readings. Where it is not known, it is the
+//!    lowest reading in each of up to 12 equal intervals of the span: memory given back within an
+//!    interval does not count. Where every reading was taken with a request in flight, there is
+//!    no baseline to see and no verdict: memory a request holds is work.
+//! 2. **Slope.** Theil–Sen: the median of the slopes between every pair of baseline points. Steps
+//!    and single outliers do not pull it the way they pull least squares.
+//! 3. **A leak needs all of**: readings spanning at least `min_span`; at least four baseline
+//!    points; a slope above `threshold_mib_per_min`; a fitted growth (slope × span) of at least
+//!    `min_growth_mib`; and growth spread over the span, no single rise between consecutive
+//!    baseline points larger than half of it (one jump is a cache filled once, not a leak; a leak
+//!    goes on, and its next step makes the verdict).
+//!
+//! Every command that judges memory (`check`'s window, `watch` across rounds, `history` and
+//! `postmortem` across snapshots, `mem`) calls [`judge`], and [`Judgement::describe`] is the
+//! evidence: what was compared, over how long, and which condition decided.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::render::{bytes, duration};
+
+const MIB: f64 = 1024.0 * 1024.0;
+/// Baseline points needed before a slope means anything.
+const MIN_POINTS: usize = 4;
+/// Interval minima taken when idle readings are not known.
+const MAX_INTERVALS: usize = 12;
+/// More baseline points than this are reduced to interval minima (Theil–Sen is quadratic).
+const MAX_POINTS: usize = 64;
+
+/// The thresholds of the rule (`--leak-threshold`, `--leak-min-growth`, `--leak-min-span`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rule {
+    pub threshold_mib_per_min: f64,
+    pub min_growth_mib: f64,
+    pub min_span: Duration,
+}
+
+impl Rule {
+    pub const DEFAULT: Rule = Rule {
+        threshold_mib_per_min: 10.0,
+        min_growth_mib: 32.0,
+        min_span: Duration::from_secs(60),
+    };
+}
+
+impl Default for Rule {
+    fn default() -> Self {
+        Rule::DEFAULT
+    }
+}
+
+/// One memory reading of one process.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// Seconds since some fixed origin (the first reading, the first snapshot).
+    pub secs: f64,
+    pub bytes: u64,
+    /// Whether a request was in flight at this reading; `None` when no log says.
+    pub busy: Option<bool>,
+}
+
+/// Which readings the baseline was made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    /// Readings taken with no request in flight.
+    IdleReadings,
+    /// The lowest reading of each equal interval of the span.
+    IntervalMinima,
+}
+
+/// What decided the judgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every condition of a leak holds.
+    Leak,
+    /// The baseline does not rise faster than the threshold.
+    Steady,
+    /// The readings span less than `min_span`.
+    TooShort,
+    /// Fewer than four baseline points.
+    TooFewPoints,
+    /// A request was in flight at every reading (too few idle readings to see a baseline).
+    BusyThroughout,
+    /// Rising faster than the threshold, but by less than `min_growth_mib` in all.
+    LittleGrowth,
+    /// Most of the rise happened between two consecutive baseline points.
+    OneStep,
+}
+
+impl Outcome {
+    /// A word or two for tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Leak => "leak",
+            Outcome::Steady => "steady",
+            Outcome::TooShort => "too short",
+            Outcome::TooFewPoints => "too few points",
+            Outcome::BusyThroughout => "always busy",
+            Outcome::LittleGrowth => "little growth",
+            Outcome::OneStep => "one step",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Judgement {
+    pub outcome: Outcome,
+    pub basis: Basis,
+    pub readings: usize,
+    /// Baseline points the slope was taken over.
+    pub points: usize,
+    /// Time from the first reading to the last.
+    pub span_secs: f64,
+    pub first_bytes: u64,
+    pub last_bytes: u64,
+    pub baseline_first_bytes: u64,
+    pub baseline_last_bytes: u64,
+    /// Theil–Sen slope of the baseline.
+    pub slope_mib_per_min: f64,
+    /// Slope × the baseline's span.
+    pub growth_mib: f64,
+    /// The largest rise between two consecutive baseline points.
+    pub largest_step_mib: f64,
+    /// Readings with no request in flight, where known.
+    pub idle_readings: Option<usize>,
+}
+
+impl Judgement {
+    pub fn is_leak(&self) -> bool {
+        self.outcome == Outcome::Leak
+    }
+
+    /// The evidence line: what was compared and which condition decided. `metric` names the
+    /// memory measure (`footprint`, `RSS`).
+    pub fn describe(&self, metric: &str, rule: &Rule) -> String {
+        let span = duration(Duration::from_secs_f64(self.span_secs.max(0.0)));
+        let raw = format!(
+            "{metric} {} → {} over {span} ({} readings)",
+            bytes(self.first_bytes),
+            bytes(self.last_bytes),
+            self.readings
+        );
+        let basis = match self.basis {
+            Basis::IdleReadings => format!("{} idle readings", self.points),
+            Basis::IntervalMinima => format!("lowest reading of each of {} intervals", self.points),
+        };
+        let baseline = format!(
+            "baseline ({basis}) {} → {}, {:+.1} MiB/min (Theil–Sen)",
+            bytes(self.baseline_first_bytes),
+            bytes(self.baseline_last_bytes),
+            self.slope_mib_per_min
+        );
+        let needs = format!(
+            "a leak needs over {} MiB/min and {} MiB over at least {}",
+            rule.threshold_mib_per_min,
+            rule.min_growth_mib,
+            duration(rule.min_span)
+        );
+        match self.outcome {
+            Outcome::Leak => format!(
+                "{raw}; {baseline}, {:+.0} MiB in all, no single step over half of it ({needs})",
+                self.growth_mib
+            ),
+            Outcome::Steady => format!("{raw}; {baseline}: no leak"),
+            Outcome::TooShort => format!(
+                "{raw}: too short to judge a leak (needs {}; --leak-window, watch or --history see longer)",
+                duration(rule.min_span)
+            ),
+            Outcome::TooFewPoints => {
+                format!("{raw}: {basis}, too few for a baseline (needs {MIN_POINTS})")
+            }
+            Outcome::BusyThroughout => format!(
+                "{raw}: a request was in flight at {} of them, so the idle baseline is not visible (memory a request holds is work)",
+                self.readings - self.idle_readings.unwrap_or(0)
+            ),
+            Outcome::LittleGrowth => format!(
+                "{raw}; {baseline}, but {:+.1} MiB in all: not a leak ({needs})",
+                self.growth_mib
+            ),
+            Outcome::OneStep => format!(
+                "{raw}; {baseline}, {:.0} MiB of the {:+.0} MiB in one step: a one-time allocation, not steady growth",
+                self.largest_step_mib, self.growth_mib
+            ),
+        }
+    }
+}
+
+/// Judge a process's memory readings (oldest first). `None` with fewer than two readings or
+/// none spread over time.
+pub fn judge(samples: &[Sample], rule: &Rule) -> Option<Judgement> {
+    let (first, last) = (samples.first()?, samples.last()?);
+    let span = last.secs - first.secs;
+    if samples.len() < 2 || span <= 0.0 {
+        return None;
+    }
+    let known = samples.iter().all(|s| s.busy.is_some());
+    let idle: Vec<(f64, u64)> = samples
+        .iter()
+        .filter(|s| s.busy == Some(false))
+        .map(|s| (s.secs, s.bytes))
+        .collect();
+    let idle_readings = samples
+        .iter()
+        .any(|s| s.busy.is_some())
+        .then_some(idle.len());
+    let (basis, points) = if idle.len() >= MIN_POINTS {
+        let points = if idle.len() > MAX_POINTS {
+            interval_minima(&idle, MAX_POINTS)
+        } else {
+            idle
+        };
+        (Basis::IdleReadings, points)
+    } else {
+        let all: Vec<(f64, u64)> = samples.iter().map(|s| (s.secs, s.bytes)).collect();
+        let k = (all.len() / 3)
+            .clamp(MIN_POINTS, MAX_INTERVALS)
+            .min(all.len());
+        (Basis::IntervalMinima, interval_minima(&all, k))
+    };
+    let slope = theil_sen(&points); // bytes per second
+    let base_span = points.last().map_or(0.0, |p| p.0) - points.first().map_or(0.0, |p| p.0);
+    let growth = slope * base_span / MIB;
+    let largest_step = points
+        .windows(2)
+        .map(|w| w[1].1 as f64 - w[0].1 as f64)
+        .fold(0.0, f64::max)
+        / MIB;
+    let slope_mib_per_min = slope * 60.0 / MIB;
+    let outcome = if span < rule.min_span.as_secs_f64() {
+        Outcome::TooShort
+    } else if known && idle_readings.is_some_and(|n| n < MIN_POINTS) {
+        Outcome::BusyThroughout
+    } else if points.len() < MIN_POINTS {
+        Outcome::TooFewPoints
+    } else if slope_mib_per_min <= rule.threshold_mib_per_min {
+        Outcome::Steady
+    } else if growth < rule.min_growth_mib {
+        Outcome::LittleGrowth
+    } else if largest_step > growth / 2.0 {
+        Outcome::OneStep
+    } else {
+        Outcome::Leak
+    };
+    Some(Judgement {
+        outcome,
+        basis,
+        readings: samples.len(),
+        points: points.len(),
+        span_secs: span,
+        first_bytes: first.bytes,
+        last_bytes: last.bytes,
+        baseline_first_bytes: points.first().map_or(first.bytes, |p| p.1),
+        baseline_last_bytes: points.last().map_or(last.bytes, |p| p.1),
+        slope_mib_per_min,
+        growth_mib: growth,
+        largest_step_mib: largest_step,
+        idle_readings,
+    })
+}
+
+/// The lowest point of each of `k` equal intervals of the points' span (empty ones skipped),
+/// each at the time it was read.
+fn interval_minima(points: &[(f64, u64)], k: usize) -> Vec<(f64, u64)> {
+    let (Some(first), Some(last)) = (points.first(), points.last()) else {
+        return Vec::new();
+    };
+    let span = last.0 - first.0;
+    if k == 0 || span <= 0.0 {
+        return points.to_vec();
+    }
+    let mut out: Vec<Option<(f64, u64)>> = vec![None; k];
+    for &p in points {
+        let i = (((p.0 - first.0) / span * k as f64) as usize).min(k - 1);
+        match out[i] {
+            Some(m) if m.1 <= p.1 => {}
+            _ => out[i] = Some(p),
+        }
+    }
+    out.into_iter().flatten().collect()
+}
+
+/// The median of the slopes between every pair of points with distinct times (0 when none).
+fn theil_sen(points: &[(f64, u64)]) -> f64 {
+    let mut slopes = Vec::with_capacity(points.len() * points.len() / 2);
+    for (i, a) in points.iter().enumerate() {
+        for b in &points[i + 1..] {
+            let dt = b.0 - a.0;
+            if dt > 0.0 {
+                slopes.push((b.1 as f64 - a.1 as f64) / dt);
+            }
+        }
+    }
+    if slopes.is_empty() {
+        return 0.0;
+    }
+    slopes.sort_by(f64::total_cmp);
+    let n = slopes.len();
+    if n % 2 == 1 {
+        slopes[n / 2]
+    } else {
+        (slopes[n / 2 - 1] + slopes[n / 2]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MB: u64 = 1024 * 1024;
+
+    /// Readings every `step` seconds for `secs` seconds, memory from `f(t)`.
+    fn series(secs: f64, step: f64, f: impl Fn(f64) -> u64) -> Vec<Sample> {
+        let n = (secs / step) as usize + 1;
+        (0..n)
+            .map(|i| {
+                let t = i as f64 * step;
+                Sample {
+                    secs: t,
+                    bytes: f(t),
+                    busy: None,
+                }
+            })
+            .collect()
+    }
+
+    fn outcome(s: &[Sample]) -> Outcome {
+        judge(s, &Rule::default()).unwrap().outcome
+    }
+
+    #[test]
+    fn flat_sawtooth_and_generating_are_not_leaks() {
+        let flat = series(120.0, 0.5, |_| 2048 * MB);
+        assert_eq!(outcome(&flat), Outcome::Steady);
+        // Allocate 200 MiB, free it, every 4 s.
+        let saw = series(120.0, 0.5, |t| {
+            1024 * MB + if (t as u64) % 4 < 2 { 200 * MB } else { 0 }
+        });
+        assert_eq!(outcome(&saw), Outcome::Steady);
+        // A KV cache growing through each 9 s generation and freed after it.
+        let gen_ = series(120.0, 0.5, |t| {
+            let phase = t % 10.0;
+            1024 * MB
+                + if phase < 9.0 {
+                    (phase * 30.0) as u64 * MB
+                } else {
+                    0
+                }
+        });
+        assert_eq!(outcome(&gen_), Outcome::Steady);
+        // Least squares on the raw readings of one window of that generation looks like a leak.
+        let one = series(8.0, 0.2, |t| 1024 * MB + (t * 30.0) as u64 * MB);
+        assert_eq!(outcome(&one), Outcome::TooShort);
+    }
+
+    #[test]
+    fn a_stepwise_leak_is_one_and_says_what_was_compared() {
+        // 16 MiB kept per request, one request a second, with 64 MiB of work freed after each.
+        let leak = series(90.0, 0.25, |t| {
+            let kept = (t as u64) * 16 * MB;
+            let work = if t.fract() < 0.5 { 64 * MB } else { 0 };
+            512 * MB + kept + work
+        });
+        let j = judge(&leak, &Rule::default()).unwrap();
+        assert_eq!(j.outcome, Outcome::Leak, "{j:?}");
+        assert!((j.slope_mib_per_min - 960.0).abs() < 60.0, "{j:?}");
+        let ev = j.describe("RSS", &Rule::default());
+        assert!(
+            ev.contains("lowest reading of each of 12 intervals"),
+            "{ev}"
+        );
+        assert!(ev.contains("Theil–Sen"), "{ev}");
+        assert!(ev.contains("over 1m30s"), "{ev}");
+    }
+
+    #[test]
+    fn little_growth_one_step_and_too_few_points() {
+        // 20 MiB/min, but 12 MiB in all over 36 s... with the span minimum lowered to see it.
+        let rule = Rule {
+            min_span: Duration::from_secs(30),
+            ..Rule::default()
+        };
+        let slow = series(36.0, 1.0, |t| {
+            100 * MB + (t * 20.0 / 60.0 * MB as f64) as u64
+        });
+        assert_eq!(judge(&slow, &rule).unwrap().outcome, Outcome::LittleGrowth);
+        // A 400 MiB cache filled once, in the middle.
+        let jump = series(120.0, 1.0, |t| if t < 60.0 { 1024 * MB } else { 1424 * MB });
+        let j = judge(&jump, &Rule::default()).unwrap();
+        assert_eq!(j.outcome, Outcome::OneStep, "{j:?}");
+        assert!(
+            j.describe("RSS", &Rule::default())
+                .contains("one-time allocation")
+        );
+        // Three idle readings are not a baseline, and the rest were busy.
+        let mut busy = series(120.0, 10.0, |t| 1024 * MB + (t as u64) * MB);
+        for (i, s) in busy.iter_mut().enumerate() {
+            s.busy = Some(i % 4 != 0 || i > 8);
+        }
+        assert_eq!(outcome(&busy), Outcome::BusyThroughout);
+    }
+
+    #[test]
+    fn idle_readings_are_the_baseline_where_known() {
+        // Busy readings carry a growing KV cache; idle ones show the true baseline, flat.
+        let mut s = series(180.0, 5.0, |t| {
+            if (t as u64 / 5).is_multiple_of(3) {
+                1024 * MB
+            } else {
+                1024 * MB + (t as u64) * 4 * MB
+            }
+        });
+        for (i, x) in s.iter_mut().enumerate() {
+            x.busy = Some(i % 3 != 0);
+        }
+        let j = judge(&s, &Rule::default()).unwrap();
+        assert_eq!(j.basis, Basis::IdleReadings);
+        assert_eq!(j.outcome, Outcome::Steady, "{j:?}");
+        // The same idle readings rising 1 MiB/s: a leak, judged on the idle readings only.
+        for x in s.iter_mut().filter(|x| x.busy == Some(false)) {
+            x.bytes = 1024 * MB + (x.secs as u64) * MB;
+        }
+        let j = judge(&s, &Rule::default()).unwrap();
+        assert_eq!(j.outcome, Outcome::Leak, "{j:?}");
+        assert_eq!(j.points, 13);
+        assert!(
+            j.describe("footprint", &Rule::default())
+                .contains("13 idle readings")
+        );
+    }
+
+    #[test]
+    fn edge_cases() {
+        assert!(judge(&[], &Rule::default()).is_none());
+        let one = [Sample {
+            secs: 0.0,
+            bytes: 1,
+            busy: None,
+        }];
+        assert!(judge(&one, &Rule::default()).is_none());
+        let same_time = [one[0], one[0], one[0]];
+        assert!(judge(&same_time, &Rule::default()).is_none());
+        // Many points are reduced, not squared.
+        let many = series(3600.0, 0.1, |t| 1024 * MB + (t as u64) * MB / 2);
+        let j = judge(&many, &Rule::default()).unwrap();
+        assert_eq!(j.points, MAX_INTERVALS);
+        assert_eq!(j.outcome, Outcome::Leak);
+        // Shrinking memory is steady, not a negative leak.
+        let down = series(120.0, 1.0, |t| 4096 * MB - (t as u64) * MB);
+        assert_eq!(outcome(&down), Outcome::Steady);
+        assert_eq!(theil_sen(&[(0.0, 5), (0.0, 9)]), 0.0);
+    }
+}
