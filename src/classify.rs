@@ -302,6 +302,14 @@ fn log_context_notes(
             more(l.stuck.len())
         ));
     }
+    if let Some(r) = l.unended.first() {
+        notes.push(format!(
+            "{} streaming since {} ago: context only; mlx_lm.server logs no end for a streamed response, so it cannot prove work in flight{}",
+            describe_request(r),
+            age(now, r.started),
+            more(l.unended.len())
+        ));
+    }
     if !l.proves_in_flight
         && let Some(r) = l.in_flight.first()
     {

@@ -61,6 +61,8 @@ pub struct LogsReport {
     pub stuck: Vec<InFlight>,
     /// Left open by an earlier incarnation of their worker (before a new pid or a spawn line).
     pub earlier_incarnation: Vec<InFlight>,
+    /// Open at the end, but of a kind whose end the log never records (mlx_lm.server streams).
+    pub unended: Vec<InFlight>,
     pub last_successes: std::collections::BTreeMap<String, Vec<Success>>,
     pub unmatched_ends: u64,
     pub unparseable: Vec<Unparseable>,
@@ -178,6 +180,7 @@ pub fn collect(
         abandoned: a.abandoned,
         stuck: a.stuck,
         earlier_incarnation: a.earlier_incarnation,
+        unended: a.unended,
         last_successes: a.last_successes,
         unmatched_ends: a.unmatched_ends,
         unparseable: o
@@ -360,7 +363,7 @@ pub fn print(r: &LogsReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result<
             writeln!(out, "  queued behind it: {}", describe(q))?;
         }
     }
-    let lists: [(&str, &Vec<InFlight>); 4] = [
+    let lists: [(&str, &Vec<InFlight>); 5] = [
         (
             if r.proves_in_flight {
                 "In flight at end of log"
@@ -380,6 +383,10 @@ pub fn print(r: &LogsReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result<
         (
             "Left open by an earlier incarnation (the worker was respawned since)",
             &r.earlier_incarnation,
+        ),
+        (
+            "Streaming at end of log (context only: no end is logged for a stream)",
+            &r.unended,
         ),
     ];
     for (title, list) in lists.iter().filter(|(_, l)| !l.is_empty()) {

@@ -105,6 +105,9 @@ pub struct InFlight {
     pub progress: Option<[u64; 2]>,
     /// Times the orchestrator gave up waiting for this request.
     pub timeouts: Vec<DateTime<Utc>>,
+    /// False when the log will record no end for it (an mlx_lm.server stream): then it is
+    /// context, never proof of work in flight.
+    pub end_logged: bool,
 }
 
 impl InFlight {
@@ -123,6 +126,7 @@ impl InFlight {
             temperature: ev.temperature,
             progress: None,
             timeouts: vec![],
+            end_logged: true,
         }
     }
 }
@@ -565,6 +569,11 @@ impl Analyzer {
         };
         match ev.kind {
             EventKind::Spawned | EventKind::Exited => acc.new_incarnation(),
+            EventKind::Unended => {
+                if let Some(r) = acc.open.newest().and_then(|n| acc.open.get_mut(n)) {
+                    r.end_logged = false;
+                }
+            }
             EventKind::Start => push_open(acc, InFlight::from(ev, seq), &mut self.dropped_open),
             EventKind::Progress if ev.prompt_tokens.is_none() => {
                 // A generated segment (no counts): progress of the newest open request.
@@ -709,8 +718,8 @@ impl Analyzer {
         let mut hang_triggers = Vec::new();
         let mut last_successes = BTreeMap::new();
         let mut keys = BTreeMap::new();
-        let (mut in_flight, mut abandoned, mut stuck, mut earlier) =
-            (vec![], vec![], vec![], vec![]);
+        let (mut in_flight, mut abandoned, mut stuck, mut earlier, mut unended) =
+            (vec![], vec![], vec![], vec![], vec![]);
         let mut all = std::mem::take(&mut self.workers);
         all.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, acc) in all {
@@ -776,6 +785,7 @@ impl Analyzer {
                 }
             }
             in_flight.extend(split.current.iter().cloned());
+            unended.extend(split.unended.iter().cloned());
             if acc.concurrent {
                 stuck.extend(split.superseded.iter().cloned());
             } else {
@@ -802,7 +812,13 @@ impl Analyzer {
             b.median_tokens_per_sec = b.tps.quantile(0.5);
         }
         self.anomalies.sort_by_key(|a| (a.time, a.line));
-        for list in [&mut in_flight, &mut abandoned, &mut stuck, &mut earlier] {
+        for list in [
+            &mut in_flight,
+            &mut abandoned,
+            &mut stuck,
+            &mut earlier,
+            &mut unended,
+        ] {
             list.sort_by_key(|r| (r.started, r.seq));
         }
         Analysis {
@@ -819,6 +835,7 @@ impl Analyzer {
             abandoned,
             stuck,
             earlier_incarnation: earlier,
+            unended,
             proves_in_flight: self.ends_logged,
             last_successes,
             keys,
@@ -865,6 +882,8 @@ struct KeyState {
 struct Split {
     /// Not superseded: the work in flight.
     current: Vec<InFlight>,
+    /// Not superseded, but the log records no end for them (streams): context only.
+    unended: Vec<InFlight>,
     /// A later-started request ended, failed or progressed after these started.
     superseded: Vec<InFlight>,
 }
@@ -883,8 +902,12 @@ impl KeyState {
         if !ends_logged {
             superseded.clear();
         }
+        // A request whose end is never logged and that later work superseded simply ended.
+        superseded.retain(|r| r.end_logged);
+        let (current, unended) = current.into_iter().partition(|r| r.end_logged);
         Split {
             current,
+            unended,
             superseded,
         }
     }
@@ -910,6 +933,9 @@ pub struct Analysis {
     pub stuck: Vec<InFlight>,
     /// Left open by an earlier incarnation of their worker.
     pub earlier_incarnation: Vec<InFlight>,
+    /// Open at the end, not superseded, but of a kind whose end the log never records
+    /// (mlx_lm.server streams): context, never proof of work in flight.
+    pub unended: Vec<InFlight>,
     /// Whether an open request proves work in flight: the format logs every end, or end
     /// lines were seen. Otherwise open requests are context (mlx_lm.server at INFO).
     pub proves_in_flight: bool,
@@ -936,6 +962,8 @@ pub struct WorkerLog {
     /// Started before this process did (beyond the clock slack), or left open by an earlier
     /// incarnation the log itself marks: the previous process's, never this one's.
     pub earlier: Vec<InFlight>,
+    /// Open, but the log records no end for them (streams): context only.
+    pub unended: Vec<InFlight>,
     /// Out-of-order ends were seen: the worker serves requests concurrently.
     pub concurrent: bool,
     /// See [`Analysis::proves_in_flight`].
@@ -991,6 +1019,12 @@ impl Analysis {
                     out.in_flight.push(r);
                 }
             }
+            out.unended.extend(
+                split
+                    .unended
+                    .into_iter()
+                    .filter(|r| ours(r) && !before(r)),
+            );
             for r in split.superseded.into_iter().filter(|r| ours(r)) {
                 if before(&r) {
                     out.earlier.push(r);
@@ -1008,6 +1042,7 @@ impl Analysis {
             &mut out.abandoned,
             &mut out.stuck,
             &mut out.earlier,
+            &mut out.unended,
         ] {
             list.sort_by_key(|r| (r.started, r.seq));
         }
@@ -1154,6 +1189,39 @@ mod tests {
         assert_eq!((a.totals.started, a.totals.completed), (1, 1));
         assert!(a.in_flight.is_empty());
         assert_eq!(a.totals.latency_p50_secs.map(|l| l.round()), Some(5.0));
+    }
+
+    #[test]
+    fn mlx_lm_streams_log_no_end_so_they_are_context() {
+        let access =
+            "127.0.0.1 - - [05/Jan/2026 23:12:00] \"POST /v1/chat/completions HTTP/1.1\" 200 -";
+        let done = [
+            access,
+            "2026-01-05 23:12:00,001 - DEBUG - Starting completion:",
+            "2026-01-05 23:12:00,200 - DEBUG - Hello",
+            "2026-01-05 23:12:01,000 - DEBUG - Outgoing Response: {",
+        ];
+        let stream = [
+            access,
+            "2026-01-05 23:12:02,001 - DEBUG - Starting stream:",
+            "2026-01-05 23:12:02,200 - DEBUG - Hello",
+        ];
+        // A stream last: open, but no end will come, so it is not work in flight.
+        let a = fold_mlx(&[&done[..], &stream[..]].concat());
+        assert!(a.proves_in_flight);
+        assert!(a.in_flight.is_empty(), "{:?}", a.in_flight);
+        assert_eq!(a.unended.len(), 1);
+        assert!(!a.unended[0].end_logged);
+        assert!(a.hang_triggers.is_empty());
+        let w = a.for_worker(None, 7, true, None);
+        assert!(w.in_flight.is_empty());
+        assert_eq!(w.unended.len(), 1);
+        // A stream followed by a completed request simply ended: nothing open, nothing abandoned.
+        let a = fold_mlx(&[&stream[..], &done[..]].concat());
+        assert!(a.in_flight.is_empty() && a.unended.is_empty() && a.abandoned.is_empty());
+        // A non-streaming request still in flight is: its end will be logged.
+        let a = fold_mlx(&[&done[..], &done[..2]].concat());
+        assert_eq!(a.in_flight.len(), 1);
     }
 
     #[test]

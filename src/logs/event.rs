@@ -140,6 +140,8 @@ pub enum EventKind {
     Spawned,
     /// The orchestrator saw the worker exit (`Worker exited`): its incarnation ended.
     Exited,
+    /// The newest open request's end will not be logged (mlx_lm.server's `Starting stream:`).
+    Unended,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

@@ -445,6 +445,14 @@ fn parse_mlx_lm(line: &[u8], clock: &mut Clock) -> Parsed {
                 ..Event::default()
             });
         }
+        // A streamed response ends with no line of its own.
+        if msg.starts_with(b"Starting stream:") {
+            return Parsed::Event(Event {
+                time,
+                kind: EventKind::Unended,
+                ..Event::default()
+            });
+        }
         if msg.starts_with(b"Incoming Request Body:") || msg.starts_with(b"Starting ") {
             return Parsed::Skip;
         }

@@ -104,6 +104,7 @@ struct InFlight {
     temperature: Option<f64>,
     progress: Option<[u64; 2]>,
     timeouts: Vec<String>,
+    end_logged: bool,
 }
 
 #[allow(dead_code)]

@@ -11,6 +11,8 @@ mod fleet;
 mod inspect;
 mod logs;
 mod memory;
+#[cfg(feature = "mlx")]
+mod mlx_lm_server;
 mod recording;
 mod registry;
 mod repro;
