@@ -146,7 +146,12 @@ impl Judgement {
     /// The evidence line: what was compared and which condition decided. `metric` names the
     /// memory measure (`footprint`, `RSS`).
     pub fn describe(&self, metric: &str, rule: &Rule) -> String {
-        let span = duration(Duration::from_secs_f64(self.span_secs.max(0.0)));
+        // Whole seconds hide a short window ("over 0s"); tenths say how short it was.
+        let span = if self.span_secs < 10.0 {
+            format!("{:.1} s", self.span_secs)
+        } else {
+            duration(Duration::from_secs_f64(self.span_secs))
+        };
         let raw = format!(
             "{metric} {} → {} over {span} ({} readings)",
             bytes(self.first_bytes),

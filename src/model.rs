@@ -8,6 +8,26 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// How far two readings of one process's start time may differ and still be that process. On
+/// Linux a start time is the boot instant (CLOCK_REALTIME − CLOCK_BOOTTIME, which NTP slews)
+/// plus clock ticks since boot, so two runs of mlsdiag compute it a few microseconds to
+/// milliseconds apart; a PID reused by another process within this time is not a real case.
+pub const SAME_START_TOLERANCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether two (PID, start time) pairs name the same process.
+pub fn same_process(
+    a: (u32, Option<chrono::DateTime<chrono::Utc>>),
+    b: (u32, Option<chrono::DateTime<chrono::Utc>>),
+) -> bool {
+    let tolerance = chrono::Duration::from_std(SAME_START_TOLERANCE).unwrap_or_default();
+    a.0 == b.0
+        && match (a.1, b.1) {
+            (Some(x), Some(y)) => (x - y).abs() <= tolerance,
+            (None, None) => true,
+            _ => false,
+        }
+}
+
 /// One reading of a process. Counters (`cpu_*_ns`, `rss_bytes`) are cumulative or current values;
 /// rates are computed by [`crate::sample`] from several readings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -185,5 +205,25 @@ impl PressureLevel {
             PressureLevel::Warning => "warning",
             PressureLevel::Critical => "critical",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_process_across_runs_despite_start_time_jitter() {
+        let t = chrono::DateTime::from_timestamp(1_767_654_000, 250_000_000).unwrap();
+        let ms = chrono::Duration::milliseconds;
+        assert!(same_process((7, Some(t)), (7, Some(t + ms(3)))));
+        assert!(same_process((7, Some(t)), (7, Some(t - ms(1500)))));
+        assert!(
+            !same_process((7, Some(t)), (7, Some(t + ms(10_000)))),
+            "a reused PID"
+        );
+        assert!(!same_process((7, Some(t)), (8, Some(t))));
+        assert!(!same_process((7, Some(t)), (7, None)));
+        assert!(same_process((7, None), (7, None)));
     }
 }

@@ -220,6 +220,8 @@ pub fn collect_from(
         None => RegistryView::Unavailable { why: &why },
     };
     let only_worker = pids.len() == 1;
+    // Open requests of the log that some worker's share accounts for, by (file, line).
+    let mut attributed = std::collections::HashSet::new();
     let mut workers = Vec::new();
     for (cand, s) in found.workers.iter().zip(&series) {
         let entry = cand.registered.as_ref();
@@ -238,6 +240,9 @@ pub fn collect_from(
                 last.map(|p| p.start_time),
             )
         });
+        if let Some(l) = &worker_log {
+            attributed.extend(l.requests().map(|r| (r.source, r.line)));
+        }
         let parent = last
             .and_then(|p| ctx.platform.process(p.ppid).ok())
             .map(|p| (p.pid, p.name));
@@ -322,12 +327,13 @@ pub fn collect_from(
         ));
     }
     if let Some(l) = log {
-        let attributed: usize = workers.iter().map(|w| w.in_flight.len()).sum();
-        let total = l.open_count();
-        if total > attributed {
+        let unclaimed = l
+            .open()
+            .filter(|r| !attributed.contains(&(r.source, r.line)))
+            .count();
+        if unclaimed > 0 {
             notes.push(format!(
-                "{} in-flight request(s) in the log belong to no worker found (by name or pid)",
-                total - attributed
+                "{unclaimed} open request(s) in the log belong to no worker found (by name or pid)"
             ));
         }
     }

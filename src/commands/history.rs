@@ -15,6 +15,7 @@ use crate::classify::{Finding, Status, Verdict};
 use crate::cli::HistoryArgs;
 use crate::evidence::{self, Snapshot};
 use crate::leak;
+use crate::model::same_process;
 use crate::render::{self, SCHEMA_VERSION, bytes, duration, local_time, sanitize};
 
 #[derive(Debug, Serialize, Clone)]
@@ -174,7 +175,7 @@ pub fn analyze(snaps: &[Snapshot], rule: &leak::Rule) -> Vec<WorkerHistory> {
         // same name is a restart, and the older process's snapshots say nothing about it.
         let restarts: Vec<Restart> = series
             .windows(2)
-            .filter(|w| identity(w[0]) != identity(w[1]))
+            .filter(|w| !same_process(identity(w[0]), identity(w[1])))
             .map(|w| Restart {
                 at: w[1].taken_at,
                 old_pid: w[0].pid,
@@ -184,7 +185,7 @@ pub fn analyze(snaps: &[Snapshot], rule: &leak::Rule) -> Vec<WorkerHistory> {
         let current: Vec<&Snapshot> = series
             .iter()
             .copied()
-            .filter(|s| identity(s) == identity(last) && s.process.is_some())
+            .filter(|s| same_process(identity(s), identity(last)) && s.process.is_some())
             .collect();
         let metric = if current.iter().any(|s| {
             s.process
@@ -250,10 +251,9 @@ pub fn fold_into(report: &mut CheckReport, dir: &Path, rule: &leak::Rule) -> any
     for i in 0..report.workers.len() {
         let w = &report.workers[i];
         // Only the history of this very process (PID and start time), never of a predecessor.
-        let Some(h) = history
-            .iter()
-            .find(|h| h.pid == w.pid && h.name == w.name && h.started_at == w.started_at)
-        else {
+        let Some(h) = history.iter().find(|h| {
+            h.name == w.name && same_process((h.pid, h.started_at), (w.pid, w.started_at))
+        }) else {
             continue;
         };
         if !h.restarts.is_empty() {

@@ -295,13 +295,13 @@ fn act(
                         "not done: {} was already restarted for request {}",
                         w.name, k.1
                     ),
-                    _ => {
-                        let result = restart(ctx, w, &event, args.grace);
-                        if result.starts_with("sent") {
+                    _ => match restart(ctx, w, &event, args.grace) {
+                        Restart::Signalled(text) => {
                             restarted.extend(key);
+                            text
                         }
-                        result
-                    }
+                        Restart::NotDone(why) => format!("not done: {why}"),
+                    },
                 });
             }
         }
@@ -421,46 +421,67 @@ fn hook(cmd: &str, timeout: Duration, w: &WorkerReport, event: &Event) -> String
 
 /// `--restart-hung`: only with the snapshot on disk, and only if the PID still runs the same
 /// process (start time and command line); SIGTERM, then SIGKILL after `grace`.
-fn restart(ctx: &Ctx, w: &WorkerReport, event: &Event, grace: Duration) -> String {
+/// What `--restart-hung` did: a signal was delivered (the text says what followed), or nothing
+/// was done and why. Only a delivered signal is remembered against the request.
+enum Restart {
+    Signalled(String),
+    NotDone(String),
+}
+
+/// Send SIGTERM to `w`, then SIGKILL after `grace`, each only after re-checking that the PID is
+/// still the same process (start time and command line).
+fn restart(ctx: &Ctx, w: &WorkerReport, event: &Event, grace: Duration) -> Restart {
     let pid = w.pid;
     if !ctx.platform.live() {
-        return "not done: reading a recording, not live processes".into();
+        return Restart::NotDone("reading a recording, not live processes".into());
     }
     match &event.snapshot {
         Some(s) if !s.starts_with("failed") => {}
-        _ => return "not done: no snapshot on disk".into(),
+        _ => return Restart::NotDone("no snapshot on disk".into()),
     }
     let same = || -> Result<bool, String> {
         match ctx.platform.process(pid) {
             Ok(p) if p.is_zombie() => Ok(false),
-            Ok(p) => Ok(Some(p.start_time) == w.started_at
-                && w.command.as_deref() == Some(p.command().as_str())),
+            Ok(p) => Ok(
+                crate::model::same_process((pid, Some(p.start_time)), (pid, w.started_at))
+                    && w.command.as_deref() == Some(p.command().as_str()),
+            ),
             Err(e) => Err(e.to_string()),
         }
     };
     match same() {
         Ok(true) => {}
-        Ok(false) => return format!("not done: PID {pid} is no longer the same process"),
-        Err(e) => return format!("not done: {e}"),
+        Ok(false) => return Restart::NotDone(format!("PID {pid} is no longer the same process")),
+        Err(e) => return Restart::NotDone(e),
     }
     // SAFETY: kill(2) on a PID whose start time and command line were just re-checked.
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    if unsafe { libc::kill(pid as i32, libc::SIGTERM) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Restart::NotDone(format!("SIGTERM to PID {pid} failed: {e}"));
+    }
     let started = Instant::now();
     while started.elapsed() < grace {
         if !matches!(same(), Ok(true)) {
-            return format!(
+            return Restart::Signalled(format!(
                 "sent SIGTERM to PID {pid}; it exited after {:.1} s",
                 started.elapsed().as_secs_f64()
-            );
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     if matches!(same(), Ok(true)) {
         // SAFETY: as above, identity re-checked an instant ago.
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-        return format!("sent SIGTERM to PID {pid}; still running after {grace:?}, sent SIGKILL");
+        let killed = unsafe { libc::kill(pid as i32, libc::SIGKILL) } == 0;
+        return Restart::Signalled(if killed {
+            format!("sent SIGTERM to PID {pid}; still running after {grace:?}, sent SIGKILL")
+        } else {
+            format!(
+                "sent SIGTERM to PID {pid}; still running after {grace:?}, and SIGKILL failed: {}",
+                std::io::Error::last_os_error()
+            )
+        });
     }
-    format!("sent SIGTERM to PID {pid}; it exited")
+    Restart::Signalled(format!("sent SIGTERM to PID {pid}; it exited"))
 }
 
 fn print(out: &mut dyn Write, ctx: &Ctx, e: &Event) -> std::io::Result<()> {

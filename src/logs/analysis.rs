@@ -970,14 +970,44 @@ pub struct WorkerLog {
     pub proves_in_flight: bool,
 }
 
+impl WorkerLog {
+    /// Every open request of this worker's share, whatever list it is in.
+    pub fn requests(&self) -> impl Iterator<Item = &InFlight> {
+        self.in_flight
+            .iter()
+            .chain(&self.abandoned)
+            .chain(&self.stuck)
+            .chain(&self.earlier)
+            .chain(&self.unended)
+    }
+}
+
 /// How far a log's clock and the process start time may disagree before a request counts as
-/// older than the process (second-resolution log stamps; start times derived from boot time).
-pub const CLOCK_SLACK: Duration = Duration::from_secs(2);
+/// older than the process: the start time's error (10 ms clock ticks on Linux, microseconds on
+/// macOS), the time between the orchestrator logging a request and handing it on, and clock
+/// jitter. A request stamped in whole seconds may have happened up to a second after its stamp,
+/// so it gets [`STAMP_SECOND`] more (see [`slack_for`]).
+pub const CLOCK_SLACK: Duration = Duration::from_millis(250);
+
+/// The extra slack of a request stamped in whole seconds.
+pub const STAMP_SECOND: Duration = Duration::from_secs(1);
+
+/// The slack for a request started at `started`: a stamp without a fraction of a second (the
+/// MLS format without milliseconds, mlx_lm.server's access lines) may be up to a second early.
+/// (A millisecond stamp that happens to fall on `.000` gets the second too: more slack only
+/// counts more requests as this process's, never fewer.)
+pub fn slack_for(started: DateTime<Utc>) -> Duration {
+    if started.timestamp_subsec_nanos() == 0 {
+        CLOCK_SLACK + STAMP_SECOND
+    } else {
+        CLOCK_SLACK
+    }
+}
 
 impl Analysis {
     /// The lines that belong to a worker: those naming it, those naming its pid, and, when
     /// `only_worker` is true, those naming nobody. With `alive_since` (the process start time
-    /// from the OS), requests that started before it, less [`CLOCK_SLACK`], are `earlier`.
+    /// from the OS), requests that started before it, less [`slack_for`] them, are `earlier`.
     pub fn for_worker(
         &self,
         name: Option<&str>,
@@ -999,9 +1029,11 @@ impl Analysis {
             proves_in_flight: self.proves_in_flight,
             ..WorkerLog::default()
         };
-        let cutoff =
-            alive_since.map(|t| t - chrono::Duration::from_std(CLOCK_SLACK).unwrap_or_default());
-        let before = |r: &InFlight| cutoff.is_some_and(|c| r.started < c);
+        let before = |r: &InFlight| {
+            alive_since.is_some_and(|t| {
+                r.started < t - chrono::Duration::from_std(slack_for(r.started)).unwrap_or_default()
+            })
+        };
         // A line naming both worker and pid is keyed by name; pid-only lines must match pid.
         let ours = |r: &InFlight| r.pid.is_none_or(|p| p == pid);
         for st in states {
@@ -1019,12 +1051,8 @@ impl Analysis {
                     out.in_flight.push(r);
                 }
             }
-            out.unended.extend(
-                split
-                    .unended
-                    .into_iter()
-                    .filter(|r| ours(r) && !before(r)),
-            );
+            out.unended
+                .extend(split.unended.into_iter().filter(|r| ours(r) && !before(r)));
             for r in split.superseded.into_iter().filter(|r| ours(r)) {
                 if before(&r) {
                     out.earlier.push(r);
@@ -1050,8 +1078,12 @@ impl Analysis {
     }
 
     /// Requests open at the end of the log, superseded or not (for "belongs to no worker found").
-    pub fn open_count(&self) -> usize {
-        self.in_flight.len() + self.abandoned.len() + self.stuck.len()
+    pub fn open(&self) -> impl Iterator<Item = &InFlight> {
+        self.in_flight
+            .iter()
+            .chain(&self.abandoned)
+            .chain(&self.stuck)
+            .chain(&self.unended)
     }
 }
 
@@ -1283,9 +1315,30 @@ mod tests {
             "2026-01-05 23:23:25 Worker timeout after 600s worker=w1 id=req-319",
         ]);
         let t = |h, m, s| Utc.with_ymd_and_hms(2026, 1, 5, h, m, s).unwrap();
-        // Alive since before the request (within or beyond the slack): its evidence.
+        // Alive since before the request (within or beyond the slack): its evidence. A stamp in
+        // whole seconds may be a second early, so a start 1 s after it is within the slack...
         let w = a.for_worker(Some("w1"), 1, false, Some(t(23, 13, 26)));
         assert_eq!(w.in_flight.len(), 1, "within the clock slack");
+        // ...and 1.5 s after it is not.
+        let later = t(23, 13, 26) + chrono::Duration::milliseconds(500);
+        let w = a.for_worker(Some("w1"), 1, false, Some(later));
+        assert_eq!(w.earlier.len(), 1, "beyond a second stamp's slack");
+        // A millisecond stamp is precise: 0.4 s before the process started is the previous one's.
+        let a2 = fold(&["2026-01-05 23:13:25,100 Chat completion request: worker=w1 id=req-9"]);
+        let start = t(23, 13, 25) + chrono::Duration::milliseconds(500);
+        assert_eq!(
+            a2.for_worker(Some("w1"), 1, false, Some(start))
+                .earlier
+                .len(),
+            1
+        );
+        let start = t(23, 13, 25) + chrono::Duration::milliseconds(300);
+        assert_eq!(
+            a2.for_worker(Some("w1"), 1, false, Some(start))
+                .in_flight
+                .len(),
+            1
+        );
         // Respawned later under the same name: not this process's request.
         let w = a.for_worker(Some("w1"), 2, false, Some(t(23, 40, 0)));
         assert!(w.in_flight.is_empty());

@@ -50,7 +50,12 @@ impl Server {
         let hub = dir.path().join("hub");
         std::fs::create_dir(&hub).unwrap();
         let child = Command::new(python())
-            .args(["-m", "mlx_lm.server", "--model", &root("target/mlx-lm-tiny")])
+            .args([
+                "-m",
+                "mlx_lm.server",
+                "--model",
+                &root("target/mlx-lm-tiny"),
+            ])
             .args(["--port", &port.to_string(), "--log-level", level])
             .env("HF_HUB_OFFLINE", "1")
             .env("TRANSFORMERS_OFFLINE", "1")
@@ -129,22 +134,32 @@ fn idle_then_busy(level: &str, last_streams: bool) -> (serde_json::Value, serde_
     let server = Server::start(level);
     for i in 0..3 {
         let r = server.chat(20, last_streams && i == 2);
-        assert!(r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200"), "{r}");
+        assert!(
+            r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200"),
+            "{r}"
+        );
     }
     let done = Instant::now();
-    wait_until(Duration::from_secs(10), "the last request to age past --hung-after", || {
-        done.elapsed() > Duration::from_millis(1500)
-    });
+    wait_until(
+        Duration::from_secs(10),
+        "the last request to age past --hung-after",
+        || done.elapsed() > Duration::from_millis(1500),
+    );
     let idle = server.check();
 
     // A request that runs for minutes at this size; the server is killed after the check.
     let port = server.port;
     std::thread::spawn(move || chat(port, 20_000, false));
     let lines = server.log_text().lines().count();
-    wait_until(Duration::from_secs(60), "the long request to start generating", || {
-        let text = server.log_text();
-        text.lines().count() > lines + 3 && text.lines().skip(lines).any(|l| l.contains("progress"))
-    });
+    wait_until(
+        Duration::from_secs(60),
+        "the long request to start generating",
+        || {
+            let text = server.log_text();
+            text.lines().count() > lines + 3
+                && text.lines().skip(lines).any(|l| l.contains("progress"))
+        },
+    );
     let busy = server.check();
     (idle, busy)
 }
@@ -155,7 +170,10 @@ fn an_idle_mlx_lm_server_at_info_is_not_hung_and_a_busy_one_is_working() {
     assert_eq!(idle["verdict"], "healthy", "{idle:#}");
     assert_eq!(idle["in_flight_known"], false);
     let notes = idle["notes"].to_string();
-    assert!(notes.contains("context only; this log records no request ends"), "{notes}");
+    assert!(
+        notes.contains("context only; this log records no request ends"),
+        "{notes}"
+    );
     assert_eq!(busy["verdict"], "healthy", "{busy:#}");
     assert_eq!(busy["activity"], "working", "{busy:#}");
 }
@@ -174,5 +192,8 @@ fn at_debug_ends_are_logged_streams_are_context_and_a_busy_server_is_working() {
     assert_eq!(busy["verdict"], "healthy", "{busy:#}");
     assert_eq!(busy["activity"], "working", "{busy:#}");
     assert_eq!(busy["in_flight"].as_array().unwrap().len(), 1, "{busy:#}");
-    assert!(busy["notes"].to_string().contains("working, not hung"), "{busy:#}");
+    assert!(
+        busy["notes"].to_string().contains("working, not hung"),
+        "{busy:#}"
+    );
 }

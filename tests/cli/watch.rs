@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::util::{Background, Sim, bin, promtool, run, stderr, wait_until, write};
+use crate::util::{Background, Sim, bin, promtool, run, stderr, stdout, wait_until, write};
 
 fn http_get(addr: &str, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -371,4 +371,89 @@ fn the_watch_service_files_use_real_flags() {
         assert_eq!(argv[1], "watch", "{argv:?}");
         mlsdiag::cli::Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
     }
+}
+
+#[test]
+fn restart_hung_against_a_respawning_orchestrator_acts_once_and_spares_the_fresh_worker() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let tag = format!("respawn-{}", std::process::id());
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args([
+        &crate::util::root("tests/workers/respawning_orchestrator.py"),
+        "serve",
+        d.to_str().unwrap(),
+        &tag,
+    ]);
+    let orch = crate::util::Background::spawn(cmd);
+    orch.line(Duration::from_secs(30), |l| l == "ready");
+    let reg = d.join("worker_registry.json");
+    let registry: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&reg).unwrap()).unwrap();
+    let pid_of = |name: &str| {
+        registry["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["name"] == name)
+            .unwrap()["pid"]
+            .as_u64()
+            .unwrap() as u32
+    };
+    let (old, idle) = (pid_of("w-hung"), pid_of("w-idle"));
+    let snaps = d.join("snaps");
+    // About six seconds of rounds: the hang is found, the worker restarted, the orchestrator
+    // respawns it under its name, and the log still holds req-1 open with fresh timeouts.
+    let o = run(&[
+        "watch",
+        "--pattern",
+        &format!("respawning_orchestrator.py worker {tag} "),
+        "--registry",
+        reg.to_str().unwrap(),
+        "--log",
+        d.join("mls.log").to_str().unwrap(),
+        "--rounds",
+        "12",
+        "--interval",
+        "500ms",
+        "--window",
+        "300ms",
+        "--hung-after",
+        "1s",
+        "--restart-hung",
+        "--grace",
+        "5s",
+        "--dir",
+        snaps.to_str().unwrap(),
+    ]);
+    let out = stdout(&o);
+    assert_eq!(
+        out.matches("restart: sent SIGTERM").count(),
+        1,
+        "one restart, never the fresh worker:\n{out}"
+    );
+    assert!(
+        out.contains(&format!("[restart: sent SIGTERM to PID {old}")),
+        "{out}"
+    );
+    let (line, _) = orch.line(Duration::from_secs(10), |l| {
+        l.starts_with("respawned w-hung")
+    });
+    let new: u32 = line.split(' ').nth(3).unwrap().parse().unwrap();
+    assert_ne!(new, old);
+    for pid in [new, idle] {
+        // SAFETY: signal 0 only checks that the process exists.
+        let alive = unsafe { libc::kill(pid as i32, 0) } == 0;
+        assert!(alive, "PID {pid} was ended");
+    }
+    // The fresh worker was watched and never called hung: req-1 predates it.
+    let fresh: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(&format!("PID {new} ")))
+        .collect();
+    assert!(
+        !fresh.is_empty(),
+        "watch never saw the respawned worker:\n{out}"
+    );
+    assert!(fresh.iter().all(|l| !l.contains("→ hung")), "{fresh:#?}");
 }

@@ -26,7 +26,9 @@ pub struct Linux {
     root: PathBuf,
     ticks_per_second: u64,
     page_size: u64,
-    boot_time_secs: Option<u64>,
+    /// Boot time, seconds since the epoch: from the clocks on the live system (sub-second),
+    /// from `btime` (whole seconds) for a recorded tree.
+    boot_time_secs: Option<f64>,
 }
 
 impl Default for Linux {
@@ -43,9 +45,17 @@ impl Linux {
     /// A backend reading a procfs tree at `root` (used by tests on recorded trees).
     pub fn with_root(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
-        let boot_time_secs = std::fs::read_to_string(root.join("stat"))
-            .ok()
-            .and_then(|s| parse_btime(&s));
+        let btime = || {
+            std::fs::read_to_string(root.join("stat"))
+                .ok()
+                .and_then(|s| parse_btime(&s))
+                .map(|b| b as f64)
+        };
+        let boot_time_secs = if root == Path::new("/proc") {
+            live_boot_time().or_else(btime)
+        } else {
+            btime()
+        };
         Linux {
             root,
             ticks_per_second: procfs::ticks_per_second().max(1),
@@ -95,7 +105,7 @@ impl Linux {
     }
 
     fn start_time(&self, starttime_ticks: u64) -> DateTime<Utc> {
-        let boot = self.boot_time_secs.unwrap_or(0) as f64;
+        let boot = self.boot_time_secs.unwrap_or(0.0);
         let secs = boot + starttime_ticks as f64 / self.ticks_per_second as f64;
         Utc.timestamp_opt(secs.trunc() as i64, (secs.fract() * 1e9) as u32)
             .single()
@@ -128,6 +138,22 @@ impl Linux {
             .map(|s| s.trim_end().to_string())
             .unwrap_or_default()
     }
+}
+
+/// The boot instant on the realtime clock, to the nanosecond: CLOCK_REALTIME − CLOCK_BOOTTIME,
+/// the base that `/proc/PID/stat`'s start times count from. `btime` is the same instant
+/// truncated to whole seconds, which would put every start time up to a second early.
+fn live_boot_time() -> Option<f64> {
+    let read = |clock| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec into the valid, owned `ts`.
+        (unsafe { libc::clock_gettime(clock, &mut ts) } == 0)
+            .then(|| ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9)
+    };
+    Some(read(libc::CLOCK_REALTIME)? - read(libc::CLOCK_BOOTTIME)?)
 }
 
 /// `btime` from `/proc/stat`: boot time in seconds since the epoch.
@@ -624,5 +650,27 @@ mod tests {
         let psi = "some avg10=12.50 avg60=3.00 avg300=1.00 total=99\nfull avg10=0.40 avg60=0 avg300=0 total=1\n";
         assert_eq!(parse_psi(psi), Some((12.5, 0.4)));
         assert_eq!(parse_psi("nonsense"), None);
+    }
+
+    #[test]
+    fn live_start_times_are_precise_to_the_clock_tick() {
+        use crate::platform::Platform;
+        // A start time derived from btime alone can be up to a second early; a respawn a second
+        // after a request must still tell the two processes apart (see logs::slack_for).
+        let before = Utc::now();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let after = Utc::now();
+        let p = Linux::new().process(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        let start = p.unwrap().start_time;
+        let tick = chrono::Duration::milliseconds(20);
+        assert!(
+            start >= before - tick && start <= after + tick,
+            "{before} <= {start} <= {after}"
+        );
     }
 }
