@@ -217,7 +217,7 @@ pub fn load_all(dir: &Path) -> Result<(Loaded, Vec<String>), InputError> {
 }
 
 pub fn load(path: &Path) -> Result<Snapshot, InputError> {
-    let text = std::fs::read_to_string(path).map_err(InputError::io(path))?;
+    let text = crate::input::read_to_string(path, crate::input::SNAPSHOT_LIMIT)?;
     let snap: Snapshot = serde_json::from_str(&text).map_err(|e| InputError::BadFile {
         path: path.to_path_buf(),
         message: format!(
@@ -304,7 +304,7 @@ pub fn hostname() -> String {
 /// The last `n` lines of a file (reads at most the last 256 KiB).
 pub fn tail(path: &Path, n: usize) -> Vec<String> {
     use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else {
+    let Ok(mut f) = crate::input::open_regular(path) else {
         return vec![];
     };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);

@@ -29,6 +29,9 @@ pub struct RegistryEntry {
 pub struct Registry {
     pub path: PathBuf,
     pub entries: Vec<RegistryEntry>,
+    /// Whether the file may make mlsdiag act or follow the paths it names (see `input`).
+    #[serde(skip)]
+    pub trust: crate::input::Trust,
 }
 
 impl RegistryEntry {
@@ -41,6 +44,44 @@ impl RegistryEntry {
 impl Registry {
     pub fn get(&self, pid: u32) -> Option<&RegistryEntry> {
         self.entries.iter().find(|e| e.pid == pid)
+    }
+
+    /// A file the worker's entry names (`heartbeat`, `faulthandler`), followed only when this
+    /// registry is trusted and the file is the worker's own: owned by the worker's user or root,
+    /// in directories nobody else can write (`input::trust` judged for the worker's uid).
+    /// `Ok(None)` when the entry names none, or it does not exist; `Err` says why it is not
+    /// followed.
+    pub fn worker_file(
+        &self,
+        e: &RegistryEntry,
+        key: &str,
+        worker_uid: Option<u32>,
+    ) -> Result<Option<PathBuf>, String> {
+        let Some(path) = e.extra_path(key) else {
+            return Ok(None);
+        };
+        if let crate::input::Trust::Untrusted(why) = &self.trust {
+            return Err(format!(
+                "{key} {} not followed: the registry is untrusted ({why})",
+                path.display()
+            ));
+        }
+        if std::fs::symlink_metadata(&path).is_err() {
+            return Ok(None);
+        }
+        let Some(uid) = worker_uid else {
+            return Err(format!(
+                "{key} {} not followed: the worker's owner is unknown",
+                path.display()
+            ));
+        };
+        match crate::input::trust(&path, uid) {
+            crate::input::Trust::Trusted => Ok(Some(path)),
+            crate::input::Trust::Untrusted(why) => Err(format!(
+                "{key} {} not followed: it is not the worker's own file ({why})",
+                path.display()
+            )),
+        }
     }
 }
 
@@ -63,20 +104,25 @@ impl Loaded {
     }
 }
 
+/// Read and parse the registry: a regular file of at most [`crate::input::REGISTRY_LIMIT`]
+/// bytes (a FIFO or `/dev/zero` planted at the default path in /tmp is refused, never read).
 pub fn load(path: &Path) -> Loaded {
-    match std::fs::read_to_string(path) {
+    match crate::input::read_to_string(path, crate::input::REGISTRY_LIMIT) {
         Ok(text) => match parse(&text) {
             Ok(entries) => Loaded::Ok(Registry {
                 path: path.to_path_buf(),
                 entries,
+                trust: crate::input::trust(path, crate::input::euid()),
             }),
             Err(message) => Loaded::Invalid(InputError::BadFile {
                 path: path.to_path_buf(),
                 message,
             }),
         },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Loaded::Missing(path.to_path_buf()),
-        Err(e) => Loaded::Invalid(InputError::io(path)(e)),
+        Err(InputError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Loaded::Missing(path.to_path_buf())
+        }
+        Err(e) => Loaded::Invalid(e),
     }
 }
 

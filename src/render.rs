@@ -152,12 +152,29 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if !v.is_finite() || v < 0.0 {
         return Err(format!("invalid duration {s:?}: must be zero or positive"));
     }
+    // Every deadline and window is an Instant or a date plus this: bounded, nothing overflows.
+    if v * mult > MAX_DURATION.as_secs_f64() {
+        return Err(format!("invalid duration {s:?}: at most 365d"));
+    }
     Ok(Duration::from_secs_f64(v * mult))
 }
+
+/// The longest duration any flag takes.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_bounded() {
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("365d"), Ok(MAX_DURATION));
+        for bad in ["1e20", "1e20s", "366d", "inf", "NaN", "-1s", "soon"] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn formats() {

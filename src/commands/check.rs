@@ -18,6 +18,7 @@ use crate::classify::{
 };
 use crate::cli::{CheckArgs, CheckCmdArgs};
 use crate::discover::{discover, worker_name};
+use crate::input;
 use crate::logs::{self, InFlight};
 use crate::metrics;
 use crate::registry::{self, Loaded};
@@ -39,6 +40,10 @@ pub struct CheckReport {
     pub orchestrators: Vec<Orchestrator>,
     pub summary: BTreeMap<Verdict, usize>,
     pub notes: Vec<String>,
+    /// Evidence files that may not make mlsdiag act (owned by someone else, or writable by
+    /// others; see `input::trust`), each with why. Their findings are shown; `watch` does not
+    /// act on them.
+    pub untrusted: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -94,14 +99,23 @@ pub struct WorkerReport {
     pub ipc: Option<IpcSummary>,
 }
 
-/// The registry's `heartbeat` file of a worker and the time since it was last touched.
-fn heartbeat(e: &crate::registry::RegistryEntry) -> Option<(String, std::time::Duration)> {
-    let path = e.extra_path("heartbeat")?;
-    let touched = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
-    Some((
+/// The registry's `heartbeat` file of a worker and the time since it was last touched, when the
+/// registry may name it (see [`crate::registry::Registry::worker_file`]); `Err` says why not.
+fn heartbeat(
+    e: &crate::registry::RegistryEntry,
+    registry: &crate::registry::Registry,
+    worker_uid: Option<u32>,
+) -> Result<Option<(String, std::time::Duration)>, String> {
+    let Some(path) = registry.worker_file(e, "heartbeat", worker_uid)? else {
+        return Ok(None);
+    };
+    let Ok(touched) = std::fs::metadata(&path).and_then(|m| m.modified()) else {
+        return Ok(None);
+    };
+    Ok(Some((
         path.display().to_string(),
         touched.elapsed().unwrap_or_default(),
-    ))
+    )))
 }
 
 impl CheckReport {
@@ -246,6 +260,14 @@ pub fn collect_from(
         let parent = last
             .and_then(|p| ctx.platform.process(p.ppid).ok())
             .map(|p| (p.pid, p.name));
+        let mut worker_notes = Vec::new();
+        let beat = match (entry, registry) {
+            (Some(e), Some(r)) => heartbeat(e, r, last.map(|p| p.uid)).unwrap_or_else(|why| {
+                worker_notes.push(why);
+                None
+            }),
+            _ => None,
+        };
         let assessment: Assessment = assess(
             &Observation {
                 series: s,
@@ -255,16 +277,20 @@ pub fn collect_from(
                 log: worker_log.as_ref(),
                 parent,
                 now,
-                heartbeat: entry.and_then(heartbeat),
+                heartbeat: beat,
             },
             &thresholds,
         );
         let mut notes = assessment.notes;
+        notes.append(&mut worker_notes);
         let mut assessment_findings = assessment.findings;
         // A hung worker's stacks, from the sources that never disturb it, against known hangs.
         if assessment.verdict == Verdict::Hung {
             let how = super::stacks::Collect {
-                faulthandler: entry.and_then(|e| e.extra_path("faulthandler")),
+                faulthandler: entry
+                    .zip(registry)
+                    .and_then(|(e, r)| r.worker_file(e, "faulthandler", last.map(|p| p.uid)).ok())
+                    .flatten(),
                 ..Default::default()
             };
             let stacks = super::stacks::collect(ctx.platform.as_ref(), cand.pid, &how);
@@ -341,6 +367,28 @@ pub fn collect_from(
     for w in &workers {
         *summary.entry(w.verdict).or_insert(0) += 1;
     }
+    // Evidence that may make mlsdiag act: the registry, the log, the snapshot history.
+    let mut untrusted = Vec::new();
+    let euid = input::euid();
+    if let Some(input::Trust::Untrusted(why)) = registry.map(|r| &r.trust) {
+        untrusted.push(format!("registry: {why}"));
+    }
+    if outcome.is_some()
+        && let Some(p) = args.log.as_ref().filter(|p| p.as_os_str() != "-")
+        && let input::Trust::Untrusted(why) = input::trust(p, euid)
+    {
+        untrusted.push(format!("log: {why}"));
+    }
+    if let Some(dir) = &args.history
+        && let input::Trust::Untrusted(why) = input::trust(dir, euid)
+    {
+        untrusted.push(format!("history: {why}"));
+    }
+    for u in &untrusted {
+        notes.push(format!(
+            "WARNING untrusted evidence, {u}: its findings are shown, but `watch` will not act on them"
+        ));
+    }
     let mut report = CheckReport {
         schema_version: SCHEMA_VERSION,
         command: "check",
@@ -367,6 +415,7 @@ pub fn collect_from(
             .collect(),
         summary,
         notes,
+        untrusted,
     };
     if let Some(dir) = &args.history {
         super::history::fold_into(&mut report, dir, &args.leak.rule())?;

@@ -71,7 +71,7 @@ pub struct FleetReport {
 fn hosts(args: &FleetArgs) -> anyhow::Result<Vec<String>> {
     let mut out: Vec<String> = args.hosts.clone();
     if let Some(p) = &args.hosts_file {
-        let text = std::fs::read_to_string(p).map_err(crate::error::InputError::io(p))?;
+        let text = crate::input::read_to_string(p, crate::input::SMALL_FILE_LIMIT)?;
         for line in text.lines() {
             let line = line.split('#').next().unwrap_or("").trim();
             if !line.is_empty() {

@@ -72,8 +72,7 @@ pub struct ReproReport {
 /// Requests to replay: OpenAI chat-completion bodies, one JSON object per line, or one prompt.
 pub fn load_requests(args: &ReproArgs) -> anyhow::Result<Vec<serde_json::Value>> {
     if let Some(p) = &args.prompt {
-        let text =
-            std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+        let text = crate::input::read_to_string(p, crate::input::SMALL_FILE_LIMIT)?;
         return Ok(vec![
             serde_json::json!({"messages": [{"role": "user", "content": text}]}),
         ]);
@@ -81,7 +80,7 @@ pub fn load_requests(args: &ReproArgs) -> anyhow::Result<Vec<serde_json::Value>>
     let Some(p) = &args.requests else {
         anyhow::bail!("give --prompt FILE or --requests FILE.jsonl")
     };
-    let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+    let text = crate::input::read_to_string(p, crate::input::RECORDING_LIMIT)?;
     let mut out = Vec::new();
     for (i, line) in text
         .lines()

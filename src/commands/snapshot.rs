@@ -303,10 +303,12 @@ fn build(
         }
     });
     let stacks = alive.then(|| {
+        let owner = platform.process(w.pid).ok().map(|p| p.uid);
         let how = super::stacks::Collect {
             faulthandler: registry
-                .and_then(|r| r.get(w.pid))
-                .and_then(|e| e.extra_path("faulthandler")),
+                .and_then(|r| Some((r, r.get(w.pid)?)))
+                .and_then(|(r, e)| r.worker_file(e, "faulthandler", owner).ok())
+                .flatten(),
             ..Default::default()
         };
         super::stacks::collect(platform, w.pid, &how)

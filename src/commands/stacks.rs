@@ -89,7 +89,30 @@ fn wait_text(t: &crate::model::ThreadInfo) -> Option<String> {
     }
 }
 
-fn faulthandler_source(path: Option<&Path>, pid: u32, signal: bool) -> (Source, Vec<ThreadStack>) {
+/// Whether SIGUSR1 may be sent: only to a process with a handler for it (faulthandler's), as
+/// its default action would end the worker. `Err` says why not, with the remedy.
+fn may_send_sigusr1(platform: &dyn Platform, pid: u32) -> Result<(), String> {
+    let bit = 1u64 << (libc::SIGUSR1 - 1);
+    match platform.caught_signals(pid) {
+        Ok(Some(mask)) if mask & bit != 0 => Ok(()),
+        Ok(Some(_)) => Err(format!(
+            "not sent: PID {pid} has no SIGUSR1 handler, and SIGUSR1's default action would end it; arm faulthandler.register(signal.SIGUSR1, file=…, all_threads=True) in the worker first (docs/worker-snippet.md)"
+        )),
+        Ok(None) => Err(format!(
+            "not sent: cannot tell whether PID {pid} handles SIGUSR1 here, and without a handler it would end"
+        )),
+        Err(e) => Err(format!(
+            "not sent: cannot tell whether PID {pid} handles SIGUSR1: {e}"
+        )),
+    }
+}
+
+fn faulthandler_source(
+    platform: &dyn Platform,
+    path: Option<&Path>,
+    pid: u32,
+    signal: bool,
+) -> (Source, Vec<ThreadStack>) {
     let name = "faulthandler".to_string();
     let Some(path) = path else {
         return (
@@ -103,8 +126,30 @@ fn faulthandler_source(path: Option<&Path>, pid: u32, signal: bool) -> (Source, 
     };
     let before = std::fs::metadata(path).and_then(|m| m.modified()).ok();
     if signal {
-        // SAFETY: kill(2) sends SIGUSR1 to the worker; faulthandler's handler writes the dump.
-        unsafe { libc::kill(pid as i32, libc::SIGUSR1) };
+        if let Err(why) = may_send_sigusr1(platform, pid) {
+            return (
+                Source {
+                    name,
+                    ok: false,
+                    detail: format!("SIGUSR1 {why}"),
+                },
+                vec![],
+            );
+        }
+        // SAFETY: kill(2) sends SIGUSR1 to a worker just seen to handle it (faulthandler).
+        if unsafe { libc::kill(pid as i32, libc::SIGUSR1) } != 0 {
+            return (
+                Source {
+                    name,
+                    ok: false,
+                    detail: format!(
+                        "SIGUSR1 to PID {pid} failed: {}",
+                        std::io::Error::last_os_error()
+                    ),
+                },
+                vec![],
+            );
+        }
         let deadline = Instant::now() + Duration::from_secs(3);
         while Instant::now() < deadline
             && std::fs::metadata(path).and_then(|m| m.modified()).ok() == before
@@ -123,7 +168,7 @@ fn faulthandler_source(path: Option<&Path>, pid: u32, signal: bool) -> (Source, 
             last = now;
         }
     }
-    match std::fs::read_to_string(path) {
+    match crate::input::read_to_string(path, crate::input::SMALL_FILE_LIMIT) {
         Ok(text) => {
             let threads = st::faulthandler::parse(&text);
             let detail = if threads.is_empty() {
@@ -307,7 +352,7 @@ pub fn collect(platform: &dyn Platform, pid: u32, how: &Collect) -> StacksReport
         let (s, native) = native_source(pid, how.native);
         sources.push(s);
         st::merge(&mut threads, native);
-        let (s, fh) = faulthandler_source(how.faulthandler.as_deref(), pid, how.signal);
+        let (s, fh) = faulthandler_source(platform, how.faulthandler.as_deref(), pid, how.signal);
         sources.push(s);
         python_threads = fh;
     } else {

@@ -295,6 +295,10 @@ fn act(
                         "not done: {} was already restarted for request {}",
                         w.name, k.1
                     ),
+                    _ if !report.untrusted.is_empty() => format!(
+                        "not done: the evidence is untrusted ({})",
+                        report.untrusted.join("; ")
+                    ),
                     _ => match restart(ctx, w, &event, args.grace) {
                         Restart::Signalled(text) => {
                             restarted.extend(key);
@@ -397,12 +401,17 @@ fn hook(cmd: &str, timeout: Duration, w: &WorkerReport, event: &Event) -> String
         Ok(c) => c,
         Err(e) => return format!("failed to start: {e}"),
     };
+    // The deadline counts from the start: feeding stdin happens on its own thread, so a hook
+    // that never reads a finding larger than the pipe buffer cannot hold the loop past it.
+    let deadline = Instant::now() + timeout;
     if let Some(mut stdin) = child.stdin.take() {
         let json = serde_json::to_vec(&input).unwrap_or_default();
-        // A hook that does not read its stdin is not an error.
-        let _ = stdin.write_all(&json);
+        // A hook that does not read its stdin is not an error; the write ends with the hook
+        // (EPIPE once it exits or is killed).
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&json);
+        });
     }
-    let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {
             Ok(Some(s)) if s.success() => return "ok".into(),

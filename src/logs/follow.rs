@@ -71,14 +71,9 @@ impl Follower {
             return super::for_check(&self.path, self.hung_after);
         }
         let io = InputError::io(&self.path);
-        let mut file = std::fs::File::open(&self.path).map_err(&io)?;
+        // Opened without blocking and refused unless regular (a FIFO swapped in between rounds).
+        let mut file = crate::input::open_regular(&self.path)?;
         let meta = file.metadata().map_err(&io)?;
-        if !meta.is_file() {
-            return Err(InputError::BadFile {
-                path: self.path.clone(),
-                message: "is not a regular file".into(),
-            });
-        }
         let identity = (meta.dev(), meta.ino());
         let len = meta.len();
         let restart = match &self.state {

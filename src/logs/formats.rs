@@ -542,7 +542,7 @@ impl Custom {
             path: path.to_path_buf(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(InputError::io(path))?;
+        let text = crate::input::read_to_string(path, crate::input::FORMAT_FILE_LIMIT)?;
         let file: CustomFile =
             toml::from_str(&text).map_err(|e| bad(format!("invalid format file: {e}")))?;
         let mut rules = Vec::new();

@@ -22,6 +22,11 @@ const BLOCK: usize = 4 << 20;
 /// Mapped files are cut in larger blocks: fewer page releases (each one interrupts every core).
 const MAP_BLOCK: usize = 8 << 20;
 const HEAD: usize = 64 << 10;
+/// The longest line kept when reading a stream: the rest of a longer line (a gzip bomb of one
+/// endless line, a binary file) is dropped up to its newline, so memory stays bounded.
+const MAX_LINE: usize = 4 << 20;
+/// The most a gzip log may decompress to: past it the read is an error naming the file.
+pub const GZIP_LIMIT: u64 = 64 << 30;
 
 /// Open a log: `-` is stdin; gzip is recognised by its magic bytes.
 pub fn open(path: &Path) -> Result<Box<dyn Read + Send>, InputError> {
@@ -29,14 +34,41 @@ pub fn open(path: &Path) -> Result<Box<dyn Read + Send>, InputError> {
     let raw: Box<dyn Read + Send> = if path.as_os_str() == "-" {
         Box::new(io::stdin())
     } else {
-        Box::new(std::fs::File::open(path).map_err(io_err)?)
+        // A FIFO or device planted at a log path is refused, never read (see `input`).
+        Box::new(crate::input::open_regular(path)?)
     };
     let mut reader = io::BufReader::with_capacity(1 << 16, raw);
     let magic = io::BufRead::fill_buf(&mut reader).map_err(io_err)?;
     if magic.starts_with(&[0x1f, 0x8b]) {
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(reader)))
+        Ok(Box::new(Limited {
+            inner: flate2::read::MultiGzDecoder::new(reader),
+            left: GZIP_LIMIT,
+            path: path.to_path_buf(),
+        }))
     } else {
         Ok(Box::new(reader))
+    }
+}
+
+/// A decompressing reader that fails once it has produced `left` bytes.
+struct Limited<R> {
+    inner: R,
+    left: u64,
+    path: PathBuf,
+}
+
+impl<R: Read> Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(io::Error::other(format!(
+                "{} decompresses to more than {} GiB; refusing to read further",
+                self.path.display(),
+                GZIP_LIMIT >> 30
+            )));
+        }
+        self.left -= n as u64;
+        Ok(n)
     }
 }
 
@@ -49,7 +81,7 @@ pub fn map_file(path: &Path) -> Result<Option<memmap2::Mmap>, InputError> {
         return Ok(None);
     }
     let io_err = InputError::io(path);
-    let mut file = std::fs::File::open(path).map_err(io_err)?;
+    let mut file = crate::input::open_regular(path)?;
     let meta = file.metadata().map_err(io_err)?;
     if !meta.is_file() || meta.len() < 2 {
         return Ok(None);
@@ -441,6 +473,8 @@ pub fn scan(
             let pool_tx = reader_pool_tx;
             let mut reader = reader;
             let mut carry: Vec<u8> = Vec::new();
+            // Dropping the rest of a line longer than MAX_LINE, up to its newline.
+            let mut skipping = false;
             let mut allocated = 0;
             let mut index = 0;
             loop {
@@ -469,6 +503,14 @@ pub fn scan(
                             eof = true;
                             break;
                         }
+                        Ok(n) if skipping => {
+                            // Drop what is read up to the long line's newline.
+                            if let Some(p) = memchr::memchr(b'\n', &buf[filled..filled + n]) {
+                                buf.copy_within(filled + p..filled + n, filled);
+                                filled += n - p;
+                                skipping = false;
+                            }
+                        }
                         Ok(n) => filled += n,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(e) => {
@@ -489,6 +531,10 @@ pub fn scan(
                         }
                         None => {
                             carry.extend_from_slice(&buf[..filled]);
+                            if carry.len() > MAX_LINE {
+                                carry.truncate(MAX_LINE);
+                                skipping = true;
+                            }
                             let _ = pool_tx.try_send(buf);
                             continue;
                         }

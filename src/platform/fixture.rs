@@ -60,7 +60,7 @@ impl Fixture {
             path: path.to_path_buf(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(InputError::io(path))?;
+        let text = crate::input::read_to_string(path, crate::input::RECORDING_LIMIT)?;
         let recording: Recording = serde_json::from_str(&text).map_err(|e| {
             bad(format!(
                 "not a recording: line {}, column {}: {e}",

@@ -385,6 +385,37 @@ impl Platform for Macos {
         Ok(xnu::parse_procargs2(&buf).unwrap_or_default())
     }
 
+    fn caught_signals(&self, pid: u32) -> Result<Option<u64>, InspectError> {
+        let mut buf = vec![0u8; xnu::KINFO_PROC_LEN];
+        let mut len = buf.len();
+        let mut mib = [
+            libc::CTL_KERN,
+            libc::KERN_PROC,
+            libc::KERN_PROC_PID,
+            pid as i32,
+        ];
+        // SAFETY: mib names a valid sysctl, `buf` is writable for `len` bytes.
+        let rc = unsafe {
+            libc::sysctl(
+                mib.as_mut_ptr(),
+                4,
+                buf.as_mut_ptr().cast(),
+                &mut len,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        if rc != 0 {
+            return Err(self.map_err(pid, "sysctl(KERN_PROC_PID)", io::Error::last_os_error()));
+        }
+        // A PID that does not exist returns no bytes.
+        if len == 0 {
+            return Err(InspectError::Gone { pid });
+        }
+        buf.truncate(len);
+        Ok(xnu::sigcatch(&buf).map(u64::from))
+    }
+
     fn process(&self, pid: u32) -> Result<ProcessInfo, InspectError> {
         let all = match pidinfo::<libc::proc_taskallinfo>(pid, libc::PROC_PIDTASKALLINFO, 0) {
             Ok(all) => all,

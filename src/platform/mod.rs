@@ -43,6 +43,12 @@ pub trait Platform: Send + Sync {
     fn live(&self) -> bool {
         true
     }
+    /// The signals the process has a handler for, as a mask (bit `n - 1` for signal `n`):
+    /// Linux `SigCgt` in /proc/PID/status, macOS `p_sigcatch`. `None` where the OS cannot say.
+    /// Used before sending SIGUSR1, whose default action ends the process.
+    fn caught_signals(&self, _pid: u32) -> Result<Option<u64>, InspectError> {
+        Ok(None)
+    }
 }
 
 /// Who holds each pipe or socket object: kernel object id → `(pid, fd)`.

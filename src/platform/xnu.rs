@@ -137,6 +137,21 @@ pub fn pressure(
 
 /// Parse the `KERN_PROCARGS2` sysctl buffer: `argc` (i32, native endian), the executable path,
 /// NUL padding, then `argc` NUL-terminated arguments (then the environment, ignored).
+/// Size of `struct kinfo_proc` on 64-bit macOS (sysctl `CTL_KERN.KERN_PROC.KERN_PROC_PID`).
+pub const KINFO_PROC_LEN: usize = 648;
+/// Offset of `kp_proc.p_sigcatch` in it: `extern_proc` (sys/proc.h) on LP64 puts `p_sigmask`,
+/// `p_sigignore` and `p_sigcatch` (each a 32-bit `sigset_t`) at 228, 232 and 236.
+const P_SIGCATCH: usize = 236;
+
+/// The caught-signals mask of a `kinfo_proc` as the kernel returned it.
+pub fn sigcatch(kinfo_proc: &[u8]) -> Option<u32> {
+    if kinfo_proc.len() < KINFO_PROC_LEN {
+        return None;
+    }
+    let b = kinfo_proc.get(P_SIGCATCH..P_SIGCATCH + 4)?;
+    Some(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+}
+
 pub fn parse_procargs2(buf: &[u8]) -> Option<Vec<String>> {
     let argc = i32::from_ne_bytes(buf.get(..4)?.try_into().ok()?);
     if argc < 0 {
@@ -302,6 +317,20 @@ pub fn tcp_state(state: i32) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn sigcatch_is_read_at_its_offset() {
+        let mut buf = vec![0u8; KINFO_PROC_LEN];
+        // SIGUSR1 is 30 on macOS: bit 29.
+        buf[236..240].copy_from_slice(&(1u32 << 29).to_ne_bytes());
+        assert_eq!(sigcatch(&buf), Some(1 << 29));
+        assert_eq!(
+            sigcatch(&buf[..600]),
+            None,
+            "a short buffer is not a kinfo_proc"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -277,10 +277,15 @@ fn bad(path: &Path, message: impl Into<String>) -> InputError {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, InputError> {
-    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => bad(path, "missing from the checkpoint directory"),
-        _ => InputError::io(path)(e),
-    })?;
+    let text =
+        crate::input::read_to_string(path, crate::input::FORMAT_FILE_LIMIT * 64).map_err(|e| {
+            match e {
+                InputError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                    bad(path, "missing from the checkpoint directory")
+                }
+                e => e,
+            }
+        })?;
     serde_json::from_str(&text).map_err(|e| bad(path, format!("not valid JSON for this file: {e}")))
 }
 

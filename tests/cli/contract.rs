@@ -22,6 +22,7 @@ struct Check {
     orchestrators: Vec<Orchestrator>,
     summary: std::collections::BTreeMap<String, usize>,
     notes: Vec<String>,
+    untrusted: Vec<String>,
 }
 
 #[allow(dead_code)]

@@ -8,6 +8,7 @@ mod demo;
 mod docs;
 mod evidence;
 mod fleet;
+mod hostile;
 mod inspect;
 mod logs;
 mod memory;

@@ -156,6 +156,14 @@ fn live_boot_time() -> Option<f64> {
     Some(read(libc::CLOCK_REALTIME)? - read(libc::CLOCK_BOOTTIME)?)
 }
 
+/// The `SigCgt:` mask of `/proc/PID/status` (hex): the signals the process has handlers for.
+pub fn parse_sigcgt(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+}
+
 /// `btime` from `/proc/stat`: boot time in seconds since the epoch.
 pub fn parse_btime(stat: &str) -> Option<u64> {
     stat.lines()
@@ -264,6 +272,19 @@ impl Platform for Linux {
                 message: e.to_string(),
             }),
         }
+    }
+
+    fn caught_signals(&self, pid: u32) -> Result<Option<u64>, InspectError> {
+        let path = self.root.join(pid.to_string()).join("status");
+        let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => InspectError::Gone { pid },
+            _ => InspectError::Io {
+                pid,
+                path: path.display().to_string(),
+                message: e.to_string(),
+            },
+        })?;
+        Ok(parse_sigcgt(&text))
     }
 
     fn process(&self, pid: u32) -> Result<ProcessInfo, InspectError> {
@@ -638,6 +659,25 @@ mod tests {
             FdKind::DeletedFile
         );
         assert_eq!(classify_path(Path::new("/tmp/x.log")).0, FdKind::File);
+    }
+
+    #[test]
+    fn sigcgt_masks() {
+        let status = "Name:\tpython3\nSigIgn:\t0000000001001000\nSigCgt:\t0000000180000200\n";
+        let m = parse_sigcgt(status).unwrap();
+        assert_eq!(
+            m & (1 << (libc::SIGUSR1 - 1)),
+            1 << 9,
+            "SIGUSR1 (10) is caught"
+        );
+        assert_eq!(parse_sigcgt("Name:\tx\n"), None);
+        // This test process: the Rust runtime catches SIGSEGV/SIGBUS, not SIGUSR1.
+        use crate::platform::Platform;
+        let me = Linux::new()
+            .caught_signals(std::process::id())
+            .unwrap()
+            .unwrap();
+        assert_eq!(me & (1 << (libc::SIGUSR1 - 1)), 0);
     }
 
     #[test]

@@ -1,0 +1,371 @@
+//! Hostile input and untrusted places (issue 14): FIFOs and devices where files are expected,
+//! a gzip bomb, absurd durations, a registry others can write, and SIGUSR1 to a worker that
+//! does not handle it. Every command here must finish, refuse with the file named, and never
+//! act on someone else's word.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{Sim, bin, json, stderr, stdout, write};
+
+/// Run mlsdiag and fail the test (killing it) if it does not finish within `limit`.
+fn run_within(limit: Duration, args: &[&str]) -> Output {
+    let mut child = Command::new(bin())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("MLSDIAG_PATTERN")
+        .env_remove("MLSDIAG_REGISTRY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("mlsdiag {args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn mkfifo(p: &Path) {
+    let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+#[test]
+fn fifos_and_devices_where_files_belong_are_refused_without_hanging() {
+    let d = tempfile::tempdir().unwrap();
+    let fifo = d.path().join("planted");
+    mkfifo(&fifo);
+    let f = fifo.to_str().unwrap();
+    let limit = Duration::from_secs(30);
+    // The registry (its default lives in /tmp): reported, and the check goes on by pattern.
+    let out = run_within(
+        limit,
+        &[
+            "check",
+            "--window",
+            "0s",
+            "--pattern",
+            "zz-none",
+            "--registry",
+            f,
+        ],
+    );
+    assert!(
+        stdout(&out).contains("is a FIFO (named pipe), not a regular file"),
+        "{}",
+        stdout(&out)
+    );
+    for args in [
+        vec!["logs", f],
+        vec!["logs", "/dev/zero"],
+        vec![
+            "check",
+            "--window",
+            "0s",
+            "--pattern",
+            "zz-none",
+            "--log",
+            "/dev/zero",
+        ],
+        vec!["logs", "--format-file", f, "/dev/null"],
+        vec!["--fixture", f, "check"],
+        vec!["fleet", "--hosts", f],
+        vec![
+            "repro",
+            "--endpoint",
+            "http://127.0.0.1:9/v1",
+            "--requests",
+            f,
+        ],
+    ] {
+        let out = run_within(limit, &args);
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("not a regular file") && (err.contains(f) || err.contains("/dev/")),
+            "{args:?}: {err}"
+        );
+    }
+    // A FIFO among the snapshots is skipped (only regular files are snapshots); history answers.
+    let snaps = d.path().join("snaps");
+    std::fs::create_dir(&snaps).unwrap();
+    mkfifo(&snaps.join("worker_1_20260101_000000.json"));
+    let out = run_within(limit, &["history", "--dir", snaps.to_str().unwrap(), "--json"]);
+    assert!(json(&out)["workers"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn an_endless_gzip_line_is_read_in_bounded_memory() {
+    let d = tempfile::tempdir().unwrap();
+    let bomb = d.path().join("bomb.log.gz");
+    // 600 MiB of one line between two events, compressed to a few MB.
+    let py = r#"
+import sys, zlib
+c = zlib.compressobj(1, zlib.DEFLATED, 31)
+out = open(sys.argv[1], "wb")
+out.write(c.compress(b"2026-01-05 00:00:00,000 - mls.api - INFO - Chat completion request: worker=w1 id=r1\n"))
+chunk = b"A" * (1 << 20)
+for _ in range(600):
+    out.write(c.compress(chunk))
+out.write(c.compress(b"\n2026-01-05 00:00:01,000 - mls.api - INFO - Chat completion: 5 tokens in 1.0s (5.0 tok/s) worker=w1 id=r1\n"))
+out.write(c.flush())
+"#;
+    assert!(
+        Command::new("python3")
+            .args(["-c", py, bomb.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Under a 512 MiB address-space limit: a line kept whole would not fit.
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -v 524288; exec \"$0\" logs --json \"$1\"",
+            bin().to_str().unwrap(),
+            bomb.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = json(&out);
+    assert_eq!(
+        r["totals"]["completed"], 1,
+        "both events around the endless line are read"
+    );
+}
+
+#[test]
+fn absurd_durations_are_a_clear_error_not_a_panic() {
+    for flag in [
+        "--window",
+        "--hung-after",
+        "--leak-window",
+        "--leak-min-span",
+    ] {
+        let out = run_within(Duration::from_secs(10), &["check", flag, "1e20"]);
+        assert_ne!(
+            out.status.code(),
+            Some(101),
+            "{flag} panicked: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("at most 365d"),
+            "{flag}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+/// A copy of the simulation's registry and log in a directory, made untrusted by `spoil`.
+fn planted(sim: &Sim, spoil: impl Fn(&Path, &Path, &Path)) -> (tempfile::TempDir, String, String) {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = d.path().join("mlx-server");
+    std::fs::create_dir(&dir).unwrap();
+    let reg = dir.join("worker_registry.json");
+    let log = dir.join("mls.log");
+    std::fs::copy(sim.registry(), &reg).unwrap();
+    std::fs::copy(sim.log(), &log).unwrap();
+    spoil(&dir, &reg, &log);
+    (d, reg.display().to_string(), log.display().to_string())
+}
+
+fn watch_restart(sim: &Sim, reg: &str, log: &str, snaps: &Path) -> String {
+    let out = run_within(
+        Duration::from_secs(60),
+        &[
+            "watch",
+            "--pattern",
+            sim.pattern(),
+            "--registry",
+            reg,
+            "--log",
+            log,
+            "--rounds",
+            "1",
+            "--window",
+            "300ms",
+            "--hung-after",
+            "200ms",
+            "--restart-hung",
+            "--grace",
+            "2s",
+            "--dir",
+            snaps.to_str().unwrap(),
+        ],
+    );
+    stdout(&out)
+}
+
+fn alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid as i32, 0) == 0 }
+}
+
+#[test]
+fn watch_never_acts_on_evidence_others_can_write() {
+    let sim = Sim::start();
+    let hung = sim.pid("hung");
+    let snaps = tempfile::tempdir().unwrap();
+    // A registry and log anyone can rewrite: the hang is reported, the worker is not touched.
+    let (_d, reg, log) = planted(&sim, |_, reg, log| {
+        std::fs::set_permissions(reg, std::fs::Permissions::from_mode(0o666)).unwrap();
+        std::fs::set_permissions(log, std::fs::Permissions::from_mode(0o666)).unwrap();
+    });
+    let out = watch_restart(&sim, &reg, &log, snaps.path());
+    let line = out
+        .lines()
+        .find(|l| l.contains(&format!("PID {hung} ")))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains("→ hung"), "{line}");
+    assert!(
+        line.contains("[restart: not done: the evidence is untrusted (registry:"),
+        "{line}"
+    );
+    assert!(line.contains("writable by everyone"), "{line}");
+    assert!(alive(hung));
+    // check says so too.
+    let r = json(&run_within(
+        Duration::from_secs(30),
+        &[
+            "check",
+            "--json",
+            "--window",
+            "300ms",
+            "--hung-after",
+            "200ms",
+            "--pattern",
+            sim.pattern(),
+            "--registry",
+            &reg,
+            "--log",
+            &log,
+        ],
+    ));
+    assert_eq!(
+        r["untrusted"].as_array().unwrap().len(),
+        2,
+        "{:#}",
+        r["untrusted"]
+    );
+    assert!(
+        r["notes"]
+            .to_string()
+            .contains("WARNING untrusted evidence")
+    );
+
+    // Another user's directory (as root, a real second uid owns it).
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let (_d, reg, log) = planted(&sim, |dir, reg, log| {
+            for p in [dir, reg, log] {
+                std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
+            }
+        });
+        let out = watch_restart(&sim, &reg, &log, snaps.path());
+        assert!(out.contains("owned by uid 65534"), "{out}");
+        assert!(!out.contains("sent SIGTERM"), "{out}");
+        assert!(alive(hung));
+    }
+    // The same files, trusted: the restart happens.
+    let (_d, reg, log) = planted(&sim, |_, _, _| {});
+    let out = watch_restart(&sim, &reg, &log, snaps.path());
+    assert!(
+        out.contains(&format!("[restart: sent SIGTERM to PID {hung}")),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_untrusted_registry_cannot_point_at_a_heartbeat() {
+    let sim = Sim::start();
+    let d = tempfile::tempdir().unwrap();
+    let reg = d.path().join("registry.json");
+    write(
+        &reg,
+        &format!(
+            r#"[{{"pid":{},"name":"{}idle","heartbeat":"/etc/hostname"}}]"#,
+            sim.pid("idle"),
+            sim.pattern()
+        ),
+    );
+    std::fs::set_permissions(&reg, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let r = json(&run_within(
+        Duration::from_secs(30),
+        &[
+            "check",
+            "--json",
+            "--window",
+            "300ms",
+            "--pattern",
+            &format!("{}idle", sim.pattern()),
+            "--registry",
+            reg.to_str().unwrap(),
+        ],
+    ));
+    let w = &r["workers"][0];
+    assert_eq!(w["verdict"], "healthy", "{w:#}");
+    assert!(
+        w["notes"]
+            .to_string()
+            .contains("heartbeat /etc/hostname not followed: the registry is untrusted"),
+        "{w:#}"
+    );
+}
+
+#[test]
+fn stacks_signal_never_sends_sigusr1_to_a_worker_without_a_handler() {
+    let mut py = Command::new("python3")
+        .args(["-c", "import time; print('up', flush=True); time.sleep(60)"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 3];
+    std::io::Read::read_exact(py.stdout.as_mut().unwrap(), &mut first).unwrap();
+    let pid = py.id();
+    let d = tempfile::tempdir().unwrap();
+    let dump = d.path().join("dump.txt");
+    write(&dump, "");
+    let out = run_within(
+        Duration::from_secs(30),
+        &[
+            "stacks",
+            &pid.to_string(),
+            "--signal",
+            "--faulthandler",
+            dump.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    let r = json(&out);
+    let fh = r["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "faulthandler")
+        .unwrap()
+        .clone();
+    let alive_after = alive(pid) && py.try_wait().unwrap().is_none();
+    let _ = py.kill();
+    let _ = py.wait();
+    assert!(alive_after, "SIGUSR1's default action ended the worker");
+    assert!(
+        fh["detail"]
+            .as_str()
+            .unwrap()
+            .contains("has no SIGUSR1 handler"),
+        "{fh:#}"
+    );
+}
