@@ -100,6 +100,9 @@ fn remote_command(args: &FleetArgs) -> anyhow::Result<String> {
     Ok(quoted)
 }
 
+/// The most of a host's output read (a check report is kilobytes).
+const OUTPUT_LIMIT: u64 = 64 << 20;
+
 fn ssh_command(args: &FleetArgs, host: &str, remote: &str) -> Command {
     let mut c = Command::new("ssh");
     if let Some(cfg) = &args.ssh_config {
@@ -128,11 +131,17 @@ fn check_host(args: &FleetArgs, host: &str, remote: &str) -> HostResult {
         seconds: 0.0,
         check: None,
     };
-    let child = ssh_command(args, host, remote)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
+    // Its own process group: a timeout ends ssh and everything it started (a ProxyCommand
+    // that never exits would otherwise hold the pipes open, and the reads below, forever).
+    let child = {
+        use std::os::unix::process::CommandExt;
+        ssh_command(args, host, remote)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+    };
     let mut child = match child {
         Ok(c) => c,
         Err(e) => {
@@ -140,12 +149,15 @@ fn check_host(args: &FleetArgs, host: &str, remote: &str) -> HostResult {
             return result;
         }
     };
-    let read = |mut r: Box<dyn Read + Send>| {
+    // Bounded reads on their own threads, collected with a deadline.
+    let read = |r: Box<dyn Read + Send>| {
+        let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut v = Vec::new();
-            let _ = r.read_to_end(&mut v);
-            v
-        })
+            let _ = r.take(OUTPUT_LIMIT).read_to_end(&mut v);
+            let _ = tx.send(v);
+        });
+        rx
     };
     let out = read(Box::new(child.stdout.take().expect("piped")));
     let err = read(Box::new(child.stderr.take().expect("piped")));
@@ -162,9 +174,15 @@ fn check_host(args: &FleetArgs, host: &str, remote: &str) -> HostResult {
             }
         }
     };
+    // Whatever ssh left behind in its group goes too.
+    // SAFETY: kill(2) on the process group ssh was started in (ESRCH when it is empty).
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
     result.seconds = started.elapsed().as_secs_f64();
-    let stdout = out.join().unwrap_or_default();
-    let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+    let collect = |rx: std::sync::mpsc::Receiver<Vec<u8>>| {
+        rx.recv_timeout(Duration::from_secs(2)).unwrap_or_default()
+    };
+    let stdout = collect(out);
+    let stderr = String::from_utf8_lossy(&collect(err)).into_owned();
     let last_words = stderr
         .lines()
         .map(str::trim)

@@ -206,3 +206,63 @@ fn fleet_merges_hosts_and_reports_the_unreachable_one() {
         "{reason}"
     );
 }
+
+#[test]
+fn the_timeout_covers_a_proxy_command_that_never_answers_or_exits() {
+    // A ProxyCommand that ignores SIGTERM and never answers: ssh waits on it, and it holds the
+    // pipes open after ssh is gone. --timeout must still end the host, and all it started.
+    let d = tempfile::tempdir().unwrap();
+    let marker = d.path().join("proxy.pid");
+    let proxy = format!(
+        "ProxyCommand=sh -c 'echo $$ > {}; trap \"\" TERM HUP; while :; do sleep 1; done'",
+        marker.display()
+    );
+    let started = std::time::Instant::now();
+    let mut child = Command::new(bin())
+        .args([
+            "fleet",
+            "--timeout",
+            "2s",
+            "--connect-timeout",
+            "30",
+            "--ssh-option",
+            &proxy,
+        ])
+        .args(["--json", "stalled.invalid"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded here too, so a regression fails instead of hanging the suite.
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("fleet still running after 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(15), "took {took:?}");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        r["hosts"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 2s"),
+        "{r:#}"
+    );
+    let pid: i32 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    crate::util::wait_until(
+        std::time::Duration::from_secs(5),
+        "the ProxyCommand to be gone",
+        || {
+            // SAFETY: signal 0 only checks that the process exists.
+            unsafe { libc::kill(pid, 0) != 0 }
+        },
+    );
+}

@@ -100,7 +100,10 @@ fn fifos_and_devices_where_files_belong_are_refused_without_hanging() {
     let snaps = d.path().join("snaps");
     std::fs::create_dir(&snaps).unwrap();
     mkfifo(&snaps.join("worker_1_20260101_000000.json"));
-    let out = run_within(limit, &["history", "--dir", snaps.to_str().unwrap(), "--json"]);
+    let out = run_within(
+        limit,
+        &["history", "--dir", snaps.to_str().unwrap(), "--json"],
+    );
     assert!(json(&out)["workers"].as_array().unwrap().is_empty());
 }
 
