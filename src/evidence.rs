@@ -82,71 +82,42 @@ pub fn default_dir() -> PathBuf {
     }
 }
 
-/// Create the snapshot directory (0700) or check an existing one: a directory, not a symlink.
-pub fn prepare_dir(dir: &Path) -> Result<(), InputError> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    if safe_dir(dir, "snapshots")? {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(InputError::io(dir))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(InputError::io(dir))?;
-    Ok(())
+/// Open the snapshot directory once (creating it private when missing); it must be yours or
+/// root's and writable by nobody else (see `output::Dir::open_private`).
+pub fn prepare_dir(dir: &Path) -> Result<crate::output::Dir, InputError> {
+    crate::output::Dir::open_private(dir, "snapshots")
 }
 
-/// Whether `dir`, a place to write `what` into, exists (false: it does not); a symlink or
-/// something other than a directory is an error naming it.
-pub fn safe_dir(dir: &Path, what: &str) -> Result<bool, InputError> {
-    match std::fs::symlink_metadata(dir) {
-        Ok(m) if m.file_type().is_symlink() => Err(InputError::BadFile {
-            path: dir.to_path_buf(),
-            message: format!("is a symbolic link; refusing to write {what} through it"),
-        }),
-        Ok(m) if !m.is_dir() => Err(InputError::BadFile {
-            path: dir.to_path_buf(),
-            message: "exists and is not a directory".into(),
-        }),
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(InputError::io(dir)(e)),
-    }
-}
-
-/// Write `bytes` to a new file `path` (mode 0600): temp file in the same directory, then a
-/// link that fails if the name exists. Returns false when the name was taken.
+/// Write `bytes` to a new file `path` (mode 0600), through its directory opened once: a temp
+/// file, then a link that fails if the name exists. Returns false when the name was taken.
 pub fn write_new(path: &Path, bytes: &[u8]) -> Result<bool, InputError> {
-    use std::io::Write;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".mlsdiag-")
-        .tempfile_in(dir)
-        .map_err(InputError::io(dir))?;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(InputError::io(path))?;
-    match tmp.persist_noclobber(path) {
-        Ok(_) => Ok(true),
-        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(InputError::io(path)(e.error)),
-    }
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| InputError::BadFile {
+            path: path.to_path_buf(),
+            message: "is not a file name".into(),
+        })?;
+    let handle = crate::output::Dir::open(dir, "files")?.ok_or_else(|| InputError::BadFile {
+        path: dir.to_path_buf(),
+        message: "does not exist".into(),
+    })?;
+    handle.write_new(name, bytes)
 }
 
 /// Save a snapshot as `worker_<pid>_<stamp>[_n].json` and `.txt`; returns the JSON path.
 /// Two runs in the same second get different names; nothing is ever replaced.
-pub fn save(dir: &Path, snap: &Snapshot, text: &str) -> Result<PathBuf, InputError> {
+pub fn save(dir: &crate::output::Dir, snap: &Snapshot, text: &str) -> Result<PathBuf, InputError> {
     let stamp = snap
         .taken_at
         .with_timezone(&chrono::Local)
         .format("%Y%m%d_%H%M%S");
     let json = serde_json::to_vec_pretty(snap).map_err(|e| InputError::BadFile {
-        path: dir.to_path_buf(),
+        path: dir.path().to_path_buf(),
         message: e.to_string(),
     })?;
     for n in 0..1000 {
@@ -155,20 +126,14 @@ pub fn save(dir: &Path, snap: &Snapshot, text: &str) -> Result<PathBuf, InputErr
         } else {
             format!("worker_{}_{stamp}_{n}", snap.pid)
         };
-        let json_path = dir.join(format!("{base}.json"));
-        // The JSON name is the reservation: whoever links it first owns the base name.
-        if !write_new(&json_path, &json)? {
-            continue;
+        // Both files land together or neither does (a full disk leaves no .json without .txt).
+        let (json_name, txt_name) = (format!("{base}.json"), format!("{base}.txt"));
+        if dir.write_new_together(&[(&json_name, &json), (&txt_name, text.as_bytes())])? {
+            return Ok(dir.path().join(json_name));
         }
-        let txt_path = dir.join(format!("{base}.txt"));
-        if !write_new(&txt_path, text.as_bytes())? {
-            let _ = std::fs::remove_file(&json_path);
-            continue;
-        }
-        return Ok(json_path);
     }
     Err(InputError::BadFile {
-        path: dir.to_path_buf(),
+        path: dir.path().to_path_buf(),
         message: "no free snapshot name".into(),
     })
 }
@@ -238,11 +203,12 @@ pub fn load(path: &Path) -> Result<Snapshot, InputError> {
 /// Retention: keep the newest `keep` snapshots per pid and/or delete those older than
 /// `max_age`. Returns the files deleted. Only files with mlsdiag's names are touched.
 pub fn prune(
-    dir: &Path,
+    handle: &crate::output::Dir,
     keep: Option<usize>,
     max_age: Option<Duration>,
     now: std::time::SystemTime,
 ) -> Result<Vec<PathBuf>, InputError> {
+    let dir = handle.path();
     let files = own_files(dir)?;
     let mut doomed: Vec<PathBuf> = Vec::new();
     if let Some(age) = max_age {
@@ -284,7 +250,10 @@ pub fn prune(
         }
     }
     for p in &doomed {
-        std::fs::remove_file(p).map_err(InputError::io(p))?;
+        // Removed through the directory opened once, by name.
+        if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
+            handle.remove(name)?;
+        }
     }
     Ok(doomed)
 }
@@ -386,7 +355,8 @@ mod tests {
         }
         std::fs::write(d.path().join("notes.txt"), "mine").unwrap();
         std::fs::write(d.path().join("worker_7_yesterday.json"), "mine").unwrap();
-        let gone = prune(d.path(), Some(1), None, std::time::SystemTime::now()).unwrap();
+        let h = prepare_dir(d.path()).unwrap();
+        let gone = prune(&h, Some(1), None, std::time::SystemTime::now()).unwrap();
         assert_eq!(gone.len(), 4);
         assert!(d.path().join("worker_7_20260105_120000.json").exists());
         assert!(
@@ -394,7 +364,7 @@ mod tests {
                 && d.path().join("worker_7_yesterday.json").exists()
         );
         let gone = prune(
-            d.path(),
+            &h,
             None,
             Some(Duration::from_secs(0)),
             std::time::SystemTime::now() + Duration::from_secs(5),

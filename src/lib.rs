@@ -17,6 +17,7 @@ pub mod logs;
 pub mod memory;
 pub mod metrics;
 pub mod model;
+pub mod output;
 pub mod platform;
 pub mod registry;
 pub mod render;

@@ -163,32 +163,14 @@ pub fn render(
 /// Writes `DIR/mlsdiag.prom` atomically (a temp file in DIR, then rename), so the collector
 /// never reads half a file. DIR must exist and not be a symlink.
 pub fn write_textfile(dir: &Path, text: &str) -> Result<PathBuf, InputError> {
-    use std::io::Write;
-    if !crate::evidence::safe_dir(dir, "metrics")? {
-        return Err(InputError::BadFile {
-            path: dir.to_path_buf(),
-            message: "does not exist (the textfile collector's directory)".into(),
-        });
-    }
-    let path = dir.join(TEXTFILE);
-    // node_exporter ignores files not ending in .prom, so the temp file cannot be read early.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".mlsdiag.prom.")
-        .tempfile_in(dir)
-        .map_err(InputError::io(dir))?;
-    tmp.write_all(text.as_bytes())
-        .map_err(InputError::io(tmp.path()))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(InputError::io(tmp.path()))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
-            .map_err(InputError::io(tmp.path()))?;
-    }
-    tmp.persist(&path)
-        .map_err(|e| InputError::io(&path)(e.error))?;
-    Ok(path)
+    // Opened once, no symlink (trailing slash or not); replaced by rename inside it. The temp
+    // file's name does not end in .prom, so node_exporter never reads it early.
+    let handle = crate::output::Dir::open(dir, "metrics")?.ok_or_else(|| InputError::BadFile {
+        path: dir.to_path_buf(),
+        message: "does not exist (the textfile collector's directory)".into(),
+    })?;
+    handle.replace(TEXTFILE, text.as_bytes(), 0o644)?;
+    Ok(dir.join(TEXTFILE))
 }
 
 /// `--listen ADDR`: a port alone, or `:PORT`, binds 127.0.0.1; a host must be given to listen

@@ -587,18 +587,30 @@ pub fn run(args: &PostmortemArgs, _ctx: &Ctx, out: &mut dyn Write) -> anyhow::Re
     match &args.output {
         None => out.write_all(text.as_bytes())?,
         Some(path) => {
-            if path.exists() && !args.force {
-                anyhow::bail!("{}: exists; use --force to replace it", path.display());
-            }
             let dir = match path.parent() {
                 Some(d) if !d.as_os_str().is_empty() => d,
                 _ => Path::new("."),
             };
-            let mut tmp = tempfile::NamedTempFile::new_in(dir)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-            tmp.write_all(text.as_bytes())?;
-            tmp.persist(path)
-                .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.error))?;
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| anyhow::anyhow!("{}: not a file name", path.display()))?;
+            let handle = crate::output::Dir::open(dir, "the report")?
+                .ok_or_else(|| anyhow::anyhow!("{}: does not exist", dir.display()))?;
+            if args.force {
+                // Only a regular file is ever replaced: not a device, a FIFO, a directory or
+                // a symlink (dangling or not), whatever --force says.
+                match std::fs::symlink_metadata(path) {
+                    Ok(m) if !m.file_type().is_file() => anyhow::bail!(
+                        "{}: exists and is not a regular file; refusing to replace it, even with --force",
+                        path.display()
+                    ),
+                    _ => handle.replace(name, text.as_bytes(), 0o644)?,
+                }
+            } else if !handle.write_new(name, text.as_bytes())? {
+                // Without --force nothing that exists is replaced, a dangling symlink included.
+                anyhow::bail!("{}: exists; use --force to replace it", path.display());
+            }
             writeln!(out, "wrote {}", path.display())?;
         }
     }

@@ -337,14 +337,14 @@ fn build(
 
 /// Take the snapshots (and apply retention); `run` prints, `repro` calls this on a stall.
 /// Saves the snapshot of one worker already assessed (by this check, or a `watch` round) into
-/// `dir`, which [`evidence::prepare_dir`] has made ready.
+/// `dir`, as [`evidence::prepare_dir`] opened it.
 pub fn save_one(
     w: &WorkerReport,
     args: &SnapshotArgs,
     ctx: &Ctx,
     outcome: Option<&crate::logs::Outcome>,
     registry: Option<&registry::Registry>,
-    dir: &std::path::Path,
+    dir: &crate::output::Dir,
 ) -> anyhow::Result<Saved> {
     let snap = build(w, args, ctx, outcome, registry);
     let json = evidence::save(dir, &snap, &text(&snap))?;
@@ -386,23 +386,30 @@ pub fn take(
     );
     let dir = args.dir.clone().unwrap_or_else(evidence::default_dir);
     let mut saved = Vec::new();
-    if !chosen.is_empty() {
-        evidence::prepare_dir(&dir)?;
-    }
-    for w in &chosen {
-        saved.push(save_one(
-            w,
-            args,
-            ctx,
-            outcome.as_ref(),
-            registry.as_ref(),
-            &dir,
-        )?);
-    }
-    let deleted = if (args.keep.is_some() || args.max_age.is_some()) && dir.is_dir() {
-        evidence::prune(&dir, args.keep, args.max_age, std::time::SystemTime::now())?
+    let pruning = args.keep.is_some() || args.max_age.is_some();
+    // Opened once: every file below is written and removed relative to this handle.
+    let handle = if !chosen.is_empty() || (pruning && dir.is_dir()) {
+        Some(evidence::prepare_dir(&dir)?)
     } else {
-        vec![]
+        None
+    };
+    for w in &chosen {
+        if let Some(h) = &handle {
+            saved.push(save_one(
+                w,
+                args,
+                ctx,
+                outcome.as_ref(),
+                registry.as_ref(),
+                h,
+            )?);
+        }
+    }
+    let deleted = match (&handle, pruning) {
+        (Some(h), true) => {
+            evidence::prune(h, args.keep, args.max_age, std::time::SystemTime::now())?
+        }
+        _ => vec![],
     };
     let result = SnapshotReport {
         schema_version: SCHEMA_VERSION,

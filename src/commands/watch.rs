@@ -357,7 +357,7 @@ fn snapshot(
     };
     let saved = evidence::prepare_dir(dir)
         .map_err(anyhow::Error::from)
-        .and_then(|()| super::snapshot::save_one(w, &snap_args, ctx, outcome, registry, dir));
+        .and_then(|h| super::snapshot::save_one(w, &snap_args, ctx, outcome, registry, &h));
     match saved {
         Ok(s) => s.json,
         Err(e) => format!("failed: {e:#}"),

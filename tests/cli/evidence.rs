@@ -450,6 +450,41 @@ fn postmortem_from_the_incident_fixtures() {
             .unwrap()
             .starts_with("# Worker Hang Incident")
     );
+    // Only a regular file is replaced, even with --force; a dangling symlink is not replaced
+    // without it.
+    let fifo = tmp.path().join("pm.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let o = run(&[
+        "postmortem",
+        dir.to_str().unwrap(),
+        "-o",
+        fifo.to_str().unwrap(),
+        "--force",
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        crate::util::stderr(&o).contains("not a regular file"),
+        "{}",
+        crate::util::stderr(&o)
+    );
+    let dangling = tmp.path().join("dangling.md");
+    std::os::unix::fs::symlink(tmp.path().join("nowhere"), &dangling).unwrap();
+    let o = run(&[
+        "postmortem",
+        dir.to_str().unwrap(),
+        "-o",
+        dangling.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(!tmp.path().join("nowhere").exists());
+    assert!(
+        std::fs::symlink_metadata(&dangling)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
 }
 
 #[test]

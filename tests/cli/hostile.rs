@@ -372,3 +372,74 @@ fn stacks_signal_never_sends_sigusr1_to_a_worker_without_a_handler() {
         "{fh:#}"
     );
 }
+
+#[test]
+fn output_directories_refuse_symlinks_with_a_trailing_slash_and_open_snapshot_dirs() {
+    let sim = Sim::start();
+    let d = tempfile::tempdir().unwrap();
+    let real = d.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    let link = d.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let slashed = format!("{}/", link.display());
+    let idle = sim.pid("idle").to_string();
+    let snap = |dir: &str| {
+        run_within(
+            Duration::from_secs(30),
+            &[
+                "snapshot",
+                "--window",
+                "0s",
+                "--pattern",
+                sim.pattern(),
+                "--registry",
+                sim.registry(),
+                "--dir",
+                dir,
+                &idle,
+            ],
+        )
+    };
+    let o = snap(&slashed);
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    assert!(stderr(&o).contains("symbolic link"), "{}", stderr(&o));
+    let o = run_within(
+        Duration::from_secs(30),
+        &[
+            "check",
+            "--window",
+            "0s",
+            "--pattern",
+            sim.pattern(),
+            "--registry",
+            sim.registry(),
+            "--textfile",
+            &slashed,
+        ],
+    );
+    assert!(stderr(&o).contains("symbolic link"), "{}", stderr(&o));
+    assert!(
+        std::fs::read_dir(&real).unwrap().next().is_none(),
+        "nothing written through the link"
+    );
+    // A snapshot directory anyone can write is refused with the reason.
+    let open = d.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let o = snap(open.to_str().unwrap());
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        stderr(&o).contains("writable by others (mode 777)"),
+        "{}",
+        stderr(&o)
+    );
+    // And a private one works.
+    let private = d.path().join("private");
+    let o = snap(private.to_str().unwrap());
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_dir(&private).unwrap().count(),
+        2,
+        "a .json and its .txt"
+    );
+}
