@@ -95,6 +95,43 @@ pub fn sanitize(s: &str) -> String {
         .collect()
 }
 
+/// Text from logs, registries and processes, safe inside Markdown: control characters and
+/// newlines gone (no fake headings, list items or table rows), and every character Markdown
+/// or HTML could read as syntax backslash-escaped (no links, raw HTML, ticked checkboxes, table
+/// breaks or emphasis).
+pub fn md_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in sanitize(&s.replace(['\n', '\r'], " ")).chars() {
+        if matches!(
+            c,
+            '\\' | '`'
+                | '*'
+                | '_'
+                | '['
+                | ']'
+                | '<'
+                | '>'
+                | '|'
+                | '#'
+                | '~'
+                | '!'
+                | '&'
+                | '{'
+                | '}'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Text in a Markdown code span: backticks cannot close it early, newlines cannot end the line.
+pub fn md_code(s: &str) -> String {
+    let clean = sanitize(&s.replace(['\n', '\r'], " ")).replace('`', "'");
+    format!("`{}`", clean.replace('|', "\\|"))
+}
+
 /// A time in local time, as logs and `ps` show it: `2026-01-05 23:13:25`.
 pub fn local_time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.with_timezone(&chrono::Local)
@@ -165,6 +202,31 @@ pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn markdown_from_untrusted_text_stays_text() {
+        let evil = "w1\n## Root cause: <img src=x onerror=alert(1)> | - [x] done `code` **b**";
+        let t = md_text(evil);
+        assert!(!t.contains('\n'));
+        // Every character Markdown could read as syntax comes escaped.
+        let chars: Vec<char> = t.chars().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            if chars[i] == '\\' {
+                i += 2;
+                continue;
+            }
+            assert!(
+                !"`*_[]<>|#~!&{}".contains(chars[i]),
+                "unescaped {:?} in {t}",
+                chars[i]
+            );
+            i += 1;
+        }
+        assert!(t.contains("\\<img") && t.contains("\\[x\\]"), "{t}");
+        let c = md_code("a`b|c\x1b[31m");
+        assert_eq!(c, "`a'b\\|c?[31m`");
+    }
 
     #[test]
     fn durations_are_bounded() {

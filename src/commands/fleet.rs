@@ -318,7 +318,7 @@ fn print(r: &FleetReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result<()>
                 cell(w.pid),
                 cell(sanitize(&w.name)),
                 st.verdict_cell(w.verdict),
-                cell(w.activity.as_deref().unwrap_or("-")),
+                cell(sanitize(w.activity.as_deref().unwrap_or("-"))),
                 cell(w.cpu_percent.map_or("-".into(), |c| format!("{c:.1}"))),
                 cell(w.footprint_bytes.or(w.rss_bytes).map_or("-".into(), bytes)),
                 cell(sanitize(evidence)),

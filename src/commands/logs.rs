@@ -96,7 +96,7 @@ fn opt_f(v: Option<f64>, digits: usize) -> String {
 fn describe(r: &InFlight) -> String {
     let mut parts = vec![r.id.clone().map_or_else(
         || format!("request at line {}", r.line),
-        |id| format!("request {id}"),
+        |id| format!("request {}", sanitize(&id)),
     )];
     let mut detail = Vec::new();
     if let Some(c) = r.prompt_chars {
@@ -326,8 +326,8 @@ pub fn print(r: &LogsReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result<
                 _ => format!("failure: {}", sanitize(a.message.as_deref().unwrap_or(""))),
             };
             let req = match (&a.id, a.request_started) {
-                (Some(id), Some(s)) => format!(" request {id} (started {})", ts(s)),
-                (Some(id), None) => format!(" request {id}"),
+                (Some(id), Some(s)) => format!(" request {} (started {})", sanitize(id), ts(s)),
+                (Some(id), None) => format!(" request {}", sanitize(id)),
                 (None, Some(s)) => format!(" request started {}", ts(s)),
                 (None, None) => String::new(),
             };
@@ -424,7 +424,8 @@ pub fn print(r: &LogsReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result<
                 s.tokens.map_or("?".into(), |t| t.to_string()),
                 opt_f(s.seconds, 1),
                 opt_f(s.tokens_per_sec, 1),
-                s.id.as_ref().map_or(String::new(), |id| format!(" {id}"))
+                s.id.as_ref()
+                    .map_or(String::new(), |id| format!(" {}", sanitize(id)))
             )?;
         }
     }

@@ -17,7 +17,7 @@ use crate::cli::PostmortemArgs;
 use crate::evidence::{self, Snapshot};
 use crate::leak;
 use crate::logs::{self, Options};
-use crate::render::{bytes, duration, local_time as local};
+use crate::render::{bytes, duration, local_time as local, md_code, md_text};
 
 const TODO: &str = "_TODO: fill in_";
 
@@ -219,14 +219,14 @@ pub fn render(
     row(
         &mut m,
         "Machine",
-        Some(format!("{} ({})", last.host, last.os)),
+        Some(format!("{} ({})", md_text(&last.host), md_text(&last.os))),
     );
     row(
         &mut m,
         "Worker PID",
-        Some(format!("{} (`{}`)", last.pid, last.name)),
+        Some(format!("{} ({})", last.pid, md_code(&last.name))),
     );
-    row(&mut m, "Model", model.clone());
+    row(&mut m, "Model", model.as_deref().map(md_text));
     row(
         &mut m,
         "Hang duration",
@@ -262,12 +262,17 @@ pub fn render(
     );
 
     let _ = writeln!(m, "\n## Summary\n");
-    let subject = format!("Worker `{}` (PID {}) on {}", last.name, last.pid, last.host);
+    let subject = format!(
+        "Worker {} (PID {}) on {}",
+        md_code(&last.name),
+        last.pid,
+        md_text(&last.host)
+    );
     let mut summary = match (&oldest, hung) {
         (Some(r), true) => format!(
             "{subject} stopped completing requests while serving {}{}{}. It stayed alive with no CPU progress for {} (state {}, {} threads, {:.1}% CPU) while the request stayed in flight.",
             r.id.as_ref()
-                .map_or("a request".into(), |i| format!("request `{i}`")),
+                .map_or("a request".into(), |i| format!("request {}", md_code(i))),
             prompt
                 .as_ref()
                 .map(|p| format!(" ({p})"))
@@ -287,7 +292,7 @@ pub fn render(
             w.findings
                 .first()
                 .and_then(|f| f.evidence.first())
-                .map_or("no finding", |e| e)
+                .map_or("no finding".into(), |e| md_text(e))
         ),
     };
     if !timeouts.is_empty() {
@@ -348,7 +353,7 @@ pub fn render(
             r.started,
             format!(
                 "**Hang trigger**: {} received{}{}{} — never completed",
-                r.id.as_ref().map_or("request".into(), |i| format!("`{i}`")),
+                r.id.as_ref().map_or("request".into(), |i| md_code(i)),
                 prompt
                     .as_ref()
                     .map(|p| format!(", {p}"))
@@ -374,12 +379,12 @@ pub fn render(
                     "Worker timeout after {}s{}",
                     a.timeout_secs.map_or("?".into(), |s| format!("{s:.0}")),
                     a.id.as_ref()
-                        .map(|i| format!(" (`{i}`)"))
+                        .map(|i| format!(" ({})", md_code(i)))
                         .unwrap_or_default()
                 ),
                 _ => format!(
                     "Failure: {}",
-                    a.message.clone().unwrap_or_default().replace('|', "\\|")
+                    md_text(a.message.as_deref().unwrap_or_default())
                 ),
             };
             events.push((a.time, what));
@@ -390,7 +395,7 @@ pub fn render(
                     q.started,
                     format!(
                         "Request {} queued behind it{}",
-                        q.id.as_ref().map_or(String::new(), |i| format!("`{i}`")),
+                        q.id.as_ref().map_or(String::new(), |i| md_code(i)),
                         q.prompt_chars
                             .map(|c| format!(" ({} chars)", thousands(c)))
                             .unwrap_or_default()
@@ -426,7 +431,7 @@ pub fn render(
     );
     for f in &w.findings {
         for e in &f.evidence {
-            let _ = writeln!(m, "- [{}] {e}", f.verdict.label());
+            let _ = writeln!(m, "- [{}] {}", f.verdict.label(), md_text(e));
         }
     }
     let _ = writeln!(
@@ -444,7 +449,9 @@ pub fn render(
             m,
             "Deadlock or lost wakeup inside generation: the worker was alive with {}, no CPU progress, IPC channels open ({}), memory flat, and the request never finished. This matches the known MLX hangs where the generation thread waits forever on a condition variable or GPU event (see mlx-lm#1834). Confirm with a stack capture.\n",
             threads_note.unwrap_or_else(|| "all threads asleep".into()),
-            w.ipc.as_ref().map_or("unknown".into(), |i| i.line())
+            w.ipc
+                .as_ref()
+                .map_or("unknown".into(), |i| md_text(&i.line()))
         );
     }
     let matched: Vec<&crate::stacks::signatures::Match> = series
@@ -490,7 +497,7 @@ pub fn render(
             local(last.taken_at)
         ))
     );
-    let _ = writeln!(m, "- Trend: {trend_text}");
+    let _ = writeln!(m, "- Trend: {}", md_text(&trend_text));
     if let Some(sm) = &last.system_memory {
         let _ = writeln!(
             m,
@@ -518,10 +525,14 @@ pub fn render(
 
     let _ = writeln!(m, "\n## Files\n");
     for (p, _) in &series {
-        let _ = writeln!(m, "- Snapshot: `{}` (and `.txt`)", p.display());
+        let _ = writeln!(
+            m,
+            "- Snapshot: {} (and `.txt`)",
+            md_code(&p.display().to_string())
+        );
     }
     if let Some(p) = log_path {
-        let _ = writeln!(m, "- Log: `{}`", p.display());
+        let _ = writeln!(m, "- Log: {}", md_code(&p.display().to_string()));
     }
 
     let _ = writeln!(m, "\n## Actions taken\n");

@@ -59,7 +59,7 @@ pub fn text(s: &Snapshot) -> String {
         "PID: {}  Name: {}  Model: {}",
         s.pid,
         sanitize(&s.name),
-        w.model.as_deref().unwrap_or("-")
+        sanitize(w.model.as_deref().unwrap_or("-"))
     );
     let _ = writeln!(
         t,

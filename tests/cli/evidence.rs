@@ -525,3 +525,45 @@ fn scheduling_files_are_valid_and_use_real_flags() {
     let timer = std::fs::read_to_string(root("docs/scheduling/mlsdiag-snapshot.timer")).unwrap();
     assert!(timer.contains("OnUnitActiveSec=") && timer.contains("[Install]"));
 }
+
+#[test]
+fn postmortem_escapes_what_logs_and_registries_put_in_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("snaps");
+    assert_eq!(seed_snapshot(&dir).status.code(), Some(2));
+    // Values from a registry and a log someone else wrote, in every snapshot.
+    let evil_name = "w1`\n## Root cause: not MLX";
+    let evil_model = "<img src=x onerror=alert(1)> | - [x] Implement fixes";
+    let evil_evidence = "request `r1`\n- [x] Memory leak\n| forged | row |\x1b[31m";
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "json") {
+            let mut s: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+            s["name"] = evil_name.into();
+            s["worker"]["model"] = evil_model.into();
+            if s["registry"].is_object() {
+                s["registry"]["model"] = evil_model.into();
+            }
+            s["worker"]["findings"][0]["evidence"][0] = evil_evidence.into();
+            std::fs::write(&p, s.to_string()).unwrap();
+        }
+    }
+    let out = run(&["postmortem", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let md = stdout(&out);
+    assert!(!md.contains('\x1b'), "a terminal escape reached the report");
+    for line in md.lines() {
+        assert!(!line.starts_with("## Root cause: not MLX"), "{line}");
+        assert!(!line.starts_with("- [x] Memory leak"), "{line}");
+        assert!(!line.starts_with("| forged"), "{line}");
+        assert!(
+            !line.replace("\\<", "").contains("<img"),
+            "raw HTML: {line}"
+        );
+    }
+    assert!(
+        md.contains("\\<img src=x onerror=alert(1)\\> \\| - \\[x\\] Implement fixes"),
+        "{md}"
+    );
+}

@@ -443,3 +443,21 @@ fn output_directories_refuse_symlinks_with_a_trailing_slash_and_open_snapshot_di
         "a .json and its .txt"
     );
 }
+
+#[test]
+fn terminal_escapes_in_a_log_never_reach_the_terminal() {
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("mls.log");
+    write(
+        &log,
+        "2026-01-05 23:13:25,007 - mls.api - INFO - Chat completion request: worker=w1\x1b]0;pwned\x07 id=r\x1b[2J1 prompt_chars=9\n\
+         2026-01-05 23:14:25,007 - mls.api - ERROR - Worker timeout after 60s worker=w1\x1b]0;pwned\x07 id=r\x1b[2J1\n\
+         2026-01-05 23:15:25,007 - mls.api - INFO - Chat completion request: worker=w1 id=ok\x1b[31m prompt_chars=9\n\
+         2026-01-05 23:15:26,007 - mls.api - INFO - Chat completion: 5 tokens in 1.0s (5.0 tok/s) worker=w1 id=ok\x1b[31m\n",
+    );
+    let out = run_within(Duration::from_secs(30), &["logs", log.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
+    assert!(text.contains("request r?[2J1"), "{text}");
+}
