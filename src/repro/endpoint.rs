@@ -59,14 +59,52 @@ pub struct Outcome {
     pub first_token_secs: Option<f64>,
 }
 
+/// Bounds on what a server may send: nothing it says can make the client allocate without
+/// limit, index out of range or wait forever.
+const MAX_LINE: usize = 16 << 10;
+const MAX_HEADERS: usize = 100;
+const MAX_CHUNK: usize = 16 << 20;
+/// The most of a partial SSE line kept while waiting for its newline.
+const MAX_SSE_LINE: usize = 4 << 20;
+
+fn invalid(msg: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, msg)
+}
+
+/// One line (a status line, a header, a chunk size) of at most [`MAX_LINE`] bytes.
+fn read_line(r: &mut impl BufRead, out: &mut String) -> std::io::Result<usize> {
+    let mut buf = Vec::new();
+    let n = r
+        .by_ref()
+        .take(MAX_LINE as u64 + 1)
+        .read_until(b'\n', &mut buf)?;
+    if buf.len() > MAX_LINE {
+        return Err(invalid(format!(
+            "the server sent a line longer than {} KiB",
+            MAX_LINE >> 10
+        )));
+    }
+    out.push_str(&String::from_utf8_lossy(&buf));
+    Ok(n)
+}
+
 /// Read one chunked-encoding chunk into `out`; false at the last chunk.
 fn read_chunk(r: &mut impl BufRead, out: &mut Vec<u8>) -> std::io::Result<bool> {
     let mut size = String::new();
-    if r.read_line(&mut size)? == 0 {
+    if read_line(r, &mut size)? == 0 {
         return Ok(false);
     }
-    let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad chunk size"))?;
+    let field = size.trim().split(';').next().unwrap_or("0").trim();
+    let n = usize::from_str_radix(field, 16)
+        .ok()
+        .filter(|n| *n <= MAX_CHUNK)
+        .ok_or_else(|| {
+            invalid(format!(
+                "bad chunk size {:?} (at most {} MiB)",
+                &field[..field.len().min(32)],
+                MAX_CHUNK >> 20
+            ))
+        })?;
     if n == 0 {
         return Ok(false);
     }
@@ -78,13 +116,25 @@ fn read_chunk(r: &mut impl BufRead, out: &mut Vec<u8>) -> std::io::Result<bool> 
     Ok(true)
 }
 
-/// Count the tokens in complete SSE lines of `buf`, leaving a partial line in place.
-/// Returns true when `[DONE]` was seen.
-fn consume_sse(buf: &mut Vec<u8>, out: &mut Outcome, started: Instant) -> bool {
+/// Count the tokens in complete SSE lines of `buf`, leaving a partial line in place. A
+/// token, or a comment line that differs from the last one (mlx_lm.server's `: keepalive a/b`
+/// prefill progress), is progress and resets `progress`. Returns true when `[DONE]` was seen.
+fn consume_sse(
+    buf: &mut Vec<u8>,
+    out: &mut Outcome,
+    started: Instant,
+    progress: &mut (Instant, String),
+) -> bool {
     let mut done = false;
     while let Some(nl) = memchr::memchr(b'\n', buf) {
         let line: Vec<u8> = buf.drain(..=nl).collect();
         let line = String::from_utf8_lossy(&line);
+        if let Some(comment) = line.trim().strip_prefix(':') {
+            if comment != progress.1 {
+                *progress = (Instant::now(), comment.to_string());
+            }
+            continue;
+        }
         let Some(data) = line.trim().strip_prefix("data:") else {
             continue;
         };
@@ -105,13 +155,15 @@ fn consume_sse(buf: &mut Vec<u8>, out: &mut Outcome, started: Instant) -> bool {
             out.tokens += 1;
             out.first_token_secs
                 .get_or_insert(started.elapsed().as_secs_f64());
+            progress.0 = Instant::now();
         }
     }
     done
 }
 
 /// POST `body` (with `"stream": true`) and count streamed tokens until `[DONE]`, the end of the
-/// response, an error, or `stall` without a byte from the server.
+/// response, an error, or `stall` without progress: no byte at all, or bytes that carry no
+/// token and no new keepalive (a stream of identical keepalives is a stall, not work).
 pub fn stream(ep: &Endpoint, body: &serde_json::Value, stall: Duration) -> Outcome {
     let started = Instant::now();
     let mut out = Outcome::default();
@@ -143,7 +195,7 @@ pub fn stream(ep: &Endpoint, body: &serde_json::Value, stall: Duration) -> Outco
             )
         };
         let mut status = String::new();
-        if let Err(e) = r.read_line(&mut status) {
+        if let Err(e) = read_line(&mut r, &mut status) {
             if timed_out(&e) {
                 return Err("stall".into());
             }
@@ -155,9 +207,12 @@ pub fn stream(ep: &Endpoint, body: &serde_json::Value, stall: Duration) -> Outco
             .and_then(|c| c.parse().ok())
             .ok_or_else(|| format!("not HTTP: {:?}", status.trim()))?;
         let mut chunked = false;
-        loop {
+        for n in 0.. {
+            if n == MAX_HEADERS {
+                return Err(format!("receive: more than {MAX_HEADERS} header lines"));
+            }
             let mut h = String::new();
-            match r.read_line(&mut h) {
+            match read_line(&mut r, &mut h) {
                 Ok(0) => break,
                 Ok(_) if h.trim().is_empty() => break,
                 Ok(_) => {
@@ -174,7 +229,11 @@ pub fn stream(ep: &Endpoint, body: &serde_json::Value, stall: Duration) -> Outco
             return Err(format!("HTTP {code}: {}", rest.trim()));
         }
         let mut buf = Vec::new();
+        let mut progress = (Instant::now(), String::new());
         loop {
+            if progress.0.elapsed() >= stall {
+                return Err("stall".into());
+            }
             let more = if chunked {
                 read_chunk(&mut r, &mut buf)
             } else {
@@ -186,8 +245,14 @@ pub fn stream(ep: &Endpoint, body: &serde_json::Value, stall: Duration) -> Outco
             };
             match more {
                 Ok(more) => {
-                    if consume_sse(&mut buf, &mut out, started) || !more {
+                    if consume_sse(&mut buf, &mut out, started, &mut progress) || !more {
                         return Ok(());
+                    }
+                    if buf.len() > MAX_SSE_LINE {
+                        return Err(format!(
+                            "receive: an event line longer than {} MiB",
+                            MAX_SSE_LINE >> 20
+                        ));
                     }
                 }
                 Err(e) if timed_out(&e) => return Err("stall".into()),
@@ -230,11 +295,52 @@ mod tests {
     #[test]
     fn sse_lines_and_done() {
         let mut out = Outcome::default();
+        let mut p = (Instant::now(), String::new());
         let mut buf = b": keepalive 10/100\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: {\"choices\":[{\"delta\":{}}]}\ndata: {\"choices\":[{\"text\":\" there\"}]}\ndata: [DO".to_vec();
-        assert!(!consume_sse(&mut buf, &mut out, Instant::now()));
+        assert!(!consume_sse(&mut buf, &mut out, Instant::now(), &mut p));
         assert_eq!(out.tokens, 2);
+        assert_eq!(p.1, " keepalive 10/100");
         assert_eq!(buf, b"data: [DO", "a partial line waits for the rest");
         buf.extend_from_slice(b"NE]\n");
-        assert!(consume_sse(&mut buf, &mut out, Instant::now()));
+        assert!(consume_sse(&mut buf, &mut out, Instant::now(), &mut p));
+    }
+
+    #[test]
+    fn repeated_keepalives_are_not_progress_but_new_ones_are() {
+        let mut out = Outcome::default();
+        let long_ago = Instant::now() - Duration::from_secs(60);
+        let mut p = (long_ago, " keepalive 5/100".to_string());
+        let mut buf = b": keepalive 5/100\n\n: keepalive 5/100\n\n".to_vec();
+        consume_sse(&mut buf, &mut out, Instant::now(), &mut p);
+        assert_eq!(p.0, long_ago, "the same keepalive again is no progress");
+        buf.extend_from_slice(b": keepalive 6/100\n\n");
+        consume_sse(&mut buf, &mut out, Instant::now(), &mut p);
+        assert!(p.0 > long_ago);
+    }
+
+    #[test]
+    fn hostile_chunk_sizes_and_lines_are_errors_not_panics() {
+        let mut out = Vec::new();
+        for size in [
+            "ffffffffffffffff\r\n",
+            "fffffffffffffffff\r\n",
+            "100000000\r\n",
+            "zz\r\n",
+        ] {
+            let mut r = std::io::Cursor::new(size.as_bytes().to_vec());
+            let e = read_chunk(&mut r, &mut out).unwrap_err();
+            assert!(e.to_string().contains("bad chunk size"), "{size}: {e}");
+        }
+        let mut r = std::io::Cursor::new(vec![b'x'; MAX_LINE * 2]);
+        let mut line = String::new();
+        assert!(
+            read_line(&mut r, &mut line)
+                .unwrap_err()
+                .to_string()
+                .contains("longer than")
+        );
+        // A chunk that says more than it sends ends in an error, not a hang or a panic.
+        let mut r = std::io::Cursor::new(b"10\r\nshort".to_vec());
+        assert!(read_chunk(&mut r, &mut out).is_err());
     }
 }

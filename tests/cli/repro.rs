@@ -251,3 +251,88 @@ fn model_mode_names_a_missing_or_failing_runner() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("--endpoint <URL>|--model <DIR>"));
 }
+
+/// A server that lies: chunk sizes that overflow, a header line that never ends, a stream of
+/// identical keepalives with no token. Each is one bad run; the campaign and its report survive.
+const HOSTILE: &str = r#"
+import json, sys, time
+from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        prompt = body["messages"][-1]["content"]
+        try:
+            if prompt == "HEADER":
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Endless: ")
+                for _ in range(200):
+                    self.wfile.write(b"a" * 8192)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            if prompt == "HUGE":
+                self.wfile.write(b"ffffffffffffffff\r\n")
+            elif prompt == "WRAP":
+                self.wfile.write(b"fffffffffffffff0\r\nxx")
+            elif prompt == "KEEPALIVE":
+                for _ in range(600):
+                    data = b": keepalive 0/100\n\n"
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data)); self.wfile.flush()
+                    time.sleep(0.1)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+"#;
+
+#[test]
+fn a_hostile_server_makes_bad_runs_not_a_lost_campaign() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new("python3")
+        .args(["-c", HOSTILE])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let server = Server(child, line.trim().parse().expect("port"));
+    let reqs = tmp.path().join("requests.jsonl");
+    let body = |p: &str| format!("{{\"messages\":[{{\"role\":\"user\",\"content\":\"{p}\"}}]}}\n");
+    write(
+        &reqs,
+        &["HUGE", "WRAP", "HEADER", "KEEPALIVE"].map(body).concat(),
+    );
+    let out = run(&[
+        "repro",
+        "--json",
+        "--endpoint",
+        &format!("http://127.0.0.1:{}/v1/chat/completions", server.1),
+        "--requests",
+        reqs.to_str().unwrap(),
+        "-n",
+        "4",
+        "--stall",
+        "1s",
+        "--out",
+        tmp.path().join("out").to_str().unwrap(),
+        "--pattern",
+        "no-such-server-zz9",
+        "--registry",
+        "/nonexistent/registry.json",
+    ]);
+    assert_ne!(out.status.code(), Some(101), "panicked: {}", stderr(&out));
+    let r = json(&out);
+    assert_eq!(r["runs"], 4, "{r:#}");
+    assert_eq!(
+        (r["errors"].as_u64(), r["hangs"].as_u64()),
+        (Some(3), Some(1)),
+        "{r:#}"
+    );
+}
