@@ -187,39 +187,109 @@ pub fn listen_addr(s: &str) -> Result<String, String> {
         .map_err(|_| format!("{s:?}: expected PORT, :PORT or HOST:PORT (e.g. 127.0.0.1:9464)"))
 }
 
+/// Connections served at once; more are closed as they arrive until one ends.
+const MAX_CONNECTIONS: usize = 32;
+/// The whole life of one connection: reading the request, writing the response.
+const CONNECTION_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+/// The most of a request read (its line and headers; a scrape sends a few hundred bytes).
+const MAX_REQUEST: usize = 8 << 10;
+
 /// Serves the latest exposition on `/metrics` from a background thread, until the process
 /// ends. Returns the bound address (port 0 picks a free one).
+///
+/// Built so that no client can silence it: each connection gets its own thread, one request
+/// and [`CONNECTION_DEADLINE`] in all (a client that pipelines requests and never reads, or
+/// trickles bytes, only holds its own connection, and not for long); at most
+/// [`MAX_CONNECTIONS`] are served at once; and an accept error (no descriptors left) is logged
+/// and retried, never the end of the listener.
 pub fn serve(addr: &str, latest: Arc<Mutex<String>>) -> anyhow::Result<std::net::SocketAddr> {
-    let server =
-        tiny_http::Server::http(addr).map_err(|e| anyhow::anyhow!("--listen {addr}: {e}"))?;
-    let bound = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| anyhow::anyhow!("--listen {addr}: not an IP address"))?;
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("--listen {addr}: {e}"))?;
+    let bound = listener.local_addr()?;
     std::thread::spawn(move || {
-        for request in server.incoming_requests() {
-            let path = request.url().split('?').next().unwrap_or("");
-            let response = match (request.method(), path) {
-                (tiny_http::Method::Get, "/metrics") => {
-                    let body = latest.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                    tiny_http::Response::from_string(body).with_header(
-                        tiny_http::Header::from_bytes(
-                            "Content-Type",
-                            "text/plain; version=0.0.4; charset=utf-8",
-                        )
-                        .expect("a valid header"),
-                    )
+        let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut last_logged: Option<std::time::Instant> = None;
+        loop {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    use std::sync::atomic::Ordering;
+                    if active.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+                        active.fetch_sub(1, Ordering::AcqRel);
+                        drop(stream);
+                        continue;
+                    }
+                    let (mine, latest) = (Arc::clone(&active), Arc::clone(&latest));
+                    let spawned = std::thread::Builder::new().spawn(move || {
+                        let _ = respond(stream, &latest);
+                        mine.fetch_sub(1, Ordering::AcqRel);
+                    });
+                    if spawned.is_err() {
+                        active.fetch_sub(1, Ordering::AcqRel);
+                    }
                 }
-                (tiny_http::Method::Get, "/") => {
-                    tiny_http::Response::from_string("mlsdiag watch: metrics on /metrics\n")
+                Err(e) => {
+                    // EMFILE and friends: say so (at most once a minute) and go on.
+                    if last_logged.is_none_or(|t| t.elapsed() > std::time::Duration::from_secs(60))
+                    {
+                        eprintln!("mlsdiag watch: /metrics: accept failed: {e}; still listening");
+                        last_logged = Some(std::time::Instant::now());
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
                 }
-                _ => tiny_http::Response::from_string("not found\n").with_status_code(404),
-            };
-            // A client that went away costs nothing.
-            let _ = request.respond(response);
+            }
         }
     });
     Ok(bound)
+}
+
+/// One request on one connection, then close.
+fn respond(mut stream: std::net::TcpStream, latest: &Mutex<String>) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + CONNECTION_DEADLINE;
+    let left = || deadline.saturating_duration_since(std::time::Instant::now());
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
+        let t = left();
+        if t.is_zero() || head.len() > MAX_REQUEST {
+            return Ok(());
+        }
+        stream.set_read_timeout(Some(t))?;
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = target.split('?').next().unwrap_or("");
+    let (status, kind, body) = match (method, path) {
+        ("GET", "/metrics") => (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            latest.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        ),
+        ("GET", "/") => (
+            "200 OK",
+            "text/plain; charset=utf-8",
+            "mlsdiag watch: metrics on /metrics\n".to_string(),
+        ),
+        _ => (
+            "404 Not Found",
+            "text/plain; charset=utf-8",
+            "not found\n".to_string(),
+        ),
+    };
+    stream.set_write_timeout(Some(left().max(std::time::Duration::from_millis(1))))?;
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    stream.flush()
 }
 
 #[cfg(test)]

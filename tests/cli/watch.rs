@@ -457,3 +457,60 @@ fn restart_hung_against_a_respawning_orchestrator_acts_once_and_spares_the_fresh
     );
     assert!(fresh.iter().all(|l| !l.contains("→ hung")), "{fresh:#?}");
 }
+
+#[test]
+fn the_metrics_listener_survives_a_pipelining_client_and_descriptor_exhaustion() {
+    // Few descriptors on purpose (24, the connection cap is 32): idle connections exhaust them.
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        "ulimit -n 24; exec \"$0\" watch --pattern no-such-worker-zz9 --registry /dev/null --interval 1s --window 0s --no-snapshot --listen 127.0.0.1:0",
+        bin().to_str().unwrap(),
+    ]);
+    let watch = Background::spawn(cmd);
+    let url = watch
+        .stderr
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the metrics address on stderr");
+    let addr = url
+        .split("http://")
+        .nth(1)
+        .and_then(|u| u.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("{url}"))
+        .to_string();
+    let scrape_ok = || {
+        std::net::TcpStream::connect(&addr).is_ok_and(|mut s| {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+            let mut body = String::new();
+            write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").is_ok()
+                && s.read_to_string(&mut body).is_ok()
+                && body.starts_with("HTTP/1.1 200")
+                && body.contains("mlsdiag_up")
+        })
+    };
+    wait_until(Duration::from_secs(20), "a first scrape", scrape_ok);
+    // One client pipelines thousands of requests and never reads a byte.
+    let mut greedy = std::net::TcpStream::connect(&addr).unwrap();
+    greedy.set_nonblocking(true).unwrap();
+    let flood = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(2000);
+    let _ = greedy.write_all(flood.as_bytes());
+    let t = Instant::now();
+    assert!(scrape_ok(), "a pipelining client silenced the scrape");
+    assert!(t.elapsed() < Duration::from_secs(3));
+    // Hundreds of idle connections: past the descriptor limit, accepts fail; once they are
+    // dropped the listener serves again, and it said what happened.
+    let idle: Vec<_> = (0..200)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    let logged = watch
+        .stderr
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the accept error, logged");
+    assert!(
+        logged.contains("accept failed") && logged.contains("still listening"),
+        "{logged}"
+    );
+    drop(idle);
+    wait_until(Duration::from_secs(20), "scrapes to work again", scrape_ok);
+    drop(greedy);
+}
