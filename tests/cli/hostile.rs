@@ -461,3 +461,84 @@ fn terminal_escapes_in_a_log_never_reach_the_terminal() {
     assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
     assert!(text.contains("request r?[2J1"), "{text}");
 }
+
+/// A tiny tmpfs, unmounted on drop (root only: mounting needs CAP_SYS_ADMIN).
+struct Tmpfs(std::path::PathBuf);
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn on_a_full_disk_a_snapshot_lands_whole_or_not_at_all() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: mounting a tiny tmpfs needs root (scripts/test runs as root)");
+        return;
+    }
+    let sim = Sim::start();
+    let d = tempfile::tempdir().unwrap();
+    let mnt = d.path().join("full");
+    std::fs::create_dir(&mnt).unwrap();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mount a 64 KiB tmpfs");
+    let _guard = Tmpfs(mnt.clone());
+    let snaps = mnt.join("snaps");
+    std::fs::create_dir(&snaps).unwrap();
+    std::fs::set_permissions(&snaps, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // Fill it to the last byte.
+    let mut filler = std::fs::File::create(mnt.join("filler")).unwrap();
+    while std::io::Write::write_all(&mut filler, &[0u8; 4096]).is_ok() {}
+    drop(filler);
+    let idle = sim.pid("idle").to_string();
+    let out = run_within(
+        Duration::from_secs(30),
+        &[
+            "snapshot",
+            "--window",
+            "0s",
+            "--pattern",
+            sim.pattern(),
+            "--registry",
+            sim.registry(),
+            "--dir",
+            snaps.to_str().unwrap(),
+            &idle,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    assert!(stderr(&out).contains("No space left"), "{}", stderr(&out));
+    let left: Vec<String> = std::fs::read_dir(&snaps)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "half a snapshot or a temp file was left: {left:?}"
+    );
+    // With room again, both files land.
+    std::fs::remove_file(mnt.join("filler")).unwrap();
+    let out = run_within(
+        Duration::from_secs(30),
+        &[
+            "snapshot",
+            "--window",
+            "0s",
+            "--pattern",
+            sim.pattern(),
+            "--registry",
+            sim.registry(),
+            "--dir",
+            snaps.to_str().unwrap(),
+            &idle,
+        ],
+    );
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+    assert_eq!(std::fs::read_dir(&snaps).unwrap().count(), 2);
+}
