@@ -538,11 +538,16 @@ const CAPTURES: &[&str] = &[
 
 impl Custom {
     pub fn load(path: &Path) -> Result<Custom, InputError> {
+        let text = crate::input::read_to_string(path, crate::input::FORMAT_FILE_LIMIT)?;
+        Custom::from_toml(&text, path)
+    }
+
+    /// A format from the text of a format file; `path` names it in errors.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Custom, InputError> {
         let bad = |message: String| InputError::BadFile {
             path: path.to_path_buf(),
             message,
         };
-        let text = crate::input::read_to_string(path, crate::input::FORMAT_FILE_LIMIT)?;
         let file: CustomFile =
             toml::from_str(&text).map_err(|e| bad(format!("invalid format file: {e}")))?;
         let mut rules = Vec::new();

@@ -135,8 +135,6 @@ pub fn pressure(
     }
 }
 
-/// Parse the `KERN_PROCARGS2` sysctl buffer: `argc` (i32, native endian), the executable path,
-/// NUL padding, then `argc` NUL-terminated arguments (then the environment, ignored).
 /// Size of `struct kinfo_proc` on 64-bit macOS (sysctl `CTL_KERN.KERN_PROC.KERN_PROC_PID`).
 pub const KINFO_PROC_LEN: usize = 648;
 /// Offset of `kp_proc.p_sigcatch` in it: `extern_proc` (sys/proc.h) on LP64 puts `p_sigmask`,
@@ -152,6 +150,8 @@ pub fn sigcatch(kinfo_proc: &[u8]) -> Option<u32> {
     Some(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
 }
 
+/// Parse the `KERN_PROCARGS2` sysctl buffer: `argc` (i32, native endian), the executable path,
+/// NUL padding, then `argc` NUL-terminated arguments (then the environment, ignored).
 pub fn parse_procargs2(buf: &[u8]) -> Option<Vec<String>> {
     let argc = i32::from_ne_bytes(buf.get(..4)?.try_into().ok()?);
     if argc < 0 {
@@ -163,7 +163,9 @@ pub fn parse_procargs2(buf: &[u8]) -> Option<Vec<String>> {
     rest = &rest[path_end..];
     let start = rest.iter().position(|&b| b != 0)?;
     rest = &rest[start..];
-    let mut args = Vec::with_capacity(argc as usize);
+    // `argc` comes from the buffer: never trust it for an allocation (each argument is at least
+    // its NUL, so there cannot be more than bytes left).
+    let mut args = Vec::with_capacity((argc as usize).min(rest.len()));
     for part in rest.split(|&b| b == 0).take(argc as usize) {
         args.push(String::from_utf8_lossy(part).into_owned());
     }
@@ -419,6 +421,11 @@ mod tests {
         );
         assert!(parse_procargs2(&buf[..10]).is_none(), "truncated");
         assert!(parse_procargs2(&(-1i32).to_ne_bytes()).is_none());
+        // Found by fuzzing (scripts/fuzz os_decoders): an argc of 2^31-1 before a short buffer
+        // was trusted for an allocation and aborted.
+        let mut big = i32::MAX.to_ne_bytes().to_vec();
+        big.extend_from_slice(b"/bin/python3\0-m\0mls.worker\0");
+        assert!(parse_procargs2(&big).is_none());
         let mut short = 5i32.to_ne_bytes().to_vec();
         short.extend_from_slice(b"/bin/x\0a\0b\0");
         assert!(

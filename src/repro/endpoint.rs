@@ -101,7 +101,7 @@ fn read_chunk(r: &mut impl BufRead, out: &mut Vec<u8>) -> std::io::Result<bool> 
         .ok_or_else(|| {
             invalid(format!(
                 "bad chunk size {:?} (at most {} MiB)",
-                &field[..field.len().min(32)],
+                field.chars().take(32).collect::<String>(),
                 MAX_CHUNK >> 20
             ))
         })?;
@@ -161,6 +161,87 @@ fn consume_sse(
     done
 }
 
+/// Read an HTTP response with an SSE body from `r` (a socket, or bytes in a test or a fuzzer),
+/// counting tokens into `out`. `Err("stall")` when `stall` passed without progress.
+pub fn read_response(
+    r: &mut impl BufRead,
+    stall: Duration,
+    started: Instant,
+    out: &mut Outcome,
+) -> Result<(), String> {
+    let timed_out = |e: &std::io::Error| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        )
+    };
+    let mut status = String::new();
+    if let Err(e) = read_line(r, &mut status) {
+        if timed_out(&e) {
+            return Err("stall".into());
+        }
+        return Err(format!("receive: {e}"));
+    }
+    let code: u16 = status
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("not HTTP: {:?}", status.trim()))?;
+    let mut chunked = false;
+    for n in 0.. {
+        if n == MAX_HEADERS {
+            return Err(format!("receive: more than {MAX_HEADERS} header lines"));
+        }
+        let mut h = String::new();
+        match read_line(r, &mut h) {
+            Ok(0) => break,
+            Ok(_) if h.trim().is_empty() => break,
+            Ok(_) => {
+                chunked |= h.to_ascii_lowercase().starts_with("transfer-encoding:")
+                    && h.to_ascii_lowercase().contains("chunked")
+            }
+            Err(e) if timed_out(&e) => return Err("stall".into()),
+            Err(e) => return Err(format!("receive: {e}")),
+        }
+    }
+    if !(200..300).contains(&code) {
+        let mut rest = String::new();
+        let _ = r.by_ref().take(500).read_to_string(&mut rest);
+        return Err(format!("HTTP {code}: {}", rest.trim()));
+    }
+    let mut buf = Vec::new();
+    let mut progress = (Instant::now(), String::new());
+    loop {
+        if progress.0.elapsed() >= stall {
+            return Err("stall".into());
+        }
+        let more = if chunked {
+            read_chunk(r, &mut buf)
+        } else {
+            let mut tmp = [0u8; 8192];
+            r.read(&mut tmp).map(|n| {
+                buf.extend_from_slice(&tmp[..n]);
+                n > 0
+            })
+        };
+        match more {
+            Ok(more) => {
+                if consume_sse(&mut buf, out, started, &mut progress) || !more {
+                    return Ok(());
+                }
+                if buf.len() > MAX_SSE_LINE {
+                    return Err(format!(
+                        "receive: an event line longer than {} MiB",
+                        MAX_SSE_LINE >> 20
+                    ));
+                }
+            }
+            Err(e) if timed_out(&e) => return Err("stall".into()),
+            Err(e) => return Err(format!("receive: {e}")),
+        }
+    }
+}
+
 /// POST `body` (with `"stream": true`) and count streamed tokens until `[DONE]`, the end of the
 /// response, an error, or `stall` without progress: no byte at all, or bytes that carry no
 /// token and no new keepalive (a stream of identical keepalives is a stall, not work).
@@ -188,77 +269,7 @@ pub fn stream(ep: &Endpoint, body: &serde_json::Value, stall: Duration) -> Outco
         )
         .map_err(|e| format!("send: {e}"))?;
         let mut r = BufReader::new(sock);
-        let timed_out = |e: &std::io::Error| {
-            matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            )
-        };
-        let mut status = String::new();
-        if let Err(e) = read_line(&mut r, &mut status) {
-            if timed_out(&e) {
-                return Err("stall".into());
-            }
-            return Err(format!("receive: {e}"));
-        }
-        let code: u16 = status
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| format!("not HTTP: {:?}", status.trim()))?;
-        let mut chunked = false;
-        for n in 0.. {
-            if n == MAX_HEADERS {
-                return Err(format!("receive: more than {MAX_HEADERS} header lines"));
-            }
-            let mut h = String::new();
-            match read_line(&mut r, &mut h) {
-                Ok(0) => break,
-                Ok(_) if h.trim().is_empty() => break,
-                Ok(_) => {
-                    chunked |= h.to_ascii_lowercase().starts_with("transfer-encoding:")
-                        && h.to_ascii_lowercase().contains("chunked")
-                }
-                Err(e) if timed_out(&e) => return Err("stall".into()),
-                Err(e) => return Err(format!("receive: {e}")),
-            }
-        }
-        if !(200..300).contains(&code) {
-            let mut rest = String::new();
-            let _ = r.take(500).read_to_string(&mut rest);
-            return Err(format!("HTTP {code}: {}", rest.trim()));
-        }
-        let mut buf = Vec::new();
-        let mut progress = (Instant::now(), String::new());
-        loop {
-            if progress.0.elapsed() >= stall {
-                return Err("stall".into());
-            }
-            let more = if chunked {
-                read_chunk(&mut r, &mut buf)
-            } else {
-                let mut tmp = [0u8; 8192];
-                r.read(&mut tmp).map(|n| {
-                    buf.extend_from_slice(&tmp[..n]);
-                    n > 0
-                })
-            };
-            match more {
-                Ok(more) => {
-                    if consume_sse(&mut buf, &mut out, started, &mut progress) || !more {
-                        return Ok(());
-                    }
-                    if buf.len() > MAX_SSE_LINE {
-                        return Err(format!(
-                            "receive: an event line longer than {} MiB",
-                            MAX_SSE_LINE >> 20
-                        ));
-                    }
-                }
-                Err(e) if timed_out(&e) => return Err("stall".into()),
-                Err(e) => return Err(format!("receive: {e}")),
-            }
-        }
+        read_response(&mut r, stall, started, &mut out)
     })();
     match result {
         Ok(()) => {}
@@ -339,6 +350,10 @@ mod tests {
                 .to_string()
                 .contains("longer than")
         );
+        // Found by fuzzing (scripts/fuzz endpoint): a size line of non-ASCII bytes was cut in the
+        // middle of a character for the error message, a panic.
+        let mut r = std::io::Cursor::new(b"\"}}]}\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\r\n".to_vec());
+        assert!(read_chunk(&mut r, &mut out).unwrap_err().to_string().contains("bad chunk size"));
         // A chunk that says more than it sends ends in an error, not a hang or a panic.
         let mut r = std::io::Cursor::new(b"10\r\nshort".to_vec());
         assert!(read_chunk(&mut r, &mut out).is_err());

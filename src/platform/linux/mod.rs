@@ -4,7 +4,7 @@
 //! never stopped or attached to. Files readable only by the owner (`fd/`, `syscall`) degrade into
 //! a permission error or an `Unavailable` field with the reason, never a crash.
 
-mod sockdiag;
+pub mod sockdiag;
 mod syscalls;
 
 use std::collections::HashMap;

@@ -1,0 +1,9 @@
+//! Snapshot JSON as `history` and `postmortem` read it, and its text rendering.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(s) = serde_json::from_slice::<mlsdiag::evidence::Snapshot>(data) {
+        let _ = mlsdiag::commands::snapshot::text(&s);
+    }
+});
