@@ -549,7 +549,7 @@ impl Custom {
             message,
         };
         let file: CustomFile =
-            toml::from_str(&text).map_err(|e| bad(format!("invalid format file: {e}")))?;
+            toml::from_str(text).map_err(|e| bad(format!("invalid format file: {e}")))?;
         let mut rules = Vec::new();
         for (kind, rule, what) in [
             (EventKind::Start, file.start, "start"),

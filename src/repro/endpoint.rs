@@ -352,8 +352,15 @@ mod tests {
         );
         // Found by fuzzing (scripts/fuzz endpoint): a size line of non-ASCII bytes was cut in the
         // middle of a character for the error message, a panic.
-        let mut r = std::io::Cursor::new(b"\"}}]}\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\r\n".to_vec());
-        assert!(read_chunk(&mut r, &mut out).unwrap_err().to_string().contains("bad chunk size"));
+        let mut r = std::io::Cursor::new(
+            b"\"}}]}\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\r\n".to_vec(),
+        );
+        assert!(
+            read_chunk(&mut r, &mut out)
+                .unwrap_err()
+                .to_string()
+                .contains("bad chunk size")
+        );
         // A chunk that says more than it sends ends in an error, not a hang or a panic.
         let mut r = std::io::Cursor::new(b"10\r\nshort".to_vec());
         assert!(read_chunk(&mut r, &mut out).is_err());
