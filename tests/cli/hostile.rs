@@ -542,3 +542,182 @@ fn on_a_full_disk_a_snapshot_lands_whole_or_not_at_all() {
     assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
     assert_eq!(std::fs::read_dir(&snaps).unwrap().count(), 2);
 }
+
+#[test]
+fn a_restart_without_the_right_to_signal_is_reported_as_not_done() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to run watch as a second user (scripts/test runs as root)");
+        return;
+    }
+    let sim = Sim::start();
+    let hung = sim.pid("hung");
+    // Evidence a second user may read and trust (root's, not writable by others), and a
+    // snapshot directory of their own; the worker is root's, so their SIGTERM fails (EPERM).
+    let (_d, reg, log) = planted(&sim, |dir, reg, log| {
+        for p in [reg, log] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    });
+    let snaps = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(snaps.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let own = snaps.path().join("nobody");
+    std::fs::create_dir(&own).unwrap();
+    std::os::unix::fs::chown(&own, Some(65534), Some(65534)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(bin())
+        .args([
+            "watch",
+            "--pattern",
+            sim.pattern(),
+            "--registry",
+            &reg,
+            "--log",
+            &log,
+            "--rounds",
+            "1",
+            "--window",
+            "300ms",
+            "--hung-after",
+            "200ms",
+            "--restart-hung",
+            "--grace",
+            "1s",
+            "--dir",
+            own.to_str().unwrap(),
+        ])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.contains(&format!("PID {hung} ")))
+        .unwrap_or_else(|| panic!("{text}\n{}", stderr(&out)));
+    assert!(line.contains("→ hung"), "{line}");
+    assert!(
+        line.contains(&format!("[restart: not done: SIGTERM to PID {hung} failed")),
+        "{line}"
+    );
+    assert!(!line.contains("sent SIGTERM"), "{line}");
+    assert!(alive(hung));
+}
+
+#[test]
+fn a_faulthandler_path_that_is_a_fifo_cannot_hang_check() {
+    let sim = Sim::start();
+    let d = tempfile::tempdir().unwrap();
+    let fifo = d.path().join("faulthandler.txt");
+    mkfifo(&fifo);
+    let reg = d.path().join("registry.json");
+    write(
+        &reg,
+        &format!(
+            r#"[{{"pid":{},"name":"{}hung","faulthandler":"{}"}}]"#,
+            sim.pid("hung"),
+            sim.pattern(),
+            fifo.display()
+        ),
+    );
+    let r = json(&run_within(
+        Duration::from_secs(60),
+        &[
+            "check",
+            "--json",
+            "--window",
+            "300ms",
+            "--hung-after",
+            "200ms",
+            "--pattern",
+            &format!("{}hung", sim.pattern()),
+            "--registry",
+            reg.to_str().unwrap(),
+            "--log",
+            sim.log(),
+        ],
+    ));
+    assert_eq!(r["workers"][0]["verdict"], "hung", "{r:#}");
+}
+
+#[test]
+fn a_hook_that_never_reads_a_large_finding_is_still_killed_on_time() {
+    // A worker whose command line alone (100 KB) outgrows the pipe buffer: the finding written to
+    // the hook's stdin cannot fit, and the hook below never reads it.
+    let tag = format!("hookbig-{}", std::process::id());
+    let long = format!("{tag}-{}", "x".repeat(100_000));
+    let mut worker = Command::new("python3")
+        .args(["-c", "import time; time.sleep(600)", &long])
+        .spawn()
+        .unwrap();
+    // Once Python's start-up is over, its CPU time stands still.
+    let cpu = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .skip(11)
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+    };
+    let pid = worker.id();
+    let mut last = cpu(pid);
+    crate::util::wait_until(Duration::from_secs(20), "the worker to sit still", || {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = cpu(pid);
+        let still = now == last;
+        last = now;
+        still
+    });
+    let d = tempfile::tempdir().unwrap();
+    let reg = d.path().join("registry.json");
+    write(
+        &reg,
+        &format!(r#"[{{"pid":{},"name":"w-big"}}]"#, worker.id()),
+    );
+    let log = d.path().join("mls.log");
+    let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S,%3f");
+    write(
+        &log,
+        &format!(
+            "{now} - mls.api - INFO - Chat completion request: worker=w-big id=r1 prompt_chars=9\n"
+        ),
+    );
+    let started = Instant::now();
+    let out = run_within(
+        Duration::from_secs(20),
+        &[
+            "watch",
+            "--pattern",
+            &tag,
+            "--registry",
+            reg.to_str().unwrap(),
+            "--log",
+            log.to_str().unwrap(),
+            "--rounds",
+            "1",
+            "--window",
+            "300ms",
+            "--hung-after",
+            "100ms",
+            "--no-snapshot",
+            "--on-finding",
+            "sleep 25",
+            "--hook-timeout",
+            "1s",
+        ],
+    );
+    let took = started.elapsed();
+    let _ = worker.kill();
+    let _ = worker.wait();
+    let text = stdout(&out);
+    assert!(text.contains("→ hung"), "{text}");
+    assert!(text.contains("[hook: killed after 1s"), "{text}");
+    assert!(took < Duration::from_secs(10), "the loop was held {took:?}");
+}
