@@ -2,7 +2,7 @@
 //!
 //! System totals and a pressure level, then each worker's resident size (and footprint where the
 //! OS reports one, which is the number to trend on macOS). With `--samples N` it prints the
-//! series and a least-squares trend, the only honest way to call something a leak.
+//! series and the leak rule's judgement of it (`leak`: the baseline, not memory in use).
 
 use std::io::Write;
 
