@@ -55,8 +55,23 @@ fn kind_of(ft: &std::fs::FileType) -> &'static str {
     }
 }
 
-/// Open `path` for reading without blocking on it, and only if it is a regular file.
+/// Open `path` for reading without blocking on it, and only if it is a regular file. The path
+/// is `stat`ed before the open (opening some devices is itself an action: a watchdog arms, a
+/// tape rewinds) and the descriptor `fstat`ed after it, and both must be the same file.
 pub fn open_regular(path: &Path) -> Result<File, InputError> {
+    let refuse = |ft: &std::fs::FileType| {
+        bad(
+            path,
+            format!(
+                "is {}, not a regular file; refusing to read it",
+                kind_of(ft)
+            ),
+        )
+    };
+    let before = std::fs::metadata(path).map_err(InputError::io(path))?;
+    if !before.file_type().is_file() {
+        return Err(refuse(&before.file_type()));
+    }
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
@@ -64,12 +79,12 @@ pub fn open_regular(path: &Path) -> Result<File, InputError> {
         .map_err(InputError::io(path))?;
     let meta = file.metadata().map_err(InputError::io(path))?;
     if !meta.file_type().is_file() {
+        return Err(refuse(&meta.file_type()));
+    }
+    if (meta.dev(), meta.ino()) != (before.dev(), before.ino()) {
         return Err(bad(
             path,
-            format!(
-                "is {}, not a regular file; refusing to read it",
-                kind_of(&meta.file_type())
-            ),
+            "was replaced while it was opened; refusing to read it",
         ));
     }
     set_blocking(&file).map_err(InputError::io(path))?;
@@ -92,6 +107,14 @@ fn set_blocking(file: &File) -> std::io::Result<()> {
 
 /// Read a regular file whole, refusing more than `limit` bytes.
 pub fn read_to_string(path: &Path, limit: u64) -> Result<String, InputError> {
+    read_with_metadata(path, limit).map(|(text, _)| text)
+}
+
+/// [`read_to_string`], with the metadata of the very file read (for [`trust_read`]).
+pub fn read_with_metadata(
+    path: &Path,
+    limit: u64,
+) -> Result<(String, std::fs::Metadata), InputError> {
     let file = open_regular(path)?;
     let too_big = || {
         bad(
@@ -102,7 +125,8 @@ pub fn read_to_string(path: &Path, limit: u64) -> Result<String, InputError> {
             ),
         )
     };
-    let len = file.metadata().map_err(InputError::io(path))?.len();
+    let meta = file.metadata().map_err(InputError::io(path))?;
+    let len = meta.len();
     if len > limit {
         return Err(too_big());
     }
@@ -113,12 +137,13 @@ pub fn read_to_string(path: &Path, limit: u64) -> Result<String, InputError> {
     if bytes.len() as u64 > limit {
         return Err(too_big());
     }
-    String::from_utf8(bytes).map_err(|e| {
+    let text = String::from_utf8(bytes).map_err(|e| {
         bad(
             path,
             format!("is not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
         )
-    })
+    })?;
+    Ok((text, meta))
 }
 
 /// Whether a file may make mlsdiag act, and if not, why.
@@ -148,12 +173,58 @@ pub fn trust(path: &Path, euid: u32) -> Trust {
     }
 }
 
+/// Judge a file that was read, by the metadata of the descriptor it was read from (`meta`,
+/// from [`read_with_metadata`]) as well as by its path: a file swapped after the read and
+/// before a check by path cannot pass for the one that was read.
+pub fn trust_read(path: &Path, meta: &std::fs::Metadata, euid: u32) -> Trust {
+    if let Some(why) = judge(path, meta, true, euid) {
+        return Trust::Untrusted(why);
+    }
+    trust(path, euid)
+}
+
+fn judge(p: &Path, meta: &std::fs::Metadata, last: bool, euid: u32) -> Option<String> {
+    let uid = meta.uid();
+    if uid != euid && uid != 0 {
+        return Some(format!(
+            "{} is owned by uid {uid}, not by you (uid {euid}) or root",
+            p.display()
+        ));
+    }
+    if meta.file_type().is_symlink() {
+        return None; // a link's own mode means nothing; its owner and directory do
+    }
+    let mode = meta.permissions().mode();
+    let sticky_dir = meta.is_dir() && mode & 0o1000 != 0;
+    if mode & 0o022 != 0 && (last || !sticky_dir) {
+        return Some(format!(
+            "{} is writable by {} (mode {:o})",
+            p.display(),
+            if mode & 0o002 != 0 {
+                "everyone"
+            } else {
+                "its group"
+            },
+            mode & 0o7777
+        ));
+    }
+    None
+}
+
 fn untrusted_because(path: &Path, euid: u32) -> Option<String> {
     let abs = if path.is_absolute() {
         path.to_path_buf()
     } else {
-        std::env::current_dir().ok()?.join(path)
+        match std::env::current_dir() {
+            Ok(d) => d.join(path),
+            Err(e) => return Some(format!("{}: the current directory: {e}", path.display())),
+        }
     };
+    // `..` is resolved by the kernel through links; judging it as text could judge another
+    // path than the one read.
+    if abs.components().any(|c| c == Component::ParentDir) {
+        return Some(format!("{} contains `..`", path.display()));
+    }
     // The path as named: every directory on the way, and the last component itself (a link).
     let mut chain: Vec<PathBuf> = Vec::new();
     let mut cur = PathBuf::new();
@@ -164,41 +235,14 @@ fn untrusted_because(path: &Path, euid: u32) -> Option<String> {
                 cur.push(n);
                 chain.push(cur.clone());
             }
-            Component::ParentDir => {
-                cur.pop();
-            }
             _ => {}
         }
     }
-    let judge = |p: &Path, meta: &std::fs::Metadata, last: bool| -> Option<String> {
-        let uid = meta.uid();
-        if uid != euid && uid != 0 {
-            return Some(format!(
-                "{} is owned by uid {uid}, not by you (uid {euid}) or root",
-                p.display()
-            ));
-        }
-        let mode = meta.permissions().mode();
-        let sticky_dir = meta.is_dir() && mode & 0o1000 != 0;
-        if meta.file_type().is_symlink() {
-            return None; // a link's own mode means nothing; its owner and directory do
-        }
-        if mode & 0o022 != 0 && (last || !sticky_dir) {
-            return Some(format!(
-                "{} is writable by {} (mode {:o})",
-                p.display(),
-                if mode & 0o002 != 0 {
-                    "everyone"
-                } else {
-                    "its group"
-                },
-                mode & 0o7777
-            ));
-        }
-        None
+    let root = match std::fs::symlink_metadata("/") {
+        Ok(m) => m,
+        Err(e) => return Some(format!("/: {e}")),
     };
-    let root = std::fs::symlink_metadata("/").ok()?;
-    if let Some(why) = judge(Path::new("/"), &root, false) {
+    if let Some(why) = judge(Path::new("/"), &root, false, euid) {
         return Some(why);
     }
     for (i, p) in chain.iter().enumerate() {
@@ -206,7 +250,7 @@ fn untrusted_because(path: &Path, euid: u32) -> Option<String> {
             Ok(m) => m,
             Err(e) => return Some(format!("{}: {e}", p.display())),
         };
-        if let Some(why) = judge(p, &meta, i + 1 == chain.len()) {
+        if let Some(why) = judge(p, &meta, i + 1 == chain.len(), euid) {
             return Some(why);
         }
         // A link on the way is also judged as it resolves, its whole target chain included.
@@ -308,5 +352,18 @@ mod tests {
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o646)).unwrap();
         assert!(!trust(&link, me).is_trusted());
         assert!(!trust(&d.path().join("absent"), me).is_trusted());
+        // `..` is resolved by the kernel through links: never judged as text.
+        let dotted = dir
+            .join("..")
+            .join("mlx-server")
+            .join("worker_registry.json");
+        assert!(matches!(trust(&dotted, me), Trust::Untrusted(w) if w.contains("`..`")));
+        // The file read is judged by its own descriptor's metadata too.
+        let (_, meta) = read_with_metadata(&f, 1 << 20).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o646)).unwrap();
+        assert!(
+            !trust_read(&f, &meta, me).is_trusted(),
+            "the path is judged as well"
+        );
     }
 }

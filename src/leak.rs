@@ -10,8 +10,9 @@
 //! 1. **Baseline points.** Where it is known which readings were taken with no request in flight
 //!    (a log was given), the baseline is those idle readings. Where it is not known, it is the
 //!    lowest reading in each of up to 12 equal intervals of the span: memory given back within an
-//!    interval does not count. Where every reading was taken with a request in flight, there is
-//!    no baseline to see and no verdict: memory a request holds is work.
+//!    interval does not count, and readings known to be mid-request are left out. Where too
+//!    few readings are left (a request was in flight at the others), there is no baseline to
+//!    see and no verdict: memory a request holds is work.
 //! 2. **Slope.** Theil–Sen: the median of the slopes between every pair of baseline points. Steps
 //!    and single outliers do not pull it the way they pull least squares.
 //! 3. **A leak needs all of**: readings spanning at least `min_span`; at least four baseline
@@ -92,7 +93,8 @@ pub enum Outcome {
     TooShort,
     /// Fewer than four baseline points.
     TooFewPoints,
-    /// A request was in flight at every reading (too few idle readings to see a baseline).
+    /// A request was in flight at the readings that could have been a baseline (too few
+    /// readings without one to see it).
     BusyThroughout,
     /// Rising faster than the threshold, but by less than `min_growth_mib` in all.
     LittleGrowth,
@@ -136,6 +138,8 @@ pub struct Judgement {
     pub largest_step_mib: f64,
     /// Readings with no request in flight, where known.
     pub idle_readings: Option<usize>,
+    /// Readings taken with a request in flight (never part of the baseline).
+    pub busy_readings: usize,
 }
 
 impl Judgement {
@@ -188,8 +192,8 @@ impl Judgement {
                 format!("{raw}: {basis}, too few for a baseline (needs {MIN_POINTS})")
             }
             Outcome::BusyThroughout => format!(
-                "{raw}: a request was in flight at {} of them, so the idle baseline is not visible (memory a request holds is work)",
-                self.readings - self.idle_readings.unwrap_or(0)
+                "{raw}: a request was in flight at {} of them, too few were left to see the baseline (memory a request holds is work)",
+                self.busy_readings
             ),
             Outcome::LittleGrowth => format!(
                 "{raw}; {baseline}, but {:+.1} MiB in all: not a leak ({needs})",
@@ -211,7 +215,7 @@ pub fn judge(samples: &[Sample], rule: &Rule) -> Option<Judgement> {
     if samples.len() < 2 || span <= 0.0 {
         return None;
     }
-    let known = samples.iter().all(|s| s.busy.is_some());
+    let busy = samples.iter().filter(|s| s.busy == Some(true)).count();
     let idle: Vec<(f64, u64)> = samples
         .iter()
         .filter(|s| s.busy == Some(false))
@@ -229,11 +233,16 @@ pub fn judge(samples: &[Sample], rule: &Rule) -> Option<Judgement> {
         };
         (Basis::IdleReadings, points)
     } else {
-        let all: Vec<(f64, u64)> = samples.iter().map(|s| (s.secs, s.bytes)).collect();
-        let k = (all.len() / 3)
+        // Readings known to be taken mid-request are work, never baseline.
+        let open: Vec<(f64, u64)> = samples
+            .iter()
+            .filter(|s| s.busy != Some(true))
+            .map(|s| (s.secs, s.bytes))
+            .collect();
+        let k = (open.len() / 3)
             .clamp(MIN_POINTS, MAX_INTERVALS)
-            .min(all.len());
-        (Basis::IntervalMinima, interval_minima(&all, k))
+            .min(open.len());
+        (Basis::IntervalMinima, interval_minima(&open, k))
     };
     let slope = theil_sen(&points); // bytes per second
     let base_span = points.last().map_or(0.0, |p| p.0) - points.first().map_or(0.0, |p| p.0);
@@ -246,7 +255,7 @@ pub fn judge(samples: &[Sample], rule: &Rule) -> Option<Judgement> {
     let slope_mib_per_min = slope * 60.0 / MIB;
     let outcome = if span < rule.min_span.as_secs_f64() {
         Outcome::TooShort
-    } else if known && idle_readings.is_some_and(|n| n < MIN_POINTS) {
+    } else if busy > 0 && points.len() < MIN_POINTS {
         Outcome::BusyThroughout
     } else if points.len() < MIN_POINTS {
         Outcome::TooFewPoints
@@ -273,6 +282,7 @@ pub fn judge(samples: &[Sample], rule: &Rule) -> Option<Judgement> {
         growth_mib: growth,
         largest_step_mib: largest_step,
         idle_readings,
+        busy_readings: busy,
     })
 }
 

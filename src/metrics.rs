@@ -234,7 +234,14 @@ pub fn serve(addr: &str, latest: Arc<Mutex<String>>) -> anyhow::Result<std::net:
                         eprintln!("mlsdiag watch: /metrics: accept failed: {e}; still listening");
                         last_logged = Some(std::time::Instant::now());
                     }
-                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    // Out of descriptors or memory: give connections time to end. Anything else
+                    // (a peer that aborted before the accept) is retried at once.
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                    ) {
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
                 }
             }
         }
@@ -283,13 +290,27 @@ fn respond(mut stream: std::net::TcpStream, latest: &Mutex<String>) -> std::io::
             "not found\n".to_string(),
         ),
     };
-    stream.set_write_timeout(Some(left().max(std::time::Duration::from_millis(1))))?;
-    write!(
-        stream,
+    let response = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    )?;
-    stream.flush()
+    );
+    // Written against the same deadline: a client that reads a byte at a time cannot hold
+    // the connection past it.
+    let mut rest = response.as_bytes();
+    while !rest.is_empty() {
+        let t = left();
+        if t.is_zero() {
+            return Ok(());
+        }
+        stream.set_write_timeout(Some(t))?;
+        match stream.write(rest) {
+            Ok(0) => return Ok(()),
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

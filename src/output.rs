@@ -96,15 +96,20 @@ impl Dir {
         let dir = match Dir::open(path, what)? {
             Some(d) => d,
             None => {
-                use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+                use std::os::unix::fs::DirBuilderExt;
                 std::fs::DirBuilder::new()
                     .recursive(true)
                     .mode(0o700)
                     .create(trimmed(path))
                     .map_err(InputError::io(path))?;
-                std::fs::set_permissions(trimmed(path), std::fs::Permissions::from_mode(0o700))
-                    .map_err(InputError::io(path))?;
-                Dir::open(path, what)?.ok_or_else(|| bad(path, "vanished after it was created"))?
+                let d = Dir::open(path, what)?
+                    .ok_or_else(|| bad(path, "vanished after it was created"))?;
+                // 0700 whatever the umask, set on the descriptor, never by name.
+                // SAFETY: fchmod(2) on the directory descriptor `d` owns.
+                if unsafe { libc::fchmod(d.fd.as_raw_fd(), 0o700) } != 0 {
+                    return Err(InputError::io(path)(std::io::Error::last_os_error()));
+                }
+                d
             }
         };
         let meta = dir.metadata()?;
@@ -184,7 +189,17 @@ impl Dir {
             }
             // SAFETY: `fd` was just returned by openat(2) and is owned by nothing else.
             let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
-            let written = f.write_all(bytes).and_then(|()| f.sync_all());
+            // The mode is set on the open descriptor (the umask reduced the creation mode):
+            // never by name, which someone could swap for a symlink.
+            // SAFETY: fchmod(2) on a descriptor `f` owns.
+            let chmod = if unsafe { libc::fchmod(f.as_raw_fd(), mode as libc::mode_t) } == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            };
+            let written = chmod
+                .and_then(|()| f.write_all(bytes))
+                .and_then(|()| f.sync_all());
             if let Err(e) = written {
                 self.unlink_c(&c);
                 return Err(InputError::io(&self.path.join(&name))(e));
@@ -192,6 +207,39 @@ impl Dir {
             return Ok(c);
         }
         Err(bad(&self.path, "no free temporary file name"))
+    }
+
+    /// Give the temporary file `tmp` (holding `bytes`) the name `target`, failing if it exists:
+    /// a hard link, or on a filesystem without them (exFAT, some network mounts), a new file
+    /// created exclusively and written (never replacing anything either way).
+    fn publish_new(&self, tmp: &CString, target: &CString, bytes: &[u8]) -> std::io::Result<()> {
+        let fd = self.fd.as_raw_fd();
+        // SAFETY: linkat(2) between two names in our directory; fails if `target` exists.
+        if unsafe { libc::linkat(fd, tmp.as_ptr(), fd, target.as_ptr(), 0) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if !matches!(
+            e.raw_os_error(),
+            Some(libc::EPERM | libc::EOPNOTSUPP | libc::ENOSYS | libc::EXDEV)
+        ) {
+            return Err(e);
+        }
+        // SAFETY: openat(2) relative to our directory descriptor, a NUL-terminated name.
+        let nfd = unsafe {
+            libc::openat(
+                fd,
+                target.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0o600 as libc::c_uint,
+            )
+        };
+        if nfd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `nfd` was just returned by openat(2) and is owned by nothing else.
+        let mut f = unsafe { std::fs::File::from_raw_fd(nfd) };
+        f.write_all(bytes).and_then(|()| f.sync_all())
     }
 
     fn unlink_c(&self, c: &CString) {
@@ -204,15 +252,12 @@ impl Dir {
     pub fn write_new(&self, name: &str, bytes: &[u8]) -> Result<bool, InputError> {
         let target = self.name(name)?;
         let tmp = self.temp(bytes, 0o600)?;
-        let fd = self.fd.as_raw_fd();
-        // SAFETY: linkat(2) between two names in our directory; it fails if `target` exists.
-        let rc = unsafe { libc::linkat(fd, tmp.as_ptr(), fd, target.as_ptr(), 0) };
-        let e = std::io::Error::last_os_error();
+        let published = self.publish_new(&tmp, &target, bytes);
         self.unlink_c(&tmp);
-        match rc {
-            0 => Ok(true),
-            _ if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-            _ => Err(InputError::io(&self.path.join(name))(e)),
+        match published {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(InputError::io(&self.path.join(name))(e)),
         }
     }
 
@@ -220,9 +265,13 @@ impl Dir {
     /// temporary file first, then all are linked; if one name is taken or a link fails, the
     /// ones already linked are removed. `Ok(false)` when a name was taken.
     pub fn write_new_together(&self, files: &[(&str, &[u8])]) -> Result<bool, InputError> {
+        // Every name is checked before anything is created.
+        let targets = files
+            .iter()
+            .map(|(name, _)| self.name(name))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut temps = Vec::new();
-        for (name, bytes) in files {
-            let target = self.name(name)?;
+        for ((_, bytes), target) in files.iter().zip(targets) {
             match self.temp(bytes, 0o600) {
                 Ok(t) => temps.push((target, t)),
                 Err(e) => {
@@ -233,13 +282,10 @@ impl Dir {
                 }
             }
         }
-        let fd = self.fd.as_raw_fd();
         let mut linked: Vec<&CString> = Vec::new();
         let mut outcome = Ok(true);
-        for ((target, tmp), (name, _)) in temps.iter().zip(files) {
-            // SAFETY: linkat(2) between two names in our directory; fails if `target` exists.
-            if unsafe { libc::linkat(fd, tmp.as_ptr(), fd, target.as_ptr(), 0) } != 0 {
-                let e = std::io::Error::last_os_error();
+        for ((target, tmp), (name, bytes)) in temps.iter().zip(files) {
+            if let Err(e) = self.publish_new(tmp, target, bytes) {
                 outcome = if e.kind() == std::io::ErrorKind::AlreadyExists {
                     Ok(false)
                 } else {
@@ -266,9 +312,6 @@ impl Dir {
         let target = self.name(name)?;
         let tmp = self.temp(bytes, mode)?;
         let fd = self.fd.as_raw_fd();
-        // SAFETY: fchmodat(2) on the temporary file we just created in our directory (the
-        // creation mode is reduced by the umask).
-        unsafe { libc::fchmodat(fd, tmp.as_ptr(), mode as libc::mode_t, 0) };
         // SAFETY: renameat(2) between two names in our directory.
         if unsafe { libc::renameat(fd, tmp.as_ptr(), fd, target.as_ptr()) } != 0 {
             let e = std::io::Error::last_os_error();

@@ -107,12 +107,12 @@ impl Loaded {
 /// Read and parse the registry: a regular file of at most [`crate::input::REGISTRY_LIMIT`]
 /// bytes (a FIFO or `/dev/zero` planted at the default path in /tmp is refused, never read).
 pub fn load(path: &Path) -> Loaded {
-    match crate::input::read_to_string(path, crate::input::REGISTRY_LIMIT) {
-        Ok(text) => match parse(&text) {
+    match crate::input::read_with_metadata(path, crate::input::REGISTRY_LIMIT) {
+        Ok((text, meta)) => match parse(&text) {
             Ok(entries) => Loaded::Ok(Registry {
                 path: path.to_path_buf(),
                 entries,
-                trust: crate::input::trust(path, crate::input::euid()),
+                trust: crate::input::trust_read(path, &meta, crate::input::euid()),
             }),
             Err(message) => Loaded::Invalid(InputError::BadFile {
                 path: path.to_path_buf(),

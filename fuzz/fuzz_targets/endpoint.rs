@@ -9,5 +9,6 @@ use mlsdiag::repro::endpoint::{Outcome, read_response};
 fuzz_target!(|data: &[u8]| {
     let mut out = Outcome::default();
     let mut r = std::io::BufReader::new(std::io::Cursor::new(data));
-    let _ = read_response(&mut r, Duration::from_secs(60), Instant::now(), &mut out);
+    let last = std::cell::Cell::new(Instant::now());
+    let _ = read_response(&mut r, Duration::from_secs(60), Instant::now(), &mut out, &last);
 });

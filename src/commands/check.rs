@@ -286,11 +286,17 @@ pub fn collect_from(
         let mut assessment_findings = assessment.findings;
         // A hung worker's stacks, from the sources that never disturb it, against known hangs.
         if assessment.verdict == Verdict::Hung {
+            let faulthandler = match entry.zip(registry) {
+                Some((e, r)) => r
+                    .worker_file(e, "faulthandler", last.map(|p| p.uid))
+                    .unwrap_or_else(|why| {
+                        notes.push(why);
+                        None
+                    }),
+                None => None,
+            };
             let how = super::stacks::Collect {
-                faulthandler: entry
-                    .zip(registry)
-                    .and_then(|(e, r)| r.worker_file(e, "faulthandler", last.map(|p| p.uid)).ok())
-                    .flatten(),
+                faulthandler,
                 ..Default::default()
             };
             let stacks = super::stacks::collect(ctx.platform.as_ref(), cand.pid, &how);

@@ -209,7 +209,7 @@ pub fn render(
         env!("CARGO_PKG_VERSION"),
         snaps.len(),
         log_path
-            .map(|p| format!(" and the log `{}`", p.display()))
+            .map(|p| format!(" and the log {}", md_code(&p.display().to_string())))
             .unwrap_or_default()
     );
     let _ = writeln!(m, "| Field | Value |\n|---|---|");
@@ -463,7 +463,9 @@ pub fn render(
         let _ = writeln!(
             m,
             "The stacks match **{}** ({}): {}.\n",
-            sig.id, sig.url, sig.meaning
+            md_text(&sig.id),
+            md_text(&sig.url),
+            md_text(&sig.meaning)
         );
     }
     let _ = writeln!(m, "Confirmed root cause: {TODO}");

@@ -64,6 +64,8 @@ struct HookInput<'a> {
     from: Option<Verdict>,
     snapshot: Option<&'a str>,
     worker: &'a WorkerReport,
+    /// Why the evidence may not make anyone act (empty when it may): see README "Security".
+    untrusted: &'a [String],
 }
 
 pub fn run(args: &WatchArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
@@ -281,7 +283,7 @@ fn act(
                 event.snapshot = Some(snapshot(args, ctx, w, outcome, registry.as_ref(), dir));
             }
             if let Some(cmd) = &args.on_finding {
-                event.hook = Some(hook(cmd, args.hook_timeout, w, &event));
+                event.hook = Some(hook(cmd, args.hook_timeout, w, &event, &report.untrusted));
             }
             if args.restart_hung && w.verdict == Verdict::Hung {
                 // The request the hang is about: its id, or its start time without one.
@@ -366,7 +368,13 @@ fn snapshot(
 
 /// Runs the hook with the finding on stdin; its output goes to stderr so that stdout stays one
 /// line per change. Returns what happened.
-fn hook(cmd: &str, timeout: Duration, w: &WorkerReport, event: &Event) -> String {
+fn hook(
+    cmd: &str,
+    timeout: Duration,
+    w: &WorkerReport,
+    event: &Event,
+    untrusted: &[String],
+) -> String {
     use std::os::fd::AsFd;
     use std::os::unix::process::CommandExt;
     let input = HookInput {
@@ -379,6 +387,7 @@ fn hook(cmd: &str, timeout: Duration, w: &WorkerReport, event: &Event) -> String
             .as_deref()
             .filter(|s| !s.starts_with("failed")),
         worker: w,
+        untrusted,
     };
     let stderr = std::io::stderr()
         .as_fd()
@@ -392,6 +401,11 @@ fn hook(cmd: &str, timeout: Duration, w: &WorkerReport, event: &Event) -> String
         .env("MLSDIAG_VERDICT", w.verdict.label())
         .env("MLSDIAG_WORKER", &w.name)
         .env("MLSDIAG_SNAPSHOT", input.snapshot.unwrap_or(""))
+        // 1 when the evidence is untrusted: a hook that acts (restarts, kills) must not.
+        .env(
+            "MLSDIAG_UNTRUSTED",
+            if untrusted.is_empty() { "0" } else { "1" },
+        )
         .stdin(Stdio::piped())
         .stdout(stderr)
         // Its own process group, so a timeout ends everything it started.
@@ -404,13 +418,15 @@ fn hook(cmd: &str, timeout: Duration, w: &WorkerReport, event: &Event) -> String
     // The deadline counts from the start: feeding stdin happens on its own thread, so a hook
     // that never reads a finding larger than the pipe buffer cannot hold the loop past it.
     let deadline = Instant::now() + timeout;
-    if let Some(mut stdin) = child.stdin.take() {
+    if let Some(stdin) = child.stdin.take() {
         let json = serde_json::to_vec(&input).unwrap_or_default();
-        // A hook that does not read its stdin is not an error; the write ends with the hook
-        // (EPIPE once it exits or is killed).
-        std::thread::spawn(move || {
-            let _ = stdin.write_all(&json);
-        });
+        // A hook that does not read its stdin is not an error. The pipe is non-blocking and
+        // written until the deadline at most, so a reader that never reads (a child the hook
+        // left behind holding it) cannot keep the thread, or the pipe, forever.
+        let fed = std::thread::Builder::new().spawn(move || feed(stdin, &json, deadline));
+        if let Err(e) = fed {
+            eprintln!("mlsdiag watch: hook input not written: {e}");
+        }
     }
     loop {
         match child.try_wait() {
@@ -428,8 +444,32 @@ fn hook(cmd: &str, timeout: Duration, w: &WorkerReport, event: &Event) -> String
     }
 }
 
-/// `--restart-hung`: only with the snapshot on disk, and only if the PID still runs the same
-/// process (start time and command line); SIGTERM, then SIGKILL after `grace`.
+/// Write `bytes` to a hook's stdin until done or `deadline`, whichever comes first.
+fn feed(mut stdin: std::process::ChildStdin, bytes: &[u8], deadline: Instant) {
+    use std::io::ErrorKind;
+    use std::os::fd::AsRawFd;
+    let fd = stdin.as_raw_fd();
+    // SAFETY: fcntl on the pipe descriptor `stdin` owns; F_GETFL/F_SETFL take no pointers.
+    unsafe {
+        libc::fcntl(
+            fd,
+            libc::F_SETFL,
+            libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK,
+        )
+    };
+    let mut left = bytes;
+    while !left.is_empty() && Instant::now() < deadline {
+        match stdin.write(left) {
+            Ok(n) => left = &left[n..],
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
 /// What `--restart-hung` did: a signal was delivered (the text says what followed), or nothing
 /// was done and why. Only a delivered signal is remembered against the request.
 enum Restart {

@@ -3,8 +3,9 @@
 //! A reader thread cuts the input into blocks of whole lines; worker threads find candidate
 //! lines with a SIMD substring search for the format's needles (most lines are never looked at
 //! otherwise) and parse them; the caller receives events in log order with exact line numbers.
-//! Bounded channels keep at most a few blocks in memory. A line longer than a block simply makes
-//! that block longer; a last line without a newline is still a line.
+//! Bounded channels keep at most a few blocks in memory. A line longer than a block makes that
+//! block longer, up to [`MAX_LINE`] when streaming (the rest of the line is dropped: memory stays
+//! bounded whatever the input); a last line without a newline is still a line.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
@@ -528,6 +529,10 @@ pub fn scan(
                         Some(p) => {
                             carry.extend_from_slice(&buf[p + 1..filled]);
                             len = p + 1;
+                            if carry.len() > MAX_LINE {
+                                carry.truncate(MAX_LINE);
+                                skipping = true;
+                            }
                         }
                         None => {
                             carry.extend_from_slice(&buf[..filled]);

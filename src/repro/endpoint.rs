@@ -112,8 +112,32 @@ fn read_chunk(r: &mut impl BufRead, out: &mut Vec<u8>) -> std::io::Result<bool> 
     out.resize(start + n, 0);
     r.read_exact(&mut out[start..])?;
     let mut crlf = [0u8; 2];
-    r.read_exact(&mut crlf)?;
-    Ok(true)
+    match r.read_exact(&mut crlf) {
+        Ok(()) => Ok(true),
+        // A server that closes right after its last chunk: the chunk still counts.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// A socket whose every read times out at the stall deadline, `last` progress + `stall`: a
+/// server that trickles a byte at a time (a header, a chunk it never finishes) cannot keep a
+/// run alive without progress.
+struct Paced<'a> {
+    sock: TcpStream,
+    last: &'a std::cell::Cell<Instant>,
+    stall: Duration,
+}
+
+impl std::io::Read for Paced<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = (self.last.get() + self.stall).saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "stall"));
+        }
+        self.sock.set_read_timeout(Some(left))?;
+        self.sock.read(buf)
+    }
 }
 
 /// Count the tokens in complete SSE lines of `buf`, leaving a partial line in place. A
@@ -126,9 +150,12 @@ fn consume_sse(
     progress: &mut (Instant, String),
 ) -> bool {
     let mut done = false;
-    while let Some(nl) = memchr::memchr(b'\n', buf) {
-        let line: Vec<u8> = buf.drain(..=nl).collect();
-        let line = String::from_utf8_lossy(&line);
+    // Lines are read in place and the buffer shifted once at the end (per line would be
+    // quadratic in a chunk of many short lines).
+    let mut from = 0;
+    while let Some(nl) = memchr::memchr(b'\n', &buf[from..]) {
+        let line = String::from_utf8_lossy(&buf[from..from + nl + 1]).into_owned();
+        from += nl + 1;
         if let Some(comment) = line.trim().strip_prefix(':') {
             if comment != progress.1 {
                 *progress = (Instant::now(), comment.to_string());
@@ -158,6 +185,7 @@ fn consume_sse(
             progress.0 = Instant::now();
         }
     }
+    buf.drain(..from);
     done
 }
 
@@ -168,6 +196,7 @@ pub fn read_response(
     stall: Duration,
     started: Instant,
     out: &mut Outcome,
+    last: &std::cell::Cell<Instant>,
 ) -> Result<(), String> {
     let timed_out = |e: &std::io::Error| {
         matches!(
@@ -226,7 +255,9 @@ pub fn read_response(
         };
         match more {
             Ok(more) => {
-                if consume_sse(&mut buf, out, started, &mut progress) || !more {
+                let done = consume_sse(&mut buf, out, started, &mut progress);
+                last.set(progress.0.max(last.get()));
+                if done || !more {
                     return Ok(());
                 }
                 if buf.len() > MAX_SSE_LINE {
@@ -256,7 +287,8 @@ pub fn stream(ep: &Endpoint, body: &serde_json::Value, stall: Duration) -> Outco
             .ok_or_else(|| format!("{}: no address", ep.host))?;
         let mut sock = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
             .map_err(|e| format!("connect {addr}: {e}"))?;
-        sock.set_read_timeout(Some(stall))
+        // A server that accepted and never reads cannot hold the upload either.
+        sock.set_write_timeout(Some(stall))
             .map_err(|e| e.to_string())?;
         let payload = body.to_string();
         write!(
@@ -268,8 +300,13 @@ pub fn stream(ep: &Endpoint, body: &serde_json::Value, stall: Duration) -> Outco
             payload.len()
         )
         .map_err(|e| format!("send: {e}"))?;
-        let mut r = BufReader::new(sock);
-        read_response(&mut r, stall, started, &mut out)
+        let last = std::cell::Cell::new(Instant::now());
+        let mut r = BufReader::new(Paced {
+            sock,
+            last: &last,
+            stall,
+        });
+        read_response(&mut r, stall, started, &mut out, &last)
     })();
     match result {
         Ok(()) => {}

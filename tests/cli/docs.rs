@@ -70,6 +70,7 @@ fn the_readme_hook_reads_its_input_and_builds_json_safely() {
                 .env("SENT", &sent)
                 .env("SLACK_WEBHOOK", "http://127.0.0.1:9/hook")
                 .env("MLSDIAG_VERDICT", "hung")
+                .env("MLSDIAG_UNTRUSTED", "0")
                 .current_dir(d.path());
             c
         },

@@ -264,6 +264,12 @@ class H(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         prompt = body["messages"][-1]["content"]
         try:
+            if prompt == "TRICKLE":
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                for _ in range(240):
+                    self.wfile.write(b"a"); self.wfile.flush()
+                    time.sleep(0.5)
+                return
             if prompt == "HEADER":
                 self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Endless: ")
                 for _ in range(200):
@@ -307,7 +313,9 @@ fn a_hostile_server_makes_bad_runs_not_a_lost_campaign() {
     let body = |p: &str| format!("{{\"messages\":[{{\"role\":\"user\",\"content\":\"{p}\"}}]}}\n");
     write(
         &reqs,
-        &["HUGE", "WRAP", "HEADER", "KEEPALIVE"].map(body).concat(),
+        &["HUGE", "WRAP", "HEADER", "KEEPALIVE", "TRICKLE"]
+            .map(body)
+            .concat(),
     );
     let out = run(&[
         "repro",
@@ -317,7 +325,7 @@ fn a_hostile_server_makes_bad_runs_not_a_lost_campaign() {
         "--requests",
         reqs.to_str().unwrap(),
         "-n",
-        "4",
+        "5",
         "--stall",
         "1s",
         "--out",
@@ -329,10 +337,11 @@ fn a_hostile_server_makes_bad_runs_not_a_lost_campaign() {
     ]);
     assert_ne!(out.status.code(), Some(101), "panicked: {}", stderr(&out));
     let r = json(&out);
-    assert_eq!(r["runs"], 4, "{r:#}");
+    assert_eq!(r["runs"], 5, "{r:#}");
+    // A byte every half second of a header that never ends is a stall, not work.
     assert_eq!(
         (r["errors"].as_u64(), r["hangs"].as_u64()),
-        (Some(3), Some(1)),
+        (Some(3), Some(2)),
         "{r:#}"
     );
 }
