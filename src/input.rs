@@ -59,6 +59,22 @@ fn kind_of(ft: &std::fs::FileType) -> &'static str {
 /// is `stat`ed before the open (opening some devices is itself an action: a watchdog arms, a
 /// tape rewinds) and the descriptor `fstat`ed after it, and both must be the same file.
 pub fn open_regular(path: &Path) -> Result<File, InputError> {
+    // A file replaced by rename between the stat and the open (an orchestrator rewriting its
+    // registry atomically, logrotate's create) is tried again, a few times.
+    let mut tries = 0;
+    loop {
+        match open_regular_once(path) {
+            Err(InputError::BadFile { message, .. })
+                if message.starts_with("was replaced") && tries < 3 =>
+            {
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn open_regular_once(path: &Path) -> Result<File, InputError> {
     let refuse = |ft: &std::fs::FileType| {
         bad(
             path,

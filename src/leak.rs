@@ -225,6 +225,8 @@ pub fn judge(samples: &[Sample], rule: &Rule) -> Option<Judgement> {
         .iter()
         .any(|s| s.busy.is_some())
         .then_some(idle.len());
+    // Readings that could be baseline: all but those known to be mid-request.
+    let open_readings = samples.len() - busy;
     let (basis, points) = if idle.len() >= MIN_POINTS {
         let points = if idle.len() > MAX_POINTS {
             interval_minima(&idle, MAX_POINTS)
@@ -255,7 +257,7 @@ pub fn judge(samples: &[Sample], rule: &Rule) -> Option<Judgement> {
     let slope_mib_per_min = slope * 60.0 / MIB;
     let outcome = if span < rule.min_span.as_secs_f64() {
         Outcome::TooShort
-    } else if busy > 0 && points.len() < MIN_POINTS {
+    } else if busy > 0 && open_readings < MIN_POINTS && samples.len() >= MIN_POINTS {
         Outcome::BusyThroughout
     } else if points.len() < MIN_POINTS {
         Outcome::TooFewPoints

@@ -236,11 +236,13 @@ pub fn serve(addr: &str, latest: Arc<Mutex<String>>) -> anyhow::Result<std::net:
                     }
                     // Out of descriptors or memory: give connections time to end. Anything else
                     // (a peer that aborted before the accept) is retried at once.
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-                    ) {
-                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    match e.raw_os_error() {
+                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                            std::thread::sleep(std::time::Duration::from_millis(100))
+                        }
+                        Some(libc::ECONNABORTED | libc::EPROTO | libc::EINTR | libc::EAGAIN) => {}
+                        // Anything that persists must not spin a core.
+                        _ => std::thread::sleep(std::time::Duration::from_millis(10)),
                     }
                 }
             }

@@ -104,9 +104,11 @@ impl Dir {
                     .map_err(InputError::io(path))?;
                 let d = Dir::open(path, what)?
                     .ok_or_else(|| bad(path, "vanished after it was created"))?;
-                // 0700 whatever the umask, set on the descriptor, never by name.
+                // 0700 whatever the umask, set on the descriptor, never by name, and only on a
+                // directory that is ours (another user may have made it in between).
+                let (uid, me) = (d.metadata()?.uid(), crate::input::euid());
                 // SAFETY: fchmod(2) on the directory descriptor `d` owns.
-                if unsafe { libc::fchmod(d.fd.as_raw_fd(), 0o700) } != 0 {
+                if uid == me && unsafe { libc::fchmod(d.fd.as_raw_fd(), 0o700) } != 0 {
                     return Err(InputError::io(path)(std::io::Error::last_os_error()));
                 }
                 d
@@ -239,7 +241,12 @@ impl Dir {
         }
         // SAFETY: `nfd` was just returned by openat(2) and is owned by nothing else.
         let mut f = unsafe { std::fs::File::from_raw_fd(nfd) };
-        f.write_all(bytes).and_then(|()| f.sync_all())
+        let written = f.write_all(bytes).and_then(|()| f.sync_all());
+        if written.is_err() {
+            // Never leave half a file under its final name.
+            self.unlink_c(target);
+        }
+        written
     }
 
     fn unlink_c(&self, c: &CString) {

@@ -239,7 +239,8 @@ pub fn read_response(
         return Err(format!("HTTP {code}: {}", rest.trim()));
     }
     let mut buf = Vec::new();
-    let mut progress = (Instant::now(), String::new());
+    // One clock with the reader's: from the request (or the last progress) on.
+    let mut progress = (last.get(), String::new());
     loop {
         if progress.0.elapsed() >= stall {
             return Err("stall".into());
@@ -288,7 +289,7 @@ pub fn stream(ep: &Endpoint, body: &serde_json::Value, stall: Duration) -> Outco
         let mut sock = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
             .map_err(|e| format!("connect {addr}: {e}"))?;
         // A server that accepted and never reads cannot hold the upload either.
-        sock.set_write_timeout(Some(stall))
+        sock.set_write_timeout(Some(stall.max(Duration::from_millis(1))))
             .map_err(|e| e.to_string())?;
         let payload = body.to_string();
         write!(
@@ -299,7 +300,11 @@ pub fn stream(ep: &Endpoint, body: &serde_json::Value, stall: Duration) -> Outco
             ep.port,
             payload.len()
         )
-        .map_err(|e| format!("send: {e}"))?;
+        .map_err(|e| match e.kind() {
+            // A server that stopped reading the request is stalled, not broken.
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => "stall".to_string(),
+            _ => format!("send: {e}"),
+        })?;
         let last = std::cell::Cell::new(Instant::now());
         let mut r = BufReader::new(Paced {
             sock,
