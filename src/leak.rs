@@ -9,8 +9,9 @@
 //!
 //! 1. **Baseline points.** Where it is known which readings were taken with no request in flight
 //!    (a log was given), the baseline is those idle readings. Where it is not known, it is the
-//!    lowest reading in each of up to 12 equal intervals of the span: memory given back within an
-//!    interval does not count, and readings known to be mid-request are left out. Where too
+//!    lowest reading in each of up to 12 runs of consecutive readings (equal counts, so an uneven
+//!    reading schedule leaves no run empty): memory given back within a run does not count,
+//!    and readings known to be mid-request are left out. Where too
 //!    few readings are left (a request was in flight at the others), there is no baseline to
 //!    see and no verdict: memory a request holds is work.
 //! 2. **Slope.** Theil–Sen: the median of the slopes between every pair of baseline points. Steps
@@ -18,8 +19,10 @@
 //! 3. **A leak needs all of**: readings spanning at least `min_span`; at least four baseline
 //!    points; a slope above `threshold_mib_per_min`; a fitted growth (slope × span) of at least
 //!    `min_growth_mib`; and growth spread over the span, no single rise between consecutive
-//!    baseline points larger than half of it (one jump is a cache filled once, not a leak; a leak
-//!    goes on, and its next step makes the verdict).
+//!    baseline points larger than two thirds of the baseline's whole rise (one jump is a cache
+//!    filled once, not a leak; a leak goes on, and its next step makes the verdict). Two thirds,
+//!    not half: with four points from uneven readings, one interval can hold two of a steady
+//!    leak's steps.
 //!
 //! Every command that judges memory (`check`'s window, `watch` across rounds, `history` and
 //! `postmortem` across snapshots, `mem`) calls [`judge`], and [`Judgement::describe`] is the
@@ -180,7 +183,7 @@ impl Judgement {
         );
         match self.outcome {
             Outcome::Leak => format!(
-                "{raw}; {baseline}, {:+.0} MiB in all, no single step over half of it ({needs})",
+                "{raw}; {baseline}, {:+.0} MiB in all, no single step over two thirds of it ({needs})",
                 self.growth_mib
             ),
             Outcome::Steady => format!("{raw}; {baseline}: no leak"),
@@ -201,7 +204,8 @@ impl Judgement {
             ),
             Outcome::OneStep => format!(
                 "{raw}; {baseline}, {:.0} MiB of the {:+.0} MiB in one step: a one-time allocation, not steady growth",
-                self.largest_step_mib, self.growth_mib
+                self.largest_step_mib,
+                (self.baseline_last_bytes as f64 - self.baseline_first_bytes as f64) / MIB
             ),
         }
     }
@@ -255,6 +259,11 @@ pub fn judge(samples: &[Sample], rule: &Rule) -> Option<Judgement> {
         .fold(0.0, f64::max)
         / MIB;
     let slope_mib_per_min = slope * 60.0 / MIB;
+    // The baseline's own rise, first point to last (the one-step rule's yardstick).
+    let rise = match (points.first(), points.last()) {
+        (Some(a), Some(b)) => (b.1 as f64 - a.1 as f64) / MIB,
+        _ => 0.0,
+    };
     let outcome = if span < rule.min_span.as_secs_f64() {
         Outcome::TooShort
     } else if busy > 0 && open_readings < MIN_POINTS && samples.len() >= MIN_POINTS {
@@ -265,7 +274,7 @@ pub fn judge(samples: &[Sample], rule: &Rule) -> Option<Judgement> {
         Outcome::Steady
     } else if growth < rule.min_growth_mib {
         Outcome::LittleGrowth
-    } else if largest_step > growth / 2.0 {
+    } else if largest_step > rise * 2.0 / 3.0 {
         Outcome::OneStep
     } else {
         Outcome::Leak
@@ -288,25 +297,20 @@ pub fn judge(samples: &[Sample], rule: &Rule) -> Option<Judgement> {
     })
 }
 
-/// The lowest point of each of `k` equal intervals of the points' span (empty ones skipped),
-/// each at the time it was read.
+/// The lowest point of each of `k` runs of consecutive points of (nearly) equal count, each at
+/// the time it was read. Runs by count, not by time: with uneven readings (a busy machine) an
+/// interval of time can be empty, and then there are too few points to judge.
 fn interval_minima(points: &[(f64, u64)], k: usize) -> Vec<(f64, u64)> {
-    let (Some(first), Some(last)) = (points.first(), points.last()) else {
-        return Vec::new();
-    };
-    let span = last.0 - first.0;
-    if k == 0 || span <= 0.0 {
+    let n = points.len();
+    if k == 0 || n <= k {
         return points.to_vec();
     }
-    let mut out: Vec<Option<(f64, u64)>> = vec![None; k];
-    for &p in points {
-        let i = (((p.0 - first.0) / span * k as f64) as usize).min(k - 1);
-        match out[i] {
-            Some(m) if m.1 <= p.1 => {}
-            _ => out[i] = Some(p),
-        }
-    }
-    out.into_iter().flatten().collect()
+    (0..k)
+        .filter_map(|i| {
+            let run = &points[i * n / k..(i + 1) * n / k];
+            run.iter().copied().min_by_key(|p| p.1)
+        })
+        .collect()
 }
 
 /// The median of the slopes between every pair of points with distinct times (0 when none).
@@ -427,6 +431,28 @@ mod tests {
             s.busy = Some(i % 4 != 0 || i > 8);
         }
         assert_eq!(outcome(&busy), Outcome::BusyThroughout);
+    }
+
+    #[test]
+    fn a_steady_leak_read_unevenly_is_not_one_step() {
+        // Six readings, the second and third close together: one interval holds two steps of
+        // a steady 150 MB-per-reading leak (seen under load, tests/cli/recording.rs).
+        let times = [0.0, 0.18, 0.24, 0.62, 0.8, 1.0];
+        let s: Vec<Sample> = times
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| Sample {
+                secs: t,
+                bytes: 9_126_805_504 + i as u64 * 150_000_000,
+                busy: None,
+            })
+            .collect();
+        let rule = Rule {
+            min_span: Duration::from_millis(500),
+            ..Rule::default()
+        };
+        let j = judge(&s, &rule).unwrap();
+        assert_eq!(j.outcome, Outcome::Leak, "{j:?}");
     }
 
     #[test]
