@@ -453,9 +453,7 @@ fn postmortem_from_the_incident_fixtures() {
     // Only a regular file is replaced, even with --force; a dangling symlink is not replaced
     // without it.
     let fifo = tmp.path().join("pm.fifo");
-    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: mkfifo with a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    crate::util::mkfifo(&fifo);
     let o = run(&[
         "postmortem",
         dir.to_str().unwrap(),

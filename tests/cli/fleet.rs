@@ -218,8 +218,10 @@ fn the_timeout_covers_a_proxy_command_that_never_answers_or_exits() {
         marker.display()
     );
     let started = std::time::Instant::now();
-    let mut child = Command::new(bin())
-        .args([
+    // Bounded here too, so a regression fails instead of hanging the suite.
+    let out = crate::util::run_within(
+        std::time::Duration::from_secs(20),
+        &[
             "fleet",
             "--timeout",
             "2s",
@@ -227,21 +229,10 @@ fn the_timeout_covers_a_proxy_command_that_never_answers_or_exits() {
             "30",
             "--ssh-option",
             &proxy,
-        ])
-        .args(["--json", "stalled.invalid"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Bounded here too, so a regression fails instead of hanging the suite.
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > std::time::Duration::from_secs(20) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("fleet still running after 20 s");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
+            "--json",
+            "stalled.invalid",
+        ],
+    );
     let took = started.elapsed();
     assert!(took < std::time::Duration::from_secs(15), "took {took:?}");
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -252,7 +243,7 @@ fn the_timeout_covers_a_proxy_command_that_never_answers_or_exits() {
             .contains("no answer within 2s"),
         "{r:#}"
     );
-    let pid: i32 = std::fs::read_to_string(&marker)
+    let pid: u32 = std::fs::read_to_string(&marker)
         .unwrap()
         .trim()
         .parse()
@@ -260,9 +251,6 @@ fn the_timeout_covers_a_proxy_command_that_never_answers_or_exits() {
     crate::util::wait_until(
         std::time::Duration::from_secs(5),
         "the ProxyCommand to be gone",
-        || {
-            // SAFETY: signal 0 only checks that the process exists.
-            unsafe { libc::kill(pid, 0) != 0 }
-        },
+        || !crate::util::alive(pid),
     );
 }

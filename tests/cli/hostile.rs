@@ -8,36 +8,26 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{Sim, bin, json, stderr, stdout, write};
+use crate::util::{Sim, alive, bin, json, mkfifo, run_within, source, stderr, stdout, write};
 
-/// Run mlsdiag and fail the test (killing it) if it does not finish within `limit`.
-fn run_within(limit: Duration, args: &[&str]) -> Output {
-    let mut child = Command::new(bin())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("MLSDIAG_PATTERN")
-        .env_remove("MLSDIAG_REGISTRY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("mlsdiag {args:?} still running after {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn mkfifo(p: &Path) {
-    let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
-    // SAFETY: mkfifo with a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+/// `mlsdiag snapshot` of the simulation's idle worker into `dir`.
+fn snapshot_idle(sim: &Sim, dir: &str) -> Output {
+    let idle = sim.pid("idle").to_string();
+    run_within(
+        Duration::from_secs(30),
+        &[
+            "snapshot",
+            "--window",
+            "0s",
+            "--pattern",
+            sim.pattern(),
+            "--registry",
+            sim.registry(),
+            "--dir",
+            dir,
+            &idle,
+        ],
+    )
 }
 
 #[test]
@@ -212,11 +202,6 @@ fn watch_restart(sim: &Sim, reg: &str, log: &str, snaps: &Path) -> String {
     stdout(&out)
 }
 
-fn alive(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    unsafe { libc::kill(pid as i32, 0) == 0 }
-}
-
 #[test]
 fn watch_never_acts_on_evidence_others_can_write() {
     let sim = Sim::start();
@@ -353,13 +338,7 @@ fn stacks_signal_never_sends_sigusr1_to_a_worker_without_a_handler() {
         ],
     );
     let r = json(&out);
-    let fh = r["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "faulthandler")
-        .unwrap()
-        .clone();
+    let fh = source(&r, "faulthandler");
     let alive_after = alive(pid) && py.try_wait().unwrap().is_none();
     let _ = py.kill();
     let _ = py.wait();
@@ -382,24 +361,7 @@ fn output_directories_refuse_symlinks_with_a_trailing_slash_and_open_snapshot_di
     let link = d.path().join("link");
     std::os::unix::fs::symlink(&real, &link).unwrap();
     let slashed = format!("{}/", link.display());
-    let idle = sim.pid("idle").to_string();
-    let snap = |dir: &str| {
-        run_within(
-            Duration::from_secs(30),
-            &[
-                "snapshot",
-                "--window",
-                "0s",
-                "--pattern",
-                sim.pattern(),
-                "--registry",
-                sim.registry(),
-                "--dir",
-                dir,
-                &idle,
-            ],
-        )
-    };
+    let snap = |dir: &str| snapshot_idle(&sim, dir);
     let o = snap(&slashed);
     assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
     assert!(stderr(&o).contains("symbolic link"), "{}", stderr(&o));
@@ -496,22 +458,7 @@ fn on_a_full_disk_a_snapshot_lands_whole_or_not_at_all() {
     let mut filler = std::fs::File::create(mnt.join("filler")).unwrap();
     while std::io::Write::write_all(&mut filler, &[0u8; 4096]).is_ok() {}
     drop(filler);
-    let idle = sim.pid("idle").to_string();
-    let out = run_within(
-        Duration::from_secs(30),
-        &[
-            "snapshot",
-            "--window",
-            "0s",
-            "--pattern",
-            sim.pattern(),
-            "--registry",
-            sim.registry(),
-            "--dir",
-            snaps.to_str().unwrap(),
-            &idle,
-        ],
-    );
+    let out = snapshot_idle(&sim, snaps.to_str().unwrap());
     assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
     assert!(stderr(&out).contains("No space left"), "{}", stderr(&out));
     let left: Vec<String> = std::fs::read_dir(&snaps)
@@ -524,21 +471,7 @@ fn on_a_full_disk_a_snapshot_lands_whole_or_not_at_all() {
     );
     // With room again, both files land.
     std::fs::remove_file(mnt.join("filler")).unwrap();
-    let out = run_within(
-        Duration::from_secs(30),
-        &[
-            "snapshot",
-            "--window",
-            "0s",
-            "--pattern",
-            sim.pattern(),
-            "--registry",
-            sim.registry(),
-            "--dir",
-            snaps.to_str().unwrap(),
-            &idle,
-        ],
-    );
+    let out = snapshot_idle(&sim, snaps.to_str().unwrap());
     assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
     assert_eq!(std::fs::read_dir(&snaps).unwrap().count(), 2);
 }

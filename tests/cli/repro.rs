@@ -42,9 +42,10 @@ impl Drop for Server {
     }
 }
 
-fn start(name: &str) -> Server {
+/// Start a Python `script` (argument `name`) that prints its port, then serves.
+fn start(script: &str, name: &str) -> Server {
     let mut child = Command::new("python3")
-        .args(["-c", SERVER, name])
+        .args(["-c", script, name])
         .stdout(Stdio::piped())
         .spawn()
         .expect("python3");
@@ -63,7 +64,7 @@ fn start(name: &str) -> Server {
 fn a_campaign_counts_stalls_snapshots_the_server_and_reports_the_rate() {
     let tmp = tempfile::tempdir().unwrap();
     let name = format!("mls-fake-server-{}", std::process::id());
-    let server = start(&name);
+    let server = start(SERVER, &name);
     let reqs = tmp.path().join("requests.jsonl");
     write(
         &reqs,
@@ -134,7 +135,7 @@ fn a_campaign_counts_stalls_snapshots_the_server_and_reports_the_rate() {
 #[test]
 fn no_hang_says_how_many_runs_it_would_take() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = start("mls-fake-server-clean");
+    let server = start(SERVER, "mls-fake-server-clean");
     let prompt = tmp.path().join("prompt.txt");
     write(&prompt, "a normal 8.5 KB chunk");
     let out = run(&[
@@ -299,16 +300,7 @@ srv.serve_forever()
 #[test]
 fn a_hostile_server_makes_bad_runs_not_a_lost_campaign() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut child = Command::new("python3")
-        .args(["-c", HOSTILE])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let server = Server(child, line.trim().parse().expect("port"));
+    let server = start(HOSTILE, "hostile");
     let reqs = tmp.path().join("requests.jsonl");
     let body = |p: &str| format!("{{\"messages\":[{{\"role\":\"user\",\"content\":\"{p}\"}}]}}\n");
     write(

@@ -134,12 +134,7 @@ fn faulthandler_dump_on_request() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = json(&out);
-    let fh = r["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "faulthandler")
-        .unwrap();
+    let fh = crate::util::source(&r, "faulthandler");
     assert_eq!(fh["ok"], true, "{fh:#}");
     let functions: Vec<String> = r["python_threads"]
         .as_array()

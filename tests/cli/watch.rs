@@ -22,6 +22,19 @@ fn http_get(addr: &str, path: &str) -> String {
     body
 }
 
+/// The `host:port` of `watch --listen`, from the line it prints first on stderr.
+fn metrics_addr(watch: &Background) -> String {
+    let url = watch
+        .stderr
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the metrics address on stderr");
+    url.split("http://")
+        .nth(1)
+        .and_then(|u| u.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("{url}"))
+        .to_string()
+}
+
 fn log_line(message: &str) -> String {
     format!(
         "{} - mls.api - INFO - {message}\n",
@@ -68,16 +81,7 @@ fn watch_flags_a_fresh_hang_within_hung_after_plus_one_interval_and_alerts_once(
         ))
         .env("NO_COLOR", "1");
     let watch = Background::spawn(cmd);
-    let url = watch
-        .stderr
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the metrics address on stderr");
-    let addr = url
-        .split("http://")
-        .nth(1)
-        .and_then(|u| u.strip_suffix("/metrics"))
-        .unwrap_or_else(|| panic!("{url}"))
-        .to_string();
+    let addr = metrics_addr(&watch);
     let me = format!("PID {hung} ");
     // Not hung at first: its request is younger than --hung-after.
     let (first, _) = watch.line(Duration::from_secs(30), |l| l.contains(&me));
@@ -442,9 +446,7 @@ fn restart_hung_against_a_respawning_orchestrator_acts_once_and_spares_the_fresh
     let new: u32 = line.split(' ').nth(3).unwrap().parse().unwrap();
     assert_ne!(new, old);
     for pid in [new, idle] {
-        // SAFETY: signal 0 only checks that the process exists.
-        let alive = unsafe { libc::kill(pid as i32, 0) } == 0;
-        assert!(alive, "PID {pid} was ended");
+        assert!(crate::util::alive(pid), "PID {pid} was ended");
     }
     // The fresh worker was watched and never called hung: req-1 predates it.
     let fresh: Vec<&str> = out
@@ -468,16 +470,7 @@ fn the_metrics_listener_survives_a_pipelining_client_and_descriptor_exhaustion()
         bin().to_str().unwrap(),
     ]);
     let watch = Background::spawn(cmd);
-    let url = watch
-        .stderr
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the metrics address on stderr");
-    let addr = url
-        .split("http://")
-        .nth(1)
-        .and_then(|u| u.strip_suffix("/metrics"))
-        .unwrap_or_else(|| panic!("{url}"))
-        .to_string();
+    let addr = metrics_addr(&watch);
     let scrape_ok = || {
         std::net::TcpStream::connect(&addr).is_ok_and(|mut s| {
             let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
