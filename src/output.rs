@@ -257,15 +257,7 @@ impl Dir {
     /// Write `bytes` to the new file `name` (0600). `Ok(false)` when the name is taken: nothing
     /// is ever replaced.
     pub fn write_new(&self, name: &str, bytes: &[u8]) -> Result<bool, InputError> {
-        let target = self.name(name)?;
-        let tmp = self.temp(bytes, 0o600)?;
-        let published = self.publish_new(&tmp, &target, bytes);
-        self.unlink_c(&tmp);
-        match published {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(InputError::io(&self.path.join(name))(e)),
-        }
+        self.write_new_together(&[(name, bytes)])
     }
 
     /// Write several new files that land together or not at all: each is written to a

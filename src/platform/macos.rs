@@ -91,6 +91,28 @@ fn pidinfo_u64s(pid: u32, flavor: i32, hint: usize) -> io::Result<Vec<u64>> {
     Ok(buf)
 }
 
+/// A sysctl by MIB into `buf`, truncated to the bytes the kernel wrote.
+fn sysctl_mib(mib: &mut [libc::c_int], buf: &mut Vec<u8>) -> io::Result<()> {
+    let mut len = buf.len();
+    // SAFETY: `mib` holds `mib.len()` names, `buf` is writable for `len` bytes and sysctl(3)
+    // writes at most `len`.
+    let rc = unsafe {
+        libc::sysctl(
+            mib.as_mut_ptr(),
+            mib.len() as libc::c_uint,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(len);
+    Ok(())
+}
+
 /// A numeric sysctl by name.
 fn sysctl<T: Copy + Default>(name: &str) -> io::Result<T> {
     let cname = CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -351,21 +373,10 @@ impl Platform for Macos {
     fn cmdline(&self, pid: u32) -> Result<Vec<String>, InspectError> {
         let argmax: i32 = sysctl("kern.argmax").unwrap_or(1 << 20);
         let mut buf = vec![0u8; argmax.max(4096) as usize];
-        let mut len = buf.len();
-        let mut mib = [libc::CTL_KERN, libc::KERN_PROCARGS2, pid as i32];
-        // SAFETY: mib names a valid sysctl, `buf` is writable for `len` bytes.
-        let rc = unsafe {
-            libc::sysctl(
-                mib.as_mut_ptr(),
-                3,
-                buf.as_mut_ptr().cast(),
-                &mut len,
-                std::ptr::null_mut(),
-                0,
-            )
-        };
-        if rc != 0 {
-            let e = io::Error::last_os_error();
+        if let Err(e) = sysctl_mib(
+            &mut [libc::CTL_KERN, libc::KERN_PROCARGS2, pid as i32],
+            &mut buf,
+        ) {
             // EINVAL means "no arguments you may read": none for our own zombies, denied for
             // another user's process.
             if e.raw_os_error() == Some(libc::EINVAL) && exists(pid) {
@@ -381,38 +392,23 @@ impl Platform for Macos {
             }
             return Err(self.map_err(pid, "sysctl(KERN_PROCARGS2)", e));
         }
-        buf.truncate(len);
         Ok(xnu::parse_procargs2(&buf).unwrap_or_default())
     }
 
     fn caught_signals(&self, pid: u32) -> Result<Option<u64>, InspectError> {
         let mut buf = vec![0u8; xnu::KINFO_PROC_LEN];
-        let mut len = buf.len();
         let mut mib = [
             libc::CTL_KERN,
             libc::KERN_PROC,
             libc::KERN_PROC_PID,
             pid as i32,
         ];
-        // SAFETY: mib names a valid sysctl, `buf` is writable for `len` bytes.
-        let rc = unsafe {
-            libc::sysctl(
-                mib.as_mut_ptr(),
-                4,
-                buf.as_mut_ptr().cast(),
-                &mut len,
-                std::ptr::null_mut(),
-                0,
-            )
-        };
-        if rc != 0 {
-            return Err(self.map_err(pid, "sysctl(KERN_PROC_PID)", io::Error::last_os_error()));
-        }
+        sysctl_mib(&mut mib, &mut buf)
+            .map_err(|e| self.map_err(pid, "sysctl(KERN_PROC_PID)", e))?;
         // A PID that does not exist returns no bytes.
-        if len == 0 {
+        if buf.is_empty() {
             return Err(InspectError::Gone { pid });
         }
-        buf.truncate(len);
         Ok(xnu::sigcatch(&buf).map(u64::from))
     }
 

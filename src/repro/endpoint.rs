@@ -142,12 +142,14 @@ impl std::io::Read for Paced<'_> {
 
 /// Count the tokens in complete SSE lines of `buf`, leaving a partial line in place. A
 /// token, or a comment line that differs from the last one (mlx_lm.server's `: keepalive a/b`
-/// prefill progress), is progress and resets `progress`. Returns true when `[DONE]` was seen.
+/// prefill progress), is progress: it moves `last` to now (`keepalive` holds the last comment).
+/// Returns true when `[DONE]` was seen.
 fn consume_sse(
     buf: &mut Vec<u8>,
     out: &mut Outcome,
     started: Instant,
-    progress: &mut (Instant, String),
+    last: &std::cell::Cell<Instant>,
+    keepalive: &mut String,
 ) -> bool {
     let mut done = false;
     // Lines are read in place and the buffer shifted once at the end (per line would be
@@ -157,8 +159,9 @@ fn consume_sse(
         let line = String::from_utf8_lossy(&buf[from..from + nl + 1]).into_owned();
         from += nl + 1;
         if let Some(comment) = line.trim().strip_prefix(':') {
-            if comment != progress.1 {
-                *progress = (Instant::now(), comment.to_string());
+            if comment != keepalive {
+                last.set(Instant::now());
+                *keepalive = comment.to_string();
             }
             continue;
         }
@@ -182,7 +185,7 @@ fn consume_sse(
             out.tokens += 1;
             out.first_token_secs
                 .get_or_insert(started.elapsed().as_secs_f64());
-            progress.0 = Instant::now();
+            last.set(Instant::now());
         }
     }
     buf.drain(..from);
@@ -239,10 +242,10 @@ pub fn read_response(
         return Err(format!("HTTP {code}: {}", rest.trim()));
     }
     let mut buf = Vec::new();
-    // One clock with the reader's: from the request (or the last progress) on.
-    let mut progress = (last.get(), String::new());
+    // One clock, the reader's: from the request (or the last progress) on.
+    let mut keepalive = String::new();
     loop {
-        if progress.0.elapsed() >= stall {
+        if last.get().elapsed() >= stall {
             return Err("stall".into());
         }
         let more = if chunked {
@@ -256,9 +259,7 @@ pub fn read_response(
         };
         match more {
             Ok(more) => {
-                let done = consume_sse(&mut buf, out, started, &mut progress);
-                last.set(progress.0.max(last.get()));
-                if done || !more {
+                if consume_sse(&mut buf, out, started, last, &mut keepalive) || !more {
                     return Ok(());
                 }
                 if buf.len() > MAX_SSE_LINE {
@@ -348,27 +349,46 @@ mod tests {
     #[test]
     fn sse_lines_and_done() {
         let mut out = Outcome::default();
-        let mut p = (Instant::now(), String::new());
+        let (last, mut k) = (std::cell::Cell::new(Instant::now()), String::new());
         let mut buf = b": keepalive 10/100\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: {\"choices\":[{\"delta\":{}}]}\ndata: {\"choices\":[{\"text\":\" there\"}]}\ndata: [DO".to_vec();
-        assert!(!consume_sse(&mut buf, &mut out, Instant::now(), &mut p));
+        assert!(!consume_sse(
+            &mut buf,
+            &mut out,
+            Instant::now(),
+            &last,
+            &mut k
+        ));
         assert_eq!(out.tokens, 2);
-        assert_eq!(p.1, " keepalive 10/100");
+        assert_eq!(k, " keepalive 10/100");
         assert_eq!(buf, b"data: [DO", "a partial line waits for the rest");
         buf.extend_from_slice(b"NE]\n");
-        assert!(consume_sse(&mut buf, &mut out, Instant::now(), &mut p));
+        assert!(consume_sse(
+            &mut buf,
+            &mut out,
+            Instant::now(),
+            &last,
+            &mut k
+        ));
     }
 
     #[test]
     fn repeated_keepalives_are_not_progress_but_new_ones_are() {
         let mut out = Outcome::default();
         let long_ago = Instant::now() - Duration::from_secs(60);
-        let mut p = (long_ago, " keepalive 5/100".to_string());
+        let (last, mut k) = (
+            std::cell::Cell::new(long_ago),
+            " keepalive 5/100".to_string(),
+        );
         let mut buf = b": keepalive 5/100\n\n: keepalive 5/100\n\n".to_vec();
-        consume_sse(&mut buf, &mut out, Instant::now(), &mut p);
-        assert_eq!(p.0, long_ago, "the same keepalive again is no progress");
+        consume_sse(&mut buf, &mut out, Instant::now(), &last, &mut k);
+        assert_eq!(
+            last.get(),
+            long_ago,
+            "the same keepalive again is no progress"
+        );
         buf.extend_from_slice(b": keepalive 6/100\n\n");
-        consume_sse(&mut buf, &mut out, Instant::now(), &mut p);
-        assert!(p.0 > long_ago);
+        consume_sse(&mut buf, &mut out, Instant::now(), &last, &mut k);
+        assert!(last.get() > long_ago);
     }
 
     #[test]
