@@ -17,7 +17,7 @@ use crate::leak;
 use crate::logs::{InFlight, WorkerLog};
 use crate::model::ProcessInfo;
 use crate::registry::RegistryEntry;
-use crate::render::{duration, local_time as ts};
+use crate::fmt::{duration, local_time as ts};
 use crate::sample::Series;
 
 /// Ordered from least to most severe.

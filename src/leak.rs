@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::render::{bytes, duration};
+use crate::fmt::{bytes, duration};
 
 const MIB: f64 = 1024.0 * 1024.0;
 /// Baseline points needed before a slope means anything.

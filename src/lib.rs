@@ -11,6 +11,7 @@ pub mod commands;
 pub mod discover;
 pub mod error;
 pub mod evidence;
+pub mod fmt;
 pub mod input;
 pub mod leak;
 pub mod logs;

@@ -22,7 +22,8 @@ use crate::input;
 use crate::logs::{self, InFlight};
 use crate::metrics;
 use crate::registry::{self, Loaded};
-use crate::render::{self, SCHEMA_VERSION, bytes, duration, sanitize};
+use crate::render::{self, SCHEMA_VERSION};
+use crate::fmt::{bytes, duration, sanitize};
 use crate::sample::{readings_for, sample};
 
 #[derive(Debug, Serialize)]

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::Ctx;
 use super::check::{self, CheckReport};
+use crate::fmt;
 use crate::classify::{Activity, Status, Verdict};
 use crate::cli::{CheckArgs, DemoArgs, DiscoveryArgs};
 use crate::leak;
@@ -284,7 +285,7 @@ fn diagnose(
                 out,
                 "  {exe} check --pattern {} --registry {reg} --log {log} --hung-after {}",
                 state.pattern,
-                render::duration(DEMO_HUNG_AFTER)
+                fmt::duration(DEMO_HUNG_AFTER)
             )?;
             let pid_of = |r: Role| state.workers.iter().find(|w| w.0 == r).map_or(0, |w| w.1);
             writeln!(out, "  {exe} threads {}", pid_of(Role::Hung))?;

@@ -14,7 +14,8 @@ use super::Ctx;
 use crate::classify::Status;
 use crate::cli::FdsArgs;
 use crate::model::{FdInfo, FdKind};
-use crate::render::{self, SCHEMA_VERSION, sanitize};
+use crate::render::{self, SCHEMA_VERSION};
+use crate::fmt::sanitize;
 
 /// The IPC picture of one process.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use super::Ctx;
 use crate::classify::{Finding, Status, Verdict};
 use crate::cli::FleetArgs;
-use crate::render::{self, SCHEMA_VERSION, bytes, sanitize};
+use crate::render::{self, SCHEMA_VERSION};
+use crate::fmt::{bytes, sanitize};
 
 /// The part of a remote `check --json` the merged table shows (older and newer mlsdiag
 /// versions agree on these fields).

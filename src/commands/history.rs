@@ -16,7 +16,8 @@ use crate::cli::HistoryArgs;
 use crate::evidence::{self, Snapshot};
 use crate::leak;
 use crate::model::same_process;
-use crate::render::{self, SCHEMA_VERSION, bytes, duration, local_time, sanitize};
+use crate::render::{self, SCHEMA_VERSION};
+use crate::fmt::{bytes, duration, local_time, sanitize};
 
 #[derive(Debug, Serialize, Clone)]
 pub struct Restart {

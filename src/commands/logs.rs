@@ -19,7 +19,8 @@ use crate::logs::analysis::{Anomaly, Band, HangTrigger, InFlight, Stats, Success
 use crate::logs::event::parse_user_time;
 use crate::logs::formats::Custom;
 use crate::logs::{self, Format, Options, SourceInfo};
-use crate::render::{self, SCHEMA_VERSION, bytes, local_time as ts, sanitize};
+use crate::render::{self, SCHEMA_VERSION};
+use crate::fmt::{bytes, local_time as ts, sanitize};
 
 #[derive(Debug, Serialize)]
 pub struct Unparseable {

@@ -16,7 +16,8 @@ use crate::error::InspectError;
 use crate::leak;
 use crate::model::SystemMemory;
 use crate::registry;
-use crate::render::{self, SCHEMA_VERSION, bytes, sanitize};
+use crate::render::{self, SCHEMA_VERSION};
+use crate::fmt::{bytes, sanitize};
 use crate::sample::sample;
 
 #[derive(Debug, Serialize)]

@@ -17,7 +17,7 @@ use crate::cli::PostmortemArgs;
 use crate::evidence::{self, Snapshot};
 use crate::leak;
 use crate::logs::{self, Options};
-use crate::render::{bytes, duration, local_time as local, md_code, md_text};
+use crate::fmt::{bytes, duration, local_time as local, md_code, md_text};
 
 const TODO: &str = "_TODO: fill in_";
 

@@ -14,7 +14,8 @@ use crate::cli::RegistryArgs;
 use crate::discover::discover;
 use crate::error::InspectError;
 use crate::registry::{self, Loaded, RegistryEntry};
-use crate::render::{self, SCHEMA_VERSION, local_time, sanitize};
+use crate::render::{self, SCHEMA_VERSION};
+use crate::fmt::{local_time, sanitize};
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

@@ -534,7 +534,7 @@ pub fn run(args: &ReproArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
         }
     }
     for e in &report.error_details {
-        writeln!(out, "error: {}", crate::render::sanitize(e))?;
+        writeln!(out, "error: {}", crate::fmt::sanitize(e))?;
     }
     match report.hangs {
         0 => writeln!(

@@ -17,7 +17,8 @@ use crate::cli::SnapshotArgs;
 use crate::evidence::{self, SNAPSHOT_KIND, Snapshot, SnapshotLog};
 use crate::model::{FdInfo, ThreadInfo};
 use crate::registry;
-use crate::render::{self, SCHEMA_VERSION, bytes, duration, sanitize};
+use crate::render::{self, SCHEMA_VERSION};
+use crate::fmt::{bytes, duration, sanitize};
 
 #[derive(Debug, Serialize)]
 pub struct Saved {

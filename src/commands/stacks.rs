@@ -13,7 +13,8 @@ use crate::classify::Status;
 use crate::cli::StacksArgs;
 use crate::model::Syscall;
 use crate::platform::Platform;
-use crate::render::{self, SCHEMA_VERSION, sanitize};
+use crate::render::{self, SCHEMA_VERSION};
+use crate::fmt::sanitize;
 use crate::stacks::signatures::{self, Match};
 use crate::stacks::{self as st, Source, ThreadStack};
 

@@ -14,7 +14,8 @@ use super::Ctx;
 use crate::classify::Status;
 use crate::cli::ThreadsArgs;
 use crate::model::{Syscall, ThreadInfo};
-use crate::render::{self, SCHEMA_VERSION, sanitize};
+use crate::render::{self, SCHEMA_VERSION};
+use crate::fmt::sanitize;
 
 #[derive(Debug, Serialize)]
 pub struct ThreadRow {

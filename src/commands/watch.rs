@@ -544,14 +544,14 @@ fn print(out: &mut dyn Write, ctx: &Ctx, e: &Event) -> std::io::Result<()> {
         e.at.with_timezone(&chrono::Local)
             .format("%Y-%m-%d %H:%M:%S"),
         e.pid,
-        crate::render::sanitize(&e.worker),
+        crate::fmt::sanitize(&e.worker),
         label(e.from, "new"),
         label(e.to, "gone"),
     );
     if let Some(first) = e.evidence.first()
         && e.to != Some(Verdict::Healthy)
     {
-        line.push_str(&format!(": {}", crate::render::sanitize(first)));
+        line.push_str(&format!(": {}", crate::fmt::sanitize(first)));
     }
     for (what, v) in [
         ("snapshot", &e.snapshot),
@@ -559,7 +559,7 @@ fn print(out: &mut dyn Write, ctx: &Ctx, e: &Event) -> std::io::Result<()> {
         ("restart", &e.restart),
     ] {
         if let Some(v) = v {
-            line.push_str(&format!(" [{what}: {}]", crate::render::sanitize(v)));
+            line.push_str(&format!(" [{what}: {}]", crate::fmt::sanitize(v)));
         }
     }
     writeln!(out, "{line}")

@@ -782,7 +782,7 @@ impl Analyzer {
                 } else if waited >= self.hung_after {
                     Some(format!(
                         "unfinished for {} before the end of the log",
-                        crate::render::duration(waited)
+                        crate::fmt::duration(waited)
                     ))
                 } else {
                     None
