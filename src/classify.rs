@@ -14,132 +14,12 @@ use serde::Serialize;
 
 use crate::error::InspectError;
 use crate::leak;
-use crate::logs::{InFlight, WorkerLog};
-use crate::model::ProcessInfo;
+use crate::logs::WorkerLog;
+use crate::model::InFlight;
+use crate::model::{Activity, Finding, ProcessInfo, Verdict};
 use crate::registry::RegistryEntry;
 use crate::fmt::{duration, local_time as ts};
 use crate::sample::Series;
-
-/// Ordered from least to most severe.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, Hash,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Healthy,
-    Orphan,
-    Leaking,
-    Unknown,
-    Hung,
-    Crashed,
-}
-
-impl Verdict {
-    /// Every verdict, least severe first.
-    pub const ALL: [Verdict; 6] = [
-        Verdict::Healthy,
-        Verdict::Orphan,
-        Verdict::Leaking,
-        Verdict::Unknown,
-        Verdict::Hung,
-        Verdict::Crashed,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Verdict::Healthy => "healthy",
-            Verdict::Orphan => "orphan",
-            Verdict::Leaking => "leaking",
-            Verdict::Unknown => "unknown",
-            Verdict::Hung => "hung",
-            Verdict::Crashed => "crashed",
-        }
-    }
-    /// Monitoring-plugin status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
-    pub fn status(self) -> Status {
-        match self {
-            Verdict::Healthy => Status::Ok,
-            Verdict::Orphan | Verdict::Leaking => Status::Warning,
-            Verdict::Unknown => Status::Unknown,
-            Verdict::Hung | Verdict::Crashed => Status::Critical,
-        }
-    }
-}
-
-/// Exit status in the Nagios/Icinga plugin convention.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Status {
-    Ok,
-    Warning,
-    Critical,
-    Unknown,
-}
-
-impl Status {
-    pub fn code(self) -> u8 {
-        match self {
-            Status::Ok => 0,
-            Status::Warning => 1,
-            Status::Critical => 2,
-            Status::Unknown => 3,
-        }
-    }
-    pub fn label(self) -> &'static str {
-        match self {
-            Status::Ok => "OK",
-            Status::Warning => "WARNING",
-            Status::Critical => "CRITICAL",
-            Status::Unknown => "UNKNOWN",
-        }
-    }
-    /// Combine two statuses: CRITICAL beats UNKNOWN beats WARNING beats OK, so a configuration
-    /// problem never hides a hang.
-    pub fn worst(self, other: Status) -> Status {
-        let rank = |s: Status| match s {
-            Status::Ok => 0,
-            Status::Warning => 1,
-            Status::Unknown => 2,
-            Status::Critical => 3,
-        };
-        if rank(other) > rank(self) {
-            other
-        } else {
-            self
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Activity {
-    /// CPU time advancing or a thread running.
-    Working,
-    /// No progress and nothing in flight.
-    Idle,
-    /// No progress while a request is in flight (not yet past `--hung-after`).
-    Stalled,
-    /// The process is not there to be active.
-    Gone,
-}
-
-impl Activity {
-    pub fn label(self) -> &'static str {
-        match self {
-            Activity::Working => "working",
-            Activity::Idle => "idle",
-            Activity::Stalled => "stalled",
-            Activity::Gone => "gone",
-        }
-    }
-}
-
-/// One verdict-worthy fact and the evidence behind it.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct Finding {
-    pub verdict: Verdict,
-    pub evidence: Vec<String>,
-}
 
 #[derive(Debug, Clone)]
 pub struct Thresholds {
@@ -193,28 +73,6 @@ pub struct Assessment {
     pub notes: Vec<String>,
 }
 
-fn describe_request(r: &InFlight) -> String {
-    let mut parts = Vec::new();
-    if let Some(id) = &r.id {
-        parts.push(format!("request {id}"));
-    } else {
-        parts.push(format!("request logged at line {}", r.line));
-    }
-    let mut detail = Vec::new();
-    if let Some(c) = r.prompt_chars {
-        detail.push(format!("{c} chars"));
-    }
-    if let Some(m) = r.max_tokens {
-        detail.push(format!("max_tokens {m}"));
-    }
-    if let Some(t) = r.temperature {
-        detail.push(format!("temperature {t}"));
-    }
-    if !detail.is_empty() {
-        parts.push(format!("({})", detail.join(", ")));
-    }
-    parts.join(" ")
-}
 
 /// Whether a request was in flight at the reading taken `secs` after the first one, where the
 /// log can say: from the oldest request still in flight on (a format that logs ends), and after
@@ -269,7 +127,7 @@ fn log_context_notes(
     if let Some(r) = l.earlier.first() {
         notes.push(format!(
             "{} was in flight when the previous {who} ended: it started {}, before this process (PID {}, started {}){}; not evidence about this process",
-            describe_request(r),
+            r.describe(),
             ts(r.started),
             last.pid,
             ts(last.start_time),
@@ -279,7 +137,7 @@ fn log_context_notes(
     if let Some(r) = l.abandoned.first() {
         notes.push(format!(
             "abandoned: {} started {}{}, never finished, and later requests were served since (last progress {}){}; the worker moved on, so it is not hung on it",
-            describe_request(r),
+            r.describe(),
             ts(r.started),
             timeouts_text(r),
             l.last_progress.map_or_else(|| "-".into(), ts),
@@ -295,7 +153,7 @@ fn log_context_notes(
             } else {
                 "request in flight beside others"
             },
-            describe_request(r),
+            r.describe(),
             age(now, r.started),
             timeouts_text(r),
             l.last_progress.map_or_else(|| "-".into(), ts),
@@ -305,7 +163,7 @@ fn log_context_notes(
     if let Some(r) = l.unended.first() {
         notes.push(format!(
             "{} streaming since {} ago: context only; mlx_lm.server logs no end for a streamed response, so it cannot prove work in flight{}",
-            describe_request(r),
+            r.describe(),
             age(now, r.started),
             more(l.unended.len())
         ));
@@ -315,7 +173,7 @@ fn log_context_notes(
     {
         notes.push(format!(
             "{} logged {} ago: context only; this log records no request ends (mlx_lm.server at INFO; at --log-level DEBUG it logs `Outgoing Response` for non-streaming requests), so it cannot prove work in flight",
-            describe_request(r),
+            r.describe(),
             age(now, r.started)
         ));
     }
@@ -513,7 +371,7 @@ pub fn assess(o: &Observation, th: &Thresholds) -> Assessment {
                     ),
                     format!(
                         "while {} is in flight since {}",
-                        describe_request(oldest),
+                        oldest.describe(),
                         ts(oldest.started)
                     ),
                 ],
@@ -534,7 +392,7 @@ pub fn assess(o: &Observation, th: &Thresholds) -> Assessment {
             let mut ev = vec![
                 format!(
                     "{} in flight for {age_text} (since {}), no completion logged",
-                    describe_request(oldest),
+                    oldest.describe(),
                     ts(oldest.started)
                 ),
                 format!(
@@ -566,12 +424,12 @@ pub fn assess(o: &Observation, th: &Thresholds) -> Assessment {
         } else if progress {
             notes.push(format!(
                 "{} in flight for {age_text} with CPU advancing: working, not hung",
-                describe_request(oldest)
+                oldest.describe()
             ));
         } else {
             notes.push(format!(
                 "{} in flight for {age_text} without CPU progress; hung if still so after {}",
-                describe_request(oldest),
+                oldest.describe(),
                 duration(th.hung_after)
             ));
         }
@@ -614,11 +472,7 @@ pub fn assess(o: &Observation, th: &Thresholds) -> Assessment {
         }
     }
 
-    let verdict = findings
-        .iter()
-        .map(|f| f.verdict)
-        .max()
-        .unwrap_or(Verdict::Healthy);
+    let verdict = Verdict::worst_of(&findings);
     Assessment {
         verdict,
         activity,
@@ -923,12 +777,5 @@ mod tests {
             (Verdict::Healthy, Activity::Working)
         );
         assert!(a.notes.iter().any(|n| n.contains("touched 3s ago")));
-    }
-
-    #[test]
-    fn status_order() {
-        assert_eq!(Status::Warning.worst(Status::Unknown), Status::Unknown);
-        assert_eq!(Status::Unknown.worst(Status::Critical), Status::Critical);
-        assert_eq!(Status::Ok.worst(Status::Warning).code(), 1);
     }
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::commands::check::WorkerReport;
 use crate::error::InputError;
-use crate::logs::analysis::{InFlight, Stats, Success};
+use crate::model::{InFlight, Stats, Success};
 use crate::model::{FdInfo, ProcessInfo, SystemMemory, ThreadInfo};
 use crate::registry::RegistryEntry;
 

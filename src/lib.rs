@@ -15,7 +15,6 @@ pub mod fmt;
 pub mod input;
 pub mod leak;
 pub mod logs;
-pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod output;

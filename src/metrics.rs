@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::classify::Verdict;
+use crate::model::Verdict;
 use crate::commands::check::CheckReport;
 use crate::error::InputError;
 
@@ -149,7 +149,7 @@ pub fn render(
             samples: per_worker(&|w| match since_progress {
                 Some(m) => m.get(&w.pid).copied(),
                 // One check only knows whether there was progress within its window.
-                None => (w.activity == crate::classify::Activity::Working).then_some(0.0),
+                None => (w.activity == crate::model::Activity::Working).then_some(0.0),
             }),
         });
     }

@@ -9,14 +9,11 @@ use std::io::{IsTerminal, Write};
 use comfy_table::{Cell, Color, ContentArrangement, LineStyle, Table, TableStyle};
 use serde::Serialize;
 
-use crate::classify::Verdict;
+use crate::model::Verdict;
 
 /// The house table style: no borders, one rule under the header, like `ps` with a ruler.
 const HOUSE_STYLE: TableStyle =
     TableStyle::new().header_separator(LineStyle::none().fill('─').junction('─'));
-
-/// Version of every JSON document mlsdiag prints; bumped on incompatible changes.
-pub const SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ColorChoice {

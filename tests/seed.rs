@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use mlsdiag::classify::{Observation, RegistryView, Thresholds, Verdict, assess};
+use mlsdiag::classify::{Observation, RegistryView, Thresholds, assess};
+use mlsdiag::model::Verdict;
 use mlsdiag::logs::{for_check, parse_timestamp};
 use mlsdiag::platform::Platform;
 use mlsdiag::platform::linux::Linux;

@@ -13,16 +13,17 @@ use serde::Serialize;
 
 use super::fds::{IpcSummary, summarize};
 use super::{Ctx, pattern};
-use crate::classify::{
-    Activity, Assessment, Finding, Observation, RegistryView, Status, Thresholds, Verdict, assess,
-};
+use crate::classify::{Assessment, Observation, RegistryView, Thresholds, assess};
+use crate::model::{Activity, Finding, Status, Verdict};
 use crate::cli::{CheckArgs, CheckCmdArgs};
 use crate::discover::{discover, worker_name};
 use crate::input;
-use crate::logs::{self, InFlight};
+use crate::logs;
+use crate::model::InFlight;
 use crate::metrics;
 use crate::registry::{self, Loaded};
-use crate::render::{self, SCHEMA_VERSION};
+use crate::render;
+use crate::model::SCHEMA_VERSION;
 use crate::fmt::{bytes, duration, sanitize};
 use crate::sample::{readings_for, sample};
 
@@ -131,12 +132,7 @@ impl CheckReport {
                 w.findings.push(f.clone());
             }
         }
-        w.verdict = w
-            .findings
-            .iter()
-            .map(|f| f.verdict)
-            .max()
-            .unwrap_or(Verdict::Healthy);
+        w.verdict = Verdict::worst_of(&w.findings);
         self.status = self.status.worst(w.verdict.status());
         self.exit_code = self.status.code();
         self.summary.clear();

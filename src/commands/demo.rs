@@ -16,10 +16,11 @@ use serde::Serialize;
 use super::Ctx;
 use super::check::{self, CheckReport};
 use crate::fmt;
-use crate::classify::{Activity, Status, Verdict};
+use crate::model::{Activity, Status, Verdict};
 use crate::cli::{CheckArgs, DemoArgs, DiscoveryArgs};
 use crate::leak;
-use crate::render::{self, SCHEMA_VERSION};
+use crate::render;
+use crate::model::SCHEMA_VERSION;
 use crate::sim::{self, Role, STATE_FILE, State};
 
 #[derive(Debug, Serialize)]

@@ -11,10 +11,11 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::Ctx;
-use crate::classify::Status;
+use crate::model::Status;
 use crate::cli::FdsArgs;
 use crate::model::{FdInfo, FdKind};
-use crate::render::{self, SCHEMA_VERSION};
+use crate::render;
+use crate::model::SCHEMA_VERSION;
 use crate::fmt::sanitize;
 
 /// The IPC picture of one process.

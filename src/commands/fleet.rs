@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::Ctx;
-use crate::classify::{Finding, Status, Verdict};
+use crate::model::{Finding, Status, Verdict};
 use crate::cli::FleetArgs;
-use crate::render::{self, SCHEMA_VERSION};
+use crate::render;
+use crate::model::SCHEMA_VERSION;
 use crate::fmt::{bytes, sanitize};
 
 /// The part of a remote `check --json` the merged table shows (older and newer mlsdiag

@@ -11,12 +11,13 @@ use serde::Serialize;
 
 use super::Ctx;
 use super::check::CheckReport;
-use crate::classify::{Finding, Status, Verdict};
+use crate::model::{Finding, Status, Verdict};
 use crate::cli::HistoryArgs;
 use crate::evidence::{self, Snapshot};
 use crate::leak;
 use crate::model::same_process;
-use crate::render::{self, SCHEMA_VERSION};
+use crate::render;
+use crate::model::SCHEMA_VERSION;
 use crate::fmt::{bytes, duration, local_time, sanitize};
 
 #[derive(Debug, Serialize, Clone)]
@@ -214,11 +215,7 @@ pub fn analyze(snaps: &[Snapshot], rule: &leak::Rule) -> Vec<WorkerHistory> {
             judged.findings,
         );
         let mem: Vec<u64> = points.iter().filter_map(|p| p.memory_bytes).collect();
-        let verdict = findings
-            .iter()
-            .map(|f| f.verdict)
-            .max()
-            .unwrap_or(Verdict::Healthy);
+        let verdict = Verdict::worst_of(&findings);
         out.push(WorkerHistory {
             name: name.to_string(),
             pid: last.pid,

@@ -13,13 +13,15 @@ use comfy_table::Cell;
 use serde::Serialize;
 
 use super::Ctx;
-use crate::classify::Status;
+use crate::model::Status;
 use crate::cli::{LogFormatChoice, LogsArgs};
-use crate::logs::analysis::{Anomaly, Band, HangTrigger, InFlight, Stats, Success};
+use crate::logs::analysis::{Anomaly, Band, HangTrigger};
+use crate::model::{InFlight, Stats, Success};
 use crate::logs::event::parse_user_time;
 use crate::logs::formats::Custom;
 use crate::logs::{self, Format, Options, SourceInfo};
-use crate::render::{self, SCHEMA_VERSION};
+use crate::render;
+use crate::model::SCHEMA_VERSION;
 use crate::fmt::{bytes, local_time as ts, sanitize};
 
 #[derive(Debug, Serialize)]
@@ -94,33 +96,6 @@ fn opt_f(v: Option<f64>, digits: usize) -> String {
     v.map_or("-".into(), |v| format!("{v:.digits$}"))
 }
 
-fn describe(r: &InFlight) -> String {
-    let mut parts = vec![r.id.clone().map_or_else(
-        || format!("request at line {}", r.line),
-        |id| format!("request {}", sanitize(&id)),
-    )];
-    let mut detail = Vec::new();
-    if let Some(c) = r.prompt_chars {
-        detail.push(format!("{c} chars"));
-    }
-    if let Some(t) = r.prompt_tokens {
-        detail.push(format!("{t} prompt tokens"));
-    }
-    if let Some(m) = r.max_tokens {
-        detail.push(format!("max_tokens {m}"));
-    }
-    if let Some(t) = r.temperature {
-        detail.push(format!("temperature {t}"));
-    }
-    if let Some([d, t]) = r.progress {
-        detail.push(format!("prefill {d}/{t}"));
-    }
-    if !detail.is_empty() {
-        parts.push(format!("({})", detail.join(", ")));
-    }
-    parts.push(format!("started {}", ts(r.started)));
-    parts.join(" ")
-}
 
 pub fn collect(
     args: &LogsArgs,
@@ -353,7 +328,7 @@ pub fn print(r: &LogsReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result<
             out,
             "\nHang trigger [{}]: {}",
             sanitize(&h.worker),
-            describe(&h.request)
+            h.request.describe_started()
         )?;
         writeln!(out, "  why: {}", h.reason)?;
         match h.last_completion {
@@ -361,7 +336,7 @@ pub fn print(r: &LogsReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result<
             None => writeln!(out, "  no completion logged for this worker")?,
         }
         for q in &h.queued {
-            writeln!(out, "  queued behind it: {}", describe(q))?;
+            writeln!(out, "  queued behind it: {}", q.describe_started())?;
         }
     }
     let lists: [(&str, &Vec<InFlight>); 5] = [
@@ -404,7 +379,7 @@ pub fn print(r: &LogsReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result<
             } else {
                 format!(", {} timeout(s)", f.timeouts.len())
             };
-            writeln!(out, "  {} {}{timeouts}", sanitize(&who), describe(f))?;
+            writeln!(out, "  {} {}{timeouts}", sanitize(&who), f.describe_started())?;
         }
         if list.len() > 20 {
             writeln!(out, "  … and {} more", list.len() - 20)?;

@@ -9,14 +9,15 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::{Ctx, pattern};
-use crate::classify::Status;
+use crate::model::Status;
 use crate::cli::MemArgs;
 use crate::discover::{pids_or_workers, worker_name};
 use crate::error::InspectError;
 use crate::leak;
 use crate::model::SystemMemory;
 use crate::registry;
-use crate::render::{self, SCHEMA_VERSION};
+use crate::render;
+use crate::model::SCHEMA_VERSION;
 use crate::fmt::{bytes, sanitize};
 use crate::sample::sample;
 

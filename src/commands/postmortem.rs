@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use super::Ctx;
-use crate::classify::{Status, Verdict};
+use crate::model::{Status, Verdict};
 use crate::cli::PostmortemArgs;
 use crate::evidence::{self, Snapshot};
 use crate::leak;

@@ -8,7 +8,7 @@
 use std::io::Write;
 
 use super::{Ctx, pattern};
-use crate::classify::Status;
+use crate::model::Status;
 use crate::cli::RecordArgs;
 use crate::discover::pids_or_workers;
 use crate::platform::fixture::{RECORDING_KIND, RecordedProcess, Recording};

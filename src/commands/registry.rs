@@ -9,12 +9,14 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::{Ctx, pattern};
-use crate::classify::{Status, Thresholds, identity_problems};
+use crate::classify::{Thresholds, identity_problems};
+use crate::model::Status;
 use crate::cli::RegistryArgs;
 use crate::discover::discover;
 use crate::error::InspectError;
 use crate::registry::{self, Loaded, RegistryEntry};
-use crate::render::{self, SCHEMA_VERSION};
+use crate::render;
+use crate::model::SCHEMA_VERSION;
 use crate::fmt::{local_time, sanitize};
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -47,7 +49,7 @@ pub struct RegistryReport {
     pub schema_version: u32,
     pub command: &'static str,
     pub path: String,
-    pub status: crate::classify::Status,
+    pub status: crate::model::Status,
     pub entries: Vec<EntryRow>,
     pub unlisted: Vec<Unlisted>,
 }

@@ -12,12 +12,13 @@ use serde::Serialize;
 
 use super::Ctx;
 use super::check::{self, WorkerReport};
-use crate::classify::{Status, Verdict};
+use crate::model::{Status, Verdict};
 use crate::cli::SnapshotArgs;
 use crate::evidence::{self, SNAPSHOT_KIND, Snapshot, SnapshotLog};
 use crate::model::{FdInfo, ThreadInfo};
 use crate::registry;
-use crate::render::{self, SCHEMA_VERSION};
+use crate::render;
+use crate::model::SCHEMA_VERSION;
 use crate::fmt::{bytes, duration, sanitize};
 
 #[derive(Debug, Serialize)]

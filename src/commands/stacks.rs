@@ -9,11 +9,12 @@ use serde::{Deserialize, Serialize};
 
 use super::Ctx;
 use super::threads::{WaitGroup, group};
-use crate::classify::Status;
+use crate::model::Status;
 use crate::cli::StacksArgs;
 use crate::model::Syscall;
 use crate::platform::Platform;
-use crate::render::{self, SCHEMA_VERSION};
+use crate::render;
+use crate::model::SCHEMA_VERSION;
 use crate::fmt::sanitize;
 use crate::stacks::signatures::{self, Match};
 use crate::stacks::{self as st, Source, ThreadStack};

@@ -17,9 +17,9 @@ use serde::Serialize;
 use super::Ctx;
 use super::check::{self, CheckReport, WorkerReport};
 use super::history::{Point, judge};
-use crate::classify::{Activity, Status, Verdict};
+use crate::model::{Activity, Status, Verdict};
 use crate::cli::{SnapshotArgs, WatchArgs};
-use crate::render::SCHEMA_VERSION;
+use crate::model::SCHEMA_VERSION;
 use crate::{evidence, metrics, registry};
 
 /// A process is its PID and its start time: a reused PID is another worker.

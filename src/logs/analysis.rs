@@ -22,7 +22,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::event::{Event, EventKind, SmallStr};
+use super::event::{Event, EventKind};
+use crate::model::{InFlight, SmallStr, Stats, Success};
 use super::formats::Format;
 
 /// Log-spaced histogram: buckets under 0.8 % wide from 2^-10 (≈ 0.001) to 2^24 (≈ 1.7 × 10^7).
@@ -99,31 +100,6 @@ impl Histogram {
     }
 }
 
-/// A request that started and has not finished (yet).
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
-pub struct InFlight {
-    /// Position of its start among all events: orders requests across worker keys and files.
-    #[serde(skip)]
-    pub seq: u64,
-    pub started: DateTime<Utc>,
-    pub line: u64,
-    pub source: usize,
-    pub worker: Option<std::borrow::Cow<'static, str>>,
-    pub pid: Option<u32>,
-    pub id: Option<SmallStr>,
-    pub prompt_chars: Option<u64>,
-    pub prompt_tokens: Option<u64>,
-    pub max_tokens: Option<u64>,
-    pub temperature: Option<f64>,
-    /// Prefill progress `[done, total]` (mlx_lm.server).
-    pub progress: Option<[u64; 2]>,
-    /// Times the orchestrator gave up waiting for this request.
-    pub timeouts: Vec<DateTime<Utc>>,
-    /// False when the log will record no end for it (an mlx_lm.server stream): then it is
-    /// context, never proof of work in flight.
-    pub end_logged: bool,
-}
-
 impl InFlight {
     fn from(ev: &Event, seq: u64) -> InFlight {
         InFlight {
@@ -143,17 +119,6 @@ impl InFlight {
             end_logged: true,
         }
     }
-}
-
-/// A completed request, as the seed's `grep "Chat completion:" | tail -5` shows it.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
-pub struct Success {
-    pub time: DateTime<Utc>,
-    pub line: u64,
-    pub id: Option<SmallStr>,
-    pub tokens: Option<u64>,
-    pub seconds: Option<f64>,
-    pub tokens_per_sec: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -180,34 +145,6 @@ pub struct HangTrigger {
     pub last_completion: Option<DateTime<Utc>>,
     /// Why it counts: timeouts logged, or the log went on for `--hung-after` without it finishing.
     pub reason: String,
-}
-
-/// Counters of one worker (or of all).
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
-pub struct Stats {
-    pub started: u64,
-    pub completed: u64,
-    pub failed: u64,
-    /// Requests with at least one timeout logged.
-    pub timed_out: u64,
-    /// `Worker timeout after` lines.
-    pub timeout_lines: u64,
-    /// Requests still open at the end that a later request superseded (never finished, and
-    /// not evidence of a hang).
-    pub abandoned: u64,
-    /// Requests left open by an earlier incarnation of the worker (another pid, or before a
-    /// `Worker spawned` / `Worker exited` line).
-    pub earlier_incarnation: u64,
-    pub tokens: u64,
-    pub generation_secs: f64,
-    /// Total tokens ÷ total generation time.
-    pub mean_tokens_per_sec: Option<f64>,
-    pub median_tokens_per_sec: Option<f64>,
-    pub latency_p50_secs: Option<f64>,
-    pub latency_p95_secs: Option<f64>,
-    pub latency_p99_secs: Option<f64>,
-    pub first: Option<DateTime<Utc>>,
-    pub last: Option<DateTime<Utc>>,
 }
 
 /// The open requests of one worker key. Requests that end in order stay in a short queue;

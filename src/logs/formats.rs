@@ -12,7 +12,8 @@ use serde::Deserialize;
 
 use std::sync::LazyLock;
 
-use super::event::{Clock, Event, EventKind, ParseCtx, SmallStr};
+use super::event::{Clock, Event, EventKind, ParseCtx};
+use crate::model::SmallStr;
 use crate::error::InputError;
 
 /// What one line turned out to be.

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-pub use analysis::{Analysis, Analyzer, InFlight, WorkerLog};
+pub use analysis::{Analysis, Analyzer, WorkerLog};
 pub use event::{Event, EventKind, parse_timestamp};
 pub use formats::Format;
 use read::ScanStats;

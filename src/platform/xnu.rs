@@ -10,7 +10,6 @@
 
 use std::os::raw::c_char;
 
-use crate::memory;
 use crate::model::PressureLevel;
 
 /// `pth_run_state` values (`mach/thread_info.h`).
@@ -124,7 +123,7 @@ pub fn pressure(
         }
         _ => match memorystatus_level {
             Some(l) => {
-                let (p, _) = memory::pressure_level(100, u64::from(l.min(100)), None);
+                let (p, _) = crate::model::pressure_level(100, u64::from(l.min(100)), None);
                 (p, pct.unwrap_or_default())
             }
             None => (

@@ -19,7 +19,7 @@ use chrono::{DateTime, Local, Utc};
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 
-use crate::classify::Status;
+use crate::model::Status;
 
 /// The roles of the simulated workers, in the order they are started.
 #[derive(

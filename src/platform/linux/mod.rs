@@ -16,7 +16,7 @@ use procfs::{FromRead, ProcError};
 
 use super::Platform;
 use crate::error::{InspectError, permission_remedy};
-use crate::memory::pressure_level;
+use crate::model::pressure_level;
 use crate::model::{FdInfo, FdKind, ProcessInfo, Syscall, SystemMemory, ThreadInfo};
 
 pub use sockdiag::{UnixDiag, parse_unix_diag_dump};

@@ -3,7 +3,7 @@
 //! The seed's step 7 reads `vm_stat` by eye. Here the backend supplies totals (and Linux PSI
 //! averages where available) and this function turns them into one level with its reason.
 
-use crate::model::PressureLevel;
+use super::process::PressureLevel;
 
 /// Pressure from available memory and, on Linux, PSI `avg10` percentages `(some, full)`.
 ///

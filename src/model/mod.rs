@@ -1,0 +1,20 @@
+//! The product's nouns, in one layer every other layer may use and that uses none of them.
+//!
+//! Readings of processes ([`process`]), verdicts and their evidence ([`verdict`]), requests
+//! from a server log ([`request`]), registry entries ([`registry`]), stacks ([`stacks`]), the
+//! check report ([`report`]) and the snapshot record ([`snapshot`]). Collectors fill them, the
+//! diagnosis judges them, renderers print them; nothing here imports anything but the model
+//! and the leaf helpers (`fmt`, `error`).
+
+pub mod pressure;
+pub mod process;
+pub mod request;
+pub mod verdict;
+
+pub use pressure::pressure_level;
+pub use process::*;
+pub use request::*;
+pub use verdict::*;
+
+/// Version of every JSON document mlsdiag prints; bumped on incompatible changes.
+pub const SCHEMA_VERSION: u32 = 1;

@@ -1,0 +1,189 @@
+//! Requests as a server log shows them: one in flight, one completed, and a worker's counters.
+//!
+//! `logs` builds them from log lines; `check` judges a worker by the ones in flight; snapshots
+//! keep them. [`SmallStr`] keeps request ids inline, so a fold over millions of events does
+//! not allocate one per event.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::fmt::{local_time as ts, sanitize};
+
+/// A short string stored inline (request ids, worker names are short): no allocation per event.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SmallStr {
+    Inline { len: u8, buf: [u8; 30] },
+    Heap(Box<str>),
+}
+
+impl SmallStr {
+    /// From log bytes; invalid UTF-8 is replaced, as everywhere else.
+    pub fn from_bytes(b: &[u8]) -> SmallStr {
+        if b.len() <= 30 && b.is_ascii() {
+            let mut buf = [0u8; 30];
+            buf[..b.len()].copy_from_slice(b);
+            return SmallStr::Inline {
+                len: b.len() as u8,
+                buf,
+            };
+        }
+        match std::str::from_utf8(b) {
+            Ok(s) if s.len() <= 30 => {
+                let mut buf = [0u8; 30];
+                buf[..s.len()].copy_from_slice(s.as_bytes());
+                SmallStr::Inline {
+                    len: s.len() as u8,
+                    buf,
+                }
+            }
+            _ => SmallStr::Heap(String::from_utf8_lossy(b).into()),
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        match self {
+            // The inline bytes were copied from a valid &str of exactly `len` bytes.
+            SmallStr::Inline { len, buf } => {
+                std::str::from_utf8(&buf[..*len as usize]).unwrap_or_default()
+            }
+            SmallStr::Heap(s) => s,
+        }
+    }
+}
+
+// Hashes what `Eq` compares: one string always has one representation (see `from_bytes`).
+impl std::hash::Hash for SmallStr {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h);
+    }
+}
+
+impl std::ops::Deref for SmallStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for SmallStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for SmallStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SmallStr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(SmallStr::from_bytes(s.as_bytes()))
+    }
+}
+
+impl Serialize for SmallStr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+/// A request that started and has not finished (yet).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct InFlight {
+    /// Position of its start among all events: orders requests across worker keys and files.
+    #[serde(skip)]
+    pub seq: u64,
+    pub started: DateTime<Utc>,
+    pub line: u64,
+    pub source: usize,
+    pub worker: Option<std::borrow::Cow<'static, str>>,
+    pub pid: Option<u32>,
+    pub id: Option<SmallStr>,
+    pub prompt_chars: Option<u64>,
+    pub prompt_tokens: Option<u64>,
+    pub max_tokens: Option<u64>,
+    pub temperature: Option<f64>,
+    /// Prefill progress `[done, total]` (mlx_lm.server).
+    pub progress: Option<[u64; 2]>,
+    /// Times the orchestrator gave up waiting for this request.
+    pub timeouts: Vec<DateTime<Utc>>,
+    /// False when the log will record no end for it (an mlx_lm.server stream): then it is
+    /// context, never proof of work in flight.
+    pub end_logged: bool,
+}
+
+/// A completed request, as the seed's `grep "Chat completion:" | tail -5` shows it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct Success {
+    pub time: DateTime<Utc>,
+    pub line: u64,
+    pub id: Option<SmallStr>,
+    pub tokens: Option<u64>,
+    pub seconds: Option<f64>,
+    pub tokens_per_sec: Option<f64>,
+}
+
+/// Counters of one worker (or of all).
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct Stats {
+    pub started: u64,
+    pub completed: u64,
+    pub failed: u64,
+    /// Requests with at least one timeout logged.
+    pub timed_out: u64,
+    /// `Worker timeout after` lines.
+    pub timeout_lines: u64,
+    /// Requests still open at the end that a later request superseded (never finished, and
+    /// not evidence of a hang).
+    pub abandoned: u64,
+    /// Requests left open by an earlier incarnation of the worker (another pid, or before a
+    /// `Worker spawned` / `Worker exited` line).
+    pub earlier_incarnation: u64,
+    pub tokens: u64,
+    pub generation_secs: f64,
+    /// Total tokens ÷ total generation time.
+    pub mean_tokens_per_sec: Option<f64>,
+    pub median_tokens_per_sec: Option<f64>,
+    pub latency_p50_secs: Option<f64>,
+    pub latency_p95_secs: Option<f64>,
+    pub latency_p99_secs: Option<f64>,
+    pub first: Option<DateTime<Utc>>,
+    pub last: Option<DateTime<Utc>>,
+}
+
+impl InFlight {
+    /// `request req-319 (8489 chars, max_tokens 2000, temperature 0.3)`: the request as
+    /// evidence names it.
+    pub fn describe(&self) -> String {
+        let mut parts = vec![self.id.as_ref().map_or_else(
+            || format!("request logged at line {}", self.line),
+            |id| format!("request {}", sanitize(id)),
+        )];
+        let mut detail = Vec::new();
+        if let Some(c) = self.prompt_chars {
+            detail.push(format!("{c} chars"));
+        }
+        if let Some(t) = self.prompt_tokens {
+            detail.push(format!("{t} prompt tokens"));
+        }
+        if let Some(m) = self.max_tokens {
+            detail.push(format!("max_tokens {m}"));
+        }
+        if let Some(t) = self.temperature {
+            detail.push(format!("temperature {t}"));
+        }
+        if let Some([d, t]) = self.progress {
+            detail.push(format!("prefill {d}/{t}"));
+        }
+        if !detail.is_empty() {
+            parts.push(format!("({})", detail.join(", ")));
+        }
+        parts.join(" ")
+    }
+
+    /// [`InFlight::describe`] with the time it started.
+    pub fn describe_started(&self) -> String {
+        format!("{} started {}", self.describe(), ts(self.started))
+    }
+}

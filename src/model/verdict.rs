@@ -1,0 +1,161 @@
+//! Verdicts: what mlsdiag can say about a worker, the monitoring status each maps to, and the
+//! finding that carries a verdict's evidence.
+
+use serde::Serialize;
+
+/// Ordered from least to most severe.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, Hash,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Healthy,
+    Orphan,
+    Leaking,
+    Unknown,
+    Hung,
+    Crashed,
+}
+
+impl Verdict {
+    /// Every verdict, least severe first.
+    pub const ALL: [Verdict; 6] = [
+        Verdict::Healthy,
+        Verdict::Orphan,
+        Verdict::Leaking,
+        Verdict::Unknown,
+        Verdict::Hung,
+        Verdict::Crashed,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Healthy => "healthy",
+            Verdict::Orphan => "orphan",
+            Verdict::Leaking => "leaking",
+            Verdict::Unknown => "unknown",
+            Verdict::Hung => "hung",
+            Verdict::Crashed => "crashed",
+        }
+    }
+    /// Monitoring-plugin status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    pub fn status(self) -> Status {
+        match self {
+            Verdict::Healthy => Status::Ok,
+            Verdict::Orphan | Verdict::Leaking => Status::Warning,
+            Verdict::Unknown => Status::Unknown,
+            Verdict::Hung | Verdict::Crashed => Status::Critical,
+        }
+    }
+}
+
+/// Exit status in the Nagios/Icinga plugin convention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    Ok,
+    Warning,
+    Critical,
+    Unknown,
+}
+
+impl Status {
+    pub fn code(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::Warning => 1,
+            Status::Critical => 2,
+            Status::Unknown => 3,
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::Warning => "WARNING",
+            Status::Critical => "CRITICAL",
+            Status::Unknown => "UNKNOWN",
+        }
+    }
+    /// Combine two statuses: CRITICAL beats UNKNOWN beats WARNING beats OK, so a configuration
+    /// problem never hides a hang.
+    pub fn worst(self, other: Status) -> Status {
+        let rank = |s: Status| match s {
+            Status::Ok => 0,
+            Status::Warning => 1,
+            Status::Unknown => 2,
+            Status::Critical => 3,
+        };
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activity {
+    /// CPU time advancing or a thread running.
+    Working,
+    /// No progress and nothing in flight.
+    Idle,
+    /// No progress while a request is in flight (not yet past `--hung-after`).
+    Stalled,
+    /// The process is not there to be active.
+    Gone,
+}
+
+impl Activity {
+    pub fn label(self) -> &'static str {
+        match self {
+            Activity::Working => "working",
+            Activity::Idle => "idle",
+            Activity::Stalled => "stalled",
+            Activity::Gone => "gone",
+        }
+    }
+}
+
+/// One verdict-worthy fact and the evidence behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Finding {
+    pub verdict: Verdict,
+    pub evidence: Vec<String>,
+}
+
+impl Verdict {
+    /// The verdict a set of findings adds up to: the most severe, or healthy when there are none.
+    pub fn worst_of(findings: &[Finding]) -> Verdict {
+        findings
+            .iter()
+            .map(|f| f.verdict)
+            .max()
+            .unwrap_or(Verdict::Healthy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_order() {
+        assert_eq!(Status::Warning.worst(Status::Unknown), Status::Unknown);
+        assert_eq!(Status::Unknown.worst(Status::Critical), Status::Critical);
+        assert_eq!(Status::Ok.worst(Status::Warning).code(), 1);
+    }
+
+    #[test]
+    fn worst_of_findings() {
+        let f = |verdict| Finding {
+            verdict,
+            evidence: vec![],
+        };
+        assert_eq!(Verdict::worst_of(&[]), Verdict::Healthy);
+        assert_eq!(
+            Verdict::worst_of(&[f(Verdict::Leaking), f(Verdict::Hung), f(Verdict::Orphan)]),
+            Verdict::Hung
+        );
+    }
+}
