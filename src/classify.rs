@@ -13,12 +13,12 @@ use regex::Regex;
 use serde::Serialize;
 
 use crate::error::InspectError;
+use crate::fmt::{duration, local_time as ts};
 use crate::leak;
 use crate::logs::WorkerLog;
 use crate::model::InFlight;
+use crate::model::RegistryEntry;
 use crate::model::{Activity, Finding, ProcessInfo, Verdict};
-use crate::registry::RegistryEntry;
-use crate::fmt::{duration, local_time as ts};
 use crate::sample::Series;
 
 #[derive(Debug, Clone)]
@@ -72,7 +72,6 @@ pub struct Assessment {
     /// Facts that support the verdicts or explain what could not be decided.
     pub notes: Vec<String>,
 }
-
 
 /// Whether a request was in flight at the reading taken `secs` after the first one, where the
 /// log can say: from the oldest request still in flight on (a format that logs ends), and after

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::fmt::parse_duration;
 use crate::leak;
 use crate::render::ColorChoice;
-use crate::fmt::parse_duration;
 
 pub const DEFAULT_REGISTRY: &str = "/tmp/mlx-server/worker_registry.json";
 pub const DEFAULT_PATTERN: &str = "mlx-server-v3";

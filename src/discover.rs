@@ -11,8 +11,9 @@ use std::path::Path;
 use regex::Regex;
 use serde::Serialize;
 
+use crate::model::RegistryEntry;
 use crate::platform::Platform;
-use crate::registry::{Registry, RegistryEntry};
+use crate::registry::Registry;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Candidate {

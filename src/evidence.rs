@@ -10,56 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use regex::Regex;
-use serde::{Deserialize, Serialize};
 
-use crate::commands::check::WorkerReport;
 use crate::error::InputError;
-use crate::model::{InFlight, Stats, Success};
-use crate::model::{FdInfo, ProcessInfo, SystemMemory, ThreadInfo};
-use crate::registry::RegistryEntry;
-
-pub const SNAPSHOT_KIND: &str = "mlsdiag-snapshot";
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SnapshotLog {
-    pub path: String,
-    pub format: String,
-    /// This worker's counters from the log.
-    pub stats: Option<Stats>,
-    pub in_flight: Vec<InFlight>,
-    pub last_successes: Vec<Success>,
-    /// The last lines of the log file.
-    pub tail: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Snapshot {
-    pub schema_version: u32,
-    pub kind: String,
-    pub taken_at: DateTime<Utc>,
-    pub host: String,
-    pub os: String,
-    pub mlsdiag_version: String,
-    pub pid: u32,
-    pub name: String,
-    pub registry_path: String,
-    pub registry: Option<RegistryEntry>,
-    /// The verdict, evidence and figures of `check`.
-    pub worker: WorkerReport,
-    /// A reading taken with the snapshot (cumulative CPU time, memory, footprint).
-    pub process: Option<ProcessInfo>,
-    pub threads: Option<Vec<ThreadInfo>>,
-    pub fds: Option<Vec<FdInfo>>,
-    /// Why threads or fds are missing, when they are.
-    pub errors: Vec<String>,
-    pub system_memory: Option<SystemMemory>,
-    pub log: Option<SnapshotLog>,
-    /// Stacks from the sources that never disturb the worker (no signal, no `sample`).
-    #[serde(default)]
-    pub stacks: Option<crate::commands::stacks::StacksReport>,
-}
+use crate::model::{SNAPSHOT_KIND, Snapshot};
 
 /// Where snapshots go: `--dir`, else `$MLSDIAG_DIR`, else a per-user directory.
 ///

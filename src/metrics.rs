@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::model::Verdict;
-use crate::commands::check::CheckReport;
 use crate::error::InputError;
+use crate::model::CheckReport;
+use crate::model::Verdict;
 
 /// The file name node_exporter's textfile collector picks up (`*.prom`).
 pub const TEXTFILE: &str = "mlsdiag.prom";
@@ -82,10 +82,10 @@ pub fn render(
             kind: "gauge",
             samples: vec![(String::new(), f64::from(r.status.code()))],
         });
-        let who = |w: &crate::commands::check::WorkerReport| {
+        let who = |w: &crate::model::WorkerReport| {
             format!("worker=\"{}\",pid=\"{}\"", label(&w.name), w.pid)
         };
-        let per_worker = |f: &dyn Fn(&crate::commands::check::WorkerReport) -> Option<f64>| {
+        let per_worker = |f: &dyn Fn(&crate::model::WorkerReport) -> Option<f64>| {
             r.workers
                 .iter()
                 .filter_map(|w| f(w).map(|v| (format!("{{{}}}", who(w)), v)))

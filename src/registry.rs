@@ -9,21 +9,10 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Local, NaiveDateTime, TimeZone, Utc};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::error::InputError;
-
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
-pub struct RegistryEntry {
-    pub pid: u32,
-    pub name: Option<String>,
-    pub model: Option<String>,
-    pub spawned_at: Option<DateTime<Utc>>,
-    pub port: Option<u16>,
-    /// Every other field of the entry, unchanged.
-    #[serde(skip_serializing_if = "Map::is_empty", default)]
-    pub extra: Map<String, Value>,
-}
+use crate::model::RegistryEntry;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Registry {
@@ -32,13 +21,6 @@ pub struct Registry {
     /// Whether the file may make mlsdiag act or follow the paths it names (see `input`).
     #[serde(skip)]
     pub trust: crate::input::Trust,
-}
-
-impl RegistryEntry {
-    /// A path the worker's entry names in an extra field (`heartbeat`, `faulthandler`).
-    pub fn extra_path(&self, key: &str) -> Option<std::path::PathBuf> {
-        self.extra.get(key)?.as_str().map(std::path::PathBuf::from)
-    }
 }
 
 impl Registry {

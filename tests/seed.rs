@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use mlsdiag::classify::{Observation, RegistryView, Thresholds, assess};
-use mlsdiag::model::Verdict;
 use mlsdiag::logs::{for_check, parse_timestamp};
+use mlsdiag::model::Verdict;
 use mlsdiag::platform::Platform;
 use mlsdiag::platform::linux::Linux;
 use mlsdiag::sample::Series;

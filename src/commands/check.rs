@@ -8,103 +8,26 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
-
-use super::fds::{IpcSummary, summarize};
+use super::fds::summarize;
 use super::{Ctx, pattern};
 use crate::classify::{Assessment, Observation, RegistryView, Thresholds, assess};
-use crate::model::{Activity, Finding, Status, Verdict};
 use crate::cli::{CheckArgs, CheckCmdArgs};
 use crate::discover::{discover, worker_name};
+use crate::fmt::{bytes, duration, sanitize};
 use crate::input;
 use crate::logs;
-use crate::model::InFlight;
 use crate::metrics;
+use crate::model::SCHEMA_VERSION;
+use crate::model::{CheckReport, LogSource, Orchestrator, RegistryState, WorkerReport};
+use crate::model::{Status, Verdict};
 use crate::registry::{self, Loaded};
 use crate::render;
-use crate::model::SCHEMA_VERSION;
-use crate::fmt::{bytes, duration, sanitize};
 use crate::sample::{readings_for, sample};
-
-#[derive(Debug, Serialize)]
-pub struct CheckReport {
-    pub schema_version: u32,
-    pub command: &'static str,
-    pub generated_at: DateTime<Utc>,
-    pub status: Status,
-    pub exit_code: u8,
-    pub pattern: String,
-    pub registry: RegistryState,
-    pub log: Option<LogSource>,
-    pub window_secs: f64,
-    pub workers: Vec<WorkerReport>,
-    pub orchestrators: Vec<Orchestrator>,
-    pub summary: BTreeMap<Verdict, usize>,
-    pub notes: Vec<String>,
-    /// Evidence files that may not make mlsdiag act (owned by someone else, or writable by
-    /// others; see `input::trust`), each with why. Their findings are shown; `watch` does not
-    /// act on them.
-    pub untrusted: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct RegistryState {
-    pub path: String,
-    /// `ok`, `missing` or `invalid`.
-    pub state: &'static str,
-    pub error: Option<String>,
-    pub entries: usize,
-}
-
-#[derive(Debug, Serialize)]
-pub struct LogSource {
-    pub path: String,
-    /// The log format used (detected).
-    pub format: String,
-    pub events: u64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Orchestrator {
-    pub pid: u32,
-    pub workers: usize,
-}
-
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct WorkerReport {
-    pub pid: u32,
-    pub name: String,
-    pub registered: bool,
-    pub model: Option<String>,
-    pub ppid: Option<u32>,
-    pub state: Option<char>,
-    pub cpu_percent: Option<f64>,
-    /// User + system CPU time so far (a counter).
-    pub cpu_seconds: Option<f64>,
-    pub rss_bytes: Option<u64>,
-    pub vsz_bytes: Option<u64>,
-    pub footprint_bytes: Option<u64>,
-    pub elapsed_secs: Option<u64>,
-    /// Process start time: with the PID, what identifies this process.
-    pub started_at: Option<DateTime<Utc>>,
-    pub threads: Option<u32>,
-    pub command: Option<String>,
-    pub verdict: Verdict,
-    pub activity: Activity,
-    pub findings: Vec<Finding>,
-    pub notes: Vec<String>,
-    pub in_flight: Vec<InFlight>,
-    /// The log can prove work in flight (it logs ends): an empty `in_flight` then means idle.
-    #[serde(default)]
-    pub in_flight_known: bool,
-    pub ipc: Option<IpcSummary>,
-}
 
 /// The registry's `heartbeat` file of a worker and the time since it was last touched, when the
 /// registry may name it (see [`crate::registry::Registry::worker_file`]); `Err` says why not.
 fn heartbeat(
-    e: &crate::registry::RegistryEntry,
+    e: &crate::model::RegistryEntry,
     registry: &crate::registry::Registry,
     worker_uid: Option<u32>,
 ) -> Result<Option<(String, std::time::Duration)>, String> {
@@ -118,28 +41,6 @@ fn heartbeat(
         path.display().to_string(),
         touched.elapsed().unwrap_or_default(),
     )))
-}
-
-impl CheckReport {
-    /// Adds findings from outside one check (snapshot history, earlier `watch` rounds) to
-    /// worker `index`, one per verdict, and recomputes its verdict, the status and the summary.
-    pub fn add_findings(&mut self, index: usize, findings: &[Finding]) {
-        let Some(w) = self.workers.get_mut(index) else {
-            return;
-        };
-        for f in findings {
-            if !w.findings.iter().any(|x| x.verdict == f.verdict) {
-                w.findings.push(f.clone());
-            }
-        }
-        w.verdict = Verdict::worst_of(&w.findings);
-        self.status = self.status.worst(w.verdict.status());
-        self.exit_code = self.status.code();
-        self.summary.clear();
-        for w in &self.workers {
-            *self.summary.entry(w.verdict).or_insert(0) += 1;
-        }
-    }
 }
 
 pub fn collect(args: &CheckArgs, ctx: &Ctx) -> anyhow::Result<CheckReport> {

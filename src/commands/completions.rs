@@ -5,8 +5,8 @@ use std::io::Write;
 
 use clap::CommandFactory;
 
-use crate::model::Status;
 use crate::cli::Cli;
+use crate::model::Status;
 
 pub fn completions(shell: clap_complete::Shell, out: &mut dyn Write) -> anyhow::Result<Status> {
     clap_complete::generate(shell, &mut Cli::command(), "mlsdiag", out);

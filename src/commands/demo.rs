@@ -14,13 +14,14 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::Ctx;
-use super::check::{self, CheckReport};
-use crate::fmt;
-use crate::model::{Activity, Status, Verdict};
+use super::check;
 use crate::cli::{CheckArgs, DemoArgs, DiscoveryArgs};
+use crate::fmt;
 use crate::leak;
-use crate::render;
+use crate::model::CheckReport;
 use crate::model::SCHEMA_VERSION;
+use crate::model::{Activity, Status, Verdict};
+use crate::render;
 use crate::sim::{self, Role, STATE_FILE, State};
 
 #[derive(Debug, Serialize)]

@@ -11,45 +11,13 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::Ctx;
-use crate::model::Status;
 use crate::cli::FdsArgs;
+use crate::fmt::sanitize;
+use crate::model::IpcSummary;
+use crate::model::SCHEMA_VERSION;
+use crate::model::Status;
 use crate::model::{FdInfo, FdKind};
 use crate::render;
-use crate::model::SCHEMA_VERSION;
-use crate::fmt::sanitize;
-
-/// The IPC picture of one process.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
-pub struct IpcSummary {
-    pub counts: BTreeMap<FdKind, usize>,
-    pub shm_objects: Vec<String>,
-    /// Pipes and unix sockets whose other end is held by the parent process.
-    pub channels_to_parent: Option<usize>,
-    pub warnings: Vec<String>,
-}
-
-impl IpcSummary {
-    /// One line for `check`'s evidence.
-    pub fn line(&self) -> String {
-        let n = |k: FdKind| self.counts.get(&k).copied().unwrap_or(0);
-        let mut parts = vec![
-            format!("{} pipe(s)", n(FdKind::Pipe)),
-            format!("{} unix socket(s)", n(FdKind::UnixSocket)),
-            format!("{} shm", n(FdKind::Shm)),
-        ];
-        if n(FdKind::Tcp) > 0 {
-            parts.push(format!("{} tcp", n(FdKind::Tcp)));
-        }
-        let mut line = format!("IPC: {}", parts.join(", "));
-        if let Some(c) = self.channels_to_parent {
-            line.push_str(&format!("; {c} channel(s) to the parent"));
-        }
-        for w in &self.warnings {
-            line.push_str(&format!("; WARNING {w}"));
-        }
-        line
-    }
-}
 
 /// Count channels and judge them: closed standard streams and a lost parent link are warnings.
 pub fn summarize(fds: &[FdInfo], parent: Option<u32>) -> IpcSummary {

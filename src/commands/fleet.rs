@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::Ctx;
-use crate::model::{Finding, Status, Verdict};
 use crate::cli::FleetArgs;
-use crate::render;
-use crate::model::SCHEMA_VERSION;
 use crate::fmt::{bytes, sanitize};
+use crate::model::SCHEMA_VERSION;
+use crate::model::{Finding, Status, Verdict};
+use crate::render;
 
 /// The part of a remote `check --json` the merged table shows (older and newer mlsdiag
 /// versions agree on these fields).

@@ -10,15 +10,16 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::Ctx;
-use super::check::CheckReport;
-use crate::model::{Finding, Status, Verdict};
 use crate::cli::HistoryArgs;
-use crate::evidence::{self, Snapshot};
-use crate::leak;
-use crate::model::same_process;
-use crate::render;
-use crate::model::SCHEMA_VERSION;
+use crate::evidence;
 use crate::fmt::{bytes, duration, local_time, sanitize};
+use crate::leak;
+use crate::model::CheckReport;
+use crate::model::SCHEMA_VERSION;
+use crate::model::Snapshot;
+use crate::model::same_process;
+use crate::model::{Finding, Status, Verdict};
+use crate::render;
 
 #[derive(Debug, Serialize, Clone)]
 pub struct Restart {

@@ -13,16 +13,16 @@ use comfy_table::Cell;
 use serde::Serialize;
 
 use super::Ctx;
-use crate::model::Status;
 use crate::cli::{LogFormatChoice, LogsArgs};
+use crate::fmt::{bytes, local_time as ts, sanitize};
 use crate::logs::analysis::{Anomaly, Band, HangTrigger};
-use crate::model::{InFlight, Stats, Success};
 use crate::logs::event::parse_user_time;
 use crate::logs::formats::Custom;
 use crate::logs::{self, Format, Options, SourceInfo};
-use crate::render;
 use crate::model::SCHEMA_VERSION;
-use crate::fmt::{bytes, local_time as ts, sanitize};
+use crate::model::Status;
+use crate::model::{InFlight, Stats, Success};
+use crate::render;
 
 #[derive(Debug, Serialize)]
 pub struct Unparseable {
@@ -95,7 +95,6 @@ pub fn parse_bands(s: &str) -> Result<Vec<u64>, String> {
 fn opt_f(v: Option<f64>, digits: usize) -> String {
     v.map_or("-".into(), |v| format!("{v:.digits$}"))
 }
-
 
 pub fn collect(
     args: &LogsArgs,
@@ -379,7 +378,12 @@ pub fn print(r: &LogsReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result<
             } else {
                 format!(", {} timeout(s)", f.timeouts.len())
             };
-            writeln!(out, "  {} {}{timeouts}", sanitize(&who), f.describe_started())?;
+            writeln!(
+                out,
+                "  {} {}{timeouts}",
+                sanitize(&who),
+                f.describe_started()
+            )?;
         }
         if list.len() > 20 {
             writeln!(out, "  … and {} more", list.len() - 20)?;

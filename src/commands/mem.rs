@@ -9,16 +9,16 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::{Ctx, pattern};
-use crate::model::Status;
 use crate::cli::MemArgs;
 use crate::discover::{pids_or_workers, worker_name};
 use crate::error::InspectError;
+use crate::fmt::{bytes, sanitize};
 use crate::leak;
+use crate::model::SCHEMA_VERSION;
+use crate::model::Status;
 use crate::model::SystemMemory;
 use crate::registry;
 use crate::render;
-use crate::model::SCHEMA_VERSION;
-use crate::fmt::{bytes, sanitize};
 use crate::sample::sample;
 
 #[derive(Debug, Serialize)]

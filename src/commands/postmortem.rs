@@ -12,12 +12,13 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use super::Ctx;
-use crate::model::{Status, Verdict};
 use crate::cli::PostmortemArgs;
-use crate::evidence::{self, Snapshot};
+use crate::evidence;
+use crate::fmt::{bytes, duration, local_time as local, md_code, md_text};
 use crate::leak;
 use crate::logs::{self, Options};
-use crate::fmt::{bytes, duration, local_time as local, md_code, md_text};
+use crate::model::Snapshot;
+use crate::model::{Status, Verdict};
 
 const TODO: &str = "_TODO: fill in_";
 
@@ -454,7 +455,7 @@ pub fn render(
                 .map_or("unknown".into(), |i| md_text(&i.line()))
         );
     }
-    let matched: Vec<&crate::stacks::signatures::Match> = series
+    let matched: Vec<&crate::model::Match> = series
         .iter()
         .filter_map(|(_, s)| s.stacks.as_ref())
         .flat_map(|st| &st.signatures)

@@ -8,9 +8,9 @@
 use std::io::Write;
 
 use super::{Ctx, pattern};
-use crate::model::Status;
 use crate::cli::RecordArgs;
 use crate::discover::pids_or_workers;
+use crate::model::Status;
 use crate::platform::fixture::{RECORDING_KIND, RecordedProcess, Recording};
 use crate::registry;
 use crate::sample::sample;

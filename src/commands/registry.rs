@@ -10,14 +10,15 @@ use serde::Serialize;
 
 use super::{Ctx, pattern};
 use crate::classify::{Thresholds, identity_problems};
-use crate::model::Status;
 use crate::cli::RegistryArgs;
 use crate::discover::discover;
 use crate::error::InspectError;
-use crate::registry::{self, Loaded, RegistryEntry};
-use crate::render;
-use crate::model::SCHEMA_VERSION;
 use crate::fmt::{local_time, sanitize};
+use crate::model::RegistryEntry;
+use crate::model::SCHEMA_VERSION;
+use crate::model::Status;
+use crate::registry::{self, Loaded};
+use crate::render;
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

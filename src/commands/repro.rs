@@ -15,10 +15,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::Ctx;
-use crate::model::Status;
 use crate::cli::{CheckArgs, DiscoveryArgs, ReproArgs, SnapshotArgs};
-use crate::render;
 use crate::model::SCHEMA_VERSION;
+use crate::model::Status;
+use crate::render;
 use crate::repro::checkpoint::Checkpoint;
 use crate::repro::endpoint::{self, Endpoint};
 use crate::repro::protocol::RunRequest;

@@ -11,15 +11,18 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::Ctx;
-use super::check::{self, WorkerReport};
-use crate::model::{Status, Verdict};
+use super::check;
 use crate::cli::SnapshotArgs;
-use crate::evidence::{self, SNAPSHOT_KIND, Snapshot, SnapshotLog};
+use crate::evidence;
+use crate::fmt::{bytes, duration, sanitize};
+use crate::model;
+use crate::model::SCHEMA_VERSION;
+use crate::model::WorkerReport;
 use crate::model::{FdInfo, ThreadInfo};
+use crate::model::{SNAPSHOT_KIND, Snapshot, SnapshotLog};
+use crate::model::{Status, Verdict};
 use crate::registry;
 use crate::render;
-use crate::model::SCHEMA_VERSION;
-use crate::fmt::{bytes, duration, sanitize};
 
 #[derive(Debug, Serialize)]
 pub struct Saved {
@@ -362,7 +365,7 @@ pub fn save_one(
 pub fn take(
     args: &SnapshotArgs,
     ctx: &Ctx,
-) -> anyhow::Result<(SnapshotReport, check::CheckReport)> {
+) -> anyhow::Result<(SnapshotReport, model::CheckReport)> {
     let (report, outcome) = check::collect_with_log(&args.check, ctx)?;
     for pid in &args.pids {
         anyhow::ensure!(

@@ -5,34 +5,19 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use super::Ctx;
-use super::threads::{WaitGroup, group};
-use crate::model::Status;
+use super::threads::group;
 use crate::cli::StacksArgs;
+use crate::fmt::sanitize;
+use crate::model::SCHEMA_VERSION;
+use crate::model::Status;
 use crate::model::Syscall;
+use crate::model::{Frame, StacksReport};
+use crate::model::{Source, ThreadStack};
 use crate::platform::Platform;
 use crate::render;
-use crate::model::SCHEMA_VERSION;
-use crate::fmt::sanitize;
-use crate::stacks::signatures::{self, Match};
-use crate::stacks::{self as st, Source, ThreadStack};
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StacksReport {
-    pub schema_version: u32,
-    pub command: String,
-    pub pid: u32,
-    /// OS threads, with every source merged in by thread id.
-    pub threads: Vec<ThreadStack>,
-    /// Python threads from a faulthandler dump (identified by Python's thread ident).
-    pub python_threads: Vec<ThreadStack>,
-    /// Threads grouped by what they wait on (Linux: wait channel and lock address).
-    pub groups: Vec<WaitGroup>,
-    pub sources: Vec<Source>,
-    pub signatures: Vec<Match>,
-}
+use crate::stacks as st;
+use crate::stacks::signatures;
 
 /// What to collect beyond the always-safe sources.
 #[derive(Debug, Clone, Default)]
@@ -377,7 +362,7 @@ pub fn collect(platform: &dyn Platform, pid: u32, how: &Collect) -> StacksReport
     }
 }
 
-fn top(frames: &[st::Frame]) -> String {
+fn top(frames: &[Frame]) -> String {
     frames.last().map_or("-".into(), |f| match f.line {
         Some(l) => format!(
             "{} ({}:{l})",

@@ -11,28 +11,19 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::Ctx;
-use crate::model::Status;
 use crate::cli::ThreadsArgs;
+use crate::fmt::sanitize;
+use crate::model::SCHEMA_VERSION;
+use crate::model::Status;
+use crate::model::WaitGroup;
 use crate::model::{Syscall, ThreadInfo};
 use crate::render;
-use crate::model::SCHEMA_VERSION;
-use crate::fmt::sanitize;
 
 #[derive(Debug, Serialize)]
 pub struct ThreadRow {
     #[serde(flatten)]
     pub thread: ThreadInfo,
     pub cpu_percent: Option<f64>,
-}
-
-/// Threads that wait on the same thing.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
-pub struct WaitGroup {
-    /// Wait channel or syscall name, e.g. `futex_wait_queue`.
-    pub wait: String,
-    pub tids: Vec<u64>,
-    /// For lock waits: lock address → waiting threads.
-    pub locks: BTreeMap<String, Vec<u64>>,
 }
 
 #[derive(Debug, Serialize)]

@@ -15,11 +15,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::Ctx;
-use super::check::{self, CheckReport, WorkerReport};
+use super::check;
 use super::history::{Point, judge};
-use crate::model::{Activity, Status, Verdict};
 use crate::cli::{SnapshotArgs, WatchArgs};
 use crate::model::SCHEMA_VERSION;
+use crate::model::{Activity, Status, Verdict};
+use crate::model::{CheckReport, WorkerReport};
 use crate::{evidence, metrics, registry};
 
 /// A process is its PID and its start time: a reused PID is another worker.

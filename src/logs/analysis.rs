@@ -23,8 +23,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::event::{Event, EventKind};
-use crate::model::{InFlight, SmallStr, Stats, Success};
 use super::formats::Format;
+use crate::model::{InFlight, SmallStr, Stats, Success};
 
 /// Log-spaced histogram: buckets under 0.8 % wide from 2^-10 (≈ 0.001) to 2^24 (≈ 1.7 × 10^7).
 ///
@@ -1072,7 +1072,9 @@ mod tests {
         assert_eq!(h.n, 1001);
         // Every bucket is under 0.8 % wide: the middle is within 0.4 % of any value in it,
         // across the whole range, and the edges land in the first and last buckets.
-        for v in [0.00098, 0.0012, 0.037, 1.0, 1.999, 26.8, 3000.0, 123_456.7, 1.6e7] {
+        for v in [
+            0.00098, 0.0012, 0.037, 1.0, 1.999, 26.8, 3000.0, 123_456.7, 1.6e7,
+        ] {
             let mut one = Histogram::default();
             one.add(v);
             let got = one.quantile(0.5).unwrap();

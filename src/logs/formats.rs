@@ -13,8 +13,8 @@ use serde::Deserialize;
 use std::sync::LazyLock;
 
 use super::event::{Clock, Event, EventKind, ParseCtx};
-use crate::model::SmallStr;
 use crate::error::InputError;
+use crate::model::SmallStr;
 
 /// What one line turned out to be.
 #[derive(Debug)]

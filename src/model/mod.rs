@@ -8,12 +8,20 @@
 
 pub mod pressure;
 pub mod process;
+pub mod registry;
+pub mod report;
 pub mod request;
+pub mod snapshot;
+pub mod stacks;
 pub mod verdict;
 
 pub use pressure::pressure_level;
 pub use process::*;
+pub use registry::*;
+pub use report::*;
 pub use request::*;
+pub use snapshot::*;
+pub use stacks::*;
 pub use verdict::*;
 
 /// Version of every JSON document mlsdiag prints; bumped on incompatible changes.

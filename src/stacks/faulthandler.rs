@@ -5,7 +5,7 @@
 //! `  File "worker.py", line 12 in generate`. The ident is Python's (pthread) id, not the OS
 //! thread id, so these threads are listed beside the OS threads rather than merged into them.
 
-use super::{Frame, ThreadStack};
+use crate::model::{Frame, ThreadStack};
 
 /// Threads of the last dump in `text` (a file may hold several dumps; the newest wins).
 pub fn parse(text: &str) -> Vec<ThreadStack> {

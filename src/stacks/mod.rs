@@ -12,43 +12,7 @@ pub mod pyspy;
 pub mod sample;
 pub mod signatures;
 
-use serde::{Deserialize, Serialize};
-
-/// One frame, innermost last in [`ThreadStack`] lists (read top-down like a call chain).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Frame {
-    pub function: String,
-    /// Source file (Python) or binary image (native).
-    pub location: Option<String>,
-    pub line: Option<u32>,
-}
-
-/// What is known about one thread, from all sources.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct ThreadStack {
-    /// OS thread id (Linux TID, macOS thread id); Python-only entries use their ident.
-    pub tid: u64,
-    pub name: Option<String>,
-    pub state: Option<char>,
-    /// Kernel wait channel / syscall (Linux).
-    pub wait: Option<String>,
-    /// Python frames, outermost first.
-    pub python: Vec<Frame>,
-    /// Native frames, outermost first (macOS `sample`: the path every sample took).
-    pub native: Vec<Frame>,
-    /// `sample`: samples in the innermost common frame out of the thread's total.
-    pub samples: Option<[u32; 2]>,
-    /// Python: whether the thread held the GIL.
-    pub owns_gil: Option<bool>,
-}
-
-/// Whether a source worked, and if not, why and what would make it work.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Source {
-    pub name: String,
-    pub ok: bool,
-    pub detail: String,
-}
+use crate::model::ThreadStack;
 
 /// Merge `extra` into `threads` by thread id (entries for unknown ids are appended).
 pub fn merge(threads: &mut Vec<ThreadStack>, extra: Vec<ThreadStack>) {

@@ -1,7 +1,7 @@
 //! Python frames on Linux through py-spy's library, in non-blocking mode: the worker's memory
 //! is read with `process_vm_readv`; the process is never stopped.
 
-use super::{Frame, ThreadStack};
+use crate::model::{Frame, ThreadStack};
 
 pub fn python_stacks(pid: u32) -> Result<Vec<ThreadStack>, String> {
     let config = py_spy::Config {

@@ -5,7 +5,7 @@
 //! glyphs (`+ ! : |`). For a hang the interesting path is the one every sample took: from the
 //! root, the frames whose count equals the thread's total, down to the innermost such frame.
 
-use super::{Frame, ThreadStack};
+use crate::model::{Frame, ThreadStack};
 
 struct Line<'a> {
     depth: usize,

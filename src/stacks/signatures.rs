@@ -4,9 +4,8 @@
 //! Matching is by substrings of frame names, so it works on `sample` output (macOS), on
 //! symbolized native frames and on Python frames alike.
 
-use serde::{Deserialize, Serialize};
-
-use super::ThreadStack;
+use crate::model::Frame;
+use crate::model::{Match, ThreadStack};
 
 pub enum Rule {
     /// One thread's native frames contain every `all` and at least one `any` (substrings; an
@@ -113,17 +112,7 @@ pub const SIGNATURES: &[Signature] = &[
     },
 ];
 
-/// A signature that the stacks match, and the threads that show it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Match {
-    pub id: String,
-    pub url: String,
-    pub title: String,
-    pub meaning: String,
-    pub threads: Vec<u64>,
-}
-
-fn has(frames: &[super::Frame], needle: &str) -> bool {
+fn has(frames: &[Frame], needle: &str) -> bool {
     frames.iter().any(|f| f.function.contains(needle))
 }
 
@@ -195,7 +184,7 @@ pub fn matches(threads: &[ThreadStack]) -> Vec<Match> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stacks::Frame;
+    use crate::model::Frame;
 
     fn f(name: &str) -> Frame {
         Frame {
