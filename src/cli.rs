@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::diagnose::leak;
 use crate::fmt::parse_duration;
-use crate::leak;
 use crate::render::ColorChoice;
 
 pub const DEFAULT_REGISTRY: &str = "/tmp/mlx-server/worker_registry.json";

@@ -5,15 +5,14 @@
 //! [`render`] prints tables or JSON. The seed incident (a worker frozen for 8 hours at 0% CPU
 //! with a request in flight) is the case every part is built around.
 
-pub mod classify;
 pub mod cli;
 pub mod commands;
+pub mod diagnose;
 pub mod discover;
 pub mod error;
 pub mod evidence;
 pub mod fmt;
 pub mod input;
-pub mod leak;
 pub mod logs;
 pub mod metrics;
 pub mod model;

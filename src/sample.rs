@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::diagnose::leak;
 use crate::error::InspectError;
-use crate::leak;
 use crate::model::ProcessInfo;
 use crate::platform::Platform;
 

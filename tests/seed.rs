@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use mlsdiag::classify::{Observation, RegistryView, Thresholds, assess};
+use mlsdiag::diagnose::assess::{Observation, RegistryView, Thresholds, assess};
 use mlsdiag::logs::{for_check, parse_timestamp};
 use mlsdiag::model::Verdict;
 use mlsdiag::platform::Platform;
@@ -46,7 +46,7 @@ fn recorded_proc_tree_reads_as_the_ps_numbers() {
     let threads = linux.threads(pid).unwrap();
     assert_eq!(threads.len(), 18);
     assert!(threads.iter().all(|t| t.state == 'S'));
-    let groups = mlsdiag::commands::threads::group(&threads);
+    let groups = mlsdiag::model::waits::group(&threads);
     assert_eq!(groups[0].wait, "futex_wait_queue");
     assert_eq!(groups[0].tids.len(), 14);
     assert_eq!(

@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use super::fds::summarize;
 use super::{Ctx, pattern};
-use crate::classify::{Assessment, Observation, RegistryView, Thresholds, assess};
 use crate::cli::{CheckArgs, CheckCmdArgs};
+use crate::diagnose::assess::{Assessment, Observation, RegistryView, Thresholds, assess};
+use crate::diagnose::ipc::summarize;
 use crate::discover::{discover, worker_name};
 use crate::fmt::{bytes, duration, sanitize};
 use crate::input;
@@ -193,11 +193,11 @@ pub fn collect_from(
                     }),
                 None => None,
             };
-            let how = super::stacks::Collect {
+            let how = crate::stacks::collect::Collect {
                 faulthandler,
                 ..Default::default()
             };
-            let stacks = super::stacks::collect(ctx.platform.as_ref(), cand.pid, &how);
+            let stacks = crate::stacks::collect::collect(ctx.platform.as_ref(), cand.pid, &how);
             if let Some(f) = assessment_findings
                 .iter_mut()
                 .find(|f| f.verdict == Verdict::Hung)
@@ -322,7 +322,7 @@ pub fn collect_from(
         untrusted,
     };
     if let Some(dir) = &args.history {
-        super::history::fold_into(&mut report, dir, &args.leak.rule())?;
+        crate::diagnose::history::fold_into(&mut report, dir, &args.leak.rule())?;
     }
     Ok((report, outcome))
 }

@@ -10,10 +10,10 @@ use serde::Serialize;
 
 use super::{Ctx, pattern};
 use crate::cli::MemArgs;
+use crate::diagnose::leak;
 use crate::discover::{pids_or_workers, worker_name};
 use crate::error::InspectError;
 use crate::fmt::{bytes, sanitize};
-use crate::leak;
 use crate::model::SCHEMA_VERSION;
 use crate::model::Status;
 use crate::model::SystemMemory;

@@ -13,9 +13,9 @@ use chrono::{DateTime, Utc};
 
 use super::Ctx;
 use crate::cli::PostmortemArgs;
+use crate::diagnose::leak;
 use crate::evidence;
 use crate::fmt::{bytes, duration, local_time as local, md_code, md_text};
-use crate::leak;
 use crate::logs::{self, Options};
 use crate::model::Snapshot;
 use crate::model::{Status, Verdict};

@@ -9,8 +9,8 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::{Ctx, pattern};
-use crate::classify::{Thresholds, identity_problems};
 use crate::cli::RegistryArgs;
+use crate::diagnose::assess::{Thresholds, identity_problems};
 use crate::discover::discover;
 use crate::error::InspectError;
 use crate::fmt::{local_time, sanitize};

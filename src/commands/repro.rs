@@ -185,7 +185,7 @@ fn snapshot(
             window: Duration::from_secs(1),
             leak_window: None,
             hung_after,
-            leak: crate::leak::Rule::DEFAULT.into(),
+            leak: crate::diagnose::leak::Rule::DEFAULT.into(),
             progress_cpu: 1.0,
             history: None,
         },

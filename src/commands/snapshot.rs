@@ -309,14 +309,14 @@ fn build(
     });
     let stacks = alive.then(|| {
         let owner = platform.process(w.pid).ok().map(|p| p.uid);
-        let how = super::stacks::Collect {
+        let how = crate::stacks::collect::Collect {
             faulthandler: registry
                 .and_then(|r| Some((r, r.get(w.pid)?)))
                 .and_then(|(r, e)| r.worker_file(e, "faulthandler", owner).ok())
                 .flatten(),
             ..Default::default()
         };
-        super::stacks::collect(platform, w.pid, &how)
+        crate::stacks::collect::collect(platform, w.pid, &how)
     });
     Snapshot {
         schema_version: SCHEMA_VERSION,

@@ -16,8 +16,8 @@ use serde::Serialize;
 
 use super::Ctx;
 use super::check;
-use super::history::{Point, judge};
 use crate::cli::{SnapshotArgs, WatchArgs};
+use crate::diagnose::history::{Point, judge};
 use crate::model::SCHEMA_VERSION;
 use crate::model::{Activity, Status, Verdict};
 use crate::model::{CheckReport, WorkerReport};

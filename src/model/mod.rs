@@ -14,6 +14,7 @@ pub mod request;
 pub mod snapshot;
 pub mod stacks;
 pub mod verdict;
+pub mod waits;
 
 pub use pressure::pressure_level;
 pub use process::*;

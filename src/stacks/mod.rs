@@ -6,6 +6,7 @@
 //! `sample` (run with a timeout), and Python frames from a faulthandler dump the worker writes
 //! itself. Each source reports whether it worked and, if not, why and what would make it work.
 
+pub mod collect;
 pub mod faulthandler;
 #[cfg(all(target_os = "linux", feature = "python-stacks"))]
 pub mod pyspy;

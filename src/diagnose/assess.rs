@@ -12,9 +12,9 @@ use chrono::{DateTime, Utc};
 use regex::Regex;
 use serde::Serialize;
 
+use crate::diagnose::leak;
 use crate::error::InspectError;
 use crate::fmt::{duration, local_time as ts};
-use crate::leak;
 use crate::logs::WorkerLog;
 use crate::model::InFlight;
 use crate::model::RegistryEntry;
