@@ -206,7 +206,7 @@ _mlsdiag() {
             fi
             case "${prev}" in
                 --role)
-                    COMPREPLY=($(compgen -W "working idle hung crashed leaking orphan orphan-launcher" -- "${cur}"))
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --name)

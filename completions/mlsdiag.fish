@@ -284,13 +284,7 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-orchestrator" -l 
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-orchestrator" -l detached -d 'Keep running when the process that started it exits (demo --keep)'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-orchestrator" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-orchestrator" -s h -l help -d 'Print help'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -l role -r -f -a "working\t'Burns CPU on a request that started long ago: healthy, working'
-idle\t'Waits for requests: healthy, idle'
-hung\t'Two threads deadlocked on two locks while a request is in flight: hung'
-crashed\t'Registered, then killed by SIGABRT: crashed'
-leaking\t'Allocates memory steadily: leaking'
-orphan\t'Alive, re-parented to init, never registered: orphan'
-orphan-launcher\t'Starts the orphan and exits at once (internal)'"
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -l role -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -l name -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -l socket -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -l shm -r
@@ -300,7 +294,7 @@ always\t''
 never\t''"
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -l json -d 'Print one JSON document (with schema_version) instead of tables'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-worker" -s h -l help -d 'Print help'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check watch fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record completions man __demo-orchestrator __demo-worker help" -f -a "check" -d 'Classify every worker: healthy, hung, crashed, orphan or leaking, with the evidence'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check watch fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record completions man __demo-orchestrator __demo-worker help" -f -a "watch" -d 'Check every --interval, print verdict changes, snapshot and alert on findings, export metrics'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check watch fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record completions man __demo-orchestrator __demo-worker help" -f -a "fleet" -d 'Run `mlsdiag check` on many hosts over ssh and merge the results'

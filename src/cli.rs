@@ -10,10 +10,6 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::diagnose::leak;
 use crate::fmt::parse_duration;
-use crate::render::ColorChoice;
-
-pub const DEFAULT_REGISTRY: &str = "/tmp/mlx-server/worker_registry.json";
-pub const DEFAULT_PATTERN: &str = "mlx-server-v3";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -82,10 +78,10 @@ pub enum Command {
     Man,
     /// (internal) the demo's orchestrator process
     #[command(name = "__demo-orchestrator", hide = true)]
-    DemoOrchestrator(crate::sim::OrchestratorArgs),
+    DemoOrchestrator(DemoOrchestratorArgs),
     /// (internal) one demo worker process
     #[command(name = "__demo-worker", hide = true)]
-    DemoWorker(crate::sim::WorkerArgs),
+    DemoWorker(DemoWorkerArgs),
 }
 
 fn duration_arg(s: &str) -> Result<Duration, String> {
@@ -97,10 +93,10 @@ fn duration_arg(s: &str) -> Result<Duration, String> {
 #[command(next_help_heading = "Discovery")]
 pub struct DiscoveryArgs {
     /// Regex matched against each process's full command line
-    #[arg(long, env = "MLSDIAG_PATTERN", default_value = DEFAULT_PATTERN)]
+    #[arg(long, env = "MLSDIAG_PATTERN", default_value = crate::discover::DEFAULT_PATTERN)]
     pub pattern: String,
     /// The orchestrator's worker registry (JSON)
-    #[arg(long, env = "MLSDIAG_REGISTRY", default_value = DEFAULT_REGISTRY)]
+    #[arg(long, env = "MLSDIAG_REGISTRY", default_value = crate::registry::DEFAULT_PATH)]
     pub registry: PathBuf,
 }
 
@@ -168,6 +164,100 @@ pub struct CheckArgs {
     /// Also judge workers by the snapshots in this directory (memory trend, frozen CPU time)
     #[arg(long, value_name = "DIR")]
     pub history: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// `Some(colour)` when forced, `None` to decide by the terminal.
+    pub fn forced(self) -> Option<bool> {
+        match self {
+            ColorChoice::Always => Some(true),
+            ColorChoice::Never => Some(false),
+            ColorChoice::Auto => None,
+        }
+    }
+}
+
+impl From<&CheckArgs> for crate::diagnose::check::CheckOptions {
+    fn from(a: &CheckArgs) -> Self {
+        crate::diagnose::check::CheckOptions {
+            pattern: a.discovery.pattern.clone(),
+            registry: a.discovery.registry.clone(),
+            log: a.log.clone(),
+            window: a.window,
+            leak_window: a.leak_window,
+            hung_after: a.hung_after,
+            leak: a.leak.rule(),
+            progress_cpu: a.progress_cpu,
+            history: a.history.clone(),
+        }
+    }
+}
+
+/// The hidden `demo-orchestrator` command: the simulated MLS orchestrator.
+#[derive(Debug, Clone, Args)]
+pub struct DemoOrchestratorArgs {
+    /// Private directory for the socket, registry, log and state file
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Unique tag in every process name of this simulation
+    #[arg(long)]
+    pub tag: String,
+    /// The orchestrator's own name, so that it matches the discovery pattern like MLS's does
+    #[arg(long)]
+    pub name: String,
+    /// Keep running when the process that started it exits (demo --keep)
+    #[arg(long)]
+    pub detached: bool,
+}
+
+impl From<DemoOrchestratorArgs> for crate::sim::OrchestratorArgs {
+    fn from(a: DemoOrchestratorArgs) -> Self {
+        crate::sim::OrchestratorArgs {
+            dir: a.dir,
+            tag: a.tag,
+            name: a.name,
+            detached: a.detached,
+        }
+    }
+}
+
+/// The hidden `demo-worker` command: one simulated worker.
+#[derive(Debug, Clone, Args)]
+pub struct DemoWorkerArgs {
+    #[arg(long, value_parser = role_arg)]
+    pub role: crate::sim::Role,
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub socket: PathBuf,
+    #[arg(long)]
+    pub shm: String,
+    /// For the orphan launcher: the orphan's own name
+    #[arg(long)]
+    pub orphan_name: Option<String>,
+}
+
+fn role_arg(s: &str) -> Result<crate::sim::Role, String> {
+    crate::sim::Role::from_label(s).ok_or_else(|| format!("unknown role {s:?}"))
+}
+
+impl From<DemoWorkerArgs> for crate::sim::WorkerArgs {
+    fn from(a: DemoWorkerArgs) -> Self {
+        crate::sim::WorkerArgs {
+            role: a.role,
+            name: a.name,
+            socket: a.socket,
+            shm: a.shm,
+            orphan_name: a.orphan_name,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -399,6 +489,20 @@ pub struct SnapshotArgs {
     /// Log lines kept in each snapshot (with --log)
     #[arg(long, default_value_t = 20, help_heading = "Output")]
     pub tail: usize,
+}
+
+impl From<&SnapshotArgs> for crate::snapshot::SnapshotOptions {
+    fn from(a: &SnapshotArgs) -> Self {
+        crate::snapshot::SnapshotOptions {
+            check: (&a.check).into(),
+            pids: a.pids.clone(),
+            dir: a.dir.clone(),
+            on_finding: a.on_finding,
+            keep: a.keep,
+            max_age: a.max_age,
+            tail: a.tail,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]

@@ -139,3 +139,11 @@ pub fn worker_name(
         })
         .unwrap_or_else(|| comm.to_string())
 }
+
+/// The default `--pattern`: the command lines of MLS workers.
+pub const DEFAULT_PATTERN: &str = "mlx-server-v3";
+
+/// Compile the discovery pattern, with an error that names the flag.
+pub fn pattern(p: &str) -> anyhow::Result<regex::Regex> {
+    regex::Regex::new(p).map_err(|e| anyhow::anyhow!("--pattern {p:?} is not a valid regex: {e}"))
+}

@@ -10,7 +10,6 @@ pub mod commands;
 pub mod diagnose;
 pub mod discover;
 pub mod error;
-pub mod evidence;
 pub mod fmt;
 pub mod input;
 pub mod logs;
@@ -23,7 +22,9 @@ pub mod render;
 pub mod repro;
 pub mod sample;
 pub mod sim;
+pub mod snapshot;
 pub mod stacks;
+pub mod store;
 
 use std::io::Write;
 
@@ -38,7 +39,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     };
     let ctx = Ctx {
         platform,
-        style: render::Style::detect(cli.global.color),
+        style: render::Style::detect(cli.global.color.forced()),
         json: cli.global.json,
     };
     let stdout = std::io::stdout();
@@ -61,8 +62,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Postmortem(a) => commands::postmortem::run(&a, &ctx, &mut out)?,
         Command::Completions(a) => commands::completions::completions(a.shell, &mut out)?,
         Command::Man => commands::completions::man(&mut out)?,
-        Command::DemoOrchestrator(a) => sim::orchestrator(&a)?,
-        Command::DemoWorker(a) => sim::worker(&a)?,
+        Command::DemoOrchestrator(a) => sim::orchestrator(&a.into())?,
+        Command::DemoWorker(a) => sim::worker(&a.into())?,
     };
     out.flush()?;
     Ok(status.code())

@@ -12,6 +12,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::InputError;
+
+/// Where MLS writes its worker registry (the default `--registry`).
+pub const DEFAULT_PATH: &str = "/tmp/mlx-server/worker_registry.json";
 use crate::model::RegistryEntry;
 
 #[derive(Debug, Clone, Serialize)]

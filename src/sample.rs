@@ -6,7 +6,6 @@
 
 use std::time::{Duration, Instant};
 
-use crate::diagnose::leak;
 use crate::error::InspectError;
 use crate::model::ProcessInfo;
 use crate::platform::Platform;
@@ -50,10 +49,13 @@ impl Series {
     }
     /// The leak metric (footprint where the OS has it, else RSS) at each reading, with whether a
     /// request was in flight at that reading, from `busy(seconds since the first reading)`.
-    pub fn memory_samples(&self, busy: impl Fn(f64) -> Option<bool>) -> Vec<leak::Sample> {
+    pub fn memory_samples(
+        &self,
+        busy: impl Fn(f64) -> Option<bool>,
+    ) -> Vec<crate::model::MemorySample> {
         self.readings
             .iter()
-            .map(|(t, p)| leak::Sample {
+            .map(|(t, p)| crate::model::MemorySample {
                 secs: *t,
                 bytes: p.leak_metric_bytes(),
                 busy: busy(*t),

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::Ctx;
-use super::check;
-use crate::cli::{CheckArgs, DemoArgs, DiscoveryArgs};
+use crate::cli::DemoArgs;
+use crate::diagnose::check::{CheckOptions, check};
 use crate::diagnose::leak;
 use crate::fmt;
 use crate::model::CheckReport;
@@ -193,20 +193,16 @@ fn diagnose(
     child: &mut std::process::Child,
 ) -> anyhow::Result<Status> {
     let state = wait_for_state(dir, child)?;
-    let check_args = CheckArgs {
-        discovery: DiscoveryArgs {
-            pattern: state.pattern.clone(),
-            registry: state.registry.clone(),
-        },
+    let options = CheckOptions {
+        pattern: state.pattern.clone(),
+        registry: state.registry.clone(),
         log: Some(state.log.clone()),
         window: args.window,
-        leak_window: None,
         // The simulated workers are seconds old, and a request is evidence only about a
         // process alive when it started: the stall that counts is the one since then.
         hung_after: DEMO_HUNG_AFTER,
-        leak: DEMO_LEAK.into(),
-        progress_cpu: 1.0,
-        history: None,
+        leak: DEMO_LEAK,
+        ..CheckOptions::default()
     };
     if !ctx.json {
         writeln!(
@@ -224,7 +220,7 @@ fn diagnose(
             args.window.as_secs_f64()
         )?;
     }
-    let report = check::collect(&check_args, ctx)?;
+    let report = check(&options, ctx.platform.as_ref())?;
     let expectations: Vec<Expectation> = state
         .workers
         .iter()
@@ -257,7 +253,7 @@ fn diagnose(
         };
         render::json(out, &report)?;
     } else {
-        check::print(&report, ctx, out)?;
+        super::check::print(&report, ctx, out)?;
         writeln!(out)?;
         if as_designed {
             writeln!(

@@ -10,12 +10,12 @@ use super::Ctx;
 use crate::cli::HistoryArgs;
 use crate::diagnose::history::{WorkerHistory, analyze};
 use crate::diagnose::leak;
-use crate::evidence;
 use crate::fmt::{bytes, duration, local_time, sanitize};
 use crate::model::SCHEMA_VERSION;
 use crate::model::Snapshot;
 use crate::model::Status;
 use crate::render;
+use crate::store;
 
 #[derive(Debug, Serialize)]
 pub struct HistoryReport {
@@ -37,8 +37,8 @@ fn trend_cell(j: &leak::Judgement) -> String {
 }
 
 pub fn run(args: &HistoryArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
-    let dir = args.dir.clone().unwrap_or_else(evidence::default_dir);
-    let (snaps, unreadable) = evidence::load_all(&dir)?;
+    let dir = args.dir.clone().unwrap_or_else(store::default_dir);
+    let (snaps, unreadable) = store::load_all(&dir)?;
     let snaps: Vec<Snapshot> = snaps
         .into_iter()
         .map(|(_, s)| s)

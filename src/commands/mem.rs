@@ -8,9 +8,10 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::{Ctx, pattern};
+use super::Ctx;
 use crate::cli::MemArgs;
 use crate::diagnose::leak;
+use crate::discover::pattern;
 use crate::discover::{pids_or_workers, worker_name};
 use crate::error::InspectError;
 use crate::fmt::{bytes, sanitize};

@@ -27,8 +27,3 @@ pub struct Ctx {
     pub style: Style,
     pub json: bool,
 }
-
-/// Compile the discovery pattern, with an error that names the flag.
-pub fn pattern(p: &str) -> anyhow::Result<regex::Regex> {
-    regex::Regex::new(p).map_err(|e| anyhow::anyhow!("--pattern {p:?} is not a valid regex: {e}"))
-}

@@ -14,11 +14,11 @@ use chrono::{DateTime, Utc};
 use super::Ctx;
 use crate::cli::PostmortemArgs;
 use crate::diagnose::leak;
-use crate::evidence;
 use crate::fmt::{bytes, duration, local_time as local, md_code, md_text};
 use crate::logs::{self, Options};
 use crate::model::Snapshot;
 use crate::model::{Status, Verdict};
+use crate::store;
 
 const TODO: &str = "_TODO: fill in_";
 
@@ -42,13 +42,13 @@ fn load_inputs(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, Snapshot)>> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
-            let (snaps, problems) = evidence::load_all(p)?;
+            let (snaps, problems) = store::load_all(p)?;
             for pr in problems {
                 eprintln!("mlsdiag: warning: {pr}");
             }
             out.extend(snaps);
         } else {
-            out.push((p.clone(), evidence::load(p)?));
+            out.push((p.clone(), store::load(p)?));
         }
     }
     anyhow::ensure!(
@@ -129,10 +129,10 @@ pub fn render(
     } else {
         "RSS"
     };
-    let samples: Vec<leak::Sample> = series
+    let samples: Vec<crate::model::MemorySample> = series
         .iter()
         .filter_map(|(_, s)| {
-            Some(leak::Sample {
+            Some(crate::model::MemorySample {
                 secs: (s.taken_at - first.taken_at).as_seconds_f64(),
                 bytes: mem(s)?,
                 busy: s

@@ -7,8 +7,9 @@
 
 use std::io::Write;
 
-use super::{Ctx, pattern};
+use super::Ctx;
 use crate::cli::RecordArgs;
+use crate::discover::pattern;
 use crate::discover::pids_or_workers;
 use crate::model::Status;
 use crate::platform::fixture::{RECORDING_KIND, RecordedProcess, Recording};
@@ -63,7 +64,7 @@ pub fn run(args: &RecordArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<
     };
     let json = serde_json::to_string_pretty(&recording)?;
     anyhow::ensure!(
-        crate::evidence::write_new(&args.output, json.as_bytes())?,
+        crate::store::write_new(&args.output, json.as_bytes())?,
         "{}: exists; a recording is never overwritten",
         args.output.display()
     );

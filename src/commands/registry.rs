@@ -8,10 +8,11 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::{Ctx, pattern};
+use super::Ctx;
 use crate::cli::RegistryArgs;
 use crate::diagnose::assess::{Thresholds, identity_problems};
 use crate::discover::discover;
+use crate::discover::pattern;
 use crate::error::InspectError;
 use crate::fmt::{local_time, sanitize};
 use crate::model::RegistryEntry;

@@ -15,7 +15,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::Ctx;
-use crate::cli::{CheckArgs, DiscoveryArgs, ReproArgs, SnapshotArgs};
+use crate::cli::ReproArgs;
+use crate::diagnose::check::CheckOptions;
 use crate::model::SCHEMA_VERSION;
 use crate::model::Status;
 use crate::render;
@@ -25,6 +26,7 @@ use crate::repro::protocol::RunRequest;
 use crate::repro::runlog::RunLog;
 use crate::repro::runner::{self, Runner};
 use crate::repro::stats::{self, Interval};
+use crate::snapshot::SnapshotOptions;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Hang {
@@ -167,36 +169,31 @@ enum Target {
     },
 }
 
-/// Snapshots `pids` (or every worker found, when empty) into `dir`; the saved files, or why
-/// there are none.
+/// Snapshots `pids` (or every worker found, when empty) into `dir`, finding the workers by
+/// `pattern` and `registry`; the saved files, or why there are none.
 fn snapshot(
     ctx: &Ctx,
     dir: &Path,
-    discovery: DiscoveryArgs,
+    (pattern, registry): (String, PathBuf),
     log: Option<PathBuf>,
     hung_after: Duration,
     pids: Vec<u32>,
 ) -> (Vec<String>, Option<String>) {
-    let args = SnapshotArgs {
+    let opts = SnapshotOptions {
         pids,
-        check: CheckArgs {
-            discovery,
+        check: CheckOptions {
+            pattern,
+            registry,
             log,
             window: Duration::from_secs(1),
-            leak_window: None,
             hung_after,
-            leak: crate::diagnose::leak::Rule::DEFAULT.into(),
-            progress_cpu: 1.0,
-            history: None,
+            ..CheckOptions::default()
         },
         dir: Some(dir.to_path_buf()),
-        quiet: true,
-        on_finding: false,
-        keep: None,
-        max_age: None,
         tail: 20,
+        ..SnapshotOptions::default()
     };
-    match super::snapshot::take(&args, ctx) {
+    match crate::snapshot::take(&opts, ctx.platform.as_ref()) {
         Ok((r, _)) if r.saved.is_empty() => (
             vec![],
             Some("no server worker found by --pattern/--registry".to_string()),
@@ -206,14 +203,15 @@ fn snapshot(
     }
 }
 
-/// How the runner's process is found again for its snapshot: by its own command line.
-fn runner_discovery(exe: &Path, out_dir: &Path) -> DiscoveryArgs {
+/// How the runner's process is found again for its snapshot: by its own command line
+/// (pattern, registry).
+fn runner_discovery(exe: &Path, out_dir: &Path) -> (String, PathBuf) {
     let name = exe.file_name().unwrap_or(exe.as_os_str()).to_string_lossy();
-    DiscoveryArgs {
-        pattern: format!("{} serve --model", regex::escape(&name)),
+    (
+        format!("{} serve --model", regex::escape(&name)),
         // Runners are in no orchestrator's registry.
-        registry: out_dir.join("no-registry.json"),
-    }
+        out_dir.join("no-registry.json"),
+    )
 }
 
 pub fn run(args: &ReproArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
@@ -312,7 +310,10 @@ pub fn run(args: &ReproArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
                                 let (snapshots, snapshot_error) = snapshot(
                                     ctx,
                                     &out_dir,
-                                    args.discovery.clone(),
+                                    (
+                                        args.discovery.pattern.clone(),
+                                        args.discovery.registry.clone(),
+                                    ),
                                     args.log.clone(),
                                     Duration::from_secs(300),
                                     vec![],

@@ -15,13 +15,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::Ctx;
-use super::check;
-use crate::cli::{SnapshotArgs, WatchArgs};
+use crate::cli::WatchArgs;
+use crate::diagnose::check::{CheckOptions, check_from};
 use crate::diagnose::history::{Point, judge};
 use crate::model::SCHEMA_VERSION;
 use crate::model::{Activity, Status, Verdict};
 use crate::model::{CheckReport, WorkerReport};
-use crate::{evidence, metrics, registry};
+use crate::snapshot::SnapshotOptions;
+use crate::{metrics, registry, store};
 
 /// A process is its PID and its start time: a reused PID is another worker.
 type Key = (u32, Option<DateTime<Utc>>);
@@ -76,7 +77,7 @@ pub fn run(args: &WatchArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
         let bound = metrics::serve(addr, Arc::clone(&latest))?;
         eprintln!("mlsdiag watch: metrics on http://{bound}/metrics");
     }
-    let dir = args.dir.clone().unwrap_or_else(evidence::default_dir);
+    let dir = args.dir.clone().unwrap_or_else(store::default_dir);
     let mut tracked: BTreeMap<Key, Tracked> = BTreeMap::new();
     // Requests a restart was done for, by worker name and request: a worker respawned under the
     // same name is never restarted again for the request its predecessor hung on.
@@ -87,13 +88,14 @@ pub fn run(args: &WatchArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
         .log
         .as_ref()
         .map(|p| crate::logs::follow::Follower::new(p, args.check.hung_after));
+    let options = CheckOptions::from(&args.check);
     let mut status;
     let mut round = 0u64;
     loop {
         let started = Instant::now();
         round += 1;
         let round_result = match follower.as_mut().map(|f| f.update()).transpose() {
-            Ok(log) => check::collect_from(&args.check, ctx, log),
+            Ok(log) => check_from(&options, ctx.platform.as_ref(), log),
             Err(e) => Err(e.into()),
         };
         // The check's own time; snapshots, hooks and restarts below are not part of it.
@@ -348,19 +350,19 @@ fn snapshot(
     registry: Option<&registry::Registry>,
     dir: &std::path::Path,
 ) -> String {
-    let snap_args = SnapshotArgs {
+    let opts = SnapshotOptions {
         pids: vec![w.pid],
-        check: args.check.clone(),
+        check: CheckOptions::from(&args.check),
         dir: Some(dir.to_path_buf()),
-        quiet: true,
         on_finding: true,
-        keep: None,
-        max_age: None,
         tail: args.tail,
+        ..SnapshotOptions::default()
     };
-    let saved = evidence::prepare_dir(dir)
+    let saved = store::prepare_dir(dir)
         .map_err(anyhow::Error::from)
-        .and_then(|h| super::snapshot::save_one(w, &snap_args, ctx, outcome, registry, &h));
+        .and_then(|h| {
+            crate::snapshot::save_one(w, &opts, ctx.platform.as_ref(), outcome, registry, &h)
+        });
     match saved {
         Ok(s) => s.json,
         Err(e) => format!("failed: {e:#}"),

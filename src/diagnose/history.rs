@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::leak;
-use crate::evidence;
 use crate::fmt::{duration, local_time};
 use crate::model::{CheckReport, Finding, Snapshot, Verdict, same_process};
+use crate::store;
 
 #[derive(Debug, Serialize, Clone)]
 pub struct Restart {
@@ -94,10 +94,10 @@ pub fn judge(
     let Some(last) = points.last() else {
         return Judged::default();
     };
-    let mem: Vec<leak::Sample> = points
+    let mem: Vec<crate::model::MemorySample> = points
         .iter()
         .filter_map(|p| {
-            Some(leak::Sample {
+            Some(crate::model::MemorySample {
                 secs: (p.at - t0).as_seconds_f64(),
                 bytes: p.memory_bytes?,
                 busy: p.in_flight,
@@ -234,7 +234,7 @@ pub fn analyze(snaps: &[Snapshot], rule: &leak::Rule) -> Vec<WorkerHistory> {
 
 /// `check --history DIR`: add the history's findings to live workers with the same PID.
 pub fn fold_into(report: &mut CheckReport, dir: &Path, rule: &leak::Rule) -> anyhow::Result<()> {
-    let (snaps, problems) = evidence::load_all(dir)?;
+    let (snaps, problems) = store::load_all(dir)?;
     let snaps: Vec<Snapshot> = snaps.into_iter().map(|(_, s)| s).collect();
     for p in problems {
         report.notes.push(format!("history: {p}"));

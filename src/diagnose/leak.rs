@@ -33,6 +33,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::fmt::{bytes, duration};
+use crate::model::MemorySample;
 
 const MIB: f64 = 1024.0 * 1024.0;
 /// Baseline points needed before a slope means anything.
@@ -62,16 +63,6 @@ impl Default for Rule {
     fn default() -> Self {
         Rule::DEFAULT
     }
-}
-
-/// One memory reading of one process.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Sample {
-    /// Seconds since some fixed origin (the first reading, the first snapshot).
-    pub secs: f64,
-    pub bytes: u64,
-    /// Whether a request was in flight at this reading; `None` when no log says.
-    pub busy: Option<bool>,
 }
 
 /// Which readings the baseline was made of.
@@ -213,7 +204,7 @@ impl Judgement {
 
 /// Judge a process's memory readings (oldest first). `None` with fewer than two readings or
 /// none spread over time.
-pub fn judge(samples: &[Sample], rule: &Rule) -> Option<Judgement> {
+pub fn judge(samples: &[MemorySample], rule: &Rule) -> Option<Judgement> {
     let (first, last) = (samples.first()?, samples.last()?);
     let span = last.secs - first.secs;
     if samples.len() < 2 || span <= 0.0 {
@@ -343,12 +334,12 @@ mod tests {
     const MB: u64 = 1024 * 1024;
 
     /// Readings every `step` seconds for `secs` seconds, memory from `f(t)`.
-    fn series(secs: f64, step: f64, f: impl Fn(f64) -> u64) -> Vec<Sample> {
+    fn series(secs: f64, step: f64, f: impl Fn(f64) -> u64) -> Vec<MemorySample> {
         let n = (secs / step) as usize + 1;
         (0..n)
             .map(|i| {
                 let t = i as f64 * step;
-                Sample {
+                MemorySample {
                     secs: t,
                     bytes: f(t),
                     busy: None,
@@ -357,7 +348,7 @@ mod tests {
             .collect()
     }
 
-    fn outcome(s: &[Sample]) -> Outcome {
+    fn outcome(s: &[MemorySample]) -> Outcome {
         judge(s, &Rule::default()).unwrap().outcome
     }
 
@@ -438,10 +429,10 @@ mod tests {
         // Six readings, the second and third close together: one interval holds two steps of
         // a steady 150 MB-per-reading leak (seen under load, tests/cli/recording.rs).
         let times = [0.0, 0.18, 0.24, 0.62, 0.8, 1.0];
-        let s: Vec<Sample> = times
+        let s: Vec<MemorySample> = times
             .iter()
             .enumerate()
-            .map(|(i, &t)| Sample {
+            .map(|(i, &t)| MemorySample {
                 secs: t,
                 bytes: 9_126_805_504 + i as u64 * 150_000_000,
                 busy: None,
@@ -487,7 +478,7 @@ mod tests {
     #[test]
     fn edge_cases() {
         assert!(judge(&[], &Rule::default()).is_none());
-        let one = [Sample {
+        let one = [MemorySample {
             secs: 0.0,
             bytes: 1,
             busy: None,

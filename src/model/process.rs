@@ -208,6 +208,16 @@ impl PressureLevel {
     }
 }
 
+/// One memory reading of one process.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MemorySample {
+    /// Seconds since some fixed origin (the first reading, the first snapshot).
+    pub secs: f64,
+    pub bytes: u64,
+    /// Whether a request was in flight at this reading; `None` when no log says.
+    pub busy: Option<bool>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

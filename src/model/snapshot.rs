@@ -9,6 +9,7 @@ use super::registry::RegistryEntry;
 use super::report::WorkerReport;
 use super::request::{InFlight, Stats, Success};
 use super::stacks::StacksReport;
+use super::verdict::{Status, Verdict};
 
 pub const SNAPSHOT_KIND: &str = "mlsdiag-snapshot";
 
@@ -49,4 +50,25 @@ pub struct Snapshot {
     /// Stacks from the sources that never disturb the worker (no signal, no `sample`).
     #[serde(default)]
     pub stacks: Option<StacksReport>,
+}
+
+/// One snapshot written, as `snapshot` reports it.
+#[derive(Debug, Serialize)]
+pub struct SavedSnapshot {
+    pub pid: u32,
+    pub name: String,
+    pub verdict: Verdict,
+    pub json: String,
+    pub txt: String,
+}
+
+/// What `snapshot` did: the files it saved and the ones retention deleted.
+#[derive(Debug, Serialize)]
+pub struct SnapshotReport {
+    pub schema_version: u32,
+    pub command: &'static str,
+    pub status: Status,
+    pub dir: String,
+    pub saved: Vec<SavedSnapshot>,
+    pub deleted: Vec<String>,
 }

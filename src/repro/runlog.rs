@@ -23,7 +23,7 @@ impl RunLog {
     /// it); the directory is created private, and neither it nor the file may be a symlink.
     pub fn open(dir: &Path) -> Result<RunLog, InputError> {
         use std::os::unix::fs::OpenOptionsExt;
-        crate::evidence::prepare_dir(dir)?;
+        crate::store::prepare_dir(dir)?;
         let path = dir.join("runs.log");
         let file = std::fs::OpenOptions::new()
             .append(true)

@@ -16,15 +16,12 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Local, Utc};
-use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 
 use crate::model::Status;
 
 /// The roles of the simulated workers, in the order they are started.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize, Hash, PartialOrd, Ord,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Burns CPU on a request that started long ago: healthy, working.
@@ -53,6 +50,14 @@ impl Role {
         Role::Orphan,
     ];
 
+    /// The role a label names (the inverse of [`Role::label`]).
+    pub fn from_label(s: &str) -> Option<Role> {
+        Role::DEMO
+            .into_iter()
+            .chain([Role::OrphanLauncher])
+            .find(|r| r.label() == s)
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Role::Working => "working",
@@ -66,34 +71,27 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone, Args)]
+/// The simulated orchestrator's settings (the hidden `demo-orchestrator` command's flags).
+#[derive(Debug, Clone)]
 pub struct OrchestratorArgs {
-    /// Private directory for the socket, registry, log and state file
-    #[arg(long)]
+    /// Private directory for the socket, registry, log and state file.
     pub dir: PathBuf,
-    /// Unique tag in every process name of this simulation
-    #[arg(long)]
+    /// Unique tag in every process name of this simulation.
     pub tag: String,
-    /// The orchestrator's own name, so that it matches the discovery pattern like MLS's does
-    #[arg(long)]
+    /// The orchestrator's own name, so that it matches the discovery pattern like MLS's does.
     pub name: String,
-    /// Keep running when the process that started it exits (demo --keep)
-    #[arg(long)]
+    /// Keep running when the process that started it exits (demo --keep).
     pub detached: bool,
 }
 
-#[derive(Debug, Clone, Args)]
+/// A simulated worker's settings (the hidden `demo-worker` command's flags).
+#[derive(Debug, Clone)]
 pub struct WorkerArgs {
-    #[arg(long, value_enum)]
     pub role: Role,
-    #[arg(long)]
     pub name: String,
-    #[arg(long)]
     pub socket: PathBuf,
-    #[arg(long)]
     pub shm: String,
-    /// For the orphan launcher: the orphan's own name
-    #[arg(long)]
+    /// For the orphan launcher: the orphan's own name.
     pub orphan_name: Option<String>,
 }
 
@@ -282,8 +280,8 @@ pub fn orchestrator(args: &OrchestratorArgs) -> anyhow::Result<Status> {
                 if let (Some("hello"), Some(role), Some(pid), Some(name)) =
                     (it.next(), it.next(), it.next(), it.next())
                 {
-                    let role = Role::from_str(role, true)
-                        .map_err(|e| anyhow::anyhow!("bad hello {line:?}: {e}"))?;
+                    let role = Role::from_label(role)
+                        .ok_or_else(|| anyhow::anyhow!("bad hello {line:?}: unknown role"))?;
                     hello.push((role, pid.parse()?, name.to_string()));
                 }
                 stream.set_read_timeout(None)?;

@@ -10,6 +10,7 @@ mod evidence;
 mod fleet;
 mod hostile;
 mod inspect;
+mod layers;
 mod logs;
 mod memory;
 #[cfg(feature = "mlx")]

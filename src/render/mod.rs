@@ -15,13 +15,6 @@ use crate::model::Verdict;
 const HOUSE_STYLE: TableStyle =
     TableStyle::new().header_separator(LineStyle::none().fill('─').junction('─'));
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ColorChoice {
-    Auto,
-    Always,
-    Never,
-}
-
 /// How text output should look.
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
@@ -29,15 +22,12 @@ pub struct Style {
 }
 
 impl Style {
-    pub fn detect(choice: ColorChoice) -> Style {
-        let color = match choice {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                    && std::io::stdout().is_terminal()
-            }
-        };
+    /// Colour when asked for, or by default when stdout is a terminal and `NO_COLOR` is unset.
+    pub fn detect(color: Option<bool>) -> Style {
+        let color = color.unwrap_or_else(|| {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stdout().is_terminal()
+        });
         Style { color }
     }
 
@@ -77,3 +67,5 @@ pub fn json<T: Serialize>(out: &mut dyn Write, value: &T) -> std::io::Result<()>
     serde_json::to_writer_pretty(&mut *out, value)?;
     writeln!(out)
 }
+
+pub mod snapshot;

@@ -1,4 +1,4 @@
-//! Snapshots on disk: the evidence that outlives the process it describes.
+//! The snapshot store: snapshots on disk, the evidence that outlives the process it describes.
 //!
 //! One snapshot is everything mlsdiag knew about one worker at one moment, as JSON (for
 //! `history` and `postmortem`) and as text (for people), named like the seed's

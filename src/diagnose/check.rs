@@ -1,0 +1,374 @@
+//! `check` as a library call: find the workers (pattern + registry), read each several times
+//! over the window, fold in the server log's in-flight requests and the IPC state, and give
+//! every worker a verdict with the evidence that produced it.
+//!
+//! Options are plain data with one [`Default`]; the command line converts into them
+//! (`cli.rs`), and `watch`, `snapshot`, `repro` and `demo` build them directly.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::assess::{Assessment, Observation, RegistryView, Thresholds, assess};
+use super::ipc::summarize;
+use super::leak;
+use crate::discover::{self, discover, worker_name};
+use crate::input;
+use crate::logs;
+use crate::model::{
+    CheckReport, LogSource, Orchestrator, RegistryState, SCHEMA_VERSION, Status, Verdict,
+    WorkerReport,
+};
+use crate::platform::Platform;
+use crate::registry::{self, Loaded};
+use crate::sample::{readings_for, sample};
+
+/// What a check looks at and the thresholds it judges by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckOptions {
+    /// Regex matched against each process's full command line.
+    pub pattern: String,
+    /// The orchestrator's worker registry.
+    pub registry: PathBuf,
+    /// The server log whose in-flight requests prove a hang.
+    pub log: Option<PathBuf>,
+    /// Sampling window for CPU%, thread states and memory growth.
+    pub window: Duration,
+    /// Window for the memory trend, when longer than `window`.
+    pub leak_window: Option<Duration>,
+    /// A request in flight this long without progress is a hang.
+    pub hung_after: Duration,
+    pub leak: leak::Rule,
+    /// CPU% over the window at or below which a worker makes no progress.
+    pub progress_cpu: f64,
+    /// Snapshots to judge the workers by as well (memory trend, frozen CPU time).
+    pub history: Option<PathBuf>,
+}
+
+impl CheckOptions {
+    /// The thresholds the rules judge by.
+    pub fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            hung_after: self.hung_after,
+            leak: self.leak,
+            progress_cpu_percent: self.progress_cpu,
+            ..Thresholds::default()
+        }
+    }
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        let th = Thresholds::default();
+        CheckOptions {
+            pattern: discover::DEFAULT_PATTERN.into(),
+            registry: registry::DEFAULT_PATH.into(),
+            log: None,
+            window: Duration::from_secs(2),
+            leak_window: None,
+            hung_after: th.hung_after,
+            leak: th.leak,
+            progress_cpu: th.progress_cpu_percent,
+            history: None,
+        }
+    }
+}
+
+/// The registry's `heartbeat` file of a worker and the time since it was last touched, when the
+/// registry may name it (see [`crate::registry::Registry::worker_file`]); `Err` says why not.
+fn heartbeat(
+    e: &crate::model::RegistryEntry,
+    registry: &crate::registry::Registry,
+    worker_uid: Option<u32>,
+) -> Result<Option<(String, std::time::Duration)>, String> {
+    let Some(path) = registry.worker_file(e, "heartbeat", worker_uid)? else {
+        return Ok(None);
+    };
+    let Ok(touched) = std::fs::metadata(&path).and_then(|m| m.modified()) else {
+        return Ok(None);
+    };
+    Ok(Some((
+        path.display().to_string(),
+        touched.elapsed().unwrap_or_default(),
+    )))
+}
+
+/// Every worker found, judged: the library call behind `check`.
+pub fn check(opts: &CheckOptions, platform: &dyn Platform) -> anyhow::Result<CheckReport> {
+    Ok(check_with_log(opts, platform)?.0)
+}
+
+/// `check`, also handing back the folded log (snapshots keep the worker's part of it).
+pub fn check_with_log(
+    opts: &CheckOptions,
+    platform: &dyn Platform,
+) -> anyhow::Result<(CheckReport, Option<logs::Outcome>)> {
+    let log = match &opts.log {
+        Some(p) => Some(logs::for_check(p, opts.hung_after)?),
+        None => None,
+    };
+    check_from(opts, platform, log)
+}
+
+/// `check` with the `--log` fold already made (`watch` follows the log across rounds).
+pub fn check_from(
+    opts: &CheckOptions,
+    platform: &dyn Platform,
+    outcome: Option<logs::Outcome>,
+) -> anyhow::Result<(CheckReport, Option<logs::Outcome>)> {
+    let re = discover::pattern(&opts.pattern)?;
+    let reg_path = opts.registry.display().to_string();
+    let loaded = registry::load(&opts.registry);
+    let mut status = Status::Ok;
+    let mut notes = Vec::new();
+    let (registry, reg_state, why) = match &loaded {
+        Loaded::Ok(r) => (
+            Some(r),
+            RegistryState {
+                path: reg_path.clone(),
+                state: "ok",
+                error: None,
+                entries: r.entries.len(),
+            },
+            String::new(),
+        ),
+        Loaded::Missing(_) => {
+            status = Status::Unknown;
+            let why = format!("{reg_path} does not exist");
+            notes.push(format!(
+                "registry {why}: orphans cannot be told apart (set --registry or MLSDIAG_REGISTRY)"
+            ));
+            (
+                None,
+                RegistryState {
+                    path: reg_path.clone(),
+                    state: "missing",
+                    error: Some(why.clone()),
+                    entries: 0,
+                },
+                why,
+            )
+        }
+        Loaded::Invalid(e) => {
+            status = Status::Unknown;
+            notes.push(format!(
+                "registry unreadable: {e}; workers found by pattern only"
+            ));
+            (
+                None,
+                RegistryState {
+                    path: reg_path.clone(),
+                    state: "invalid",
+                    error: Some(e.to_string()),
+                    entries: 0,
+                },
+                e.to_string(),
+            )
+        }
+    };
+    let log = outcome.as_ref().map(|o| &o.analysis);
+    let found = discover(platform, &re, registry)?;
+    let pids: Vec<u32> = found.workers.iter().map(|c| c.pid).collect();
+    let window = opts.window.max(opts.leak_window.unwrap_or_default());
+    let series = sample(platform, &pids, window, readings_for(window));
+    let now = platform.now();
+    let thresholds = opts.thresholds();
+    let registry_view = match registry {
+        Some(_) => RegistryView::Loaded { path: &reg_path },
+        None => RegistryView::Unavailable { why: &why },
+    };
+    let only_worker = pids.len() == 1;
+    // Open requests of the log that some worker's share accounts for, by (file, line).
+    let mut attributed = std::collections::HashSet::new();
+    let mut workers = Vec::new();
+    for (cand, s) in found.workers.iter().zip(&series) {
+        let entry = cand.registered.as_ref();
+        let last = s.last();
+        let name = match last {
+            Some(p) => worker_name(entry, &p.cmdline, &p.name, &re),
+            None => entry
+                .and_then(|e| e.name.clone())
+                .unwrap_or_else(|| format!("pid {}", cand.pid)),
+        };
+        let worker_log = log.as_ref().map(|l| {
+            l.for_worker(
+                Some(&name),
+                cand.pid,
+                only_worker,
+                last.map(|p| p.start_time),
+            )
+        });
+        if let Some(l) = &worker_log {
+            attributed.extend(l.requests().map(|r| (r.source, r.line)));
+        }
+        let parent = last
+            .and_then(|p| platform.process(p.ppid).ok())
+            .map(|p| (p.pid, p.name));
+        let mut worker_notes = Vec::new();
+        let beat = match (entry, registry) {
+            (Some(e), Some(r)) => heartbeat(e, r, last.map(|p| p.uid)).unwrap_or_else(|why| {
+                worker_notes.push(why);
+                None
+            }),
+            _ => None,
+        };
+        let assessment: Assessment = assess(
+            &Observation {
+                series: s,
+                entry,
+                registry: registry_view.clone(),
+                pattern: &re,
+                log: worker_log.as_ref(),
+                parent,
+                now,
+                heartbeat: beat,
+            },
+            &thresholds,
+        );
+        let mut notes = assessment.notes;
+        notes.append(&mut worker_notes);
+        let mut assessment_findings = assessment.findings;
+        // A hung worker's stacks, from the sources that never disturb it, against known hangs.
+        if assessment.verdict == Verdict::Hung {
+            let faulthandler = match entry.zip(registry) {
+                Some((e, r)) => r
+                    .worker_file(e, "faulthandler", last.map(|p| p.uid))
+                    .unwrap_or_else(|why| {
+                        notes.push(why);
+                        None
+                    }),
+                None => None,
+            };
+            let how = crate::stacks::collect::Collect {
+                faulthandler,
+                ..Default::default()
+            };
+            let stacks = crate::stacks::collect::collect(platform, cand.pid, &how);
+            if let Some(f) = assessment_findings
+                .iter_mut()
+                .find(|f| f.verdict == Verdict::Hung)
+            {
+                for m in &stacks.signatures {
+                    f.evidence
+                        .push(format!("stacks match {}: {} ({})", m.id, m.title, m.url));
+                }
+            }
+        }
+        let ipc = match last {
+            Some(p) if !p.is_zombie() && assessment.verdict != Verdict::Crashed => {
+                match platform.fds(p.pid, Some(&[p.ppid])) {
+                    Ok(fds) => {
+                        let ipc = summarize(&fds, Some(p.ppid));
+                        notes.push(ipc.line());
+                        Some(ipc)
+                    }
+                    Err(e) => {
+                        notes.push(format!("IPC unknown: {e}"));
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        status = status.worst(assessment.verdict.status());
+        workers.push(WorkerReport {
+            pid: cand.pid,
+            name,
+            registered: entry.is_some(),
+            model: entry.and_then(|e| e.model.clone()),
+            ppid: last.map(|p| p.ppid),
+            state: last.map(|p| p.state),
+            cpu_percent: assessment.cpu_percent,
+            cpu_seconds: last.map(|p| p.cpu_ns() as f64 / 1e9),
+            rss_bytes: last.map(|p| p.rss_bytes),
+            vsz_bytes: last.map(|p| p.vsz_bytes),
+            footprint_bytes: last.and_then(|p| p.footprint_bytes),
+            elapsed_secs: last.map(|p| (now - p.start_time).num_seconds().max(0) as u64),
+            started_at: last.map(|p| p.start_time),
+            threads: last.map(|p| p.threads),
+            command: last.map(|p| p.command()),
+            verdict: assessment.verdict,
+            activity: assessment.activity,
+            findings: assessment_findings,
+            notes,
+            in_flight_known: worker_log.as_ref().is_some_and(|l| l.proves_in_flight),
+            in_flight: worker_log.map(|l| l.in_flight).unwrap_or_default(),
+            ipc,
+        });
+    }
+    if workers.is_empty() {
+        notes.push(format!(
+            "no workers found: no process matches --pattern {:?} and the registry lists none",
+            opts.pattern
+        ));
+    }
+    if let Some(l) = log {
+        let unclaimed = l
+            .open()
+            .filter(|r| !attributed.contains(&(r.source, r.line)))
+            .count();
+        if unclaimed > 0 {
+            notes.push(format!(
+                "{unclaimed} open request(s) in the log belong to no worker found (by name or pid)"
+            ));
+        }
+    }
+    let mut summary = BTreeMap::new();
+    for w in &workers {
+        *summary.entry(w.verdict).or_insert(0) += 1;
+    }
+    // Evidence that may make mlsdiag act: the registry, the log, the snapshot history.
+    let mut untrusted = Vec::new();
+    let euid = input::euid();
+    if let Some(input::Trust::Untrusted(why)) = registry.map(|r| &r.trust) {
+        untrusted.push(format!("registry: {why}"));
+    }
+    if outcome.is_some()
+        && let Some(p) = opts.log.as_ref().filter(|p| p.as_os_str() != "-")
+        && let input::Trust::Untrusted(why) = input::trust(p, euid)
+    {
+        untrusted.push(format!("log: {why}"));
+    }
+    if let Some(dir) = &opts.history
+        && let input::Trust::Untrusted(why) = input::trust(dir, euid)
+    {
+        untrusted.push(format!("history: {why}"));
+    }
+    for u in &untrusted {
+        notes.push(format!(
+            "WARNING untrusted evidence, {u}: its findings are shown, but `watch` will not act on them"
+        ));
+    }
+    let mut report = CheckReport {
+        schema_version: SCHEMA_VERSION,
+        command: "check",
+        generated_at: now,
+        status,
+        exit_code: status.code(),
+        pattern: opts.pattern.clone(),
+        registry: reg_state,
+        log: opts
+            .log
+            .as_ref()
+            .zip(outcome.as_ref())
+            .map(|(p, o)| LogSource {
+                path: p.display().to_string(),
+                format: o.format.clone(),
+                events: o.analysis.events,
+            }),
+        window_secs: window.as_secs_f64(),
+        workers,
+        orchestrators: found
+            .orchestrators
+            .iter()
+            .map(|&(pid, workers)| Orchestrator { pid, workers })
+            .collect(),
+        summary,
+        notes,
+        untrusted,
+    };
+    if let Some(dir) = &opts.history {
+        crate::diagnose::history::fold_into(&mut report, dir, &opts.leak)?;
+    }
+    Ok((report, outcome))
+}

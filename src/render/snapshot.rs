@@ -1,0 +1,224 @@
+//! The readable `.txt` form of a snapshot, in the spirit of the seed's step-8 file.
+
+use std::fmt::Write as _;
+
+use crate::fmt::{bytes, duration, sanitize};
+use crate::model::{FdInfo, Snapshot, ThreadInfo};
+
+/// The readable form of a snapshot, in the spirit of the seed's step-8 file.
+pub fn text(s: &Snapshot) -> String {
+    let w = &s.worker;
+    let mut t = String::new();
+    let local = |d: chrono::DateTime<chrono::Utc>| {
+        d.with_timezone(&chrono::Local)
+            .format("%Y-%m-%d %H:%M:%S %Z")
+            .to_string()
+    };
+    let _ = writeln!(t, "=== Worker Diagnostic Snapshot ===");
+    let _ = writeln!(t, "Date: {}", local(s.taken_at));
+    let _ = writeln!(
+        t,
+        "Host: {} ({}), mlsdiag {}",
+        s.host, s.os, s.mlsdiag_version
+    );
+    let _ = writeln!(
+        t,
+        "PID: {}  Name: {}  Model: {}",
+        s.pid,
+        sanitize(&s.name),
+        sanitize(w.model.as_deref().unwrap_or("-"))
+    );
+    let _ = writeln!(
+        t,
+        "\n=== Verdict: {} ({}) ===",
+        w.verdict.label().to_uppercase(),
+        w.activity.label()
+    );
+    for f in &w.findings {
+        for e in &f.evidence {
+            let _ = writeln!(t, "  ✗ [{}] {}", f.verdict.label(), sanitize(e));
+        }
+    }
+    for n in &w.notes {
+        let _ = writeln!(t, "  · {}", sanitize(n));
+    }
+    let _ = writeln!(t, "\n=== Process State ===");
+    match &s.process {
+        Some(p) => {
+            let _ = writeln!(
+                t,
+                "PID {} PPID {} UID {} STATE {} THREADS {} RSS {} VSZ {}{} CPU user {:.2}s system {:.2}s started {}",
+                p.pid,
+                p.ppid,
+                p.uid,
+                p.state,
+                p.threads,
+                bytes(p.rss_bytes),
+                bytes(p.vsz_bytes),
+                p.footprint_bytes
+                    .map(|f| format!(" FOOTPRINT {}", bytes(f)))
+                    .unwrap_or_default(),
+                p.cpu_user_ns as f64 / 1e9,
+                p.cpu_system_ns as f64 / 1e9,
+                local(p.start_time)
+            );
+            let _ = writeln!(t, "Command: {}", sanitize(&p.command()));
+        }
+        None => {
+            let _ = writeln!(
+                t,
+                "(no process: {})",
+                w.findings
+                    .first()
+                    .and_then(|f| f.evidence.first())
+                    .map_or("gone", |e| e)
+            );
+        }
+    }
+    if let Some(threads) = &s.threads {
+        let _ = writeln!(t, "\n=== Threads ({}) ===", threads.len());
+        for th in threads {
+            let _ = writeln!(t, "{}", thread_line(th));
+        }
+    }
+    if let Some(fds) = &s.fds {
+        let _ = writeln!(t, "\n=== File Descriptors ({}) ===", fds.len());
+        for f in fds {
+            let _ = writeln!(t, "{}", fd_line(f));
+        }
+        if let Some(ipc) = &w.ipc {
+            let _ = writeln!(t, "{}", ipc.line());
+        }
+    }
+    for e in &s.errors {
+        let _ = writeln!(t, "note: {}", sanitize(e));
+    }
+    let _ = writeln!(t, "\n=== Worker Registry ({}) ===", s.registry_path);
+    match &s.registry {
+        Some(r) => {
+            let _ = writeln!(t, "{}", serde_json::to_string(r).unwrap_or_default());
+        }
+        None => {
+            let _ = writeln!(t, "not listed");
+        }
+    }
+    if let Some(m) = &s.system_memory {
+        let _ = writeln!(t, "\n=== System Memory ===");
+        let _ = writeln!(
+            t,
+            "total {}, free {}, available {}, cached {}, swap {} of {} free; pressure {} ({})",
+            bytes(m.total_bytes),
+            bytes(m.free_bytes),
+            bytes(m.available_bytes),
+            bytes(m.cached_bytes),
+            bytes(m.swap_free_bytes),
+            bytes(m.swap_total_bytes),
+            m.pressure.label(),
+            m.pressure_evidence
+        );
+    }
+    if let Some(st) = &s.stacks {
+        let _ = writeln!(t, "\n=== Stacks ===");
+        for src in &st.sources {
+            let _ = writeln!(
+                t,
+                "  {} {}: {}",
+                if src.ok { "✓" } else { "✗" },
+                src.name,
+                sanitize(&src.detail)
+            );
+        }
+        for th in st
+            .threads
+            .iter()
+            .chain(&st.python_threads)
+            .filter(|t| !t.python.is_empty() || !t.native.is_empty())
+        {
+            let _ = writeln!(
+                t,
+                "  thread {} {}",
+                th.tid,
+                sanitize(th.name.as_deref().unwrap_or(""))
+            );
+            for f in th.python.iter().rev().take(8) {
+                let _ = writeln!(
+                    t,
+                    "    py {} ({}:{})",
+                    sanitize(&f.function),
+                    sanitize(f.location.as_deref().unwrap_or("?")),
+                    f.line.unwrap_or(0)
+                );
+            }
+            for f in th.native.iter().rev().take(8) {
+                let _ = writeln!(t, "    c  {}", sanitize(&f.function));
+            }
+        }
+        for m in &st.signatures {
+            let _ = writeln!(t, "  matches {}: {} ({})", m.id, m.title, m.url);
+        }
+    }
+    if let Some(l) = &s.log {
+        let _ = writeln!(t, "\n=== Log ({}, format {}) ===", l.path, l.format);
+        if let Some(st) = &l.stats {
+            let _ = writeln!(
+                t,
+                "requests: {} started, {} completed, {} failed, {} timed out; {} tokens",
+                st.started, st.completed, st.failed, st.timed_out, st.tokens
+            );
+        }
+        for r in &l.in_flight {
+            let _ = writeln!(
+                t,
+                "in flight: {} since {} ({} chars, max_tokens {}), {} timeout(s)",
+                r.id.as_ref().map_or("request".into(), |i| i.to_string()),
+                local(r.started),
+                r.prompt_chars.map_or("?".into(), |c| c.to_string()),
+                r.max_tokens.map_or("?".into(), |c| c.to_string()),
+                r.timeouts.len()
+            );
+        }
+        let _ = writeln!(t, "--- last {} lines ---", l.tail.len());
+        for line in &l.tail {
+            let _ = writeln!(t, "{}", sanitize(line));
+        }
+    }
+    t
+}
+
+fn thread_line(th: &ThreadInfo) -> String {
+    format!(
+        "  {:>8} {:<16} {} user {:.2}s sys {:.2}s {}{}",
+        th.tid,
+        sanitize(&th.name),
+        th.state,
+        th.cpu_user_ns as f64 / 1e9,
+        th.cpu_system_ns as f64 / 1e9,
+        th.wait_channel.clone().unwrap_or_default(),
+        th.sleep_secs
+            .map(|s| format!(" asleep {}", duration(std::time::Duration::from_secs(s))))
+            .unwrap_or_default()
+    )
+}
+
+fn fd_line(f: &FdInfo) -> String {
+    let peers: Vec<String> = f
+        .peers
+        .iter()
+        .map(|p| format!("{} {} fd {}", p.pid, sanitize(&p.name), p.fd))
+        .collect();
+    format!(
+        "  {:>4} {:<7} {}{}{}",
+        f.fd,
+        f.kind.label(),
+        sanitize(&f.target),
+        f.state
+            .as_ref()
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default(),
+        if peers.is_empty() {
+            String::new()
+        } else {
+            format!(" <-> {}", peers.join(", "))
+        }
+    )
+}
