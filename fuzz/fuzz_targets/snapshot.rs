@@ -4,6 +4,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(s) = serde_json::from_slice::<mlsdiag::model::Snapshot>(data) {
-        let _ = mlsdiag::commands::snapshot::text(&s);
+        let _ = mlsdiag::render::snapshot::text(&s);
     }
 });

@@ -521,10 +521,7 @@ pub fn render(
         "- {} Logs with timeline",
         check(log.is_some() || last.log.is_some())
     );
-    let _ = writeln!(
-        m,
-        "- [ ] Stack trace (not captured: this mlsdiag has no stack capture yet)"
-    );
+    let _ = writeln!(m, "{}", stack_trace_line(series.iter().map(|(_, s)| s)));
 
     let _ = writeln!(m, "\n## Files\n");
     for (p, _) in &series {
@@ -629,4 +626,39 @@ pub fn run(args: &PostmortemArgs, _ctx: &Ctx, out: &mut dyn Write) -> anyhow::Re
         }
     }
     Ok(Status::Ok)
+}
+
+/// The "Stack trace" item of the data checklist: checked when a snapshot holds frames, else
+/// why there are none.
+fn stack_trace_line<'a>(
+    mut snapshots: impl DoubleEndedIterator<Item = &'a crate::model::Snapshot>,
+) -> String {
+    let Some(st) = snapshots.by_ref().rev().find_map(|s| s.stacks.as_ref()) else {
+        return "- [ ] Stack trace (the snapshots hold none: `mlsdiag snapshot` keeps the stacks of a live worker, `mlsdiag stacks PID` shows them)".into();
+    };
+    let frames = !st.python_threads.is_empty()
+        || st
+            .threads
+            .iter()
+            .any(|t| !t.python.is_empty() || !t.native.is_empty());
+    let ok: Vec<&str> = st
+        .sources
+        .iter()
+        .filter(|s| s.ok)
+        .map(|s| s.name.as_str())
+        .collect();
+    if frames {
+        format!("- [x] Stack trace (from {})", md_text(&ok.join(", ")))
+    } else {
+        let why: Vec<String> = st
+            .sources
+            .iter()
+            .filter(|s| !s.ok)
+            .map(|s| format!("{}: {}", s.name, s.detail))
+            .collect();
+        format!(
+            "- [ ] Stack trace (no frames captured: {})",
+            md_text(&why.join("; "))
+        )
+    }
 }

@@ -384,7 +384,7 @@ fn postmortem_from_the_incident_fixtures() {
         "- [ ] Crash",
         "- [x] Thread state",
         "- [x] IPC state",
-        "- [ ] Stack trace",
+        "- [ ] Stack trace (the snapshots hold none",
         "| 2026-01-05 23:13:25 | **Hang trigger**: `req-319` received, 8,489 chars, 8.5 KB, max_tokens 2000, temperature 0.3",
         "| 2026-01-05 23:33:25 | Worker timeout after 1200s (`req-319`) |",
         "| 2026-01-05 23:43:25 | Worker timeout after 600s (`req-320`) |",
@@ -393,6 +393,7 @@ fn postmortem_from_the_incident_fixtures() {
     ] {
         assert!(md.contains(needle), "{needle:?} not in:\n{md}");
     }
+    assert!(!md.contains("no stack capture yet"), "{md}");
     // CommonMark with tables: the expected headings, and the field table.
     use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
     let mut headings = Vec::new();

@@ -17,6 +17,7 @@ mod memory;
 mod mlx_lm_server;
 mod recording;
 mod registry;
+mod render;
 mod repro;
 #[cfg(feature = "mlx")]
 mod repro_mlx;
