@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 
 use super::Ctx;
 use crate::cli::PostmortemArgs;
+use crate::diagnose::assess::Thresholds;
 use crate::diagnose::leak;
 use crate::fmt::{bytes, duration, local_time as local, md_code, md_text};
 use crate::logs::{self, Options};
@@ -118,33 +119,24 @@ pub fn render(
     let crashed = series
         .iter()
         .any(|(_, s)| s.worker.verdict == Verdict::Crashed);
-    let cpu_idle = w.cpu_percent.is_some_and(|c| c < 1.0);
-    let mem = |s: &Snapshot| s.process.as_ref().map(|p| p.leak_metric_bytes());
-    let metric = if last
-        .process
-        .as_ref()
-        .is_some_and(|p| p.footprint_bytes.is_some())
-    {
-        "footprint"
-    } else {
-        "RSS"
-    };
-    let samples: Vec<crate::model::MemorySample> = series
-        .iter()
-        .filter_map(|(_, s)| {
-            Some(crate::model::MemorySample {
-                secs: (s.taken_at - first.taken_at).as_seconds_f64(),
-                bytes: mem(s)?,
-                busy: s
-                    .worker
-                    .in_flight_known
-                    .then_some(!s.worker.in_flight.is_empty()),
-            })
-        })
-        .collect();
-    // The snapshots were taken with the default rule unless their findings say otherwise.
+    let cpu_idle = w
+        .cpu_percent
+        .is_some_and(|c| c <= Thresholds::default().progress_cpu_percent);
+    // The memory trend across the snapshots is history's judgement (one leak rule); the
+    // snapshots were taken with the default rule unless their findings say otherwise.
     let rule = leak::Rule::DEFAULT;
-    let mem_judged = leak::judge(&samples, &rule);
+    let snaps: Vec<Snapshot> = series.iter().map(|(_, s)| s.clone()).collect();
+    let judged = crate::diagnose::history::analyze(&snaps, &rule)
+        .into_iter()
+        .find(|h| h.pid == w.pid);
+    let metric = judged.as_ref().map_or("RSS", |h| h.memory_metric);
+    let readings = judged.as_ref().map_or(0, |h| {
+        h.memory_trend.as_ref().map_or(h.snapshots, |j| j.readings)
+    });
+    let (mem_first, mem_last) = judged.as_ref().map_or((None, None), |h| {
+        (h.memory_first_bytes, h.memory_last_bytes)
+    });
+    let mem_judged = judged.and_then(|h| h.memory_trend);
     let leaking = series.iter().any(|(_, s)| {
         s.worker
             .findings
@@ -155,10 +147,10 @@ pub fn render(
         Some(j) => format!(
             "{} across {} snapshots: {}",
             if j.is_leak() { "Growing" } else { "Not a leak" },
-            samples.len(),
+            readings,
             j.describe(metric, &rule)
         ),
-        None => format!("Unknown: {} snapshot(s) at one time", samples.len()),
+        None => format!("Unknown: {readings} snapshot(s) at one time"),
     };
     let prompt = oldest
         .as_ref()
@@ -485,18 +477,18 @@ pub fn render(
     let _ = writeln!(
         m,
         "- Start: {}",
-        samples.first().map_or(TODO.into(), |p| format!(
+        mem_first.map_or(TODO.into(), |b| format!(
             "{} at {}",
-            bytes(p.bytes),
+            bytes(b),
             local(first.taken_at)
         ))
     );
     let _ = writeln!(
         m,
         "- End: {}",
-        samples.last().map_or(TODO.into(), |p| format!(
+        mem_last.map_or(TODO.into(), |b| format!(
             "{} at {}",
-            bytes(p.bytes),
+            bytes(b),
             local(last.taken_at)
         ))
     );

@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use super::Ctx;
 use crate::cli::RegistryArgs;
-use crate::diagnose::assess::{Thresholds, identity_problems};
+use crate::diagnose::assess::Thresholds;
+use crate::diagnose::rules::crashed::identity_problems;
 use crate::discover::discover;
 use crate::discover::pattern;
 use crate::error::InspectError;

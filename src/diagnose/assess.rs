@@ -12,13 +12,12 @@ use chrono::{DateTime, Utc};
 use regex::Regex;
 use serde::Serialize;
 
+use super::rules::{self, Judging};
 use crate::diagnose::leak;
 use crate::error::InspectError;
-use crate::fmt::{duration, local_time as ts};
 use crate::logs::WorkerLog;
-use crate::model::InFlight;
 use crate::model::RegistryEntry;
-use crate::model::{Activity, Finding, ProcessInfo, Verdict};
+use crate::model::{Activity, Finding, Verdict};
 use crate::sample::Series;
 
 #[derive(Debug, Clone)]
@@ -73,411 +72,44 @@ pub struct Assessment {
     pub notes: Vec<String>,
 }
 
-/// Whether a request was in flight at the reading taken `secs` after the first one, where the
-/// log can say: from the oldest request still in flight on (a format that logs ends), and after
-/// the last progress when nothing is in flight. The last reading is taken at `o.now`.
-fn busy_at(o: &Observation, secs: f64) -> Option<bool> {
-    let l = o.log?;
-    if !l.proves_in_flight {
-        return None;
-    }
-    let back = chrono::Duration::milliseconds(((o.series.span_secs() - secs) * 1000.0) as i64);
-    let at = o.now - back;
-    match l.in_flight.iter().map(|r| r.started).min() {
-        Some(oldest) => (at >= oldest).then_some(true),
-        None => match l.last_progress.or(l.last_completion) {
-            Some(p) if at <= p => None,
-            _ => Some(false),
-        },
-    }
-}
-
-fn age(now: DateTime<Utc>, since: DateTime<Utc>) -> String {
-    duration((now - since).to_std().unwrap_or_default())
-}
-
-fn timeouts_text(r: &InFlight) -> String {
-    if r.timeouts.is_empty() {
-        String::new()
-    } else {
-        let times: Vec<String> = r.timeouts.iter().map(|t| ts(*t)).collect();
-        format!(", timed out at {}", times.join(", "))
-    }
-}
-
-/// What the log says that is not evidence about this process's work in flight: requests of an
-/// earlier incarnation, abandoned requests, stuck requests on a concurrent worker, and requests
-/// a format that logs no completions cannot prove in flight. Each kind is one note.
-fn log_context_notes(
-    l: &WorkerLog,
-    who: &str,
-    last: &ProcessInfo,
-    now: DateTime<Utc>,
-    th: &Thresholds,
-) -> Vec<String> {
-    let mut notes = Vec::new();
-    let more = |n: usize| {
-        if n > 1 {
-            format!(" (and {} more)", n - 1)
-        } else {
-            String::new()
-        }
-    };
-    if let Some(r) = l.earlier.first() {
-        notes.push(format!(
-            "{} was in flight when the previous {who} ended: it started {}, before this process (PID {}, started {}){}; not evidence about this process",
-            r.describe(),
-            ts(r.started),
-            last.pid,
-            ts(last.start_time),
-            more(l.earlier.len())
-        ));
-    }
-    if let Some(r) = l.abandoned.first() {
-        notes.push(format!(
-            "abandoned: {} started {}{}, never finished, and later requests were served since (last progress {}){}; the worker moved on, so it is not hung on it",
-            r.describe(),
-            ts(r.started),
-            timeouts_text(r),
-            l.last_progress.map_or_else(|| "-".into(), ts),
-            more(l.abandoned.len())
-        ));
-    }
-    if let Some(r) = l.stuck.first() {
-        let old = now - r.started >= chrono::Duration::from_std(th.hung_after).unwrap_or_default();
-        notes.push(format!(
-            "{}: {} in flight for {}{} while later requests completed (the log shows this worker serving requests concurrently; last progress {}){}",
-            if old {
-                "request stuck, worker progressing"
-            } else {
-                "request in flight beside others"
-            },
-            r.describe(),
-            age(now, r.started),
-            timeouts_text(r),
-            l.last_progress.map_or_else(|| "-".into(), ts),
-            more(l.stuck.len())
-        ));
-    }
-    if let Some(r) = l.unended.first() {
-        notes.push(format!(
-            "{} streaming since {} ago: context only; mlx_lm.server logs no end for a streamed response, so it cannot prove work in flight{}",
-            r.describe(),
-            age(now, r.started),
-            more(l.unended.len())
-        ));
-    }
-    if !l.proves_in_flight
-        && let Some(r) = l.in_flight.first()
-    {
-        notes.push(format!(
-            "{} logged {} ago: context only; this log records no request ends (mlx_lm.server at INFO; at --log-level DEBUG it logs `Outgoing Response` for non-streaming requests), so it cannot prove work in flight",
-            r.describe(),
-            age(now, r.started)
-        ));
-    }
-    notes
-}
-
-/// Why the process now behind a registered PID is not the worker that was registered: it started
-/// after the worker was spawned, or it runs a command the pattern does not match. Empty = same.
-pub fn identity_problems(
-    e: &RegistryEntry,
-    first: &ProcessInfo,
-    last: &ProcessInfo,
-    pattern: &Regex,
-    slack: Duration,
-) -> Vec<String> {
-    let who = e
-        .name
-        .as_deref()
-        .map_or_else(|| format!("PID {}", e.pid), |n| format!("worker {n}"));
-    let mut reused = Vec::new();
-    if let Some(spawned) = e.spawned_at {
-        let slack = chrono::Duration::from_std(slack).unwrap_or_default();
-        if first.start_time > spawned + slack {
-            reused.push(format!(
-                "PID {} reused: the process started {}, after {who} was spawned {}",
-                last.pid,
-                ts(first.start_time),
-                ts(spawned)
-            ));
-        }
-    }
-    if !last.is_zombie() && !pattern.is_match(&last.command()) {
-        reused.push(format!(
-            "PID {} reused: it now runs `{}`, which does not match --pattern {}",
-            last.pid,
-            last.command(),
-            pattern.as_str()
-        ));
-    }
-    reused
-}
-
+/// Every rule on one worker's observation: its verdict, activity and evidence.
 pub fn assess(o: &Observation, th: &Thresholds) -> Assessment {
-    let mut findings = Vec::new();
-    let mut notes = Vec::new();
     let name = o.entry.and_then(|e| e.name.as_deref());
     let who = name.map_or_else(
         || format!("PID {}", o.series.pid),
         |n| format!("worker {n}"),
     );
-
     let Some(last) = o.series.last() else {
-        // Not a single reading: gone or unreadable.
-        let (verdict, why) = match &o.series.error {
-            Some(InspectError::Gone { pid }) if o.entry.is_some() => (
-                Verdict::Crashed,
-                format!(
-                    "registered {who}{} but PID {pid} is gone (no such process)",
-                    o.entry
-                        .and_then(|e| e.spawned_at)
-                        .map(|t| format!(", spawned {}", ts(t)))
-                        .unwrap_or_default()
-                ),
-            ),
-            Some(InspectError::Gone { pid }) => (
-                Verdict::Unknown,
-                format!("PID {pid} exited during inspection"),
-            ),
-            Some(e) => (Verdict::Unknown, e.to_string()),
-            None => (Verdict::Unknown, "no reading taken".to_string()),
-        };
-        let activity = if verdict == Verdict::Crashed {
-            Activity::Gone
-        } else {
-            Activity::Idle
-        };
-        return Assessment {
-            verdict,
-            activity,
-            cpu_percent: None,
-            findings: vec![Finding {
-                verdict,
-                evidence: vec![why],
-            }],
-            notes,
-        };
+        return rules::crashed::gone(o, &who);
     };
     let first = o.series.first().unwrap_or(last);
     let parent = o.parent.as_ref().map_or_else(
         || format!("PID {}", last.ppid),
         |(p, n)| format!("PID {p} ({n})"),
     );
-
-    // Crashed: zombie, or the PID now belongs to another program.
-    if last.is_zombie() {
-        findings.push(Finding {
-            verdict: Verdict::Crashed,
-            evidence: vec![format!(
-                "{who} exited: PID {} is a zombie (state Z) not yet reaped by its parent {parent}",
-                last.pid
-            )],
-        });
-    }
-    if let Some(e) = o.entry {
-        let reused = identity_problems(e, first, last, o.pattern, th.spawn_slack);
-        if !reused.is_empty() {
-            findings.push(Finding {
-                verdict: Verdict::Crashed,
-                evidence: reused,
-            });
-        }
-    }
-    if findings.iter().any(|f| f.verdict == Verdict::Crashed) {
+    let mut j = Judging::default();
+    if rules::crashed::judge(o, th, (first, last), &who, &parent, &mut j) {
         return Assessment {
             verdict: Verdict::Crashed,
             activity: Activity::Gone,
             cpu_percent: o.series.cpu_percent(),
-            findings,
-            notes,
+            findings: j.findings,
+            notes: j.notes,
         };
     }
     if let Some(InspectError::Gone { pid }) = &o.series.error {
-        notes.push(format!("PID {pid} exited during the sampling window"));
+        j.notes
+            .push(format!("PID {pid} exited during the sampling window"));
     }
-
-    // Orphan: alive and matching but unknown to the registry.
-    match (&o.registry, o.entry) {
-        (RegistryView::Loaded { path }, None) => {
-            let mut ev = vec![format!(
-                "alive and matching, but not listed in the registry {path}"
-            )];
-            if last.ppid <= 1 {
-                ev.push(format!(
-                    "parent is {parent}: its orchestrator is gone (re-parented to init/launchd)"
-                ));
-            } else {
-                ev.push(format!("parent is {parent}"));
-            }
-            findings.push(Finding {
-                verdict: Verdict::Orphan,
-                evidence: ev,
-            });
-        }
-        (RegistryView::Unavailable { why }, None) => {
-            notes.push(format!(
-                "registry unavailable ({why}): cannot tell whether this worker is an orphan"
-            ));
-        }
-        _ => {}
-    }
-
-    // Progress over the window.
-    let cpu_percent = o.series.cpu_percent();
-    let running = o.series.max_running() > 0 || last.state == 'R';
-    let span = o.series.span_secs();
-    // A heartbeat touched per decode step is the worker's own word on progress.
-    let heartbeat_fresh = o.heartbeat.as_ref().map(|(_, age)| *age < th.hung_after);
-    let progress = running
-        || cpu_percent.is_some_and(|c| c > th.progress_cpu_percent)
-        || heartbeat_fresh == Some(true);
-    let cpu_fact = match (o.series.cpu_delta_ns(), cpu_percent) {
-        (Some(d), Some(pct)) => format!(
-            "CPU time advanced {} ms over {span:.1} s ({pct:.1}%)",
-            d / 1_000_000
-        ),
-        _ => "CPU progress unknown: only one reading (--window 0)".to_string(),
-    };
-
-    // Only requests that started while this process was alive, and that nothing later
-    // superseded, are evidence of work in flight (see `logs::analysis`).
-    let in_flight: &[InFlight] = o
-        .log
-        .filter(|l| l.proves_in_flight)
-        .map_or(&[], |l| &l.in_flight);
-    if let Some(l) = o.log {
-        notes.extend(log_context_notes(l, &who, last, o.now, th));
-    }
-    let hung_after = chrono::Duration::from_std(th.hung_after).unwrap_or_default();
-    let activity = if progress {
-        Activity::Working
-    } else if in_flight.is_empty() {
-        Activity::Idle
-    } else {
-        Activity::Stalled
-    };
-    if let (Some((path, age)), Some(oldest)) = (&o.heartbeat, in_flight.first()) {
-        let beat = duration(*age);
-        if heartbeat_fresh == Some(false) {
-            findings.push(Finding {
-                verdict: Verdict::Hung,
-                evidence: vec![
-                    format!(
-                        "heartbeat {path} not touched for {beat} (stale: over {})",
-                        duration(th.hung_after)
-                    ),
-                    format!(
-                        "while {} is in flight since {}",
-                        oldest.describe(),
-                        ts(oldest.started)
-                    ),
-                ],
-            });
-        } else {
-            notes.push(format!(
-                "heartbeat {path} touched {beat} ago: the worker reports progress"
-            ));
-        }
-    }
-    if let Some(oldest) = in_flight
-        .first()
-        .filter(|_| !findings.iter().any(|f| f.verdict == Verdict::Hung))
-    {
-        let age = o.now - oldest.started;
-        let age_text = duration(age.to_std().unwrap_or_default());
-        if age >= hung_after && !progress && cpu_percent.is_some() {
-            let mut ev = vec![
-                format!(
-                    "{} in flight for {age_text} (since {}), no completion logged",
-                    oldest.describe(),
-                    ts(oldest.started)
-                ),
-                format!(
-                    "{cpu_fact}, within the {:.1}% progress threshold",
-                    th.progress_cpu_percent
-                ),
-                format!(
-                    "no thread running: {} threads, process state {}",
-                    last.threads, last.state
-                ),
-            ];
-            if !oldest.timeouts.is_empty() {
-                let times: Vec<String> = oldest.timeouts.iter().map(|t| ts(*t)).collect();
-                ev.push(format!(
-                    "orchestrator timed out waiting at {}",
-                    times.join(", ")
-                ));
-            }
-            if in_flight.len() > 1 {
-                ev.push(format!(
-                    "{} more request(s) queued behind it",
-                    in_flight.len() - 1
-                ));
-            }
-            findings.push(Finding {
-                verdict: Verdict::Hung,
-                evidence: ev,
-            });
-        } else if progress {
-            notes.push(format!(
-                "{} in flight for {age_text} with CPU advancing: working, not hung",
-                oldest.describe()
-            ));
-        } else {
-            notes.push(format!(
-                "{} in flight for {age_text} without CPU progress; hung if still so after {}",
-                oldest.describe(),
-                duration(th.hung_after)
-            ));
-        }
-    } else if o.log.is_some() {
-        let last_done = o.log.and_then(|l| l.last_completion);
-        notes.push(match last_done {
-            Some(t) if t < last.start_time => format!(
-                "no request in flight; last completion {}, by the previous incarnation (this process started {})",
-                ts(t),
-                ts(last.start_time)
-            ),
-            Some(t) => format!("no request in flight; last completion {}", ts(t)),
-            None => "no request in flight and no completion in the log".to_string(),
-        });
-    } else if !progress {
-        notes.push(
-            "no --log given: work in flight is unknown, so a hang cannot be proven".to_string(),
-        );
-    }
-    if !findings.iter().any(|f| f.verdict == Verdict::Hung) {
-        notes.insert(0, cpu_fact);
-    }
-
-    // Leaking: the memory baseline rising (see `leak`).
-    let metric = if last.footprint_bytes.is_some() {
-        "footprint"
-    } else {
-        "RSS"
-    };
-    let samples = o.series.memory_samples(|secs| busy_at(o, secs));
-    if let Some(j) = leak::judge(&samples, &th.leak) {
-        let fact = j.describe(metric, &th.leak);
-        if j.is_leak() {
-            findings.push(Finding {
-                verdict: Verdict::Leaking,
-                evidence: vec![fact],
-            });
-        } else {
-            notes.push(fact);
-        }
-    }
-
-    let verdict = Verdict::worst_of(&findings);
+    rules::orphan::judge(o, last, &parent, &mut j);
+    let (activity, cpu_percent) = rules::hung::judge(o, th, last, &who, &mut j);
+    rules::leaking::judge(o, th, last, &mut j);
     Assessment {
-        verdict,
+        verdict: Verdict::worst_of(&j.findings),
         activity,
         cpu_percent,
-        findings,
-        notes,
+        findings: j.findings,
+        notes: j.notes,
     }
 }
 
@@ -487,6 +119,7 @@ mod tests {
     use crate::logs::Analyzer;
     use crate::logs::event::ParseCtx;
     use crate::logs::formats::{Format, Parsed};
+    use crate::model::ProcessInfo;
     use chrono::TimeZone;
 
     fn proc(pid: u32, cpu_ms: u64, rss_mib: u64, state: char, running: u32) -> ProcessInfo {

@@ -10,3 +10,4 @@ pub mod check;
 pub mod history;
 pub mod ipc;
 pub mod leak;
+pub mod rules;

@@ -384,7 +384,7 @@ fn postmortem_from_the_incident_fixtures() {
         "- [ ] Crash",
         "- [x] Thread state",
         "- [x] IPC state",
-        "- [ ] Stack trace (the snapshots hold none",
+        "- [ ] Stack trace (no frames captured: py-spy, sample, faulthandler: not run: replaying a recording",
         "| 2026-01-05 23:13:25 | **Hang trigger**: `req-319` received, 8,489 chars, 8.5 KB, max_tokens 2000, temperature 0.3",
         "| 2026-01-05 23:33:25 | Worker timeout after 1200s (`req-319`) |",
         "| 2026-01-05 23:43:25 | Worker timeout after 600s (`req-320`) |",

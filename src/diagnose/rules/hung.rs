@@ -1,0 +1,238 @@
+//! Hung: proof of work in flight without progress. A request the log shows in flight (one
+//! that started while this process was alive and that nothing later superseded), older than
+//! `--hung-after`, while CPU time did not advance past the threshold, no thread ran and the
+//! worker's heartbeat (where it has one) went stale. Also the activity every worker gets
+//! (working, idle, stalled), and the log's context notes (requests of an earlier incarnation,
+//! abandoned, stuck or unprovable ones), which never prove a hang.
+
+use chrono::{DateTime, Utc};
+
+use super::Judging;
+use crate::diagnose::assess::{Observation, Thresholds};
+use crate::fmt::{duration, local_time as ts};
+use crate::logs::WorkerLog;
+use crate::model::{Activity, Finding, InFlight, ProcessInfo, Verdict};
+
+/// The activity over the window, and the CPU% it was judged on; a hang finding when proven.
+pub fn judge(
+    o: &Observation,
+    th: &Thresholds,
+    last: &ProcessInfo,
+    who: &str,
+    j: &mut Judging,
+) -> (Activity, Option<f64>) {
+    let cpu_percent = o.series.cpu_percent();
+    let running = o.series.max_running() > 0 || last.state == 'R';
+    let span = o.series.span_secs();
+    // A heartbeat touched per decode step is the worker's own word on progress.
+    let heartbeat_fresh = o.heartbeat.as_ref().map(|(_, age)| *age < th.hung_after);
+    let progress = running
+        || cpu_percent.is_some_and(|c| c > th.progress_cpu_percent)
+        || heartbeat_fresh == Some(true);
+    let cpu_fact = match (o.series.cpu_delta_ns(), cpu_percent) {
+        (Some(d), Some(pct)) => format!(
+            "CPU time advanced {} ms over {span:.1} s ({pct:.1}%)",
+            d / 1_000_000
+        ),
+        _ => "CPU progress unknown: only one reading (--window 0)".to_string(),
+    };
+
+    // Only requests that started while this process was alive, and that nothing later
+    // superseded, are evidence of work in flight (see `logs::analysis`).
+    let in_flight: &[InFlight] = o
+        .log
+        .filter(|l| l.proves_in_flight)
+        .map_or(&[], |l| &l.in_flight);
+    if let Some(l) = o.log {
+        j.notes.extend(log_context_notes(l, who, last, o.now, th));
+    }
+    let hung_after = chrono::Duration::from_std(th.hung_after).unwrap_or_default();
+    let activity = if progress {
+        Activity::Working
+    } else if in_flight.is_empty() {
+        Activity::Idle
+    } else {
+        Activity::Stalled
+    };
+    if let (Some((path, age)), Some(oldest)) = (&o.heartbeat, in_flight.first()) {
+        let beat = duration(*age);
+        if heartbeat_fresh == Some(false) {
+            j.findings.push(Finding {
+                verdict: Verdict::Hung,
+                evidence: vec![
+                    format!(
+                        "heartbeat {path} not touched for {beat} (stale: over {})",
+                        duration(th.hung_after)
+                    ),
+                    format!(
+                        "while {} is in flight since {}",
+                        oldest.describe(),
+                        ts(oldest.started)
+                    ),
+                ],
+            });
+        } else {
+            j.notes.push(format!(
+                "heartbeat {path} touched {beat} ago: the worker reports progress"
+            ));
+        }
+    }
+    if let Some(oldest) = in_flight
+        .first()
+        .filter(|_| !j.findings.iter().any(|f| f.verdict == Verdict::Hung))
+    {
+        let age = o.now - oldest.started;
+        let age_text = duration(age.to_std().unwrap_or_default());
+        if age >= hung_after && !progress && cpu_percent.is_some() {
+            let mut ev = vec![
+                format!(
+                    "{} in flight for {age_text} (since {}), no completion logged",
+                    oldest.describe(),
+                    ts(oldest.started)
+                ),
+                format!(
+                    "{cpu_fact}, within the {:.1}% progress threshold",
+                    th.progress_cpu_percent
+                ),
+                format!(
+                    "no thread running: {} threads, process state {}",
+                    last.threads, last.state
+                ),
+            ];
+            if !oldest.timeouts.is_empty() {
+                let times: Vec<String> = oldest.timeouts.iter().map(|t| ts(*t)).collect();
+                ev.push(format!(
+                    "orchestrator timed out waiting at {}",
+                    times.join(", ")
+                ));
+            }
+            if in_flight.len() > 1 {
+                ev.push(format!(
+                    "{} more request(s) queued behind it",
+                    in_flight.len() - 1
+                ));
+            }
+            j.findings.push(Finding {
+                verdict: Verdict::Hung,
+                evidence: ev,
+            });
+        } else if progress {
+            j.notes.push(format!(
+                "{} in flight for {age_text} with CPU advancing: working, not hung",
+                oldest.describe()
+            ));
+        } else {
+            j.notes.push(format!(
+                "{} in flight for {age_text} without CPU progress; hung if still so after {}",
+                oldest.describe(),
+                duration(th.hung_after)
+            ));
+        }
+    } else if o.log.is_some() {
+        let last_done = o.log.and_then(|l| l.last_completion);
+        j.notes.push(match last_done {
+            Some(t) if t < last.start_time => format!(
+                "no request in flight; last completion {}, by the previous incarnation (this process started {})",
+                ts(t),
+                ts(last.start_time)
+            ),
+            Some(t) => format!("no request in flight; last completion {}", ts(t)),
+            None => "no request in flight and no completion in the log".to_string(),
+        });
+    } else if !progress {
+        j.notes.push(
+            "no --log given: work in flight is unknown, so a hang cannot be proven".to_string(),
+        );
+    }
+    if !j.findings.iter().any(|f| f.verdict == Verdict::Hung) {
+        j.notes.insert(0, cpu_fact);
+    }
+    (activity, cpu_percent)
+}
+
+fn age(now: DateTime<Utc>, since: DateTime<Utc>) -> String {
+    duration((now - since).to_std().unwrap_or_default())
+}
+
+fn timeouts_text(r: &InFlight) -> String {
+    if r.timeouts.is_empty() {
+        String::new()
+    } else {
+        let times: Vec<String> = r.timeouts.iter().map(|t| ts(*t)).collect();
+        format!(", timed out at {}", times.join(", "))
+    }
+}
+
+/// What the log says that is not evidence about this process's work in flight: requests of an
+/// earlier incarnation, abandoned requests, stuck requests on a concurrent worker, and requests
+/// a format that logs no completions cannot prove in flight. Each kind is one note.
+fn log_context_notes(
+    l: &WorkerLog,
+    who: &str,
+    last: &ProcessInfo,
+    now: DateTime<Utc>,
+    th: &Thresholds,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    let more = |n: usize| {
+        if n > 1 {
+            format!(" (and {} more)", n - 1)
+        } else {
+            String::new()
+        }
+    };
+    if let Some(r) = l.earlier.first() {
+        notes.push(format!(
+            "{} was in flight when the previous {who} ended: it started {}, before this process (PID {}, started {}){}; not evidence about this process",
+            r.describe(),
+            ts(r.started),
+            last.pid,
+            ts(last.start_time),
+            more(l.earlier.len())
+        ));
+    }
+    if let Some(r) = l.abandoned.first() {
+        notes.push(format!(
+            "abandoned: {} started {}{}, never finished, and later requests were served since (last progress {}){}; the worker moved on, so it is not hung on it",
+            r.describe(),
+            ts(r.started),
+            timeouts_text(r),
+            l.last_progress.map_or_else(|| "-".into(), ts),
+            more(l.abandoned.len())
+        ));
+    }
+    if let Some(r) = l.stuck.first() {
+        let old = now - r.started >= chrono::Duration::from_std(th.hung_after).unwrap_or_default();
+        notes.push(format!(
+            "{}: {} in flight for {}{} while later requests completed (the log shows this worker serving requests concurrently; last progress {}){}",
+            if old {
+                "request stuck, worker progressing"
+            } else {
+                "request in flight beside others"
+            },
+            r.describe(),
+            age(now, r.started),
+            timeouts_text(r),
+            l.last_progress.map_or_else(|| "-".into(), ts),
+            more(l.stuck.len())
+        ));
+    }
+    if let Some(r) = l.unended.first() {
+        notes.push(format!(
+            "{} streaming since {} ago: context only; mlx_lm.server logs no end for a streamed response, so it cannot prove work in flight{}",
+            r.describe(),
+            age(now, r.started),
+            more(l.unended.len())
+        ));
+    }
+    if !l.proves_in_flight
+        && let Some(r) = l.in_flight.first()
+    {
+        notes.push(format!(
+            "{} logged {} ago: context only; this log records no request ends (mlx_lm.server at INFO; at --log-level DEBUG it logs `Outgoing Response` for non-streaming requests), so it cannot prove work in flight",
+            r.describe(),
+            age(now, r.started)
+        ));
+    }
+    notes
+}
