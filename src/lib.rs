@@ -1,8 +1,9 @@
 //! mlsdiag: diagnose the worker processes of an MLX inference server.
 //!
-//! The binary is a thin shell over this library: [`cli`] parses, [`commands`] collect facts
-//! through [`platform`] into the neutral [`model`], [`classify`] decides verdicts, and
-//! [`render`] prints tables or JSON. The seed incident (a worker frozen for 8 hours at 0% CPU
+//! The binary is a thin shell over this library: [`cli`] parses, collectors ([`platform`],
+//! [`sample`], [`logs`], [`stacks`], [`store`]) read facts into the neutral [`model`],
+//! [`diagnose`] decides verdicts, [`render`] prints tables or JSON, and [`commands`] wire one
+//! subcommand each. Imports only go down those layers (checked by `tests/cli/layers.rs`). The seed incident (a worker frozen for 8 hours at 0% CPU
 //! with a request in flight) is the case every part is built around.
 
 pub mod cli;

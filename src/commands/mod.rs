@@ -1,5 +1,5 @@
-//! One module per subcommand. Each collects facts, builds a typed report, and renders it as a
-//! table or as JSON; each returns the monitoring status that becomes the exit code.
+//! One module per subcommand: its arguments become a library call's options, the report it
+//! returns is printed as a table or as JSON, and the monitoring status becomes the exit code.
 
 pub mod check;
 pub mod completions;

@@ -1,6 +1,7 @@
-//! Output: one table style, JSON through serde only, and the small formatters they share.
+//! Output: one table style and JSON through serde only; [`snapshot`] is the snapshot's text
+//! form. The formatters they share are in [`crate::fmt`].
 //!
-//! Commands build a typed report; this module turns it into text. Colour is used only when
+//! Commands build a typed report; this layer turns it into text. Colour is used only when
 //! stdout is a terminal and `NO_COLOR` is unset (or `--color always`), and foreign strings
 //! (process names, paths) are stripped of control characters before they reach a terminal.
 
