@@ -119,52 +119,12 @@ pub fn check_from(
     let re = discover::pattern(&opts.pattern)?;
     let reg_path = opts.registry.display().to_string();
     let loaded = registry::load(&opts.registry);
-    let mut status = Status::Ok;
     let mut notes = Vec::new();
-    let (registry, reg_state, why) = match &loaded {
-        Loaded::Ok(r) => (
-            Some(r),
-            RegistryState {
-                path: reg_path.clone(),
-                state: "ok",
-                error: None,
-                entries: r.entries.len(),
-            },
-            String::new(),
-        ),
-        Loaded::Missing(_) => {
-            status = Status::Unknown;
-            let why = format!("{reg_path} does not exist");
-            notes.push(format!(
-                "registry {why}: orphans cannot be told apart (set --registry or MLSDIAG_REGISTRY)"
-            ));
-            (
-                None,
-                RegistryState {
-                    path: reg_path.clone(),
-                    state: "missing",
-                    error: Some(why.clone()),
-                    entries: 0,
-                },
-                why,
-            )
-        }
-        Loaded::Invalid(e) => {
-            status = Status::Unknown;
-            notes.push(format!(
-                "registry unreadable: {e}; workers found by pattern only"
-            ));
-            (
-                None,
-                RegistryState {
-                    path: reg_path.clone(),
-                    state: "invalid",
-                    error: Some(e.to_string()),
-                    entries: 0,
-                },
-                e.to_string(),
-            )
-        }
+    let (registry, reg_state, why) = registry_state(&loaded, &reg_path, &mut notes);
+    let mut status = if registry.is_some() {
+        Status::Ok
+    } else {
+        Status::Unknown
     };
     let log = outcome.as_ref().map(|o| &o.analysis);
     let found = discover(platform, &re, registry)?;
@@ -181,120 +141,20 @@ pub fn check_from(
     // Open requests of the log that some worker's share accounts for, by (file, line).
     let mut attributed = std::collections::HashSet::new();
     let mut workers = Vec::new();
+    let round = Round {
+        platform,
+        re: &re,
+        registry,
+        registry_view,
+        log,
+        only_worker,
+        now,
+        thresholds,
+    };
     for (cand, s) in found.workers.iter().zip(&series) {
-        let entry = cand.registered.as_ref();
-        let last = s.last();
-        let name = match last {
-            Some(p) => worker_name(entry, &p.cmdline, &p.name, &re),
-            None => entry
-                .and_then(|e| e.name.clone())
-                .unwrap_or_else(|| format!("pid {}", cand.pid)),
-        };
-        let worker_log = log.as_ref().map(|l| {
-            l.for_worker(
-                Some(&name),
-                cand.pid,
-                only_worker,
-                last.map(|p| p.start_time),
-            )
-        });
-        if let Some(l) = &worker_log {
-            attributed.extend(l.requests().map(|r| (r.source, r.line)));
-        }
-        let parent = last
-            .and_then(|p| platform.process(p.ppid).ok())
-            .map(|p| (p.pid, p.name));
-        let mut worker_notes = Vec::new();
-        let beat = match (entry, registry) {
-            (Some(e), Some(r)) => heartbeat(e, r, last.map(|p| p.uid)).unwrap_or_else(|why| {
-                worker_notes.push(why);
-                None
-            }),
-            _ => None,
-        };
-        let assessment: Assessment = assess(
-            &Observation {
-                series: s,
-                entry,
-                registry: registry_view.clone(),
-                pattern: &re,
-                log: worker_log.as_ref(),
-                parent,
-                now,
-                heartbeat: beat,
-            },
-            &thresholds,
-        );
-        let mut notes = assessment.notes;
-        notes.append(&mut worker_notes);
-        let mut assessment_findings = assessment.findings;
-        // A hung worker's stacks, from the sources that never disturb it, against known hangs.
-        if assessment.verdict == Verdict::Hung {
-            let faulthandler = match entry.zip(registry) {
-                Some((e, r)) => r
-                    .worker_file(e, "faulthandler", last.map(|p| p.uid))
-                    .unwrap_or_else(|why| {
-                        notes.push(why);
-                        None
-                    }),
-                None => None,
-            };
-            let how = crate::stacks::collect::Collect {
-                faulthandler,
-                ..Default::default()
-            };
-            let stacks = crate::stacks::collect::collect(platform, cand.pid, &how);
-            if let Some(f) = assessment_findings
-                .iter_mut()
-                .find(|f| f.verdict == Verdict::Hung)
-            {
-                for m in &stacks.signatures {
-                    f.evidence
-                        .push(format!("stacks match {}: {} ({})", m.id, m.title, m.url));
-                }
-            }
-        }
-        let ipc = match last {
-            Some(p) if !p.is_zombie() && assessment.verdict != Verdict::Crashed => {
-                match platform.fds(p.pid, Some(&[p.ppid])) {
-                    Ok(fds) => {
-                        let ipc = summarize(&fds, Some(p.ppid));
-                        notes.push(ipc.line());
-                        Some(ipc)
-                    }
-                    Err(e) => {
-                        notes.push(format!("IPC unknown: {e}"));
-                        None
-                    }
-                }
-            }
-            _ => None,
-        };
-        status = status.worst(assessment.verdict.status());
-        workers.push(WorkerReport {
-            pid: cand.pid,
-            name,
-            registered: entry.is_some(),
-            model: entry.and_then(|e| e.model.clone()),
-            ppid: last.map(|p| p.ppid),
-            state: last.map(|p| p.state),
-            cpu_percent: assessment.cpu_percent,
-            cpu_seconds: last.map(|p| p.cpu_ns() as f64 / 1e9),
-            rss_bytes: last.map(|p| p.rss_bytes),
-            vsz_bytes: last.map(|p| p.vsz_bytes),
-            footprint_bytes: last.and_then(|p| p.footprint_bytes),
-            elapsed_secs: last.map(|p| (now - p.start_time).num_seconds().max(0) as u64),
-            started_at: last.map(|p| p.start_time),
-            threads: last.map(|p| p.threads),
-            command: last.map(|p| p.command()),
-            verdict: assessment.verdict,
-            activity: assessment.activity,
-            findings: assessment_findings,
-            notes,
-            in_flight_known: worker_log.as_ref().is_some_and(|l| l.proves_in_flight),
-            in_flight: worker_log.map(|l| l.in_flight).unwrap_or_default(),
-            ipc,
-        });
+        let w = round.worker(cand, s, &mut attributed);
+        status = status.worst(w.verdict.status());
+        workers.push(w);
     }
     if workers.is_empty() {
         notes.push(format!(
@@ -317,23 +177,7 @@ pub fn check_from(
     for w in &workers {
         *summary.entry(w.verdict).or_insert(0) += 1;
     }
-    // Evidence that may make mlsdiag act: the registry, the log, the snapshot history.
-    let mut untrusted = Vec::new();
-    let euid = input::euid();
-    if let Some(input::Trust::Untrusted(why)) = registry.map(|r| &r.trust) {
-        untrusted.push(format!("registry: {why}"));
-    }
-    if outcome.is_some()
-        && let Some(p) = opts.log.as_ref().filter(|p| p.as_os_str() != "-")
-        && let input::Trust::Untrusted(why) = input::trust(p, euid)
-    {
-        untrusted.push(format!("log: {why}"));
-    }
-    if let Some(dir) = &opts.history
-        && let input::Trust::Untrusted(why) = input::trust(dir, euid)
-    {
-        untrusted.push(format!("history: {why}"));
-    }
+    let untrusted = untrusted(opts, registry, outcome.is_some());
     for u in &untrusted {
         notes.push(format!(
             "WARNING untrusted evidence, {u}: its findings are shown, but `watch` will not act on them"
@@ -371,4 +215,238 @@ pub fn check_from(
         crate::diagnose::history::fold_into(&mut report, dir, &opts.leak)?;
     }
     Ok((report, outcome))
+}
+
+/// The registry as the check could read it, its state for the report, and why it is not
+/// usable when it is not (notes say what that costs).
+fn registry_state<'a>(
+    loaded: &'a Loaded,
+    reg_path: &str,
+    notes: &mut Vec<String>,
+) -> (Option<&'a registry::Registry>, RegistryState, String) {
+    match loaded {
+        Loaded::Ok(r) => (
+            Some(r),
+            RegistryState {
+                path: reg_path.to_string(),
+                state: "ok",
+                error: None,
+                entries: r.entries.len(),
+            },
+            String::new(),
+        ),
+        Loaded::Missing(_) => {
+            let why = format!("{reg_path} does not exist");
+            notes.push(format!(
+                "registry {why}: orphans cannot be told apart (set --registry or MLSDIAG_REGISTRY)"
+            ));
+            (
+                None,
+                RegistryState {
+                    path: reg_path.to_string(),
+                    state: "missing",
+                    error: Some(why.clone()),
+                    entries: 0,
+                },
+                why,
+            )
+        }
+        Loaded::Invalid(e) => {
+            notes.push(format!(
+                "registry unreadable: {e}; workers found by pattern only"
+            ));
+            (
+                None,
+                RegistryState {
+                    path: reg_path.to_string(),
+                    state: "invalid",
+                    error: Some(e.to_string()),
+                    entries: 0,
+                },
+                e.to_string(),
+            )
+        }
+    }
+}
+
+/// A hung worker's stacks, from the sources that never disturb it, matched against the known
+/// hangs: each match becomes evidence of the hang finding.
+fn add_stack_signatures(
+    platform: &dyn Platform,
+    pid: u32,
+    faulthandler: Option<PathBuf>,
+    findings: &mut [crate::model::Finding],
+) {
+    let how = crate::stacks::collect::Collect {
+        faulthandler,
+        ..Default::default()
+    };
+    let stacks = crate::stacks::collect::collect(platform, pid, &how);
+    if let Some(f) = findings.iter_mut().find(|f| f.verdict == Verdict::Hung) {
+        for m in &stacks.signatures {
+            f.evidence
+                .push(format!("stacks match {}: {} ({})", m.id, m.title, m.url));
+        }
+    }
+}
+
+/// The IPC picture of a live worker (its line goes to the notes), or why it is unknown.
+fn ipc(
+    platform: &dyn Platform,
+    p: &crate::model::ProcessInfo,
+    verdict: Verdict,
+    notes: &mut Vec<String>,
+) -> Option<crate::model::IpcSummary> {
+    if p.is_zombie() || verdict == Verdict::Crashed {
+        return None;
+    }
+    match platform.fds(p.pid, Some(&[p.ppid])) {
+        Ok(fds) => {
+            let ipc = summarize(&fds, Some(p.ppid));
+            notes.push(ipc.line());
+            Some(ipc)
+        }
+        Err(e) => {
+            notes.push(format!("IPC unknown: {e}"));
+            None
+        }
+    }
+}
+
+/// Evidence that may make mlsdiag act (the registry, the log, the snapshot history) and is
+/// not trustworthy, each with why (see [`input::trust`]).
+fn untrusted(
+    opts: &CheckOptions,
+    registry: Option<&registry::Registry>,
+    log_read: bool,
+) -> Vec<String> {
+    let mut untrusted = Vec::new();
+    let euid = input::euid();
+    if let Some(input::Trust::Untrusted(why)) = registry.map(|r| &r.trust) {
+        untrusted.push(format!("registry: {why}"));
+    }
+    if log_read
+        && let Some(p) = opts.log.as_ref().filter(|p| p.as_os_str() != "-")
+        && let input::Trust::Untrusted(why) = input::trust(p, euid)
+    {
+        untrusted.push(format!("log: {why}"));
+    }
+    if let Some(dir) = &opts.history
+        && let input::Trust::Untrusted(why) = input::trust(dir, euid)
+    {
+        untrusted.push(format!("history: {why}"));
+    }
+    untrusted
+}
+
+/// What every worker of one check is judged against.
+struct Round<'a> {
+    platform: &'a dyn Platform,
+    re: &'a regex::Regex,
+    registry: Option<&'a registry::Registry>,
+    registry_view: RegistryView<'a>,
+    log: Option<&'a logs::Analysis>,
+    only_worker: bool,
+    now: chrono::DateTime<chrono::Utc>,
+    thresholds: super::assess::Thresholds,
+}
+
+impl Round<'_> {
+    /// One worker's report: its log share (its open requests go into `attributed`), the
+    /// rules' verdict, the stacks of a hung worker, its IPC and its figures.
+    fn worker(
+        &self,
+        cand: &discover::Candidate,
+        s: &crate::sample::Series,
+        attributed: &mut std::collections::HashSet<(usize, u64)>,
+    ) -> WorkerReport {
+        let entry = cand.registered.as_ref();
+        let last = s.last();
+        let name = match last {
+            Some(p) => worker_name(entry, &p.cmdline, &p.name, self.re),
+            None => entry
+                .and_then(|e| e.name.clone())
+                .unwrap_or_else(|| format!("pid {}", cand.pid)),
+        };
+        let worker_log = self.log.map(|l| {
+            l.for_worker(
+                Some(&name),
+                cand.pid,
+                self.only_worker,
+                last.map(|p| p.start_time),
+            )
+        });
+        if let Some(l) = &worker_log {
+            attributed.extend(l.requests().map(|r| (r.source, r.line)));
+        }
+        let parent = last
+            .and_then(|p| self.platform.process(p.ppid).ok())
+            .map(|p| (p.pid, p.name));
+        let mut worker_notes = Vec::new();
+        let beat = match (entry, self.registry) {
+            (Some(e), Some(r)) => heartbeat(e, r, last.map(|p| p.uid)).unwrap_or_else(|why| {
+                worker_notes.push(why);
+                None
+            }),
+            _ => None,
+        };
+        let assessment: Assessment = assess(
+            &Observation {
+                series: s,
+                entry,
+                registry: self.registry_view.clone(),
+                pattern: self.re,
+                log: worker_log.as_ref(),
+                parent,
+                now: self.now,
+                heartbeat: beat,
+            },
+            &self.thresholds,
+        );
+        let mut notes = assessment.notes;
+        notes.append(&mut worker_notes);
+        let mut assessment_findings = assessment.findings;
+        if assessment.verdict == Verdict::Hung {
+            let faulthandler = match entry.zip(self.registry) {
+                Some((e, r)) => r
+                    .worker_file(e, "faulthandler", last.map(|p| p.uid))
+                    .unwrap_or_else(|why| {
+                        notes.push(why);
+                        None
+                    }),
+                None => None,
+            };
+            add_stack_signatures(
+                self.platform,
+                cand.pid,
+                faulthandler,
+                &mut assessment_findings,
+            );
+        }
+        let ipc = last.and_then(|p| ipc(self.platform, p, assessment.verdict, &mut notes));
+        WorkerReport {
+            pid: cand.pid,
+            name,
+            registered: entry.is_some(),
+            model: entry.and_then(|e| e.model.clone()),
+            ppid: last.map(|p| p.ppid),
+            state: last.map(|p| p.state),
+            cpu_percent: assessment.cpu_percent,
+            cpu_seconds: last.map(|p| p.cpu_ns() as f64 / 1e9),
+            rss_bytes: last.map(|p| p.rss_bytes),
+            vsz_bytes: last.map(|p| p.vsz_bytes),
+            footprint_bytes: last.and_then(|p| p.footprint_bytes),
+            elapsed_secs: last.map(|p| (self.now - p.start_time).num_seconds().max(0) as u64),
+            started_at: last.map(|p| p.start_time),
+            threads: last.map(|p| p.threads),
+            command: last.map(|p| p.command()),
+            verdict: assessment.verdict,
+            activity: assessment.activity,
+            findings: assessment_findings,
+            notes,
+            in_flight_known: worker_log.as_ref().is_some_and(|l| l.proves_in_flight),
+            in_flight: worker_log.map(|l| l.in_flight).unwrap_or_default(),
+            ipc,
+        }
+    }
 }

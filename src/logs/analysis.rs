@@ -28,7 +28,7 @@ use crate::model::{InFlight, SmallStr, Stats, Success};
 
 /// Log-spaced histogram: buckets under 0.8 % wide from 2^-10 (≈ 0.001) to 2^24 (≈ 1.7 × 10^7).
 ///
-/// A bucket is a value's binary exponent and the top [`H_BITS`] bits of its mantissa, read
+/// A bucket is a value's binary exponent and the top `H_BITS` bits of its mantissa, read
 /// straight from the `f64`'s bits: the ordered fold adds a value with a shift, no logarithm.
 /// A quantile is its bucket's geometric middle, so within 0.4 % of the true value.
 #[derive(Debug, Clone)]
