@@ -10,9 +10,7 @@ use std::io::Write;
 use super::Ctx;
 use crate::cli::CheckCmdArgs;
 use crate::diagnose::check::check;
-use crate::fmt::{bytes, duration, sanitize};
 use crate::metrics;
-use crate::model::CheckReport;
 use crate::model::Status;
 use crate::render;
 
@@ -38,79 +36,7 @@ pub fn run(args: &CheckCmdArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Resul
     if ctx.json {
         render::json(out, &report)?;
     } else {
-        print(&report, ctx, out)?;
+        render::check::check(&report, &ctx.style, out)?;
     }
     Ok(report.status)
-}
-
-fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
-    v.map(f).unwrap_or_else(|| "-".into())
-}
-
-pub fn print(r: &CheckReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result<()> {
-    let st = &ctx.style;
-    if !r.workers.is_empty() {
-        let mut t = st.table(&[
-            "PID", "NAME", "S", "%CPU", "RSS", "VSZ", "ELAPSED", "THR", "VERDICT", "ACTIVITY",
-        ]);
-        for w in &r.workers {
-            t.add_row(vec![
-                comfy_table::Cell::new(w.pid),
-                comfy_table::Cell::new(sanitize(&w.name)),
-                comfy_table::Cell::new(opt(w.state, |c| c.to_string())),
-                comfy_table::Cell::new(opt(w.cpu_percent, |c| format!("{c:.1}"))),
-                comfy_table::Cell::new(opt(w.rss_bytes, bytes)),
-                comfy_table::Cell::new(opt(w.vsz_bytes, bytes)),
-                comfy_table::Cell::new(opt(w.elapsed_secs, |s| {
-                    duration(std::time::Duration::from_secs(s))
-                })),
-                comfy_table::Cell::new(opt(w.threads, |n| n.to_string())),
-                st.verdict_cell(w.verdict),
-                comfy_table::Cell::new(w.activity.label()),
-            ]);
-        }
-        writeln!(out, "{t}")?;
-        writeln!(out)?;
-        for w in &r.workers {
-            writeln!(
-                out,
-                "PID {} {}: {}",
-                w.pid,
-                sanitize(&w.name),
-                w.verdict.label().to_uppercase()
-            )?;
-            for f in &w.findings {
-                for e in &f.evidence {
-                    writeln!(out, "  ✗ [{}] {}", f.verdict.label(), sanitize(e))?;
-                }
-            }
-            for n in &w.notes {
-                writeln!(out, "  · {}", sanitize(n))?;
-            }
-        }
-    }
-    for (pid, n) in r.orchestrators.iter().map(|o| (o.pid, o.workers)) {
-        writeln!(
-            out,
-            "orchestrator PID {pid} (parent of {n} worker(s)) is not counted as a worker"
-        )?;
-    }
-    for n in &r.notes {
-        writeln!(out, "note: {}", sanitize(n))?;
-    }
-    let counts: Vec<String> = r
-        .summary
-        .iter()
-        .rev()
-        .map(|(v, n)| format!("{n} {}", v.label()))
-        .collect();
-    writeln!(
-        out,
-        "{} worker(s){}{} → {} (exit {})",
-        r.workers.len(),
-        if counts.is_empty() { "" } else { ": " },
-        counts.join(", "),
-        r.status.label(),
-        r.exit_code
-    )
 }

@@ -253,7 +253,7 @@ fn diagnose(
         };
         render::json(out, &report)?;
     } else {
-        super::check::print(&report, ctx, out)?;
+        crate::render::check::check(&report, &ctx.style, out)?;
         writeln!(out)?;
         if as_designed {
             writeln!(

@@ -16,30 +16,45 @@ use crate::model::Verdict;
 const HOUSE_STYLE: TableStyle =
     TableStyle::new().header_separator(LineStyle::none().fill('─').junction('─'));
 
-/// How text output should look.
-#[derive(Debug, Clone, Copy)]
+/// How text output should look: decided once, from the terminal, then passed to every
+/// renderer, which reads nothing else (so the same report renders the same way anywhere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Style {
     pub color: bool,
+    /// Columns to fit tables into; `None`: never wrap (output to a pipe or a file).
+    pub width: Option<u16>,
 }
 
 impl Style {
-    /// Colour when asked for, or by default when stdout is a terminal and `NO_COLOR` is unset.
+    /// Plain text that never wraps: what a pipe gets, and what tests pin.
+    pub const PLAIN: Style = Style {
+        color: false,
+        width: None,
+    };
+
+    /// Colour when asked for, or by default when stdout is a terminal and `NO_COLOR` is unset;
+    /// on a terminal, tables fit its width.
     pub fn detect(color: Option<bool>) -> Style {
-        let color = color.unwrap_or_else(|| {
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                && std::io::stdout().is_terminal()
-        });
-        Style { color }
+        let tty = std::io::stdout().is_terminal();
+        let color = color
+            .unwrap_or_else(|| std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && tty);
+        // comfy-table reads the terminal's size (a table not yet given a width reports it).
+        let width = if tty { Table::new().width() } else { None };
+        Style { color, width }
     }
 
-    /// The house table: a rule under the header, dynamic width on a terminal.
+    /// The house table: a rule under the header, fitted to the width when there is one.
     pub fn table(&self, header: &[&str]) -> Table {
         let mut t = Table::new();
         t.load_style(HOUSE_STYLE);
-        if std::io::stdout().is_terminal() {
-            t.set_content_arrangement(ContentArrangement::Dynamic);
-        } else {
-            t.set_content_arrangement(ContentArrangement::Disabled);
+        match self.width {
+            Some(w) => {
+                t.set_content_arrangement(ContentArrangement::Dynamic);
+                t.set_width(w);
+            }
+            None => {
+                t.set_content_arrangement(ContentArrangement::Disabled);
+            }
         }
         if !self.color {
             t.force_no_tty();
@@ -69,4 +84,5 @@ pub fn json<T: Serialize>(out: &mut dyn Write, value: &T) -> std::io::Result<()>
     writeln!(out)
 }
 
+pub mod check;
 pub mod snapshot;

@@ -34,14 +34,7 @@ pub fn text(s: &Snapshot) -> String {
         w.verdict.label().to_uppercase(),
         w.activity.label()
     );
-    for f in &w.findings {
-        for e in &f.evidence {
-            let _ = writeln!(t, "  ✗ [{}] {}", f.verdict.label(), sanitize(e));
-        }
-    }
-    for n in &w.notes {
-        let _ = writeln!(t, "  · {}", sanitize(n));
-    }
+    t.push_str(&super::check::findings(&w.findings, &w.notes));
     let _ = writeln!(t, "\n=== Process State ===");
     match &s.process {
         Some(p) => {

@@ -155,3 +155,60 @@ fn watch_lines_and_metrics() {
         .collect();
     snap!("metrics", pinned(dir.path(), &prom.join("\n")));
 }
+
+#[test]
+fn renderers_take_their_width_and_colour_from_the_style() {
+    // The library path: the same check report rendered at 80 columns and in colour, without
+    // a terminal, from nothing but the style it is given.
+    use mlsdiag::diagnose::check::{CheckOptions, check};
+    use mlsdiag::render::Style;
+    let platform = mlsdiag::platform::fixture::Fixture::load(Path::new(&root(SEED))).unwrap();
+    let opts = CheckOptions {
+        registry: root(REGISTRY).into(),
+        log: Some(root(LOG).into()),
+        window: std::time::Duration::from_millis(200),
+        ..CheckOptions::default()
+    };
+    let report = check(&opts, &platform).unwrap();
+    let render = |style: Style| {
+        let mut out = Vec::new();
+        mlsdiag::render::check::check(&report, &style, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    let narrow = render(Style {
+        color: false,
+        width: Some(80),
+    });
+    let table = |text: &str| -> Vec<String> {
+        text.lines()
+            .take_while(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    assert!(
+        table(&narrow).iter().all(|l| l.chars().count() <= 80),
+        "the table fits 80 columns: {narrow}"
+    );
+    let plain = render(Style::PLAIN);
+    assert!(
+        table(&plain).iter().any(|l| l.chars().count() > 80),
+        "unwrapped, the table is wider: {plain}"
+    );
+    let coloured = render(Style {
+        color: true,
+        width: None,
+    });
+    assert!(coloured.contains("\x1b["), "{coloured:?}");
+    assert_eq!(
+        strip_ansi(&coloured),
+        plain,
+        "colour changes nothing but the escapes"
+    );
+}
+
+fn strip_ansi(s: &str) -> String {
+    regex::Regex::new("\x1b\\[[0-9;]*m")
+        .unwrap()
+        .replace_all(s, "")
+        .into_owned()
+}

@@ -1,0 +1,88 @@
+//! `check`'s text: the workers' table, each worker's findings and notes, the summary line;
+//! and the findings block that the snapshot's text form shares.
+
+use std::fmt::Write as _;
+use std::io::Write;
+
+use super::Style;
+use crate::fmt::{bytes, duration, sanitize};
+use crate::model::{CheckReport, Finding};
+
+/// A worker's evidence as `check` prints it: `✗ [verdict] evidence` per finding, `· note`.
+pub fn findings(findings: &[Finding], notes: &[String]) -> String {
+    let mut t = String::new();
+    for f in findings {
+        for e in &f.evidence {
+            let _ = writeln!(t, "  ✗ [{}] {}", f.verdict.label(), sanitize(e));
+        }
+    }
+    for n in notes {
+        let _ = writeln!(t, "  · {}", sanitize(n));
+    }
+    t
+}
+
+fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
+    v.map(f).unwrap_or_else(|| "-".into())
+}
+
+/// The check report as a table of workers, each worker's findings and notes, and the summary.
+pub fn check(r: &CheckReport, st: &Style, out: &mut dyn Write) -> std::io::Result<()> {
+    if !r.workers.is_empty() {
+        let mut t = st.table(&[
+            "PID", "NAME", "S", "%CPU", "RSS", "VSZ", "ELAPSED", "THR", "VERDICT", "ACTIVITY",
+        ]);
+        for w in &r.workers {
+            t.add_row(vec![
+                comfy_table::Cell::new(w.pid),
+                comfy_table::Cell::new(sanitize(&w.name)),
+                comfy_table::Cell::new(opt(w.state, |c| c.to_string())),
+                comfy_table::Cell::new(opt(w.cpu_percent, |c| format!("{c:.1}"))),
+                comfy_table::Cell::new(opt(w.rss_bytes, bytes)),
+                comfy_table::Cell::new(opt(w.vsz_bytes, bytes)),
+                comfy_table::Cell::new(opt(w.elapsed_secs, |s| {
+                    duration(std::time::Duration::from_secs(s))
+                })),
+                comfy_table::Cell::new(opt(w.threads, |n| n.to_string())),
+                st.verdict_cell(w.verdict),
+                comfy_table::Cell::new(w.activity.label()),
+            ]);
+        }
+        writeln!(out, "{t}")?;
+        writeln!(out)?;
+        for w in &r.workers {
+            writeln!(
+                out,
+                "PID {} {}: {}",
+                w.pid,
+                sanitize(&w.name),
+                w.verdict.label().to_uppercase()
+            )?;
+            write!(out, "{}", findings(&w.findings, &w.notes))?;
+        }
+    }
+    for (pid, n) in r.orchestrators.iter().map(|o| (o.pid, o.workers)) {
+        writeln!(
+            out,
+            "orchestrator PID {pid} (parent of {n} worker(s)) is not counted as a worker"
+        )?;
+    }
+    for n in &r.notes {
+        writeln!(out, "note: {}", sanitize(n))?;
+    }
+    let counts: Vec<String> = r
+        .summary
+        .iter()
+        .rev()
+        .map(|(v, n)| format!("{n} {}", v.label()))
+        .collect();
+    writeln!(
+        out,
+        "{} worker(s){}{} → {} (exit {})",
+        r.workers.len(),
+        if counts.is_empty() { "" } else { ": " },
+        counts.join(", "),
+        r.status.label(),
+        r.exit_code
+    )
+}
