@@ -4,10 +4,12 @@
 //! ago after hours of work. mlsdiag reads each worker several times across `--window` and
 //! computes CPU% and memory slope from those readings only.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::error::InspectError;
-use crate::model::ProcessInfo;
+use crate::model::waits::group;
+use crate::model::{ProcessInfo, SCHEMA_VERSION, ThreadRow, ThreadsReport};
 use crate::platform::Platform;
 
 /// Readings of one process: `(seconds since the first reading, reading)`.
@@ -105,4 +107,56 @@ pub fn sample(
 /// How many readings to take over a window: about five per second, at least 5, at most 50.
 pub fn readings_for(window: Duration) -> usize {
     ((window.as_secs_f64() * 5.0).round() as usize + 1).clamp(5, 50)
+}
+
+/// Every thread of `pid`, read twice `window` apart for per-thread CPU%, grouped by what the
+/// sleeping ones wait on.
+pub fn threads(
+    platform: &dyn Platform,
+    pid: u32,
+    window: Duration,
+) -> Result<ThreadsReport, InspectError> {
+    let p = platform.process(pid)?;
+    let before = platform.threads(pid)?;
+    let started = std::time::Instant::now();
+    let after = if window.is_zero() {
+        before.clone()
+    } else {
+        std::thread::sleep(window);
+        platform.threads(pid)?
+    };
+    let span = started.elapsed().as_secs_f64();
+    let prev: BTreeMap<u64, u64> = before.iter().map(|t| (t.tid, t.cpu_ns())).collect();
+    let mut states = BTreeMap::new();
+    for t in &after {
+        *states.entry(t.state).or_insert(0) += 1;
+    }
+    let all_blocked = !after.is_empty() && after.iter().all(|t| t.state != 'R');
+    let groups = group(&after);
+    let threads = after
+        .into_iter()
+        .map(|t| {
+            let cpu_percent = (span > 0.0)
+                .then(|| {
+                    prev.get(&t.tid)
+                        .map(|&b| t.cpu_ns().saturating_sub(b) as f64 / 1e9 / span * 100.0)
+                })
+                .flatten();
+            ThreadRow {
+                thread: t,
+                cpu_percent,
+            }
+        })
+        .collect();
+    Ok(ThreadsReport {
+        schema_version: SCHEMA_VERSION,
+        command: "threads",
+        pid: p.pid,
+        name: p.name,
+        window_secs: span,
+        threads,
+        states,
+        all_blocked,
+        groups,
+    })
 }

@@ -5,122 +5,9 @@ use std::io::Write;
 
 use super::Ctx;
 use crate::cli::StacksArgs;
-use crate::fmt::sanitize;
 use crate::model::Status;
-use crate::model::{Frame, StacksReport};
 use crate::render;
 use crate::stacks::collect::{Collect, collect};
-
-fn top(frames: &[Frame]) -> String {
-    frames.last().map_or("-".into(), |f| match f.line {
-        Some(l) => format!(
-            "{} ({}:{l})",
-            f.function,
-            f.location
-                .as_deref()
-                .map(|p| p.rsplit('/').next().unwrap_or(p))
-                .unwrap_or("?")
-        ),
-        None => f.function.clone(),
-    })
-}
-
-pub fn print(r: &StacksReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result<()> {
-    let mut t = ctx.style.table(&[
-        "TID",
-        "NAME",
-        "S",
-        "WAITS ON",
-        "PYTHON (innermost)",
-        "NATIVE (innermost)",
-    ]);
-    for th in &r.threads {
-        t.add_row(vec![
-            th.tid.to_string(),
-            sanitize(th.name.as_deref().unwrap_or("")),
-            th.state.map_or("-".into(), |c| c.to_string()),
-            sanitize(th.wait.as_deref().unwrap_or("-")),
-            sanitize(&top(&th.python)),
-            sanitize(&top(&th.native)),
-        ]);
-    }
-    writeln!(out, "{t}")?;
-    for th in r
-        .threads
-        .iter()
-        .chain(&r.python_threads)
-        .filter(|t| !t.python.is_empty() || !t.native.is_empty())
-    {
-        writeln!(
-            out,
-            "\nThread {} {}{}",
-            th.tid,
-            sanitize(th.name.as_deref().unwrap_or("")),
-            if th.owns_gil == Some(true) {
-                " [holds the GIL]"
-            } else {
-                ""
-            }
-        )?;
-        for f in &th.python {
-            writeln!(
-                out,
-                "  py  {} ({}:{})",
-                sanitize(&f.function),
-                sanitize(f.location.as_deref().unwrap_or("?")),
-                f.line.unwrap_or(0)
-            )?;
-        }
-        if let Some([n, total]) = th.samples {
-            writeln!(out, "  native ({n}/{total} samples on this path):")?;
-        }
-        for f in &th.native {
-            writeln!(
-                out,
-                "  c   {}{}",
-                sanitize(&f.function),
-                f.location
-                    .as_ref()
-                    .map(|l| format!("  (in {})", sanitize(l)))
-                    .unwrap_or_default()
-            )?;
-        }
-    }
-    if !r.groups.is_empty() {
-        writeln!(out)?;
-        for g in &r.groups {
-            let mut line = format!("{} thread(s) in {}", g.tids.len(), g.wait);
-            if !g.locks.is_empty() {
-                line.push_str(&format!(" on {} lock(s)", g.locks.len()));
-            }
-            writeln!(out, "{line}")?;
-        }
-    }
-    writeln!(out, "\nSources:")?;
-    for s in &r.sources {
-        writeln!(
-            out,
-            "  {} {}: {}",
-            if s.ok { "✓" } else { "✗" },
-            s.name,
-            sanitize(&s.detail)
-        )?;
-    }
-    if r.signatures.is_empty() {
-        writeln!(
-            out,
-            "\nNo known MLX hang signature matched (see docs/hang-signatures.md)."
-        )?;
-    }
-    for m in &r.signatures {
-        writeln!(
-            out,
-            "\nmatches {}: {} — {} ({}); threads {:?}",
-            m.id, m.title, m.meaning, m.url, m.threads
-        )?;
-    }
-    Ok(())
-}
 
 pub fn run(args: &StacksArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
     ctx.platform.process(args.pid)?;
@@ -133,7 +20,7 @@ pub fn run(args: &StacksArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<
     if ctx.json {
         render::json(out, &r)?;
     } else {
-        print(&r, ctx, out)?;
+        render::stacks::stacks(&r, &ctx.style, out)?;
     }
     Ok(Status::Ok)
 }

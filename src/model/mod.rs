@@ -14,6 +14,7 @@ pub mod request;
 pub mod snapshot;
 pub mod stacks;
 pub mod verdict;
+pub mod views;
 pub mod waits;
 
 pub use pressure::pressure_level;
@@ -24,6 +25,7 @@ pub use request::*;
 pub use snapshot::*;
 pub use stacks::*;
 pub use verdict::*;
+pub use views::*;
 
 /// Version of every JSON document mlsdiag prints; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -85,4 +85,7 @@ pub fn json<T: Serialize>(out: &mut dyn Write, value: &T) -> std::io::Result<()>
 }
 
 pub mod check;
+pub mod fds;
 pub mod snapshot;
+pub mod stacks;
+pub mod threads;
