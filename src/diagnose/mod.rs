@@ -10,4 +10,6 @@ pub mod check;
 pub mod history;
 pub mod ipc;
 pub mod leak;
+pub mod memory;
+pub mod registry;
 pub mod rules;

@@ -6,6 +6,7 @@
 //! diagnosis judges them, renderers print them; nothing here imports anything but the model
 //! and the leaf helpers (`fmt`, `error`).
 
+pub mod leak;
 pub mod pressure;
 pub mod process;
 pub mod registry;

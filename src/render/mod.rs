@@ -86,6 +86,8 @@ pub fn json<T: Serialize>(out: &mut dyn Write, value: &T) -> std::io::Result<()>
 
 pub mod check;
 pub mod fds;
+pub mod mem;
+pub mod registry;
 pub mod snapshot;
 pub mod stacks;
 pub mod threads;
