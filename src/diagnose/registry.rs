@@ -56,7 +56,7 @@ pub fn check_registry(
             detail,
         });
     }
-    let found = discover(platform, &re, Some(reg))?;
+    let found = discover(platform, re, Some(reg))?;
     let mut unlisted = Vec::new();
     for c in found.workers.iter().filter(|c| c.registered.is_none()) {
         if let Ok(p) = platform.process(c.pid) {
