@@ -7,45 +7,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use super::leak;
 use crate::fmt::{duration, local_time};
 use crate::model::{CheckReport, Finding, Snapshot, Verdict, same_process};
+use crate::model::{Restart, WorkerHistory};
 use crate::store;
-
-#[derive(Debug, Serialize, Clone)]
-pub struct Restart {
-    pub at: DateTime<Utc>,
-    pub old_pid: u32,
-    pub new_pid: u32,
-}
-
-#[derive(Debug, Serialize, Clone)]
-pub struct WorkerHistory {
-    pub name: String,
-    /// The PID of the newest snapshot.
-    pub pid: u32,
-    /// The start time of the newest snapshot's process (with the PID, its identity).
-    pub started_at: Option<DateTime<Utc>>,
-    pub snapshots: usize,
-    /// Snapshots of the current PID.
-    pub snapshots_of_pid: usize,
-    pub first: DateTime<Utc>,
-    pub last: DateTime<Utc>,
-    /// `footprint` on macOS, else `rss`.
-    pub memory_metric: &'static str,
-    pub memory_first_bytes: Option<u64>,
-    pub memory_last_bytes: Option<u64>,
-    /// The leak rule's judgement of the memory series (see `leak`).
-    pub memory_trend: Option<leak::Judgement>,
-    /// CPU time unchanged and a request in flight in every snapshot since this time.
-    pub frozen_since: Option<DateTime<Utc>>,
-    pub frozen_snapshots: usize,
-    pub restarts: Vec<Restart>,
-    pub verdict: Verdict,
-    pub findings: Vec<Finding>,
-}
 
 fn memory(s: &Snapshot) -> Option<u64> {
     s.process.as_ref().map(|p| p.leak_metric_bytes())

@@ -1,16 +1,18 @@
-//! The reports of the inspection commands (`threads`, `fds`, `mem`, `registry`): what they
-//! print as tables or JSON.
+//! The reports of the inspection commands (`threads`, `fds`, `mem`, `registry`, `history`):
+//! what they print as tables or JSON.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+
+use chrono::{DateTime, Utc};
 
 use super::leak::Judgement;
 use super::process::{FdInfo, SystemMemory, ThreadInfo};
 use super::registry::RegistryEntry;
 use super::report::IpcSummary;
 use super::stacks::WaitGroup;
-use super::verdict::Status;
+use super::verdict::{Finding, Status, Verdict};
 
 #[derive(Debug, Serialize)]
 pub struct ThreadRow {
@@ -100,4 +102,47 @@ pub struct RegistryReport {
     pub status: Status,
     pub entries: Vec<EntryRow>,
     pub unlisted: Vec<Unlisted>,
+}
+
+#[derive(Debug, Serialize, Clone)]
+pub struct Restart {
+    pub at: DateTime<Utc>,
+    pub old_pid: u32,
+    pub new_pid: u32,
+}
+
+#[derive(Debug, Serialize, Clone)]
+pub struct WorkerHistory {
+    pub name: String,
+    /// The PID of the newest snapshot.
+    pub pid: u32,
+    /// The start time of the newest snapshot's process (with the PID, its identity).
+    pub started_at: Option<DateTime<Utc>>,
+    pub snapshots: usize,
+    /// Snapshots of the current PID.
+    pub snapshots_of_pid: usize,
+    pub first: DateTime<Utc>,
+    pub last: DateTime<Utc>,
+    /// `footprint` on macOS, else `rss`.
+    pub memory_metric: &'static str,
+    pub memory_first_bytes: Option<u64>,
+    pub memory_last_bytes: Option<u64>,
+    /// The leak rule's judgement of the memory series (see `leak`).
+    pub memory_trend: Option<Judgement>,
+    /// CPU time unchanged and a request in flight in every snapshot since this time.
+    pub frozen_since: Option<DateTime<Utc>>,
+    pub frozen_snapshots: usize,
+    pub restarts: Vec<Restart>,
+    pub verdict: Verdict,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HistoryReport {
+    pub schema_version: u32,
+    pub command: &'static str,
+    pub dir: String,
+    pub status: Status,
+    pub workers: Vec<WorkerHistory>,
+    pub unreadable: Vec<String>,
 }
