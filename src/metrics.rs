@@ -1,164 +1,15 @@
-//! Prometheus exposition of a check: the text format that node_exporter's textfile collector
-//! reads (`check --textfile`, `watch --textfile`) and that `watch --listen` serves on
-//! `/metrics`. Operators alert on these with the rules in docs/alerting-rules.yml instead of
-//! running a home-made alert server.
+//! Publishing the Prometheus exposition ([`crate::render::prometheus`]): the file that
+//! node_exporter's textfile collector reads (`check --textfile`, `watch --textfile`), and the
+//! `/metrics` endpoint `watch --listen` serves. Operators alert on these with the rules in
+//! docs/alerting-rules.yml instead of running a home-made alert server.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use crate::error::InputError;
-use crate::model::CheckReport;
-use crate::model::Verdict;
 
 /// The file name node_exporter's textfile collector picks up (`*.prom`).
 pub const TEXTFILE: &str = "mlsdiag.prom";
-
-/// What `watch` knows beyond one check: per worker PID, seconds since it last made progress.
-pub type SinceProgress = BTreeMap<u32, f64>;
-
-/// Escapes a label value: backslash, double quote and newline.
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-struct Family<'a> {
-    name: &'a str,
-    help: &'a str,
-    kind: &'a str,
-    samples: Vec<(String, f64)>,
-}
-
-impl Family<'_> {
-    fn write(&self, out: &mut String) {
-        if self.samples.is_empty() {
-            return;
-        }
-        let _ = writeln!(out, "# HELP {} {}", self.name, self.help);
-        let _ = writeln!(out, "# TYPE {} {}", self.name, self.kind);
-        for (labels, value) in &self.samples {
-            let _ = writeln!(out, "{}{labels} {}", self.name, number(*value));
-        }
-    }
-}
-
-fn number(v: f64) -> String {
-    if v.is_finite() && v == v.trunc() && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
-    }
-}
-
-/// The exposition of `report` (or of a failed collection: `report` None), with how long the
-/// collection took and, from `watch`, the time since each worker's last progress.
-pub fn render(
-    report: Option<&CheckReport>,
-    took: Duration,
-    since_progress: Option<&SinceProgress>,
-) -> String {
-    let mut families = vec![
-        Family {
-            name: "mlsdiag_up",
-            help: "1 if the last check could inspect the workers, 0 if it failed.",
-            kind: "gauge",
-            samples: vec![(String::new(), if report.is_some() { 1.0 } else { 0.0 })],
-        },
-        Family {
-            name: "mlsdiag_scrape_duration_seconds",
-            help: "How long the last check took (sampling window included; snapshots and hooks not).",
-            kind: "gauge",
-            samples: vec![(String::new(), took.as_secs_f64())],
-        },
-    ];
-    if let Some(r) = report {
-        families.push(Family {
-            name: "mlsdiag_status",
-            help: "Overall status as the exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
-            kind: "gauge",
-            samples: vec![(String::new(), f64::from(r.status.code()))],
-        });
-        let who = |w: &crate::model::WorkerReport| {
-            format!("worker=\"{}\",pid=\"{}\"", label(&w.name), w.pid)
-        };
-        let per_worker = |f: &dyn Fn(&crate::model::WorkerReport) -> Option<f64>| {
-            r.workers
-                .iter()
-                .filter_map(|w| f(w).map(|v| (format!("{{{}}}", who(w)), v)))
-                .collect::<Vec<_>>()
-        };
-        families.push(Family {
-            name: "mlsdiag_worker_verdict",
-            help: "The worker's verdict: 1 for the current one, 0 for the others.",
-            kind: "gauge",
-            samples: r
-                .workers
-                .iter()
-                .flat_map(|w| {
-                    Verdict::ALL.iter().map(move |v| {
-                        (
-                            format!("{{{},verdict=\"{}\"}}", who(w), v.label()),
-                            if w.verdict == *v { 1.0 } else { 0.0 },
-                        )
-                    })
-                })
-                .collect(),
-        });
-        families.push(Family {
-            name: "mlsdiag_worker_cpu_seconds_total",
-            help: "User plus system CPU time of the worker process.",
-            kind: "counter",
-            samples: per_worker(&|w| w.cpu_seconds),
-        });
-        families.push(Family {
-            name: "mlsdiag_worker_resident_bytes",
-            help: "Resident set size of the worker process.",
-            kind: "gauge",
-            samples: per_worker(&|w| w.rss_bytes.map(|b| b as f64)),
-        });
-        families.push(Family {
-            name: "mlsdiag_worker_footprint_bytes",
-            help: "phys_footprint of the worker process (macOS; the leak signal there).",
-            kind: "gauge",
-            samples: per_worker(&|w| w.footprint_bytes.map(|b| b as f64)),
-        });
-        families.push(Family {
-            name: "mlsdiag_worker_threads",
-            help: "Threads of the worker process.",
-            kind: "gauge",
-            samples: per_worker(&|w| w.threads.map(f64::from)),
-        });
-        families.push(Family {
-            name: "mlsdiag_worker_in_flight_requests",
-            help: "Requests the server log shows started and not finished on this worker (needs --log).",
-            kind: "gauge",
-            samples: if r.log.is_some() {
-                per_worker(&|w| Some(w.in_flight.len() as f64))
-            } else {
-                vec![]
-            },
-        });
-        families.push(Family {
-            name: "mlsdiag_worker_seconds_since_progress",
-            help: "Seconds since the worker last made progress (CPU time advancing or running).",
-            kind: "gauge",
-            samples: per_worker(&|w| match since_progress {
-                Some(m) => m.get(&w.pid).copied(),
-                // One check only knows whether there was progress within its window.
-                None => (w.activity == crate::model::Activity::Working).then_some(0.0),
-            }),
-        });
-    }
-    let mut out = String::new();
-    for f in &families {
-        f.write(&mut out);
-    }
-    out
-}
 
 /// Writes `DIR/mlsdiag.prom` atomically (a temp file in DIR, then rename), so the collector
 /// never reads half a file. DIR must exist and not be a symlink.
@@ -318,29 +169,6 @@ fn respond(mut stream: std::net::TcpStream, latest: &Mutex<String>) -> std::io::
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-    }
-
-    #[test]
-    fn numbers_print_as_prometheus_reads_them() {
-        assert_eq!(number(3.0), "3");
-        assert_eq!(number(0.25), "0.25");
-        assert_eq!(number(f64::NAN), "NaN");
-    }
-
-    #[test]
-    fn a_failed_check_still_says_up_0() {
-        let text = render(None, Duration::from_millis(1500), None);
-        assert!(text.contains("mlsdiag_up 0\n"), "{text}");
-        assert!(
-            text.contains("mlsdiag_scrape_duration_seconds 1.5\n"),
-            "{text}"
-        );
-        assert!(!text.contains("mlsdiag_worker"), "{text}");
-    }
 
     #[test]
     fn listen_defaults_to_loopback() {

@@ -13,6 +13,7 @@ use crate::diagnose::check::check;
 use crate::metrics;
 use crate::model::Status;
 use crate::render;
+use crate::render::prometheus;
 
 pub fn run(args: &CheckCmdArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
     let started = std::time::Instant::now();
@@ -21,8 +22,10 @@ pub fn run(args: &CheckCmdArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Resul
         Err(e) => {
             // The collector must still learn that this check failed (mlsdiag_up 0).
             if let Some(dir) = &args.textfile {
-                let _ =
-                    metrics::write_textfile(dir, &metrics::render(None, started.elapsed(), None));
+                let _ = metrics::write_textfile(
+                    dir,
+                    &prometheus::render(None, started.elapsed(), None),
+                );
             }
             return Err(e);
         }
@@ -30,7 +33,7 @@ pub fn run(args: &CheckCmdArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Resul
     if let Some(dir) = &args.textfile {
         metrics::write_textfile(
             dir,
-            &metrics::render(Some(&report), started.elapsed(), None),
+            &prometheus::render(Some(&report), started.elapsed(), None),
         )?;
     }
     if ctx.json {

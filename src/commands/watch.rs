@@ -21,6 +21,7 @@ use crate::diagnose::history::{Point, judge};
 use crate::model::SCHEMA_VERSION;
 use crate::model::{Activity, Status, Verdict};
 use crate::model::{CheckReport, WorkerReport};
+use crate::render::prometheus;
 use crate::snapshot::SnapshotOptions;
 use crate::{metrics, registry, store};
 
@@ -72,7 +73,7 @@ struct HookInput<'a> {
 
 pub fn run(args: &WatchArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
     let stop = stop_signal()?;
-    let latest = Arc::new(Mutex::new(metrics::render(None, Duration::ZERO, None)));
+    let latest = Arc::new(Mutex::new(prometheus::render(None, Duration::ZERO, None)));
     if let Some(addr) = &args.listen {
         let bound = metrics::serve(addr, Arc::clone(&latest))?;
         eprintln!("mlsdiag watch: metrics on http://{bound}/metrics");
@@ -118,7 +119,7 @@ pub fn run(args: &WatchArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
                 publish(
                     args,
                     &latest,
-                    &metrics::render(Some(&report), took, Some(&since)),
+                    &prometheus::render(Some(&report), took, Some(&since)),
                 );
             }
             Err(e) => {
@@ -127,7 +128,7 @@ pub fn run(args: &WatchArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
                     chrono::Local::now().format("%Y-%m-%d %H:%M:%S")
                 );
                 status = Status::Unknown;
-                publish(args, &latest, &metrics::render(None, took, None));
+                publish(args, &latest, &prometheus::render(None, took, None));
             }
         }
         out.flush()?;
@@ -168,10 +169,10 @@ fn fold_rounds(
     args: &WatchArgs,
     report: &mut CheckReport,
     tracked: &mut BTreeMap<Key, Tracked>,
-) -> metrics::SinceProgress {
+) -> prometheus::SinceProgress {
     let now = report.generated_at;
     let span = chrono::Duration::from_std(args.leak_span).unwrap_or(chrono::Duration::MAX);
-    let mut since = metrics::SinceProgress::new();
+    let mut since = prometheus::SinceProgress::new();
     for i in 0..report.workers.len() {
         let w = &report.workers[i];
         let key = (w.pid, w.started_at);

@@ -88,6 +88,7 @@ pub mod check;
 pub mod fds;
 pub mod history;
 pub mod mem;
+pub mod prometheus;
 pub mod registry;
 pub mod snapshot;
 pub mod stacks;
