@@ -8,69 +8,16 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use chrono::{DateTime, Utc};
-use comfy_table::Cell;
-use serde::Serialize;
-
 use super::Ctx;
 use crate::cli::{LogFormatChoice, LogsArgs};
-use crate::fmt::{bytes, local_time as ts, sanitize};
-use crate::logs::analysis::{Anomaly, Band, HangTrigger};
+use crate::fmt::sanitize;
 use crate::logs::event::parse_user_time;
 use crate::logs::formats::Custom;
-use crate::logs::{self, Format, Options, SourceInfo};
+use crate::logs::{self, Format, Options};
 use crate::model::SCHEMA_VERSION;
 use crate::model::Status;
-use crate::model::{InFlight, Stats, Success};
+use crate::model::{Filters, LogsReport, Unparseable};
 use crate::render;
-
-#[derive(Debug, Serialize)]
-pub struct Unparseable {
-    pub source: String,
-    pub line: u64,
-    pub reason: &'static str,
-    pub text: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Filters {
-    pub since: Option<DateTime<Utc>>,
-    pub until: Option<DateTime<Utc>>,
-    pub worker: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct LogsReport {
-    pub schema_version: u32,
-    pub command: &'static str,
-    pub format: String,
-    pub format_detected: bool,
-    pub sources: Vec<SourceInfo>,
-    pub filters: Filters,
-    pub events: u64,
-    pub totals: Stats,
-    pub workers: std::collections::BTreeMap<String, Stats>,
-    pub bands: Vec<Band>,
-    pub anomalies: Vec<Anomaly>,
-    pub anomalies_dropped: u64,
-    pub hang_triggers: Vec<HangTrigger>,
-    /// Open at the end and not superseded by a later request of the same worker.
-    pub in_flight: Vec<InFlight>,
-    /// Whether open requests prove work in flight (the format logs ends, or ends were seen).
-    pub proves_in_flight: bool,
-    /// Open at the end, but a later request of the same worker ended or progressed since.
-    pub abandoned: Vec<InFlight>,
-    /// The same, on a worker seen serving requests concurrently.
-    pub stuck: Vec<InFlight>,
-    /// Left open by an earlier incarnation of their worker (before a new pid or a spawn line).
-    pub earlier_incarnation: Vec<InFlight>,
-    /// Open at the end, but of a kind whose end the log never records (mlx_lm.server streams).
-    pub unended: Vec<InFlight>,
-    pub last_successes: std::collections::BTreeMap<String, Vec<Success>>,
-    pub unmatched_ends: u64,
-    pub unparseable: Vec<Unparseable>,
-    pub unparseable_count: u64,
-}
 
 /// Parse `--bands 8K,10K,100K` (K = 1000, M = 1000000 characters).
 pub fn parse_bands(s: &str) -> Result<Vec<u64>, String> {
@@ -90,10 +37,6 @@ pub fn parse_bands(s: &str) -> Result<Vec<u64>, String> {
         return Err(format!("band edges must increase: {s:?}"));
     }
     Ok(edges)
-}
-
-fn opt_f(v: Option<f64>, digits: usize) -> String {
-    v.map_or("-".into(), |v| format!("{v:.digits$}"))
 }
 
 pub fn collect(
@@ -213,216 +156,9 @@ pub fn run(args: &LogsArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<St
     if ctx.json {
         render::json(out, &report)?;
     } else {
-        print(&report, ctx, out)?;
+        render::logs::logs(&report, &ctx.style, out)?;
     }
     Ok(status)
-}
-
-fn stats_row(name: &str, s: &Stats) -> Vec<String> {
-    vec![
-        name.to_string(),
-        s.started.to_string(),
-        s.completed.to_string(),
-        s.failed.to_string(),
-        s.timed_out.to_string(),
-        s.tokens.to_string(),
-        opt_f(s.mean_tokens_per_sec, 1),
-        opt_f(s.median_tokens_per_sec, 1),
-        opt_f(s.latency_p50_secs, 1),
-        opt_f(s.latency_p95_secs, 1),
-        opt_f(s.latency_p99_secs, 1),
-    ]
-}
-
-pub fn print(r: &LogsReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result<()> {
-    let total_bytes: u64 = r.sources.iter().map(|s| s.bytes).sum();
-    let total_lines: u64 = r.sources.iter().map(|s| s.lines).sum();
-    writeln!(
-        out,
-        "format: {}{}; {} source(s), {}, {} lines, {} request events",
-        r.format,
-        if r.format_detected { " (detected)" } else { "" },
-        r.sources.len(),
-        bytes(total_bytes),
-        total_lines,
-        r.events
-    )?;
-    if let (Some(f), Some(l)) = (r.totals.first, r.totals.last) {
-        writeln!(out, "span: {} → {}", ts(f), ts(l))?;
-    }
-    writeln!(out)?;
-    let mut t = ctx.style.table(&[
-        "WORKER",
-        "STARTED",
-        "DONE",
-        "FAILED",
-        "TIMED OUT",
-        "TOKENS",
-        "TOK/S",
-        "TOK/S p50",
-        "LAT p50 s",
-        "p95 s",
-        "p99 s",
-    ]);
-    for (name, s) in &r.workers {
-        let shown = if name.is_empty() { "(unnamed)" } else { name };
-        t.add_row(stats_row(&sanitize(shown), s));
-    }
-    if r.workers.len() > 1 {
-        t.add_row(
-            stats_row("all", &r.totals)
-                .into_iter()
-                .map(Cell::new)
-                .collect::<Vec<_>>(),
-        );
-    }
-    writeln!(out, "{t}")?;
-    if r.bands.iter().any(|b| b.completed > 0) {
-        writeln!(out, "\nThroughput by prompt size (characters):")?;
-        let mut t = ctx
-            .style
-            .table(&["BAND", "DONE", "TOKENS", "TOK/S", "TOK/S p50"]);
-        for b in &r.bands {
-            t.add_row(vec![
-                b.label.clone(),
-                b.completed.to_string(),
-                b.tokens.to_string(),
-                opt_f(b.mean_tokens_per_sec, 1),
-                opt_f(b.median_tokens_per_sec, 1),
-            ]);
-        }
-        writeln!(out, "{t}")?;
-    }
-    if !r.anomalies.is_empty() {
-        writeln!(out, "\nAnomalies (time order):")?;
-        for a in &r.anomalies {
-            let what = match a.kind {
-                "timeout" => format!("timeout after {}s", opt_f(a.timeout_secs, 0)),
-                _ => format!("failure: {}", sanitize(a.message.as_deref().unwrap_or(""))),
-            };
-            let req = match (&a.id, a.request_started) {
-                (Some(id), Some(s)) => format!(" request {} (started {})", sanitize(id), ts(s)),
-                (Some(id), None) => format!(" request {}", sanitize(id)),
-                (None, Some(s)) => format!(" request started {}", ts(s)),
-                (None, None) => String::new(),
-            };
-            let worker = if a.worker.is_empty() {
-                String::new()
-            } else {
-                format!(" [{}]", sanitize(&a.worker))
-            };
-            writeln!(
-                out,
-                "  {} {what}{worker}{req} (line {})",
-                ts(a.time),
-                a.line
-            )?;
-        }
-        if r.anomalies_dropped > 0 {
-            writeln!(out, "  … and {} more", r.anomalies_dropped)?;
-        }
-    }
-    for h in &r.hang_triggers {
-        writeln!(
-            out,
-            "\nHang trigger [{}]: {}",
-            sanitize(&h.worker),
-            h.request.describe_started()
-        )?;
-        writeln!(out, "  why: {}", h.reason)?;
-        match h.last_completion {
-            Some(t) => writeln!(out, "  last completion before it: {}", ts(t))?,
-            None => writeln!(out, "  no completion logged for this worker")?,
-        }
-        for q in &h.queued {
-            writeln!(out, "  queued behind it: {}", q.describe_started())?;
-        }
-    }
-    let lists: [(&str, &Vec<InFlight>); 5] = [
-        (
-            if r.proves_in_flight {
-                "In flight at end of log"
-            } else {
-                "Open at end of log (context only: this format logs no request ends)"
-            },
-            &r.in_flight,
-        ),
-        (
-            "Abandoned (never finished; a later request of the same worker was served since)",
-            &r.abandoned,
-        ),
-        (
-            "Stuck while the worker progressed (it serves requests concurrently)",
-            &r.stuck,
-        ),
-        (
-            "Left open by an earlier incarnation (the worker was respawned since)",
-            &r.earlier_incarnation,
-        ),
-        (
-            "Streaming at end of log (context only: no end is logged for a stream)",
-            &r.unended,
-        ),
-    ];
-    for (title, list) in lists.iter().filter(|(_, l)| !l.is_empty()) {
-        writeln!(out, "\n{title} ({}):", list.len())?;
-        for f in list.iter().take(20) {
-            let who = f
-                .worker
-                .as_deref()
-                .map(str::to_string)
-                .or(f.pid.map(|p| format!("pid {p}")))
-                .unwrap_or_default();
-            let timeouts = if f.timeouts.is_empty() {
-                String::new()
-            } else {
-                format!(", {} timeout(s)", f.timeouts.len())
-            };
-            writeln!(
-                out,
-                "  {} {}{timeouts}",
-                sanitize(&who),
-                f.describe_started()
-            )?;
-        }
-        if list.len() > 20 {
-            writeln!(out, "  … and {} more", list.len() - 20)?;
-        }
-    }
-    writeln!(out, "\nLast successes:")?;
-    for (name, list) in &r.last_successes {
-        for s in list {
-            writeln!(
-                out,
-                "  {} {} {} tokens in {}s ({} tok/s){}",
-                ts(s.time),
-                if name.is_empty() {
-                    "(unnamed)".to_string()
-                } else {
-                    sanitize(name)
-                },
-                s.tokens.map_or("?".into(), |t| t.to_string()),
-                opt_f(s.seconds, 1),
-                opt_f(s.tokens_per_sec, 1),
-                s.id.as_ref()
-                    .map_or(String::new(), |id| format!(" {}", sanitize(id)))
-            )?;
-        }
-    }
-    if r.unparseable_count > 0 {
-        writeln!(out, "\n{} unparseable line(s):", r.unparseable_count)?;
-        for u in &r.unparseable {
-            writeln!(
-                out,
-                "  {}:{}: {}: {}",
-                u.source,
-                u.line,
-                u.reason,
-                sanitize(&u.text)
-            )?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -24,81 +24,7 @@ use serde::Serialize;
 
 use super::event::{Event, EventKind};
 use super::formats::Format;
-use crate::model::{InFlight, SmallStr, Stats, Success};
-
-/// Log-spaced histogram: buckets under 0.8 % wide from 2^-10 (≈ 0.001) to 2^24 (≈ 1.7 × 10^7).
-///
-/// A bucket is a value's binary exponent and the top `H_BITS` bits of its mantissa, read
-/// straight from the `f64`'s bits: the ordered fold adds a value with a shift, no logarithm.
-/// A quantile is its bucket's geometric middle, so within 0.4 % of the true value.
-#[derive(Debug, Clone)]
-pub struct Histogram {
-    counts: Vec<u32>,
-    n: u64,
-}
-
-/// Mantissa bits per bucket: 128 buckets per power of two.
-const H_BITS: u32 = 7;
-const H_SHIFT: u32 = 52 - H_BITS;
-/// The key (exponent and top mantissa bits) of 2^-10, the smallest value with its own bucket.
-const H_LOW: u64 = (1023 - 10) << H_BITS;
-const H_BUCKETS: usize = 34 << H_BITS;
-
-impl Default for Histogram {
-    fn default() -> Self {
-        Histogram {
-            counts: vec![0; H_BUCKETS],
-            n: 0,
-        }
-    }
-}
-
-impl Histogram {
-    /// Bucket 0 holds zero, negatives and everything below 2^-10; the last bucket everything
-    /// from 2^24 up.
-    fn bucket(v: f64) -> usize {
-        let key = (v.to_bits() >> H_SHIFT) as i64 - H_LOW as i64;
-        if v.is_sign_negative() || key < 0 {
-            return 0;
-        }
-        (key as usize + 1).min(H_BUCKETS - 1)
-    }
-    pub fn add(&mut self, v: f64) {
-        if v.is_finite() {
-            self.counts[Self::bucket(v)] += 1;
-            self.n += 1;
-        }
-    }
-    pub fn merge(&mut self, other: &Histogram) {
-        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
-            *a += b;
-        }
-        self.n += other.n;
-    }
-    /// The q-quantile (0..=1), as the geometric middle of its bucket.
-    pub fn quantile(&self, q: f64) -> Option<f64> {
-        if self.n == 0 {
-            return None;
-        }
-        let rank = ((q * self.n as f64).ceil() as u64).clamp(1, self.n);
-        let mut seen = 0u64;
-        for (i, &c) in self.counts.iter().enumerate() {
-            seen += u64::from(c);
-            if seen >= rank {
-                if i == 0 {
-                    return Some(0.0);
-                }
-                let key = H_LOW + i as u64 - 1;
-                let (lo, hi) = (
-                    f64::from_bits(key << H_SHIFT),
-                    f64::from_bits((key + 1) << H_SHIFT),
-                );
-                return Some((lo * hi).sqrt());
-            }
-        }
-        None
-    }
-}
+use crate::model::{Anomaly, Band, HangTrigger, Histogram, InFlight, SmallStr, Stats, Success};
 
 impl InFlight {
     fn from(ev: &Event, seq: u64) -> InFlight {
@@ -119,32 +45,6 @@ impl InFlight {
             end_logged: true,
         }
     }
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Anomaly {
-    pub time: DateTime<Utc>,
-    /// `timeout` or `failure`.
-    pub kind: &'static str,
-    pub worker: String,
-    pub line: u64,
-    pub source: usize,
-    pub id: Option<SmallStr>,
-    pub timeout_secs: Option<f64>,
-    pub message: Option<String>,
-    /// Start of the request it concerns, when known.
-    pub request_started: Option<DateTime<Utc>>,
-}
-
-/// The request in flight when a worker stopped completing, and what queued behind it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct HangTrigger {
-    pub worker: String,
-    pub request: InFlight,
-    pub queued: Vec<InFlight>,
-    pub last_completion: Option<DateTime<Utc>>,
-    /// Why it counts: timeouts logged, or the log went on for `--hung-after` without it finishing.
-    pub reason: String,
 }
 
 /// The open requests of one worker key. Requests that end in order stay in a short queue;
@@ -336,20 +236,6 @@ impl Acc {
         self.progressed = self.progressed.max(Some(seq));
         self.last_progress = self.last_progress.max(Some(at));
     }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Band {
-    pub label: String,
-    pub min_chars: u64,
-    pub max_chars: Option<u64>,
-    pub completed: u64,
-    pub tokens: u64,
-    pub generation_secs: f64,
-    pub mean_tokens_per_sec: Option<f64>,
-    pub median_tokens_per_sec: Option<f64>,
-    #[serde(skip)]
-    tps: Histogram,
 }
 
 /// Band edges in characters, e.g. `[8000, 10000, 100000]`.
@@ -1054,39 +940,6 @@ mod tests {
             }
         }
         a.finish()
-    }
-
-    #[test]
-    fn histogram_quantiles_within_one_percent() {
-        let mut h = Histogram::default();
-        for v in 1..=1000 {
-            h.add(v as f64);
-        }
-        for (q, want) in [(0.5, 500.0), (0.95, 950.0), (0.99, 990.0)] {
-            let got = h.quantile(q).unwrap();
-            assert!((got - want).abs() / want < 0.01, "q{q}: {got} vs {want}");
-        }
-        assert_eq!(Histogram::default().quantile(0.5), None);
-        h.add(f64::NAN);
-        h.add(0.0);
-        assert_eq!(h.n, 1001);
-        // Every bucket is under 0.8 % wide: the middle is within 0.4 % of any value in it,
-        // across the whole range, and the edges land in the first and last buckets.
-        for v in [
-            0.00098, 0.0012, 0.037, 1.0, 1.999, 26.8, 3000.0, 123_456.7, 1.6e7,
-        ] {
-            let mut one = Histogram::default();
-            one.add(v);
-            let got = one.quantile(0.5).unwrap();
-            assert!((got - v).abs() / v < 0.004, "{v}: {got}");
-        }
-        let mut edges = Histogram::default();
-        for v in [-1.0, 0.0, 1e-9, 1e12, f64::INFINITY] {
-            edges.add(v);
-        }
-        assert_eq!(edges.n, 4);
-        assert_eq!(edges.quantile(0.75), Some(0.0));
-        assert!(edges.quantile(1.0).unwrap() > 1.6e7);
     }
 
     #[test]

@@ -10,8 +10,9 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Analyzer, Format, Outcome, SourceInfo, read};
+use super::{Analyzer, Format, Outcome, read};
 use crate::error::InputError;
+use crate::model::SourceInfo;
 
 /// How much of the head decides the format, as for a whole read.
 const HEAD: u64 = 64 << 10;

@@ -22,6 +22,7 @@ pub use formats::Format;
 use read::ScanStats;
 
 use crate::error::InputError;
+use crate::model::SourceInfo;
 
 /// How to read the logs.
 #[derive(Debug, Default)]
@@ -35,14 +36,6 @@ pub struct Options {
     /// Prompt-size band edges in characters.
     pub bands: Vec<u64>,
     pub hung_after: Duration,
-}
-
-/// One input as it was read.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SourceInfo {
-    pub path: String,
-    pub bytes: u64,
-    pub lines: u64,
 }
 
 /// Everything a read produced.

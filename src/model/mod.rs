@@ -7,6 +7,7 @@
 //! and the leaf helpers (`fmt`, `error`).
 
 pub mod leak;
+pub mod logs;
 pub mod pressure;
 pub mod process;
 pub mod registry;
@@ -18,6 +19,7 @@ pub mod verdict;
 pub mod views;
 pub mod waits;
 
+pub use logs::*;
 pub use pressure::pressure_level;
 pub use process::*;
 pub use registry::*;

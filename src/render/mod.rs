@@ -87,6 +87,7 @@ pub fn json<T: Serialize>(out: &mut dyn Write, value: &T) -> std::io::Result<()>
 pub mod check;
 pub mod fds;
 pub mod history;
+pub mod logs;
 pub mod mem;
 pub mod prometheus;
 pub mod registry;
