@@ -31,6 +31,17 @@ fn stats_row(name: &str, s: &Stats) -> Vec<String> {
 /// The incident's tables: sources, per-worker counters and throughput, prompt-size bands,
 /// anomalies, hang triggers, the requests left open, the last successes.
 pub fn logs(r: &LogsReport, st: &Style, out: &mut dyn Write) -> std::io::Result<()> {
+    summary(r, st, out)?;
+    bands(r, st, out)?;
+    anomalies(r, out)?;
+    hang_triggers(r, out)?;
+    open_requests(r, out)?;
+    successes(r, out)?;
+    Ok(())
+}
+
+/// The sources, the span, and the per-worker counters and throughput.
+fn summary(r: &LogsReport, st: &Style, out: &mut dyn Write) -> std::io::Result<()> {
     let total_bytes: u64 = r.sources.iter().map(|s| s.bytes).sum();
     let total_lines: u64 = r.sources.iter().map(|s| s.lines).sum();
     writeln!(
@@ -73,6 +84,11 @@ pub fn logs(r: &LogsReport, st: &Style, out: &mut dyn Write) -> std::io::Result<
         );
     }
     writeln!(out, "{t}")?;
+    Ok(())
+}
+
+/// Throughput by prompt size.
+fn bands(r: &LogsReport, st: &Style, out: &mut dyn Write) -> std::io::Result<()> {
     if r.bands.iter().any(|b| b.completed > 0) {
         writeln!(out, "\nThroughput by prompt size (characters):")?;
         let mut t = st.table(&["BAND", "DONE", "TOKENS", "TOK/S", "TOK/S p50"]);
@@ -87,6 +103,11 @@ pub fn logs(r: &LogsReport, st: &Style, out: &mut dyn Write) -> std::io::Result<
         }
         writeln!(out, "{t}")?;
     }
+    Ok(())
+}
+
+/// Timeouts and failures, in time order.
+fn anomalies(r: &LogsReport, out: &mut dyn Write) -> std::io::Result<()> {
     if !r.anomalies.is_empty() {
         writeln!(out, "\nAnomalies (time order):")?;
         for a in &r.anomalies {
@@ -116,6 +137,11 @@ pub fn logs(r: &LogsReport, st: &Style, out: &mut dyn Write) -> std::io::Result<
             writeln!(out, "  … and {} more", r.anomalies_dropped)?;
         }
     }
+    Ok(())
+}
+
+/// The request each stopped worker was serving, and what queued behind it.
+fn hang_triggers(r: &LogsReport, out: &mut dyn Write) -> std::io::Result<()> {
     for h in &r.hang_triggers {
         writeln!(
             out,
@@ -132,6 +158,11 @@ pub fn logs(r: &LogsReport, st: &Style, out: &mut dyn Write) -> std::io::Result<
             writeln!(out, "  queued behind it: {}", q.describe_started())?;
         }
     }
+    Ok(())
+}
+
+/// The requests left open, by what they prove.
+fn open_requests(r: &LogsReport, out: &mut dyn Write) -> std::io::Result<()> {
     let lists: [(&str, &Vec<InFlight>); 5] = [
         (
             if r.proves_in_flight {
@@ -183,6 +214,11 @@ pub fn logs(r: &LogsReport, st: &Style, out: &mut dyn Write) -> std::io::Result<
             writeln!(out, "  … and {} more", list.len() - 20)?;
         }
     }
+    Ok(())
+}
+
+/// The last successes per worker, and the lines that could not be read.
+fn successes(r: &LogsReport, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "\nLast successes:")?;
     for (name, list) in &r.last_successes {
         for s in list {
