@@ -19,6 +19,7 @@ use crate::cli::WatchArgs;
 use crate::diagnose::check::{CheckOptions, check_from};
 use crate::diagnose::history::{Point, judge};
 use crate::model::SCHEMA_VERSION;
+use crate::model::WatchEvent;
 use crate::model::{Activity, Status, Verdict};
 use crate::model::{CheckReport, WorkerReport};
 use crate::render::prometheus;
@@ -38,24 +39,6 @@ struct Tracked {
     verdict: Verdict,
     /// The verdict last acted on (snapshot, hook, restart); cleared when healthy again.
     alerted: Option<Verdict>,
-}
-
-/// One line of output: a verdict change and what was done about it.
-#[derive(Debug, Serialize)]
-pub struct Event {
-    pub schema_version: u32,
-    pub command: &'static str,
-    pub at: DateTime<Utc>,
-    pub pid: u32,
-    pub worker: String,
-    /// The previous verdict; null when the worker is new to this watch.
-    pub from: Option<Verdict>,
-    /// The new verdict; null when the worker is gone.
-    pub to: Option<Verdict>,
-    pub evidence: Vec<String>,
-    pub snapshot: Option<String>,
-    pub hook: Option<String>,
-    pub restart: Option<String>,
 }
 
 /// What the `--on-finding` hook reads on stdin.
@@ -237,7 +220,7 @@ fn act(
     dir: &std::path::Path,
     tracked: &mut BTreeMap<Key, Tracked>,
     restarted: &mut std::collections::BTreeSet<(String, String)>,
-) -> Vec<Event> {
+) -> Vec<WatchEvent> {
     let now = report.generated_at;
     let mut events = Vec::new();
     // Read again only when a snapshot needs it (the round's check has read it already).
@@ -260,7 +243,7 @@ fn act(
         if !changed && !first_detection {
             continue;
         }
-        let mut event = Event {
+        let mut event = WatchEvent {
             schema_version: SCHEMA_VERSION,
             command: "watch",
             at: now,
@@ -324,7 +307,7 @@ fn act(
         .collect();
     for key in gone {
         if let Some(t) = tracked.remove(&key) {
-            events.push(Event {
+            events.push(WatchEvent {
                 schema_version: SCHEMA_VERSION,
                 command: "watch",
                 at: now,
@@ -376,7 +359,7 @@ fn hook(
     cmd: &str,
     timeout: Duration,
     w: &WorkerReport,
-    event: &Event,
+    event: &WatchEvent,
     untrusted: &[String],
 ) -> String {
     use std::os::fd::AsFd;
@@ -483,7 +466,7 @@ enum Restart {
 
 /// Send SIGTERM to `w`, then SIGKILL after `grace`, each only after re-checking that the PID is
 /// still the same process (start time and command line).
-fn restart(ctx: &Ctx, w: &WorkerReport, event: &Event, grace: Duration) -> Restart {
+fn restart(ctx: &Ctx, w: &WorkerReport, event: &WatchEvent, grace: Duration) -> Restart {
     let pid = w.pid;
     if !ctx.platform.live() {
         return Restart::NotDone("reading a recording, not live processes".into());
@@ -537,34 +520,10 @@ fn restart(ctx: &Ctx, w: &WorkerReport, event: &Event, grace: Duration) -> Resta
     Restart::Signalled(format!("sent SIGTERM to PID {pid}; it exited"))
 }
 
-fn print(out: &mut dyn Write, ctx: &Ctx, e: &Event) -> std::io::Result<()> {
+fn print(out: &mut dyn Write, ctx: &Ctx, e: &WatchEvent) -> std::io::Result<()> {
     if ctx.json {
         serde_json::to_writer(&mut *out, e)?;
         return writeln!(out);
     }
-    let label = |v: Option<Verdict>, none: &str| v.map_or(none.to_string(), |v| v.label().into());
-    let mut line = format!(
-        "{} PID {} {}: {} → {}",
-        e.at.with_timezone(&chrono::Local)
-            .format("%Y-%m-%d %H:%M:%S"),
-        e.pid,
-        crate::fmt::sanitize(&e.worker),
-        label(e.from, "new"),
-        label(e.to, "gone"),
-    );
-    if let Some(first) = e.evidence.first()
-        && e.to != Some(Verdict::Healthy)
-    {
-        line.push_str(&format!(": {}", crate::fmt::sanitize(first)));
-    }
-    for (what, v) in [
-        ("snapshot", &e.snapshot),
-        ("hook", &e.hook),
-        ("restart", &e.restart),
-    ] {
-        if let Some(v) = v {
-            line.push_str(&format!(" [{what}: {}]", crate::fmt::sanitize(v)));
-        }
-    }
-    writeln!(out, "{line}")
+    writeln!(out, "{}", crate::render::watch::line(e))
 }

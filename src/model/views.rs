@@ -1,5 +1,5 @@
-//! The reports of the inspection commands (`threads`, `fds`, `mem`, `registry`, `history`):
-//! what they print as tables or JSON.
+//! The reports of the inspection commands (`threads`, `fds`, `mem`, `registry`, `history`)
+//! and `watch`'s events: what they print as tables, lines or JSON.
 
 use std::collections::BTreeMap;
 
@@ -145,4 +145,22 @@ pub struct HistoryReport {
     pub status: Status,
     pub workers: Vec<WorkerHistory>,
     pub unreadable: Vec<String>,
+}
+
+/// One line of `watch` output: a verdict change and what was done about it.
+#[derive(Debug, Serialize)]
+pub struct WatchEvent {
+    pub schema_version: u32,
+    pub command: &'static str,
+    pub at: DateTime<Utc>,
+    pub pid: u32,
+    pub worker: String,
+    /// The previous verdict; null when the worker is new to this watch.
+    pub from: Option<Verdict>,
+    /// The new verdict; null when the worker is gone.
+    pub to: Option<Verdict>,
+    pub evidence: Vec<String>,
+    pub snapshot: Option<String>,
+    pub hook: Option<String>,
+    pub restart: Option<String>,
 }

@@ -94,3 +94,4 @@ pub mod registry;
 pub mod snapshot;
 pub mod stacks;
 pub mod threads;
+pub mod watch;
