@@ -120,6 +120,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// The longest duration any flag takes.
 pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
 
+/// `126549` as `126,549`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +174,8 @@ mod tests {
 
     #[test]
     fn formats() {
+        assert_eq!(thousands(126_549), "126,549");
+        assert_eq!(thousands(318), "318");
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(8_588_378_112), "8.0 GiB");
         assert_eq!(duration(Duration::from_secs(45)), "45s");

@@ -8,6 +8,7 @@
 pub mod assess;
 pub mod check;
 pub mod history;
+pub mod incident;
 pub mod ipc;
 pub mod leak;
 pub mod memory;

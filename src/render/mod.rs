@@ -89,6 +89,7 @@ pub mod fds;
 pub mod history;
 pub mod logs;
 pub mod mem;
+pub mod postmortem;
 pub mod prometheus;
 pub mod registry;
 pub mod snapshot;

@@ -1,0 +1,157 @@
+//! Gathering a postmortem's facts from the snapshots and the server log: the incident's
+//! worker, the request it stopped on, its timeouts, and the verdicts the rules already gave
+//! (the memory trend is history's judgement across the snapshots; nothing is decided again).
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use super::assess::Thresholds;
+use super::leak;
+use crate::fmt::{duration, thousands};
+use crate::logs;
+use crate::model::{Incident, Snapshot, Verdict};
+
+/// The facts of `snaps` (sorted oldest first, not empty) and the log read for them.
+pub fn incident(
+    snaps: &[(PathBuf, Snapshot)],
+    log_path: Option<&Path>,
+    log: Option<&logs::Outcome>,
+) -> Incident {
+    // The incident's worker: the most severe verdict in the newest snapshots, newest first.
+    let worst = snaps
+        .iter()
+        .rev()
+        .max_by_key(|(_, s)| s.worker.verdict)
+        .map(|(_, s)| s.name.clone())
+        .unwrap_or_default();
+    let series: Vec<&(PathBuf, Snapshot)> = snaps.iter().filter(|(_, s)| s.name == worst).collect();
+    let (_, last) = series[series.len() - 1];
+    let w = &last.worker;
+    let model = last
+        .registry
+        .as_ref()
+        .and_then(|r| r.model.clone())
+        .or(w.model.clone());
+    let trigger = log.and_then(|o| {
+        o.analysis
+            .hang_triggers
+            .iter()
+            .find(|h| h.worker == worst)
+            .cloned()
+    });
+    let stats = log
+        .and_then(|o| o.analysis.workers.get(&worst).cloned())
+        .or_else(|| last.log.as_ref().and_then(|l| l.stats.clone()));
+    let oldest = trigger
+        .as_ref()
+        .map(|t| t.request.clone())
+        .or_else(|| w.in_flight.first().cloned());
+    let hang_start = oldest.as_ref().map(|r| r.started);
+    let hang_for = hang_start.map(|s| duration((last.taken_at - s).to_std().unwrap_or_default()));
+    let timeouts: Vec<DateTime<Utc>> = log
+        .map(|o| {
+            o.analysis
+                .anomalies
+                .iter()
+                .filter(|a| a.kind == "timeout" && a.worker == worst)
+                .map(|a| a.time)
+                .collect()
+        })
+        .unwrap_or_default();
+    let hung = series
+        .iter()
+        .any(|(_, s)| s.worker.verdict == Verdict::Hung);
+    let crashed = series
+        .iter()
+        .any(|(_, s)| s.worker.verdict == Verdict::Crashed);
+    let cpu_idle = w
+        .cpu_percent
+        .is_some_and(|c| c <= Thresholds::default().progress_cpu_percent);
+    // The memory trend across the snapshots is history's judgement (one leak rule); the
+    // snapshots were taken with the default rule unless their findings say otherwise.
+    let rule = leak::Rule::DEFAULT;
+    let of_worker: Vec<Snapshot> = series.iter().map(|(_, s)| s.clone()).collect();
+    let judged = crate::diagnose::history::analyze(&of_worker, &rule)
+        .into_iter()
+        .find(|h| h.pid == w.pid);
+    let metric = judged.as_ref().map_or("RSS", |h| h.memory_metric);
+    let readings = judged.as_ref().map_or(0, |h| {
+        h.memory_trend.as_ref().map_or(h.snapshots, |j| j.readings)
+    });
+    let (mem_first, mem_last) = judged.as_ref().map_or((None, None), |h| {
+        (h.memory_first_bytes, h.memory_last_bytes)
+    });
+    let mem_judged = judged.and_then(|h| h.memory_trend);
+    let leaking = series.iter().any(|(_, s)| {
+        s.worker
+            .findings
+            .iter()
+            .any(|f| f.verdict == Verdict::Leaking)
+    }) || mem_judged.as_ref().is_some_and(|j| j.is_leak());
+    let trend_text = match &mem_judged {
+        Some(j) => format!(
+            "{} across {} snapshots: {}",
+            if j.is_leak() { "Growing" } else { "Not a leak" },
+            readings,
+            j.describe(metric, &rule)
+        ),
+        None => format!("Unknown: {readings} snapshot(s) at one time"),
+    };
+    let prompt = oldest
+        .as_ref()
+        .and_then(|r| r.prompt_chars)
+        .map(|c| format!("{} chars, {:.1} KB", thousands(c), c as f64 / 1000.0));
+    let before = stats.as_ref().map(|s| thousands(s.completed));
+    let runtime = w
+        .elapsed_secs
+        .map(|e| duration(std::time::Duration::from_secs(e)));
+    let last_done = trigger
+        .as_ref()
+        .and_then(|t| t.last_completion)
+        .or_else(|| {
+            log.and_then(|o| {
+                o.analysis
+                    .last_successes
+                    .get(&worst)?
+                    .last()
+                    .map(|s| s.time)
+            })
+        });
+    let served = stats.as_ref().and_then(|s| {
+        Some((
+            s.first?,
+            last_done.or(s.last)?,
+            s.tokens,
+            s.mean_tokens_per_sec,
+        ))
+    });
+
+    Incident {
+        worker: worst,
+        series: series.into_iter().cloned().collect(),
+        snapshots_read: snaps.len(),
+        log_path: log_path.map(Path::to_path_buf),
+        log_anomalies: log.map(|o| o.analysis.anomalies.clone()),
+        model,
+        trigger,
+        stats,
+        oldest,
+        hang_start,
+        hang_for,
+        timeouts,
+        hung,
+        crashed,
+        cpu_idle,
+        metric,
+        mem_first,
+        mem_last,
+        leaking,
+        trend_text,
+        prompt,
+        before,
+        runtime,
+        last_done,
+        served,
+    }
+}
