@@ -36,10 +36,6 @@ pub fn run(args: &CheckCmdArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Resul
             &prometheus::render(Some(&report), started.elapsed(), None),
         )?;
     }
-    if ctx.json {
-        render::json(out, &report)?;
-    } else {
-        render::check::check(&report, &ctx.style, out)?;
-    }
+    ctx.emit(out, &report, render::check::check)?;
     Ok(report.status)
 }

@@ -28,10 +28,8 @@ pub fn run(args: &FdsArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Sta
         fds,
         ipc,
     };
-    if ctx.json {
-        render::json(out, &report)?;
-        return Ok(Status::Ok);
-    }
-    render::fds::fds(&report, &p.name, &ctx.style, out)?;
+    ctx.emit(out, &report, |r, st, out| {
+        render::fds::fds(r, &p.name, st, out)
+    })?;
     Ok(Status::Ok)
 }

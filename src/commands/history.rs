@@ -34,10 +34,6 @@ pub fn run(args: &HistoryArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result
         workers,
         unreadable,
     };
-    if ctx.json {
-        render::json(out, &report)?;
-        return Ok(status);
-    }
-    render::history::history(&report, &ctx.style, out)?;
+    ctx.emit(out, &report, render::history::history)?;
     Ok(status)
 }

@@ -153,11 +153,7 @@ pub fn run(args: &LogsArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<St
         }
         return Ok(status);
     }
-    if ctx.json {
-        render::json(out, &report)?;
-    } else {
-        render::logs::logs(&report, &ctx.style, out)?;
-    }
+    ctx.emit(out, &report, render::logs::logs)?;
     Ok(status)
 }
 

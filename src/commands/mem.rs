@@ -24,10 +24,9 @@ pub fn run(args: &MemArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Sta
         (args.samples.max(1), args.interval),
         &args.leak.rule(),
     )?;
-    if ctx.json {
-        render::json(out, &report)?;
-        return Ok(status);
-    }
-    render::mem::mem(&report, &args.leak.rule(), &ctx.style, out)?;
+    let rule = args.leak.rule();
+    ctx.emit(out, &report, |r, st, out| {
+        render::mem::mem(r, &rule, st, out)
+    })?;
     Ok(status)
 }

@@ -27,3 +27,19 @@ pub struct Ctx {
     pub style: Style,
     pub json: bool,
 }
+
+impl Ctx {
+    /// A report as JSON (`--json`), else as `text` writes it in the context's style.
+    pub fn emit<T: serde::Serialize>(
+        &self,
+        out: &mut dyn std::io::Write,
+        report: &T,
+        text: impl FnOnce(&T, &Style, &mut dyn std::io::Write) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        if self.json {
+            crate::render::json(out, report)
+        } else {
+            text(report, &self.style, out)
+        }
+    }
+}

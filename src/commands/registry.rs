@@ -22,10 +22,6 @@ pub fn run(args: &RegistryArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Resul
     };
     let report = crate::diagnose::registry::check_registry(ctx.platform.as_ref(), &re, &reg)?;
     let status = report.status;
-    if ctx.json {
-        render::json(out, &report)?;
-        return Ok(status);
-    }
-    render::registry::registry(&report, &ctx.style, out)?;
+    ctx.emit(out, &report, render::registry::registry)?;
     Ok(status)
 }

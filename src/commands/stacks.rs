@@ -17,10 +17,6 @@ pub fn run(args: &StacksArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<
         faulthandler: args.faulthandler.clone(),
     };
     let r = collect(ctx.platform.as_ref(), args.pid, &how);
-    if ctx.json {
-        render::json(out, &r)?;
-    } else {
-        render::stacks::stacks(&r, &ctx.style, out)?;
-    }
+    ctx.emit(out, &r, render::stacks::stacks)?;
     Ok(Status::Ok)
 }

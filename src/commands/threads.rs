@@ -14,10 +14,6 @@ use crate::render;
 
 pub fn run(args: &ThreadsArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
     let r = crate::sample::threads(ctx.platform.as_ref(), args.pid, args.window)?;
-    if ctx.json {
-        render::json(out, &r)?;
-        return Ok(Status::Ok);
-    }
-    render::threads::threads(&r, &ctx.style, out)?;
+    ctx.emit(out, &r, render::threads::threads)?;
     Ok(Status::Ok)
 }
