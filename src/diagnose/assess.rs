@@ -14,7 +14,6 @@ use serde::Serialize;
 
 use super::rules::{self, Judging};
 use crate::diagnose::leak;
-use crate::error::InspectError;
 use crate::logs::WorkerLog;
 use crate::model::RegistryEntry;
 use crate::model::{Activity, Finding, Verdict};
@@ -97,10 +96,6 @@ pub fn assess(o: &Observation, th: &Thresholds) -> Assessment {
             notes: j.notes,
         };
     }
-    if let Some(InspectError::Gone { pid }) = &o.series.error {
-        j.notes
-            .push(format!("PID {pid} exited during the sampling window"));
-    }
     rules::orphan::judge(o, last, &parent, &mut j);
     let (activity, cpu_percent) = rules::hung::judge(o, th, last, &who, &mut j);
     rules::leaking::judge(o, th, last, &mut j);
@@ -116,6 +111,7 @@ pub fn assess(o: &Observation, th: &Thresholds) -> Assessment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::InspectError;
     use crate::logs::Analyzer;
     use crate::logs::event::ParseCtx;
     use crate::logs::formats::{Format, Parsed};
@@ -293,6 +289,22 @@ mod tests {
         let a = assess(&observe(&gone, Some(&e), None, &re), &Thresholds::default());
         assert_eq!(a.verdict, Verdict::Crashed);
         assert!(a.findings[0].evidence[0].contains("is gone"));
+
+        // Readings, then gone before the window ended: said once, not a crash.
+        let mut exited = series(vec![proc(49387, 5, 10, 'S', 0); 3]);
+        exited.error = Some(InspectError::Gone { pid: 49387 });
+        let a = assess(
+            &observe(&exited, Some(&e), None, &re),
+            &Thresholds::default(),
+        );
+        let said = |a: &Assessment| {
+            a.notes
+                .iter()
+                .filter(|n| n.contains("exited during the sampling window"))
+                .count()
+        };
+        assert_eq!(said(&a), 1, "{:?}", a.notes);
+        assert_ne!(a.verdict, Verdict::Crashed);
 
         let z = series(vec![proc(49387, 5, 0, 'Z', 0); 3]);
         let a = assess(&observe(&z, Some(&e), None, &re), &Thresholds::default());

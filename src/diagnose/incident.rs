@@ -1,6 +1,6 @@
 //! Gathering a postmortem's facts from the snapshots and the server log: the incident's
-//! worker, the request it stopped on, its timeouts, and the verdicts the rules already gave
-//! (the memory trend is history's judgement across the snapshots; nothing is decided again).
+//! worker, the request it stopped on, its timeouts, the verdicts the rules already gave, and
+//! its memory series judged by the one leak rule.
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +10,7 @@ use super::assess::Thresholds;
 use super::leak;
 use crate::fmt::{duration, thousands};
 use crate::logs;
-use crate::model::{Incident, Snapshot, Verdict};
+use crate::model::{Incident, MemorySample, Snapshot, Verdict};
 
 /// The facts of `snaps` (sorted oldest first, not empty) and the log read for them.
 pub fn incident(
@@ -67,22 +67,40 @@ pub fn incident(
         .any(|(_, s)| s.worker.verdict == Verdict::Crashed);
     let cpu_idle = w
         .cpu_percent
-        .is_some_and(|c| c <= Thresholds::default().progress_cpu_percent);
-    // The memory trend across the snapshots is history's judgement (one leak rule); the
-    // snapshots were taken with the default rule unless their findings say otherwise.
+        .is_some_and(|c| c < Thresholds::default().progress_cpu_percent);
+    // The memory series of the incident's worker across its snapshots, judged by the one leak
+    // rule (`leak::judge`); the snapshots were taken with the default rule unless their
+    // findings say otherwise.
+    let first = &series[0].1;
+    let metric = if last
+        .process
+        .as_ref()
+        .is_some_and(|p| p.footprint_bytes.is_some())
+    {
+        "footprint"
+    } else {
+        "RSS"
+    };
+    let samples: Vec<MemorySample> = series
+        .iter()
+        .filter_map(|(_, s)| {
+            Some(MemorySample {
+                secs: (s.taken_at - first.taken_at).as_seconds_f64(),
+                bytes: s.process.as_ref()?.leak_metric_bytes(),
+                busy: s
+                    .worker
+                    .in_flight_known
+                    .then_some(!s.worker.in_flight.is_empty()),
+            })
+        })
+        .collect();
     let rule = leak::Rule::DEFAULT;
-    let of_worker: Vec<Snapshot> = series.iter().map(|(_, s)| s.clone()).collect();
-    let judged = crate::diagnose::history::analyze(&of_worker, &rule)
-        .into_iter()
-        .find(|h| h.pid == w.pid);
-    let metric = judged.as_ref().map_or("RSS", |h| h.memory_metric);
-    let readings = judged.as_ref().map_or(0, |h| {
-        h.memory_trend.as_ref().map_or(h.snapshots, |j| j.readings)
-    });
-    let (mem_first, mem_last) = judged.as_ref().map_or((None, None), |h| {
-        (h.memory_first_bytes, h.memory_last_bytes)
-    });
-    let mem_judged = judged.and_then(|h| h.memory_trend);
+    let mem_judged = leak::judge(&samples, &rule);
+    let readings = samples.len();
+    let (mem_first, mem_last) = (
+        samples.first().map(|p| p.bytes),
+        samples.last().map(|p| p.bytes),
+    );
     let leaking = series.iter().any(|(_, s)| {
         s.worker
             .findings

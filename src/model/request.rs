@@ -153,18 +153,40 @@ pub struct Stats {
 }
 
 impl InFlight {
-    /// `request req-319 (8489 chars, max_tokens 2000, temperature 0.3)`: the request as
-    /// evidence names it.
+    /// `request req-319 (8489 chars, max_tokens 2000, temperature 0.3)`: the request as a
+    /// verdict's evidence names it.
     pub fn describe(&self) -> String {
+        self.describe_with(false)
+    }
+
+    /// The request as `logs` lists it: with prompt tokens and prefill progress where the log
+    /// gives them, the id made safe for a terminal, and the time it started.
+    pub fn describe_started(&self) -> String {
+        format!("{} started {}", self.describe_with(true), ts(self.started))
+    }
+
+    fn describe_with(&self, all: bool) -> String {
         let mut parts = vec![self.id.as_ref().map_or_else(
-            || format!("request logged at line {}", self.line),
-            |id| format!("request {}", sanitize(id)),
+            || {
+                if all {
+                    format!("request at line {}", self.line)
+                } else {
+                    format!("request logged at line {}", self.line)
+                }
+            },
+            |id| {
+                if all {
+                    format!("request {}", sanitize(id))
+                } else {
+                    format!("request {id}")
+                }
+            },
         )];
         let mut detail = Vec::new();
         if let Some(c) = self.prompt_chars {
             detail.push(format!("{c} chars"));
         }
-        if let Some(t) = self.prompt_tokens {
+        if let Some(t) = self.prompt_tokens.filter(|_| all) {
             detail.push(format!("{t} prompt tokens"));
         }
         if let Some(m) = self.max_tokens {
@@ -173,17 +195,12 @@ impl InFlight {
         if let Some(t) = self.temperature {
             detail.push(format!("temperature {t}"));
         }
-        if let Some([d, t]) = self.progress {
+        if let Some([d, t]) = self.progress.filter(|_| all) {
             detail.push(format!("prefill {d}/{t}"));
         }
         if !detail.is_empty() {
             parts.push(format!("({})", detail.join(", ")));
         }
         parts.join(" ")
-    }
-
-    /// [`InFlight::describe`] with the time it started.
-    pub fn describe_started(&self) -> String {
-        format!("{} started {}", self.describe(), ts(self.started))
     }
 }
