@@ -7,8 +7,21 @@ use crate::model::{FdInfo, Snapshot, ThreadInfo};
 
 /// The readable form of a snapshot, in the spirit of the seed's step-8 file.
 pub fn text(s: &Snapshot) -> String {
-    let w = &s.worker;
     let mut t = String::new();
+    header(s, &mut t);
+    verdict(s, &mut t);
+    process(s, &mut t);
+    threads_and_fds(s, &mut t);
+    registry(s, &mut t);
+    memory(s, &mut t);
+    stacks(s, &mut t);
+    log(s, &mut t);
+    t
+}
+
+/// The heading: when, where, which worker.
+fn header(s: &Snapshot, t: &mut String) {
+    let w = &s.worker;
     let local = |d: chrono::DateTime<chrono::Utc>| {
         d.with_timezone(&chrono::Local)
             .format("%Y-%m-%d %H:%M:%S %Z")
@@ -28,6 +41,11 @@ pub fn text(s: &Snapshot) -> String {
         sanitize(&s.name),
         sanitize(w.model.as_deref().unwrap_or("-"))
     );
+}
+
+/// The verdict and its evidence.
+fn verdict(s: &Snapshot, t: &mut String) {
+    let w = &s.worker;
     let _ = writeln!(
         t,
         "\n=== Verdict: {} ({}) ===",
@@ -35,6 +53,16 @@ pub fn text(s: &Snapshot) -> String {
         w.activity.label()
     );
     t.push_str(&super::check::findings(&w.findings, &w.notes));
+}
+
+/// The process reading.
+fn process(s: &Snapshot, t: &mut String) {
+    let w = &s.worker;
+    let local = |d: chrono::DateTime<chrono::Utc>| {
+        d.with_timezone(&chrono::Local)
+            .format("%Y-%m-%d %H:%M:%S %Z")
+            .to_string()
+    };
     let _ = writeln!(t, "\n=== Process State ===");
     match &s.process {
         Some(p) => {
@@ -68,6 +96,11 @@ pub fn text(s: &Snapshot) -> String {
             );
         }
     }
+}
+
+/// Threads, descriptors, and why either is missing.
+fn threads_and_fds(s: &Snapshot, t: &mut String) {
+    let w = &s.worker;
     if let Some(threads) = &s.threads {
         let _ = writeln!(t, "\n=== Threads ({}) ===", threads.len());
         for th in threads {
@@ -86,6 +119,10 @@ pub fn text(s: &Snapshot) -> String {
     for e in &s.errors {
         let _ = writeln!(t, "note: {}", sanitize(e));
     }
+}
+
+/// The registry entry.
+fn registry(s: &Snapshot, t: &mut String) {
     let _ = writeln!(t, "\n=== Worker Registry ({}) ===", s.registry_path);
     match &s.registry {
         Some(r) => {
@@ -95,6 +132,10 @@ pub fn text(s: &Snapshot) -> String {
             let _ = writeln!(t, "not listed");
         }
     }
+}
+
+/// System memory.
+fn memory(s: &Snapshot, t: &mut String) {
     if let Some(m) = &s.system_memory {
         let _ = writeln!(t, "\n=== System Memory ===");
         let _ = writeln!(
@@ -110,6 +151,10 @@ pub fn text(s: &Snapshot) -> String {
             m.pressure_evidence
         );
     }
+}
+
+/// The stacks from the sources that never disturb the worker.
+fn stacks(s: &Snapshot, t: &mut String) {
     if let Some(st) = &s.stacks {
         let _ = writeln!(t, "\n=== Stacks ===");
         for src in &st.sources {
@@ -150,6 +195,15 @@ pub fn text(s: &Snapshot) -> String {
             let _ = writeln!(t, "  matches {}: {} ({})", m.id, m.title, m.url);
         }
     }
+}
+
+/// The worker's requests and the log tail.
+fn log(s: &Snapshot, t: &mut String) {
+    let local = |d: chrono::DateTime<chrono::Utc>| {
+        d.with_timezone(&chrono::Local)
+            .format("%Y-%m-%d %H:%M:%S %Z")
+            .to_string()
+    };
     if let Some(l) = &s.log {
         let _ = writeln!(t, "\n=== Log ({}, format {}) ===", l.path, l.format);
         if let Some(st) = &l.stats {
@@ -175,7 +229,6 @@ pub fn text(s: &Snapshot) -> String {
             let _ = writeln!(t, "{}", sanitize(line));
         }
     }
-    t
 }
 
 fn thread_line(th: &ThreadInfo) -> String {
