@@ -275,6 +275,18 @@ pub fn make_bands(edges: &[u64]) -> Vec<Band> {
 const MAX_ANOMALIES: usize = 10_000;
 const MAX_OPEN: usize = 10_000;
 
+/// Open a request on a worker, dropping its oldest open one past [`MAX_OPEN`].
+fn push_open(acc: &mut Acc, r: InFlight, dropped: &mut u64) {
+    acc.stats.started += 1;
+    acc.open.push(r);
+    if acc.open.len() > MAX_OPEN
+        && let Some(oldest) = acc.open.oldest()
+    {
+        acc.open.remove(oldest);
+        *dropped += 1;
+    }
+}
+
 /// The fold. Feed events in log order with [`Analyzer::add`], then [`Analyzer::finish`].
 #[derive(Debug, Clone)]
 pub struct Analyzer {
@@ -381,7 +393,6 @@ impl Analyzer {
         self.events += 1;
         let seq = self.events;
         let slot = self.slot(ev);
-        let synthesize = self.synthesize_starts;
         let acc = &mut self.workers[slot].1;
         // A new pid under a known name is a new process: the old one's requests are history.
         if let Some(pid) = ev.pid {
@@ -393,16 +404,6 @@ impl Analyzer {
         let s = &mut acc.stats;
         s.first = Some(s.first.map_or(ev.time, |f| f.min(ev.time)));
         s.last = Some(s.last.map_or(ev.time, |l| l.max(ev.time)));
-        let push_open = |acc: &mut Acc, r: InFlight, dropped: &mut u64| {
-            acc.stats.started += 1;
-            acc.open.push(r);
-            if acc.open.len() > MAX_OPEN
-                && let Some(oldest) = acc.open.oldest()
-            {
-                acc.open.remove(oldest);
-                *dropped += 1;
-            }
-        };
         match ev.kind {
             EventKind::Spawned | EventKind::Exited => acc.new_incarnation(),
             EventKind::Unended => {
@@ -417,132 +418,151 @@ impl Analyzer {
                     acc.progressed(n, ev.time);
                 }
             }
-            EventKind::Progress => {
-                let done = u64::from(ev.tokens.unwrap_or(0));
-                let total = u64::from(ev.prompt_tokens.unwrap_or(0));
-                let newest = acc.open.newest();
-                // The newest request's prefill goes on, or begins (its start line has no count).
-                let continues = newest
-                    .and_then(|n| acc.open.get_mut(n))
-                    .filter(|r| r.progress.is_none_or(|[d, t]| t == total && done >= d));
-                match continues {
-                    Some(r) => {
-                        r.progress = Some([done, total]);
-                        let seq = r.seq;
-                        acc.progressed(seq, ev.time);
-                    }
-                    None => {
-                        let mut r = InFlight::from(ev, seq);
-                        r.progress = Some([done, total]);
-                        push_open(acc, r, &mut self.dropped_open);
-                        acc.progressed(seq, ev.time);
-                    }
-                }
+            EventKind::Progress => self.on_prefill(slot, ev, seq),
+            EventKind::End => self.on_end(slot, ev, seq),
+            EventKind::Failed => self.on_failed(slot, ev, seq),
+            EventKind::Timeout => self.on_timeout(slot, ev),
+        }
+    }
+
+    /// Prefill progress `done/total`: the newest request's prefill goes on, or a new one begins.
+    fn on_prefill(&mut self, slot: usize, ev: &Event, seq: u64) {
+        let acc = &mut self.workers[slot].1;
+        let done = u64::from(ev.tokens.unwrap_or(0));
+        let total = u64::from(ev.prompt_tokens.unwrap_or(0));
+        let newest = acc.open.newest();
+        // The newest request's prefill goes on, or begins (its start line has no count).
+        let continues = newest
+            .and_then(|n| acc.open.get_mut(n))
+            .filter(|r| r.progress.is_none_or(|[d, t]| t == total && done >= d));
+        match continues {
+            Some(r) => {
+                r.progress = Some([done, total]);
+                let seq = r.seq;
+                acc.progressed(seq, ev.time);
             }
-            EventKind::End => {
-                self.ends_logged = true;
-                let req = acc.open.for_end(&ev.id).and_then(|i| acc.open.remove(i));
-                match &req {
-                    Some(r) => acc.ended(r.seq, ev.time),
-                    None if synthesize => {
-                        // A format without start lines: the end is the request's only trace.
-                        acc.stats.started += 1;
-                        acc.ended(seq, ev.time);
-                    }
-                    None => self.unmatched_ends += 1,
-                }
-                let latency = ev
-                    .seconds
-                    .or_else(|| req.as_ref().map(|r| (ev.time - r.started).as_seconds_f64()));
-                let secs = ev.seconds.or(latency);
-                let s = &mut acc.stats;
-                s.completed += 1;
-                s.tokens += u64::from(ev.tokens.unwrap_or(0));
-                s.generation_secs += secs.unwrap_or(0.0);
-                let tps = ev
-                    .tokens_per_sec
-                    .or_else(|| Some(ev.tokens? as f64 / secs.filter(|&x| x > 0.0)?));
-                if let Some(t) = tps {
-                    acc.tps.add(t);
-                }
-                if let Some(l) = latency {
-                    acc.latency.add(l);
-                }
-                acc.last_completion = Some(acc.last_completion.map_or(ev.time, |t| t.max(ev.time)));
-                acc.last_successes.push_back(Success {
-                    time: ev.time,
-                    line: ev.line,
-                    id: ev.id.clone(),
-                    tokens: ev.tokens.map(u64::from),
-                    seconds: ev.seconds,
-                    tokens_per_sec: tps,
-                });
-                if acc.last_successes.len() > 5 {
-                    acc.last_successes.pop_front();
-                }
-                if let Some(chars) = req.as_ref().and_then(|r| r.prompt_chars)
-                    && let Some(b) = self
-                        .bands
-                        .iter_mut()
-                        .find(|b| chars >= b.min_chars && b.max_chars.is_none_or(|m| chars < m))
-                {
-                    b.completed += 1;
-                    b.tokens += u64::from(ev.tokens.unwrap_or(0));
-                    b.generation_secs += secs.unwrap_or(0.0);
-                    if let Some(t) = tps {
-                        b.tps.add(t);
-                    }
-                }
-            }
-            EventKind::Failed => {
-                let req = acc.open.for_end(&ev.id).and_then(|i| acc.open.remove(i));
-                acc.stats.failed += 1;
-                match &req {
-                    Some(r) => acc.ended(r.seq, ev.time),
-                    None if synthesize => {
-                        acc.stats.started += 1;
-                        acc.ended(seq, ev.time);
-                    }
-                    None => {}
-                }
-                self.anomaly(Anomaly {
-                    time: ev.time,
-                    kind: "failure",
-                    worker: self.workers[slot].0.to_string(),
-                    line: ev.line,
-                    source: ev.source,
-                    id: ev.id.clone(),
-                    timeout_secs: None,
-                    message: ev
-                        .message
-                        .as_deref()
-                        .map(str::to_string)
-                        .or_else(|| ev.status.map(|s| format!("HTTP {s}"))),
-                    request_started: req.map(|r| r.started),
-                });
-            }
-            EventKind::Timeout => {
-                acc.stats.timeout_lines += 1;
-                let mut started = None;
-                if let Some(i) = acc.open.for_timeout(&ev.id) {
-                    started = acc.open.started_of(i);
-                    if acc.open.time_out(i, ev.time) {
-                        acc.stats.timed_out += 1;
-                    }
-                }
-                self.anomaly(Anomaly {
-                    time: ev.time,
-                    kind: "timeout",
-                    worker: self.workers[slot].0.to_string(),
-                    line: ev.line,
-                    source: ev.source,
-                    id: ev.id.clone(),
-                    timeout_secs: ev.timeout_secs,
-                    message: None,
-                    request_started: started,
-                });
+            None => {
+                let mut r = InFlight::from(ev, seq);
+                r.progress = Some([done, total]);
+                push_open(acc, r, &mut self.dropped_open);
+                acc.progressed(seq, ev.time);
             }
         }
+    }
+
+    /// A request ended: it leaves the open set, and its figures go into the counters, the
+    /// histograms, the last successes and its prompt-size band.
+    fn on_end(&mut self, slot: usize, ev: &Event, seq: u64) {
+        let synthesize = self.synthesize_starts;
+        let acc = &mut self.workers[slot].1;
+        self.ends_logged = true;
+        let req = acc.open.for_end(&ev.id).and_then(|i| acc.open.remove(i));
+        match &req {
+            Some(r) => acc.ended(r.seq, ev.time),
+            None if synthesize => {
+                // A format without start lines: the end is the request's only trace.
+                acc.stats.started += 1;
+                acc.ended(seq, ev.time);
+            }
+            None => self.unmatched_ends += 1,
+        }
+        let latency = ev
+            .seconds
+            .or_else(|| req.as_ref().map(|r| (ev.time - r.started).as_seconds_f64()));
+        let secs = ev.seconds.or(latency);
+        let s = &mut acc.stats;
+        s.completed += 1;
+        s.tokens += u64::from(ev.tokens.unwrap_or(0));
+        s.generation_secs += secs.unwrap_or(0.0);
+        let tps = ev
+            .tokens_per_sec
+            .or_else(|| Some(ev.tokens? as f64 / secs.filter(|&x| x > 0.0)?));
+        if let Some(t) = tps {
+            acc.tps.add(t);
+        }
+        if let Some(l) = latency {
+            acc.latency.add(l);
+        }
+        acc.last_completion = Some(acc.last_completion.map_or(ev.time, |t| t.max(ev.time)));
+        acc.last_successes.push_back(Success {
+            time: ev.time,
+            line: ev.line,
+            id: ev.id.clone(),
+            tokens: ev.tokens.map(u64::from),
+            seconds: ev.seconds,
+            tokens_per_sec: tps,
+        });
+        if acc.last_successes.len() > 5 {
+            acc.last_successes.pop_front();
+        }
+        if let Some(chars) = req.as_ref().and_then(|r| r.prompt_chars)
+            && let Some(b) = self
+                .bands
+                .iter_mut()
+                .find(|b| chars >= b.min_chars && b.max_chars.is_none_or(|m| chars < m))
+        {
+            b.completed += 1;
+            b.tokens += u64::from(ev.tokens.unwrap_or(0));
+            b.generation_secs += secs.unwrap_or(0.0);
+            if let Some(t) = tps {
+                b.tps.add(t);
+            }
+        }
+    }
+
+    /// A request failed: it leaves the open set and becomes an anomaly.
+    fn on_failed(&mut self, slot: usize, ev: &Event, seq: u64) {
+        let synthesize = self.synthesize_starts;
+        let acc = &mut self.workers[slot].1;
+        let req = acc.open.for_end(&ev.id).and_then(|i| acc.open.remove(i));
+        acc.stats.failed += 1;
+        match &req {
+            Some(r) => acc.ended(r.seq, ev.time),
+            None if synthesize => {
+                acc.stats.started += 1;
+                acc.ended(seq, ev.time);
+            }
+            None => {}
+        }
+        self.anomaly(Anomaly {
+            time: ev.time,
+            kind: "failure",
+            worker: self.workers[slot].0.to_string(),
+            line: ev.line,
+            source: ev.source,
+            id: ev.id.clone(),
+            timeout_secs: None,
+            message: ev
+                .message
+                .as_deref()
+                .map(str::to_string)
+                .or_else(|| ev.status.map(|s| format!("HTTP {s}"))),
+            request_started: req.map(|r| r.started),
+        });
+    }
+
+    /// The orchestrator gave up waiting: the request stays open, timed out, and is an anomaly.
+    fn on_timeout(&mut self, slot: usize, ev: &Event) {
+        let acc = &mut self.workers[slot].1;
+        acc.stats.timeout_lines += 1;
+        let mut started = None;
+        if let Some(i) = acc.open.for_timeout(&ev.id) {
+            started = acc.open.started_of(i);
+            if acc.open.time_out(i, ev.time) {
+                acc.stats.timed_out += 1;
+            }
+        }
+        self.anomaly(Anomaly {
+            time: ev.time,
+            kind: "timeout",
+            worker: self.workers[slot].0.to_string(),
+            line: ev.line,
+            source: ev.source,
+            id: ev.id.clone(),
+            timeout_secs: ev.timeout_secs,
+            message: None,
+            request_started: started,
+        });
     }
 
     pub fn finish(mut self) -> Analysis {
