@@ -10,33 +10,14 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::Ctx;
 use crate::cli::FleetArgs;
-use crate::fmt::{bytes, sanitize};
 use crate::model::SCHEMA_VERSION;
-use crate::model::{Finding, Status, Verdict};
+use crate::model::Status;
+use crate::model::{FleetReport, HostResult, RemoteWorker};
 use crate::render;
-
-/// The part of a remote `check --json` the merged table shows (older and newer mlsdiag
-/// versions agree on these fields).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RemoteWorker {
-    pub pid: u32,
-    pub name: String,
-    pub verdict: Verdict,
-    #[serde(default)]
-    pub activity: Option<String>,
-    #[serde(default)]
-    pub cpu_percent: Option<f64>,
-    #[serde(default)]
-    pub rss_bytes: Option<u64>,
-    #[serde(default)]
-    pub footprint_bytes: Option<u64>,
-    #[serde(default)]
-    pub findings: Vec<Finding>,
-}
 
 #[derive(Debug, Deserialize)]
 struct RemoteCheck {
@@ -45,28 +26,6 @@ struct RemoteCheck {
     workers: Vec<RemoteWorker>,
     #[serde(default)]
     notes: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct HostResult {
-    pub host: String,
-    pub status: Status,
-    /// Why the host could not be checked (status UNKNOWN).
-    pub reason: Option<String>,
-    pub workers: Vec<RemoteWorker>,
-    pub notes: Vec<String>,
-    pub seconds: f64,
-    /// The host's whole `check --json` document.
-    pub check: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct FleetReport {
-    pub schema_version: u32,
-    pub command: &'static str,
-    pub status: Status,
-    pub exit_code: u8,
-    pub hosts: Vec<HostResult>,
 }
 
 /// Hosts from the arguments and `--hosts FILE` (one per line, `#` comments), in order, once.
@@ -273,72 +232,8 @@ pub fn run(args: &FleetArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
         exit_code: status.code(),
         hosts,
     };
-    if ctx.json {
-        render::json(out, &report)?;
-    } else {
-        print(&report, ctx, out)?;
-    }
+    ctx.emit(out, &report, render::fleet::fleet)?;
     Ok(status)
-}
-
-fn print(r: &FleetReport, ctx: &Ctx, out: &mut dyn Write) -> std::io::Result<()> {
-    let st = &ctx.style;
-    let mut t = st.table(&[
-        "HOST", "STATUS", "PID", "WORKER", "VERDICT", "ACTIVITY", "%CPU", "MEM", "EVIDENCE",
-    ]);
-    fn cell(v: impl ToString) -> comfy_table::Cell {
-        comfy_table::Cell::new(v.to_string())
-    }
-    for h in &r.hosts {
-        if h.workers.is_empty() {
-            let why = h
-                .reason
-                .clone()
-                .unwrap_or_else(|| "no workers found".to_string());
-            t.add_row(vec![
-                cell(sanitize(&h.host)),
-                cell(h.status.label()),
-                cell("-"),
-                cell("-"),
-                cell("-"),
-                cell("-"),
-                cell("-"),
-                cell("-"),
-                cell(sanitize(&why)),
-            ]);
-        }
-        for w in &h.workers {
-            let evidence = w
-                .findings
-                .iter()
-                .find(|f| f.verdict == w.verdict)
-                .and_then(|f| f.evidence.first())
-                .map_or("", String::as_str);
-            t.add_row(vec![
-                cell(sanitize(&h.host)),
-                cell(h.status.label()),
-                cell(w.pid),
-                cell(sanitize(&w.name)),
-                st.verdict_cell(w.verdict),
-                cell(sanitize(w.activity.as_deref().unwrap_or("-"))),
-                cell(w.cpu_percent.map_or("-".into(), |c| format!("{c:.1}"))),
-                cell(w.footprint_bytes.or(w.rss_bytes).map_or("-".into(), bytes)),
-                cell(sanitize(evidence)),
-            ]);
-        }
-    }
-    writeln!(out, "{t}")?;
-    let unreachable = r.hosts.iter().filter(|h| h.reason.is_some()).count();
-    let workers: usize = r.hosts.iter().map(|h| h.workers.len()).sum();
-    writeln!(
-        out,
-        "{} host(s), {} worker(s), {} host(s) not checked → {} (exit {})",
-        r.hosts.len(),
-        workers,
-        unreachable,
-        r.status.label(),
-        r.exit_code
-    )
 }
 
 #[cfg(test)]

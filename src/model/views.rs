@@ -1,9 +1,9 @@
-//! The reports of the inspection commands (`threads`, `fds`, `mem`, `registry`, `history`)
-//! and `watch`'s events: what they print as tables, lines or JSON.
+//! The reports of the inspection commands (`threads`, `fds`, `mem`, `registry`, `history`,
+//! `fleet`) and `watch`'s events: what they print as tables, lines or JSON.
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use chrono::{DateTime, Utc};
 
@@ -163,4 +163,45 @@ pub struct WatchEvent {
     pub snapshot: Option<String>,
     pub hook: Option<String>,
     pub restart: Option<String>,
+}
+
+/// The part of a remote `check --json` the merged table shows (older and newer mlsdiag
+/// versions agree on these fields).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemoteWorker {
+    pub pid: u32,
+    pub name: String,
+    pub verdict: Verdict,
+    #[serde(default)]
+    pub activity: Option<String>,
+    #[serde(default)]
+    pub cpu_percent: Option<f64>,
+    #[serde(default)]
+    pub rss_bytes: Option<u64>,
+    #[serde(default)]
+    pub footprint_bytes: Option<u64>,
+    #[serde(default)]
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HostResult {
+    pub host: String,
+    pub status: Status,
+    /// Why the host could not be checked (status UNKNOWN).
+    pub reason: Option<String>,
+    pub workers: Vec<RemoteWorker>,
+    pub notes: Vec<String>,
+    pub seconds: f64,
+    /// The host's whole `check --json` document.
+    pub check: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FleetReport {
+    pub schema_version: u32,
+    pub command: &'static str,
+    pub status: Status,
+    pub exit_code: u8,
+    pub hosts: Vec<HostResult>,
 }

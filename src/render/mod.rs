@@ -86,6 +86,7 @@ pub fn json<T: Serialize>(out: &mut dyn Write, value: &T) -> std::io::Result<()>
 
 pub mod check;
 pub mod fds;
+pub mod fleet;
 pub mod history;
 pub mod logs;
 pub mod mem;
