@@ -6,7 +6,6 @@
 //! last successes per worker. Streams files of any size in constant memory.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use super::Ctx;
 use crate::cli::{LogFormatChoice, LogsArgs};
@@ -14,35 +13,11 @@ use crate::fmt::sanitize;
 use crate::logs::event::parse_user_time;
 use crate::logs::formats::Custom;
 use crate::logs::{self, Format, Options};
-use crate::model::SCHEMA_VERSION;
+use crate::model::LogsReport;
 use crate::model::Status;
-use crate::model::{Filters, LogsReport, Unparseable};
 use crate::render;
 
-/// Parse `--bands 8K,10K,100K` (K = 1000, M = 1000000 characters).
-pub fn parse_bands(s: &str) -> Result<Vec<u64>, String> {
-    let mut edges = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (num, mult) = match part.chars().last() {
-            Some('K' | 'k') => (&part[..part.len() - 1], 1_000.0),
-            Some('M' | 'm') => (&part[..part.len() - 1], 1_000_000.0),
-            _ => (part, 1.0),
-        };
-        let v: f64 = num
-            .parse()
-            .map_err(|_| format!("invalid band edge {part:?} (try 8K,10K,100K)"))?;
-        edges.push((v * mult) as u64);
-    }
-    if edges.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(format!("band edges must increase: {s:?}"));
-    }
-    Ok(edges)
-}
-
-pub fn collect(
-    args: &LogsArgs,
-    mut on_event: impl FnMut(&logs::Event),
-) -> anyhow::Result<LogsReport> {
+pub fn collect(args: &LogsArgs, on_event: impl FnMut(&logs::Event)) -> anyhow::Result<LogsReport> {
     let format = match (&args.format_file, args.format) {
         (Some(f), _) => Some(Format::Custom(Box::new(Custom::load(f)?))),
         (None, LogFormatChoice::Auto) => None,
@@ -62,7 +37,7 @@ pub fn collect(
         .map(parse_user_time)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--until: {e}"))?;
-    let bands = parse_bands(&args.bands).map_err(|e| anyhow::anyhow!("--bands: {e}"))?;
+    let bands = logs::parse_bands(&args.bands).map_err(|e| anyhow::anyhow!("--bands: {e}"))?;
     let opts = Options {
         format,
         strict: args.strict,
@@ -72,47 +47,8 @@ pub fn collect(
         bands,
         hung_after: args.hung_after,
     };
-    let files: Vec<PathBuf> = args.files.clone();
-    let o = logs::analyze(&files, opts, &mut on_event)?;
-    let a = o.analysis;
-    Ok(LogsReport {
-        schema_version: SCHEMA_VERSION,
-        command: "logs",
-        format: o.format,
-        format_detected: detected,
-        sources: o.sources,
-        filters: Filters {
-            since,
-            until,
-            worker: args.worker.clone(),
-        },
-        events: a.events,
-        totals: a.totals,
-        workers: a.workers,
-        bands: a.bands,
-        anomalies: a.anomalies,
-        anomalies_dropped: a.anomalies_dropped,
-        hang_triggers: a.hang_triggers,
-        in_flight: a.in_flight,
-        proves_in_flight: a.proves_in_flight,
-        abandoned: a.abandoned,
-        stuck: a.stuck,
-        earlier_incarnation: a.earlier_incarnation,
-        unended: a.unended,
-        last_successes: a.last_successes,
-        unmatched_ends: a.unmatched_ends,
-        unparseable: o
-            .unparseable
-            .into_iter()
-            .map(|(source, line, reason, text)| Unparseable {
-                source,
-                line,
-                reason,
-                text,
-            })
-            .collect(),
-        unparseable_count: o.unparseable_count,
-    })
+    let worker = args.worker.clone();
+    Ok(logs::report(&args.files, opts, detected, worker, on_event)?)
 }
 
 pub fn run(args: &LogsArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
@@ -155,18 +91,4 @@ pub fn run(args: &LogsArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<St
     }
     ctx.emit(out, &report, render::logs::logs)?;
     Ok(status)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bands_parse() {
-        assert_eq!(parse_bands("8K,10K,100K").unwrap(), [8000, 10_000, 100_000]);
-        assert_eq!(parse_bands("500, 1.5M").unwrap(), [500, 1_500_000]);
-        assert!(parse_bands("10K,8K").is_err());
-        assert!(parse_bands("big").is_err());
-        assert!(parse_bands("").unwrap().is_empty());
-    }
 }

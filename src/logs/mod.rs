@@ -23,6 +23,7 @@ use read::ScanStats;
 
 use crate::error::InputError;
 use crate::model::SourceInfo;
+use crate::model::{Filters, LogsReport, SCHEMA_VERSION, Unparseable};
 
 /// How to read the logs.
 #[derive(Debug, Default)]
@@ -146,4 +147,89 @@ pub fn for_check(path: &Path, hung_after: Duration) -> Result<Outcome, InputErro
         },
         |_| {},
     )
+}
+
+/// `logs`' report: `inputs` read and folded with `opts`; `on_event` sees every kept event.
+pub fn report(
+    inputs: &[PathBuf],
+    opts: Options,
+    format_detected: bool,
+    worker: Option<String>,
+    on_event: impl FnMut(&Event),
+) -> Result<LogsReport, InputError> {
+    let (since, until) = (opts.since, opts.until);
+    let o = analyze(inputs, opts, on_event)?;
+    let a = o.analysis;
+    Ok(LogsReport {
+        schema_version: SCHEMA_VERSION,
+        command: "logs",
+        format: o.format,
+        format_detected,
+        sources: o.sources,
+        filters: Filters {
+            since,
+            until,
+            worker,
+        },
+        events: a.events,
+        totals: a.totals,
+        workers: a.workers,
+        bands: a.bands,
+        anomalies: a.anomalies,
+        anomalies_dropped: a.anomalies_dropped,
+        hang_triggers: a.hang_triggers,
+        in_flight: a.in_flight,
+        proves_in_flight: a.proves_in_flight,
+        abandoned: a.abandoned,
+        stuck: a.stuck,
+        earlier_incarnation: a.earlier_incarnation,
+        unended: a.unended,
+        last_successes: a.last_successes,
+        unmatched_ends: a.unmatched_ends,
+        unparseable: o
+            .unparseable
+            .into_iter()
+            .map(|(source, line, reason, text)| Unparseable {
+                source,
+                line,
+                reason,
+                text,
+            })
+            .collect(),
+        unparseable_count: o.unparseable_count,
+    })
+}
+
+/// Parse `--bands 8K,10K,100K` (K = 1000, M = 1000000 characters).
+pub fn parse_bands(s: &str) -> Result<Vec<u64>, String> {
+    let mut edges = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (num, mult) = match part.chars().last() {
+            Some('K' | 'k') => (&part[..part.len() - 1], 1_000.0),
+            Some('M' | 'm') => (&part[..part.len() - 1], 1_000_000.0),
+            _ => (part, 1.0),
+        };
+        let v: f64 = num
+            .parse()
+            .map_err(|_| format!("invalid band edge {part:?} (try 8K,10K,100K)"))?;
+        edges.push((v * mult) as u64);
+    }
+    if edges.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(format!("band edges must increase: {s:?}"));
+    }
+    Ok(edges)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bands_parse() {
+        assert_eq!(parse_bands("8K,10K,100K").unwrap(), [8000, 10_000, 100_000]);
+        assert_eq!(parse_bands("500, 1.5M").unwrap(), [500, 1_500_000]);
+        assert!(parse_bands("10K,8K").is_err());
+        assert!(parse_bands("big").is_err());
+        assert!(parse_bands("").unwrap().is_empty());
+    }
 }
