@@ -505,6 +505,20 @@ impl From<&SnapshotArgs> for crate::snapshot::SnapshotOptions {
     }
 }
 
+impl From<&FleetArgs> for crate::fleet::FleetOptions {
+    fn from(a: &FleetArgs) -> Self {
+        crate::fleet::FleetOptions {
+            ssh_config: a.ssh_config.clone(),
+            ssh_options: a.ssh_options.clone(),
+            connect_timeout: a.connect_timeout,
+            timeout: a.timeout,
+            jobs: a.jobs,
+            remote_command: a.remote_command.clone(),
+            check_args: a.check_args.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct HistoryArgs {
     /// Snapshot directory (default as for `snapshot`)

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod diagnose;
 pub mod discover;
 pub mod error;
+pub mod fleet;
 pub mod fmt;
 pub mod input;
 pub mod logs;
