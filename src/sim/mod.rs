@@ -16,6 +16,8 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Local, Utc};
+pub mod demo;
+
 use serde::{Deserialize, Serialize};
 
 use crate::model::Status;
