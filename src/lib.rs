@@ -6,6 +6,7 @@
 //! subcommand each. Imports only go down those layers (checked by `tests/cli/layers.rs`). The seed incident (a worker frozen for 8 hours at 0% CPU
 //! with a request in flight) is the case every part is built around.
 
+pub mod actions;
 pub mod cli;
 pub mod commands;
 pub mod diagnose;
