@@ -5,40 +5,23 @@
 //! per worker and verdict) and, with `--restart-hung`, ends a hung worker whose identity it
 //! has re-checked. Metrics go to a textfile and/or `/metrics` for Prometheus.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use chrono::{DateTime, Utc};
 
 use super::Ctx;
 use crate::actions::{Restart, hook, restart};
 use crate::cli::WatchArgs;
 use crate::diagnose::check::{CheckOptions, check_from};
-use crate::diagnose::history::{Point, judge};
+use crate::diagnose::rounds::{Key, Tracked, fold_rounds};
 use crate::model::SCHEMA_VERSION;
 use crate::model::WatchEvent;
-use crate::model::{Activity, Status, Verdict};
 use crate::model::{CheckReport, WorkerReport};
+use crate::model::{Status, Verdict};
 use crate::render::prometheus;
 use crate::snapshot::SnapshotOptions;
 use crate::{metrics, registry, store};
-
-/// A process is its PID and its start time: a reused PID is another worker.
-type Key = (u32, Option<DateTime<Utc>>);
-
-struct Tracked {
-    name: String,
-    /// Rounds this process has been seen in.
-    rounds: u64,
-    points: VecDeque<Point>,
-    last_progress: DateTime<Utc>,
-    /// The verdict last printed.
-    verdict: Verdict,
-    /// The verdict last acted on (snapshot, hook, restart); cleared when healthy again.
-    alerted: Option<Verdict>,
-}
 
 pub fn run(args: &WatchArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
     let stop = stop_signal()?;
@@ -72,7 +55,7 @@ pub fn run(args: &WatchArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
         let took = started.elapsed();
         match round_result {
             Ok((mut report, outcome)) => {
-                let since = fold_rounds(args, &mut report, &mut tracked);
+                let since = fold_rounds(&options, args.leak_span, &mut report, &mut tracked);
                 for event in act(
                     args,
                     ctx,
@@ -129,72 +112,6 @@ fn publish(args: &WatchArgs, latest: &Mutex<String>, text: &str) {
     {
         eprintln!("mlsdiag watch: {e}");
     }
-}
-
-/// Adds this round to each worker's series, folds what the series shows (leak over rounds, CPU
-/// frozen with work in flight for --hung-after) into the report, and returns each worker's
-/// seconds since its last progress.
-fn fold_rounds(
-    args: &WatchArgs,
-    report: &mut CheckReport,
-    tracked: &mut BTreeMap<Key, Tracked>,
-) -> prometheus::SinceProgress {
-    let now = report.generated_at;
-    let span = chrono::Duration::from_std(args.leak_span).unwrap_or(chrono::Duration::MAX);
-    let mut since = prometheus::SinceProgress::new();
-    for i in 0..report.workers.len() {
-        let w = &report.workers[i];
-        let key = (w.pid, w.started_at);
-        let t = tracked.entry(key).or_insert_with(|| Tracked {
-            name: w.name.clone(),
-            rounds: 0,
-            points: VecDeque::new(),
-            last_progress: now,
-            verdict: w.verdict,
-            alerted: None,
-        });
-        let point = Point {
-            at: now,
-            cpu_ns: w.cpu_seconds.map(|s| (s * 1e9).round() as u64),
-            memory_bytes: w.footprint_bytes.or(w.rss_bytes),
-            in_flight: w.in_flight_known.then_some(!w.in_flight.is_empty()),
-        };
-        let advanced = t.points.back().is_some_and(|prev| {
-            let secs = (now - prev.at).as_seconds_f64();
-            match (prev.cpu_ns, point.cpu_ns) {
-                (Some(a), Some(b)) if secs > 0.0 => {
-                    (b.saturating_sub(a) as f64 / 1e9) / secs * 100.0 > args.check.progress_cpu
-                }
-                _ => false,
-            }
-        });
-        if w.activity == Activity::Working || advanced {
-            t.last_progress = now;
-        }
-        if w.cpu_seconds.is_some() {
-            since.insert(w.pid, (now - t.last_progress).as_seconds_f64().max(0.0));
-        }
-        t.rounds += 1;
-        t.points.push_back(point);
-        while t.points.front().is_some_and(|p| now - p.at > span) {
-            t.points.pop_front();
-        }
-        let metric = if w.footprint_bytes.is_some() {
-            "footprint"
-        } else {
-            "rss"
-        };
-        let points: Vec<Point> = t.points.iter().cloned().collect();
-        let judged = judge(
-            &points,
-            metric,
-            &args.check.leak.rule(),
-            args.check.hung_after,
-            "rounds",
-        );
-        report.add_findings(i, &judged.findings);
-    }
-    since
 }
 
 /// Prints changes and acts on first detections; forgets workers that are gone.

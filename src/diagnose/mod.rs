@@ -13,4 +13,5 @@ pub mod ipc;
 pub mod leak;
 pub mod memory;
 pub mod registry;
+pub mod rounds;
 pub mod rules;

@@ -139,3 +139,6 @@ impl IpcSummary {
         line
     }
 }
+
+/// What `watch` knows beyond one check: per worker PID, seconds since it last made progress.
+pub type SinceProgress = BTreeMap<u32, f64>;

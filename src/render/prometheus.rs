@@ -2,14 +2,10 @@
 //! reads and that `watch --listen` serves on `/metrics` ([`crate::metrics`] writes and serves
 //! it). Operators alert on these with the rules in docs/alerting-rules.yml.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::model::{CheckReport, Verdict};
-
-/// What `watch` knows beyond one check: per worker PID, seconds since it last made progress.
-pub type SinceProgress = BTreeMap<u32, f64>;
+use crate::model::{CheckReport, SinceProgress, Verdict};
 
 /// Escapes a label value: backslash, double quote and newline.
 fn label(v: &str) -> String {
