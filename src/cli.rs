@@ -616,6 +616,33 @@ fn inject_arg(s: &str) -> Result<(u64, u64), String> {
     ))
 }
 
+impl From<&ReproArgs> for crate::repro::campaign::ReproOptions {
+    fn from(a: &ReproArgs) -> Self {
+        crate::repro::campaign::ReproOptions {
+            endpoint: a.endpoint.clone(),
+            model: a.model.clone(),
+            prompt: a.prompt.clone(),
+            requests: a.requests.clone(),
+            runs: a.runs,
+            parallel: a.parallel,
+            stall: a.stall,
+            max_tokens: a.max_tokens,
+            target_rate: a.target_rate,
+            out: a.out.clone(),
+            model_name: a.model_name.clone(),
+            log: a.log.clone(),
+            pattern: a.discovery.pattern.clone(),
+            registry: a.discovery.registry.clone(),
+            keep_hung: a.keep_hung,
+            load_timeout: a.load_timeout,
+            temperature: a.temperature,
+            top_p: a.top_p,
+            seed: a.seed,
+            inject_hang: a.inject_hang.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct RecordArgs {
     /// Processes to record (default: every worker found, and their parents)

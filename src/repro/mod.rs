@@ -3,6 +3,7 @@
 //! Two targets: a live OpenAI-compatible server (`endpoint`), or the reference MLX loop run in
 //! child processes (`runner`, speaking `protocol` to the `mlsdiag-runner` binary).
 
+pub mod campaign;
 pub mod checkpoint;
 pub mod endpoint;
 pub mod protocol;
