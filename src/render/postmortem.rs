@@ -39,17 +39,11 @@ pub fn postmortem(inc: &Incident) -> String {
 /// The title, the generation note and the field table.
 fn header(inc: &Incident, m: &mut String) {
     let last = inc.last();
-    let w = &last.worker;
     let log_path = inc.log_path.as_deref();
     let crashed = inc.crashed;
     let hang_start = inc.hang_start;
     let hung = inc.hung;
     let leaking = inc.leaking;
-    let before = &inc.before;
-    let hang_for = &inc.hang_for;
-    let model = &inc.model;
-    let prompt = &inc.prompt;
-    let runtime = &inc.runtime;
     let date = hang_start
         .unwrap_or(last.taken_at)
         .with_timezone(&chrono::Local)
@@ -73,6 +67,20 @@ fn header(inc: &Incident, m: &mut String) {
             .map(|p| format!(" and the log {}", md_code(&p.display().to_string())))
             .unwrap_or_default()
     );
+    field_table(inc, m);
+}
+
+/// The field table: machine, worker, model, hang duration, prompt, requests before, runtime,
+/// verdict.
+fn field_table(inc: &Incident, m: &mut String) {
+    let last = inc.last();
+    let w = &last.worker;
+    let hang_start = inc.hang_start;
+    let before = &inc.before;
+    let hang_for = &inc.hang_for;
+    let model = &inc.model;
+    let prompt = &inc.prompt;
+    let runtime = &inc.runtime;
     let _ = writeln!(m, "| Field | Value |\n|---|---|");
     let row = |m: &mut String, k: &str, v: Option<String>| {
         let _ = writeln!(m, "| **{k}** | {} |", v.unwrap_or_else(|| TODO.to_string()));
@@ -209,8 +217,9 @@ fn impact(inc: &Incident, m: &mut String) {
     let _ = writeln!(m, "- Users and services affected: {TODO}\n");
 }
 
-/// The "Timeline" section: the log's events and the snapshots, in time order.
-fn timeline(inc: &Incident, m: &mut String) {
+/// The timeline's events, in time order: normal operation, the hang trigger, the log's
+/// anomalies and queued requests, the snapshots.
+fn timeline_events(inc: &Incident) -> Vec<(DateTime<Utc>, String)> {
     let worst = inc.worker.as_str();
     let series: Vec<&(PathBuf, Snapshot)> = inc.series.iter().collect();
     let served = inc.served;
@@ -218,8 +227,6 @@ fn timeline(inc: &Incident, m: &mut String) {
     let oldest = &inc.oldest;
     let prompt = &inc.prompt;
     let trigger = &inc.trigger;
-    let _ = writeln!(m, "## Timeline\n");
-    let _ = writeln!(m, "| Time | Event |\n|---|---|");
     let mut events: Vec<(DateTime<Utc>, String)> = Vec::new();
     if let Some((f, l, tokens, tps)) = served {
         events.push((
@@ -301,7 +308,14 @@ fn timeline(inc: &Incident, m: &mut String) {
         ));
     }
     events.sort_by_key(|e| e.0);
-    for (t, e) in events {
+    events
+}
+
+/// The "Timeline" section: the log's events and the snapshots, in time order.
+fn timeline(inc: &Incident, m: &mut String) {
+    let _ = writeln!(m, "## Timeline\n");
+    let _ = writeln!(m, "| Time | Event |\n|---|---|");
+    for (t, e) in timeline_events(inc) {
         let _ = writeln!(m, "| {} | {e} |", local(t));
     }
 }
