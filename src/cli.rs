@@ -673,6 +673,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn check_flags_default_to_the_library_defaults() {
+        // One source of defaults: what `check` does with no flags is what CheckOptions::default()
+        // does for watch, snapshot, repro and demo.
+        #[derive(Parser)]
+        struct T {
+            #[command(flatten)]
+            check: CheckArgs,
+        }
+        let t = T::try_parse_from(["t"]).unwrap();
+        // Environment variables may name another pattern or registry; the rest is fixed.
+        let expected = crate::diagnose::check::CheckOptions {
+            pattern: t.check.discovery.pattern.clone(),
+            registry: t.check.discovery.registry.clone(),
+            ..Default::default()
+        };
+        assert_eq!(
+            crate::diagnose::check::CheckOptions::from(&t.check),
+            expected
+        );
+    }
+
+    #[test]
     fn leak_flags_default_to_the_rule() {
         #[derive(Parser)]
         struct T {
