@@ -312,6 +312,22 @@ pub struct WatchArgs {
     pub listen: Option<String>,
 }
 
+impl From<&WatchArgs> for crate::watch::WatchOptions {
+    fn from(a: &WatchArgs) -> Self {
+        crate::watch::WatchOptions {
+            check: (&a.check).into(),
+            leak_span: a.leak_span,
+            snapshot_dir: (!a.no_snapshot)
+                .then(|| a.dir.clone().unwrap_or_else(crate::store::default_dir)),
+            tail: a.tail,
+            on_finding: a.on_finding.clone(),
+            hook_timeout: a.hook_timeout,
+            restart_hung: a.restart_hung,
+            grace: a.grace,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct FleetArgs {
     /// Hosts as ssh takes them (user@host, a Host alias of the ssh config)
@@ -691,6 +707,27 @@ mod tests {
         assert_eq!(
             crate::diagnose::check::CheckOptions::from(&t.check),
             expected
+        );
+    }
+
+    #[test]
+    fn watch_flags_default_to_the_library_defaults() {
+        #[derive(Parser)]
+        struct T {
+            #[command(flatten)]
+            watch: WatchArgs,
+        }
+        let t = T::try_parse_from(["t"]).unwrap();
+        let got = crate::watch::WatchOptions::from(&t.watch);
+        let expected = crate::watch::WatchOptions {
+            check: got.check.clone(),
+            ..Default::default()
+        };
+        assert_eq!(got, expected);
+        let t = T::try_parse_from(["t", "--no-snapshot"]).unwrap();
+        assert_eq!(
+            crate::watch::WatchOptions::from(&t.watch).snapshot_dir,
+            None
         );
     }
 

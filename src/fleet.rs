@@ -5,9 +5,10 @@
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -116,18 +117,7 @@ fn check_host(opts: &FleetOptions, host: &str, remote: &str) -> HostResult {
         seconds: 0.0,
         check: None,
     };
-    // Its own process group: a timeout ends ssh and everything it started (a ProxyCommand
-    // that never exits would otherwise hold the pipes open, and the reads below, forever).
-    let child = {
-        use std::os::unix::process::CommandExt;
-        ssh_command(opts, host, remote)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-    };
-    let mut child = match child {
+    let mut child = match spawn_ssh(opts, host, remote) {
         Ok(c) => c,
         Err(e) => {
             result.reason = Some(format!("cannot run ssh: {e}"));
@@ -135,39 +125,15 @@ fn check_host(opts: &FleetOptions, host: &str, remote: &str) -> HostResult {
         }
     };
     // Bounded reads on their own threads, collected with a deadline.
-    let read = |r: Box<dyn Read + Send>| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = r.take(OUTPUT_LIMIT).read_to_end(&mut v);
-            let _ = tx.send(v);
-        });
-        rx
-    };
-    let out = read(Box::new(child.stdout.take().expect("piped")));
-    let err = read(Box::new(child.stderr.take().expect("piped")));
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break Some(s),
-            Ok(None) if started.elapsed() < opts.timeout => {
-                std::thread::sleep(Duration::from_millis(20))
-            }
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
+    let out = read_bounded(Box::new(child.stdout.take().expect("piped")));
+    let err = read_bounded(Box::new(child.stderr.take().expect("piped")));
+    let status = wait_or_kill(&mut child, started, opts.timeout);
     // Whatever ssh left behind in its group goes too.
     // SAFETY: kill(2) on the process group ssh was started in (ESRCH when it is empty).
     unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
     result.seconds = started.elapsed().as_secs_f64();
-    let collect = |rx: std::sync::mpsc::Receiver<Vec<u8>>| {
-        rx.recv_timeout(Duration::from_secs(2)).unwrap_or_default()
-    };
-    let stdout = collect(out);
-    let stderr = String::from_utf8_lossy(&collect(err)).into_owned();
+    let stdout = take_output(out);
+    let stderr = String::from_utf8_lossy(&take_output(err)).into_owned();
     let last_words = stderr
         .lines()
         .map(str::trim)
@@ -178,28 +144,88 @@ fn check_host(opts: &FleetOptions, host: &str, remote: &str) -> HostResult {
         result.reason = Some(format!("no answer within {:?} (--timeout)", opts.timeout));
         return result;
     };
-    match status.code() {
-        Some(255) => {
-            result.reason = Some(format!(
-                "unreachable: {}",
-                if last_words.is_empty() {
-                    "ssh failed".into()
-                } else {
-                    last_words
-                }
-            ));
-            return result;
-        }
-        Some(127) => {
-            result.reason = Some(format!(
-                "{} not found on {host} (install it, or give --remote-command PATH): {last_words}",
-                opts.remote_command
-            ));
-            return result;
-        }
-        _ => {}
+    if let Some(reason) = ssh_failure(opts, host, status, &last_words) {
+        result.reason = Some(reason);
+        return result;
     }
-    let value: Option<serde_json::Value> = serde_json::from_slice(&stdout).ok();
+    read_report(&mut result, &stdout, status, &last_words);
+    result
+}
+
+/// Starts ssh for one host, output piped, in its own process group.
+fn spawn_ssh(opts: &FleetOptions, host: &str, remote: &str) -> std::io::Result<Child> {
+    // Its own process group: a timeout ends ssh and everything it started (a ProxyCommand
+    // that never exits would otherwise hold the pipes open, and the reads below, forever).
+    use std::os::unix::process::CommandExt;
+    ssh_command(opts, host, remote)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+}
+
+/// Reads at most `OUTPUT_LIMIT` bytes of `r` on a thread of its own; the bytes come on the channel.
+fn read_bounded(r: Box<dyn Read + Send>) -> Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = r.take(OUTPUT_LIMIT).read_to_end(&mut v);
+        let _ = tx.send(v);
+    });
+    rx
+}
+
+/// What a reader thread read, waiting at most 2 s for it (nothing when it does not come).
+fn take_output(rx: Receiver<Vec<u8>>) -> Vec<u8> {
+    rx.recv_timeout(Duration::from_secs(2)).unwrap_or_default()
+}
+
+/// Waits for ssh until `timeout` after `started`; past it (or when waiting fails) kills it, None.
+fn wait_or_kill(child: &mut Child, started: Instant, timeout: Duration) -> Option<ExitStatus> {
+    loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break Some(s),
+            Ok(None) if started.elapsed() < timeout => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    }
+}
+
+/// The reason for an exit that ssh itself reports: the host unreachable (255), or no mlsdiag
+/// there (127); None for any other exit.
+fn ssh_failure(
+    opts: &FleetOptions,
+    host: &str,
+    status: ExitStatus,
+    last_words: &str,
+) -> Option<String> {
+    match status.code() {
+        Some(255) => Some(format!(
+            "unreachable: {}",
+            if last_words.is_empty() {
+                "ssh failed"
+            } else {
+                last_words
+            }
+        )),
+        Some(127) => Some(format!(
+            "{} not found on {host} (install it, or give --remote-command PATH): {last_words}",
+            opts.remote_command
+        )),
+        _ => None,
+    }
+}
+
+/// Fills `result` from the remote check's JSON report, or says why there was none.
+fn read_report(result: &mut HostResult, stdout: &[u8], status: ExitStatus, last_words: &str) {
+    let value: Option<serde_json::Value> = serde_json::from_slice(stdout).ok();
     let parsed = value
         .clone()
         .and_then(|v| serde_json::from_value::<RemoteCheck>(v).ok());
@@ -221,5 +247,4 @@ fn check_host(opts: &FleetOptions, host: &str, remote: &str) -> HostResult {
             ));
         }
     }
-    result
 }

@@ -28,6 +28,7 @@ pub mod sim;
 pub mod snapshot;
 pub mod stacks;
 pub mod store;
+pub mod watch;
 
 use std::io::Write;
 

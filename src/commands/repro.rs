@@ -12,55 +12,39 @@ use super::Ctx;
 use crate::cli::ReproArgs;
 use crate::model::Status;
 use crate::render;
-use crate::repro::campaign;
-
-/// Requests to replay: OpenAI chat-completion bodies, one JSON object per line, or one prompt.
-pub fn load_requests(args: &ReproArgs) -> anyhow::Result<Vec<serde_json::Value>> {
-    if let Some(p) = &args.prompt {
-        let text = crate::input::read_to_string(p, crate::input::SMALL_FILE_LIMIT)?;
-        return Ok(vec![
-            serde_json::json!({"messages": [{"role": "user", "content": text}]}),
-        ]);
-    }
-    let Some(p) = &args.requests else {
-        anyhow::bail!("give --prompt FILE or --requests FILE.jsonl")
-    };
-    let text = crate::input::read_to_string(p, crate::input::RECORDING_LIMIT)?;
-    let mut out = Vec::new();
-    for (i, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let v: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| anyhow::anyhow!("{}:{}: {e}", p.display(), i + 1))?;
-        anyhow::ensure!(
-            v.get("messages").is_some_and(|m| m.is_array()) || v.get("prompt").is_some(),
-            "{}:{}: a request needs \"messages\" (chat) or \"prompt\"",
-            p.display(),
-            i + 1
-        );
-        out.push(v);
-    }
-    anyhow::ensure!(!out.is_empty(), "{}: no requests", p.display());
-    Ok(out)
-}
+use crate::repro::{campaign, requests};
 
 pub fn run(args: &ReproArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
-    let requests = load_requests(args)?;
+    let requests = requests::load(args.prompt.as_deref(), args.requests.as_deref())?;
     let progress = !ctx.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let report = campaign::run(&args.into(), &requests, ctx.platform.as_ref(), progress)?;
-    let status = if report.hangs > 0 {
+    let status = status_of(&report);
+    if ctx.json {
+        render::json(out, &report)?;
+        return Ok(status);
+    }
+    print_summary(&report, out)?;
+    print_hangs(&report, out)?;
+    for e in &report.error_details {
+        writeln!(out, "error: {}", crate::fmt::sanitize(e))?;
+    }
+    print_verdict(args, &report, out)?;
+    Ok(status)
+}
+
+/// The command's status: critical when a run hung, a warning when one failed, else ok.
+fn status_of(report: &campaign::ReproReport) -> Status {
+    if report.hangs > 0 {
         Status::Critical
     } else if report.errors > 0 {
         Status::Warning
     } else {
         Status::Ok
-    };
-    if ctx.json {
-        render::json(out, &report)?;
-        return Ok(status);
     }
+}
+
+/// Prints the tallies of the runs and, when known, the hang rate with its 95 % interval.
+fn print_summary(report: &campaign::ReproReport, out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(
         out,
         "{} runs of {} request(s) against {}: {} completed, {} hang(s), {} error(s); {} tokens{}",
@@ -96,6 +80,11 @@ pub fn run(args: &ReproArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
             inv(i.high)
         )?;
     }
+    Ok(())
+}
+
+/// Prints each hang: where it stalled, its snapshots, and what became of its runner.
+fn print_hangs(report: &campaign::ReproReport, out: &mut dyn Write) -> anyhow::Result<()> {
     for h in &report.hang_details {
         writeln!(
             out,
@@ -117,9 +106,15 @@ pub fn run(args: &ReproArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
             None => {}
         }
     }
-    for e in &report.error_details {
-        writeln!(out, "error: {}", crate::fmt::sanitize(e))?;
-    }
+    Ok(())
+}
+
+/// Prints the closing line: how many runs would show a hang, or would claim a fix.
+fn print_verdict(
+    args: &ReproArgs,
+    report: &campaign::ReproReport,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     match report.hangs {
         0 => writeln!(
             out,
@@ -135,5 +130,5 @@ pub fn run(args: &ReproArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
             report.hang_rate
         )?,
     }
-    Ok(status)
+    Ok(())
 }

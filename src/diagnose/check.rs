@@ -76,7 +76,7 @@ impl Default for CheckOptions {
 
 /// The registry's `heartbeat` file of a worker and the time since it was last touched, when the
 /// registry may name it (see [`crate::registry::Registry::worker_file`]); `Err` says why not.
-fn heartbeat(
+fn heartbeat_file(
     e: &crate::model::RegistryEntry,
     registry: &crate::registry::Registry,
     worker_uid: Option<u32>,
@@ -121,58 +121,34 @@ pub fn check_from(
     let loaded = registry::load(&opts.registry);
     let mut notes = Vec::new();
     let (registry, reg_state, why) = registry_state(&loaded, &reg_path, &mut notes);
-    let mut status = if registry.is_some() {
-        Status::Ok
-    } else {
-        Status::Unknown
-    };
     let log = outcome.as_ref().map(|o| &o.analysis);
     let found = discover(platform, &re, registry)?;
     let pids: Vec<u32> = found.workers.iter().map(|c| c.pid).collect();
     let window = opts.window.max(opts.leak_window.unwrap_or_default());
     let series = sample(platform, &pids, window, readings_for(window));
     let now = platform.now();
-    let thresholds = opts.thresholds();
     let registry_view = match registry {
         Some(_) => RegistryView::Loaded { path: &reg_path },
         None => RegistryView::Unavailable { why: &why },
     };
-    let only_worker = pids.len() == 1;
-    // Open requests of the log that some worker's share accounts for, by (file, line).
-    let mut attributed = std::collections::HashSet::new();
-    let mut workers = Vec::new();
     let round = Round {
         platform,
         re: &re,
         registry,
         registry_view,
         log,
-        only_worker,
+        only_worker: pids.len() == 1,
         now,
-        thresholds,
+        thresholds: opts.thresholds(),
     };
-    for (cand, s) in found.workers.iter().zip(&series) {
-        let w = round.worker(cand, s, &mut attributed);
-        status = status.worst(w.verdict.status());
-        workers.push(w);
-    }
-    if workers.is_empty() {
-        notes.push(format!(
-            "no workers found: no process matches --pattern {:?} and the registry lists none",
-            opts.pattern
-        ));
-    }
-    if let Some(l) = log {
-        let unclaimed = l
-            .open()
-            .filter(|r| !attributed.contains(&(r.source, r.line)))
-            .count();
-        if unclaimed > 0 {
-            notes.push(format!(
-                "{unclaimed} open request(s) in the log belong to no worker found (by name or pid)"
-            ));
-        }
-    }
+    let workers = round.workers(&found.workers, &series, &opts.pattern, &mut notes);
+    // Without the registry, orphans cannot be told apart: the check is at best unknown.
+    let start = if registry.is_some() {
+        Status::Ok
+    } else {
+        Status::Unknown
+    };
+    let status = (workers.iter()).fold(start, |st, w| st.worst(w.verdict.status()));
     let mut summary = BTreeMap::new();
     for w in &workers {
         *summary.entry(w.verdict).or_insert(0) += 1;
@@ -191,15 +167,11 @@ pub fn check_from(
         exit_code: status.code(),
         pattern: opts.pattern.clone(),
         registry: reg_state,
-        log: opts
-            .log
-            .as_ref()
-            .zip(outcome.as_ref())
-            .map(|(p, o)| LogSource {
-                path: p.display().to_string(),
-                format: o.format.clone(),
-                events: o.analysis.events,
-            }),
+        log: (opts.log.as_ref().zip(outcome.as_ref())).map(|(p, o)| LogSource {
+            path: p.display().to_string(),
+            format: o.format.clone(),
+            events: o.analysis.events,
+        }),
         window_secs: window.as_secs_f64(),
         workers,
         orchestrators: found
@@ -352,6 +324,40 @@ struct Round<'a> {
 }
 
 impl Round<'_> {
+    /// Every worker's report, with notes on what no worker accounts for.
+    fn workers(
+        &self,
+        found: &[discover::Candidate],
+        series: &[crate::sample::Series],
+        pattern: &str,
+        notes: &mut Vec<String>,
+    ) -> Vec<WorkerReport> {
+        // Open requests of the log that some worker's share accounts for, by (file, line).
+        let mut attributed = std::collections::HashSet::new();
+        let workers: Vec<WorkerReport> = found
+            .iter()
+            .zip(series)
+            .map(|(cand, s)| self.worker(cand, s, &mut attributed))
+            .collect();
+        if workers.is_empty() {
+            notes.push(format!(
+                "no workers found: no process matches --pattern {pattern:?} and the registry lists none"
+            ));
+        }
+        if let Some(l) = self.log {
+            let unclaimed = l
+                .open()
+                .filter(|r| !attributed.contains(&(r.source, r.line)))
+                .count();
+            if unclaimed > 0 {
+                notes.push(format!(
+                    "{unclaimed} open request(s) in the log belong to no worker found (by name or pid)"
+                ));
+            }
+        }
+        workers
+    }
+
     /// One worker's report: its log share (its open requests go into `attributed`), the
     /// rules' verdict, the stacks of a hung worker, its IPC and its figures.
     fn worker(
@@ -362,12 +368,7 @@ impl Round<'_> {
     ) -> WorkerReport {
         let entry = cand.registered.as_ref();
         let last = s.last();
-        let name = match last {
-            Some(p) => worker_name(entry, &p.cmdline, &p.name, self.re),
-            None => entry
-                .and_then(|e| e.name.clone())
-                .unwrap_or_else(|| format!("pid {}", cand.pid)),
-        };
+        let name = self.name(cand, last);
         let worker_log = self.log.map(|l| {
             l.for_worker(
                 Some(&name),
@@ -383,13 +384,7 @@ impl Round<'_> {
             .and_then(|p| self.platform.process(p.ppid).ok())
             .map(|p| (p.pid, p.name));
         let mut worker_notes = Vec::new();
-        let beat = match (entry, self.registry) {
-            (Some(e), Some(r)) => heartbeat(e, r, last.map(|p| p.uid)).unwrap_or_else(|why| {
-                worker_notes.push(why);
-                None
-            }),
-            _ => None,
-        };
+        let beat = self.heartbeat(entry, last, &mut worker_notes);
         let assessment: Assessment = assess(
             &Observation {
                 series: s,
@@ -407,15 +402,7 @@ impl Round<'_> {
         notes.append(&mut worker_notes);
         let mut assessment_findings = assessment.findings;
         if assessment.verdict == Verdict::Hung {
-            let faulthandler = match entry.zip(self.registry) {
-                Some((e, r)) => r
-                    .worker_file(e, "faulthandler", last.map(|p| p.uid))
-                    .unwrap_or_else(|why| {
-                        notes.push(why);
-                        None
-                    }),
-                None => None,
-            };
+            let faulthandler = self.faulthandler(entry, last, &mut notes);
             add_stack_signatures(
                 self.platform,
                 cand.pid,
@@ -448,5 +435,45 @@ impl Round<'_> {
             in_flight: worker_log.map(|l| l.in_flight).unwrap_or_default(),
             ipc,
         }
+    }
+
+    /// The worker's name: the registry's, or the one its command line gives.
+    fn name(&self, cand: &discover::Candidate, last: Option<&crate::model::ProcessInfo>) -> String {
+        let entry = cand.registered.as_ref();
+        match last {
+            Some(p) => worker_name(entry, &p.cmdline, &p.name, self.re),
+            None => entry
+                .and_then(|e| e.name.clone())
+                .unwrap_or_else(|| format!("pid {}", cand.pid)),
+        }
+    }
+
+    /// The worker's registry heartbeat, when the registry points at one it may read.
+    fn heartbeat(
+        &self,
+        entry: Option<&crate::model::RegistryEntry>,
+        last: Option<&crate::model::ProcessInfo>,
+        notes: &mut Vec<String>,
+    ) -> Option<(String, Duration)> {
+        let (e, r) = entry.zip(self.registry)?;
+        heartbeat_file(e, r, last.map(|p| p.uid)).unwrap_or_else(|why| {
+            notes.push(why);
+            None
+        })
+    }
+
+    /// The worker's faulthandler dump file, when the registry names one it may read.
+    fn faulthandler(
+        &self,
+        entry: Option<&crate::model::RegistryEntry>,
+        last: Option<&crate::model::ProcessInfo>,
+        notes: &mut Vec<String>,
+    ) -> Option<PathBuf> {
+        let (e, r) = entry.zip(self.registry)?;
+        r.worker_file(e, "faulthandler", last.map(|p| p.uid))
+            .unwrap_or_else(|why| {
+                notes.push(why);
+                None
+            })
     }
 }

@@ -58,25 +58,7 @@ pub fn judge(samples: &[MemorySample], rule: &Rule) -> Option<Judgement> {
         .then_some(idle.len());
     // Readings that could be baseline: all but those known to be mid-request.
     let open_readings = samples.len() - busy;
-    let (basis, points) = if idle.len() >= MIN_POINTS {
-        let points = if idle.len() > MAX_POINTS {
-            interval_minima(&idle, MAX_POINTS)
-        } else {
-            idle
-        };
-        (Basis::IdleReadings, points)
-    } else {
-        // Readings known to be taken mid-request are work, never baseline.
-        let open: Vec<(f64, u64)> = samples
-            .iter()
-            .filter(|s| s.busy != Some(true))
-            .map(|s| (s.secs, s.bytes))
-            .collect();
-        let k = (open.len() / 3)
-            .clamp(MIN_POINTS, MAX_INTERVALS)
-            .min(open.len());
-        (Basis::IntervalMinima, interval_minima(&open, k))
-    };
+    let (basis, points) = baseline(samples, idle);
     let slope = theil_sen(&points); // bytes per second
     let base_span = points.last().map_or(0.0, |p| p.0) - points.first().map_or(0.0, |p| p.0);
     let growth = slope * base_span / MIB;
@@ -122,6 +104,30 @@ pub fn judge(samples: &[MemorySample], rule: &Rule) -> Option<Judgement> {
         idle_readings,
         busy_readings: busy,
     })
+}
+
+/// The readings the trend is fitted to: the idle ones when there are enough, else the lowest
+/// of runs of the readings not known to be mid-request.
+fn baseline(samples: &[MemorySample], idle: Vec<(f64, u64)>) -> (Basis, Vec<(f64, u64)>) {
+    if idle.len() >= MIN_POINTS {
+        let points = if idle.len() > MAX_POINTS {
+            interval_minima(&idle, MAX_POINTS)
+        } else {
+            idle
+        };
+        (Basis::IdleReadings, points)
+    } else {
+        // Readings known to be taken mid-request are work, never baseline.
+        let open: Vec<(f64, u64)> = samples
+            .iter()
+            .filter(|s| s.busy != Some(true))
+            .map(|s| (s.secs, s.bytes))
+            .collect();
+        let k = (open.len() / 3)
+            .clamp(MIN_POINTS, MAX_INTERVALS)
+            .min(open.len());
+        (Basis::IntervalMinima, interval_minima(&open, k))
+    }
 }
 
 /// The lowest point of each of `k` runs of consecutive points of (nearly) equal count, each at

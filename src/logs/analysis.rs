@@ -565,138 +565,183 @@ impl Analyzer {
         });
     }
 
+    /// The analysis of everything added: per worker, totals, bands and open requests.
     pub fn finish(mut self) -> Analysis {
-        let mut totals = Stats::default();
-        let mut all_tps = Histogram::default();
-        let mut all_latency = Histogram::default();
         let end_of_log = self.workers.iter().filter_map(|(_, a)| a.stats.last).max();
-        let mut workers = BTreeMap::new();
-        let mut hang_triggers = Vec::new();
-        let mut last_successes = BTreeMap::new();
-        let mut keys = BTreeMap::new();
-        let (mut in_flight, mut abandoned, mut stuck, mut earlier, mut unended) =
-            (vec![], vec![], vec![], vec![], vec![]);
+        let mut g = Gathered::default();
         let mut all = std::mem::take(&mut self.workers);
         all.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, acc) in all {
-            let name = name.to_string();
-            let mut s = acc.stats.clone();
-            let state = KeyState {
-                open: acc.open.ordered(),
-                earlier: acc.earlier.iter().cloned().collect(),
-                last_completion: acc.last_completion,
-                last_progress: acc.last_progress,
-                progressed: acc.progressed,
-                concurrent: acc.concurrent,
-                stats: Stats::default(),
-            };
-            let split = state.split(None, self.ends_logged);
-            s.abandoned = if acc.concurrent {
-                0
-            } else {
-                split.superseded.len() as u64
-            };
-            finish_stats(&mut s, &acc.tps, &acc.latency);
-            totals.started += s.started;
-            totals.completed += s.completed;
-            totals.failed += s.failed;
-            totals.timed_out += s.timed_out;
-            totals.timeout_lines += s.timeout_lines;
-            totals.abandoned += s.abandoned;
-            totals.earlier_incarnation += s.earlier_incarnation;
-            totals.tokens += s.tokens;
-            totals.generation_secs += s.generation_secs;
-            totals.first = min_opt(totals.first, s.first);
-            totals.last = max_opt(totals.last, s.last);
-            all_tps.merge(&acc.tps);
-            all_latency.merge(&acc.latency);
-            // The trigger: the oldest request nothing later superseded, with timeouts logged
-            // for it or unfinished for --hung-after before the log ended.
-            if let Some(oldest) = split.current.first().filter(|_| self.ends_logged) {
-                let waited = end_of_log
-                    .map(|e| e - oldest.started)
-                    .and_then(|d| d.to_std().ok())
-                    .unwrap_or_default();
-                let reason = if !oldest.timeouts.is_empty() {
-                    Some(format!(
-                        "{} timeout(s) logged for it",
-                        oldest.timeouts.len()
-                    ))
-                } else if waited >= self.hung_after {
-                    Some(format!(
-                        "unfinished for {} before the end of the log",
-                        crate::fmt::duration(waited)
-                    ))
-                } else {
-                    None
-                };
-                if let Some(reason) = reason {
-                    hang_triggers.push(HangTrigger {
-                        worker: name.clone(),
-                        request: oldest.clone(),
-                        queued: split.current.iter().skip(1).cloned().collect(),
-                        last_completion: acc.last_completion,
-                        reason,
-                    });
-                }
-            }
-            in_flight.extend(split.current.iter().cloned());
-            unended.extend(split.unended.iter().cloned());
-            if acc.concurrent {
-                stuck.extend(split.superseded.iter().cloned());
-            } else {
-                abandoned.extend(split.superseded.iter().cloned());
-            }
-            earlier.extend(state.earlier.iter().cloned());
-            last_successes.insert(
-                name.clone(),
-                acc.last_successes.iter().cloned().collect::<Vec<_>>(),
-            );
-            keys.insert(
-                name.clone(),
-                KeyState {
-                    stats: s.clone(),
-                    ..state
-                },
-            );
-            workers.insert(name, s);
+            self.finish_worker(&mut g, name.to_string(), &acc, end_of_log);
         }
-        finish_stats(&mut totals, &all_tps, &all_latency);
-        for b in &mut self.bands {
-            b.mean_tokens_per_sec =
-                (b.generation_secs > 0.0).then(|| b.tokens as f64 / b.generation_secs);
-            b.median_tokens_per_sec = b.tps.quantile(0.5);
-        }
+        finish_stats(&mut g.totals, &g.all_tps, &g.all_latency);
+        self.finish_bands();
         self.anomalies.sort_by_key(|a| (a.time, a.line));
-        for list in [
-            &mut in_flight,
-            &mut abandoned,
-            &mut stuck,
-            &mut earlier,
-            &mut unended,
-        ] {
-            list.sort_by_key(|r| (r.started, r.seq));
-        }
+        g.sort_lists();
         Analysis {
             events: self.events,
-            totals,
-            workers,
+            totals: g.totals,
+            workers: g.workers,
             bands: self.bands,
             anomalies: self.anomalies,
             anomalies_dropped: self.anomalies_dropped,
             unmatched_ends: self.unmatched_ends,
             dropped_open: self.dropped_open,
-            hang_triggers,
-            in_flight,
-            abandoned,
-            stuck,
-            earlier_incarnation: earlier,
-            unended,
+            hang_triggers: g.hang_triggers,
+            in_flight: g.in_flight,
+            abandoned: g.abandoned,
+            stuck: g.stuck,
+            earlier_incarnation: g.earlier,
+            unended: g.unended,
             proves_in_flight: self.ends_logged,
-            last_successes,
-            keys,
+            last_successes: g.last_successes,
+            keys: g.keys,
         }
     }
+
+    /// Fold one worker's accumulator into the report: its stats, the totals, its hang trigger,
+    /// its open requests, its last successes and its key state.
+    fn finish_worker(
+        &self,
+        g: &mut Gathered,
+        name: String,
+        acc: &Acc,
+        end_of_log: Option<DateTime<Utc>>,
+    ) {
+        let mut s = acc.stats.clone();
+        let state = KeyState {
+            open: acc.open.ordered(),
+            earlier: acc.earlier.iter().cloned().collect(),
+            last_completion: acc.last_completion,
+            last_progress: acc.last_progress,
+            progressed: acc.progressed,
+            concurrent: acc.concurrent,
+            stats: Stats::default(),
+        };
+        let split = state.split(None, self.ends_logged);
+        s.abandoned = if acc.concurrent {
+            0
+        } else {
+            split.superseded.len() as u64
+        };
+        finish_stats(&mut s, &acc.tps, &acc.latency);
+        add_totals(&mut g.totals, &s);
+        g.all_tps.merge(&acc.tps);
+        g.all_latency.merge(&acc.latency);
+        if let Some(trigger) = self.hang_trigger(&name, &split, acc, end_of_log) {
+            g.hang_triggers.push(trigger);
+        }
+        g.in_flight.extend(split.current.iter().cloned());
+        g.unended.extend(split.unended.iter().cloned());
+        if acc.concurrent {
+            g.stuck.extend(split.superseded.iter().cloned());
+        } else {
+            g.abandoned.extend(split.superseded.iter().cloned());
+        }
+        g.earlier.extend(state.earlier.iter().cloned());
+        g.last_successes.insert(
+            name.clone(),
+            acc.last_successes.iter().cloned().collect::<Vec<_>>(),
+        );
+        g.keys.insert(
+            name.clone(),
+            KeyState {
+                stats: s.clone(),
+                ..state
+            },
+        );
+        g.workers.insert(name, s);
+    }
+
+    /// The worker's hang trigger, if it has one.
+    fn hang_trigger(
+        &self,
+        name: &str,
+        split: &Split,
+        acc: &Acc,
+        end_of_log: Option<DateTime<Utc>>,
+    ) -> Option<HangTrigger> {
+        // The trigger: the oldest request nothing later superseded, with timeouts logged
+        // for it or unfinished for --hung-after before the log ended.
+        let oldest = split.current.first().filter(|_| self.ends_logged)?;
+        let waited = end_of_log
+            .map(|e| e - oldest.started)
+            .and_then(|d| d.to_std().ok())
+            .unwrap_or_default();
+        let reason = if !oldest.timeouts.is_empty() {
+            format!("{} timeout(s) logged for it", oldest.timeouts.len())
+        } else if waited >= self.hung_after {
+            format!(
+                "unfinished for {} before the end of the log",
+                crate::fmt::duration(waited)
+            )
+        } else {
+            return None;
+        };
+        Some(HangTrigger {
+            worker: name.to_string(),
+            request: oldest.clone(),
+            queued: split.current.iter().skip(1).cloned().collect(),
+            last_completion: acc.last_completion,
+            reason,
+        })
+    }
+
+    /// Each band's mean and median throughput.
+    fn finish_bands(&mut self) {
+        for b in &mut self.bands {
+            b.mean_tokens_per_sec =
+                (b.generation_secs > 0.0).then(|| b.tokens as f64 / b.generation_secs);
+            b.median_tokens_per_sec = b.tps.quantile(0.5);
+        }
+    }
+}
+
+/// What [`Analyzer::finish`] gathers from the workers, one at a time.
+#[derive(Default)]
+struct Gathered {
+    totals: Stats,
+    all_tps: Histogram,
+    all_latency: Histogram,
+    workers: BTreeMap<String, Stats>,
+    hang_triggers: Vec<HangTrigger>,
+    last_successes: BTreeMap<String, Vec<Success>>,
+    keys: BTreeMap<String, KeyState>,
+    in_flight: Vec<InFlight>,
+    abandoned: Vec<InFlight>,
+    stuck: Vec<InFlight>,
+    earlier: Vec<InFlight>,
+    unended: Vec<InFlight>,
+}
+
+impl Gathered {
+    /// Sort every list of open requests by start time (then start sequence).
+    fn sort_lists(&mut self) {
+        for list in [
+            &mut self.in_flight,
+            &mut self.abandoned,
+            &mut self.stuck,
+            &mut self.earlier,
+            &mut self.unended,
+        ] {
+            list.sort_by_key(|r| (r.started, r.seq));
+        }
+    }
+}
+
+/// Add one worker's counts and time span to the totals.
+fn add_totals(totals: &mut Stats, s: &Stats) {
+    totals.started += s.started;
+    totals.completed += s.completed;
+    totals.failed += s.failed;
+    totals.timed_out += s.timed_out;
+    totals.timeout_lines += s.timeout_lines;
+    totals.abandoned += s.abandoned;
+    totals.earlier_incarnation += s.earlier_incarnation;
+    totals.tokens += s.tokens;
+    totals.generation_secs += s.generation_secs;
+    totals.first = min_opt(totals.first, s.first);
+    totals.last = max_opt(totals.last, s.last);
 }
 
 fn min_opt(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {

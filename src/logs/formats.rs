@@ -384,98 +384,123 @@ fn access_time(line: &[u8], clock: &mut Clock) -> Option<chrono::DateTime<chrono
     clock.leading(iso.as_bytes()).map(|(t, _)| t)
 }
 
+/// Parse an mlx_lm.server line: a prompt-progress, access, DEBUG or ERROR line.
 fn parse_mlx_lm(line: &[u8], clock: &mut Clock) -> Parsed {
     if let Some(p) = PROGRESS.find(line) {
-        let Some((time, _)) = clock.leading(line) else {
-            return Parsed::Bad("progress line without a leading timestamp");
-        };
-        let rest = &line[p + 28..];
-        let Some((done, rest)) = leading_number(rest) else {
-            return Parsed::Bad("progress line without a/b");
-        };
-        let Some((total, _)) = rest.strip_prefix(b"/").and_then(leading_number) else {
-            return Parsed::Bad("progress line without a/b");
-        };
-        return Parsed::Event(Event {
-            time,
-            kind: EventKind::Progress,
-            tokens: num(done),
-            prompt_tokens: num(total),
-            ..Event::default()
-        });
+        return mlx_progress(line, p, clock);
     }
     if let Some(p) = POST.find(line) {
-        let Some(time) = access_time(line, clock) else {
-            return Parsed::Bad("access line without a [dd/Mon/yyyy hh:mm:ss] time");
-        };
-        let path_end = memchr::memchr(b' ', &line[p + 6..]).map_or(line.len(), |e| p + 6 + e);
-        if !line[p + 6..path_end].ends_with(b"completions") {
-            return Parsed::Skip;
-        }
-        let after_quote = memchr::memchr(b'"', &line[p + 1..]).map(|q| p + 2 + q);
-        let status: Option<u16> = after_quote
-            .and_then(|q| leading_number(line[q..].trim_ascii_start()))
-            .and_then(|(n, _)| num(n));
-        let Some(status) = status else {
-            return Parsed::Bad("access line without a status code");
-        };
-        // Python's HTTP server writes this line at send_response, which mlx_lm.server calls
-        // before prefill, for streaming and non-streaming responses alike: a start.
-        let kind = if status < 400 {
-            EventKind::Start
-        } else {
-            EventKind::Failed
-        };
-        return Parsed::Event(Event {
-            time,
-            kind,
-            status: Some(status),
-            ..Event::default()
-        });
+        return mlx_access(line, p, clock);
     }
     if let Some(p) = DEBUG.find(line) {
-        let Some((time, _)) = clock.leading(line) else {
-            return Parsed::Skip;
-        };
-        let msg = &line[p + b" - DEBUG - ".len()..];
-        // Non-streaming responses end with this (logged just before the body is written).
-        if msg.starts_with(b"Outgoing Response:") {
-            return Parsed::Event(Event {
-                time,
-                kind: EventKind::End,
-                ..Event::default()
-            });
-        }
-        // A streamed response ends with no line of its own.
-        if msg.starts_with(b"Starting stream:") {
-            return Parsed::Event(Event {
-                time,
-                kind: EventKind::Unended,
-                ..Event::default()
-            });
-        }
-        if msg.starts_with(b"Incoming Request Body:") || msg.starts_with(b"Starting ") {
-            return Parsed::Skip;
-        }
-        // Every other DEBUG line of a request is a generated segment: progress.
-        return Parsed::Event(Event {
-            time,
-            kind: EventKind::Progress,
-            ..Event::default()
-        });
+        return mlx_debug(line, p, clock);
     }
     if let Some(p) = ERROR.find(line) {
-        let Some((time, _)) = clock.leading(line) else {
-            return Parsed::Skip;
-        };
+        return mlx_error(line, p, clock);
+    }
+    Parsed::Skip
+}
+
+/// A `Prompt processing progress: a/b` line (found at `p`): prefill progress.
+#[inline]
+fn mlx_progress(line: &[u8], p: usize, clock: &mut Clock) -> Parsed {
+    let Some((time, _)) = clock.leading(line) else {
+        return Parsed::Bad("progress line without a leading timestamp");
+    };
+    let rest = &line[p + 28..];
+    let Some((done, rest)) = leading_number(rest) else {
+        return Parsed::Bad("progress line without a/b");
+    };
+    let Some((total, _)) = rest.strip_prefix(b"/").and_then(leading_number) else {
+        return Parsed::Bad("progress line without a/b");
+    };
+    Parsed::Event(Event {
+        time,
+        kind: EventKind::Progress,
+        tokens: num(done),
+        prompt_tokens: num(total),
+        ..Event::default()
+    })
+}
+
+/// An access line for `"POST /v1/…` (found at `p`): a completions request starts or fails.
+#[inline]
+fn mlx_access(line: &[u8], p: usize, clock: &mut Clock) -> Parsed {
+    let Some(time) = access_time(line, clock) else {
+        return Parsed::Bad("access line without a [dd/Mon/yyyy hh:mm:ss] time");
+    };
+    let path_end = memchr::memchr(b' ', &line[p + 6..]).map_or(line.len(), |e| p + 6 + e);
+    if !line[p + 6..path_end].ends_with(b"completions") {
+        return Parsed::Skip;
+    }
+    let after_quote = memchr::memchr(b'"', &line[p + 1..]).map(|q| p + 2 + q);
+    let status: Option<u16> = after_quote
+        .and_then(|q| leading_number(line[q..].trim_ascii_start()))
+        .and_then(|(n, _)| num(n));
+    let Some(status) = status else {
+        return Parsed::Bad("access line without a status code");
+    };
+    // Python's HTTP server writes this line at send_response, which mlx_lm.server calls
+    // before prefill, for streaming and non-streaming responses alike: a start.
+    let kind = if status < 400 {
+        EventKind::Start
+    } else {
+        EventKind::Failed
+    };
+    Parsed::Event(Event {
+        time,
+        kind,
+        status: Some(status),
+        ..Event::default()
+    })
+}
+
+/// A ` - DEBUG - ` line (found at `p`): a response's end, a stream's start, or progress.
+#[inline]
+fn mlx_debug(line: &[u8], p: usize, clock: &mut Clock) -> Parsed {
+    let Some((time, _)) = clock.leading(line) else {
+        return Parsed::Skip;
+    };
+    let msg = &line[p + b" - DEBUG - ".len()..];
+    // Non-streaming responses end with this (logged just before the body is written).
+    if msg.starts_with(b"Outgoing Response:") {
         return Parsed::Event(Event {
             time,
-            kind: EventKind::Failed,
-            message: Some(text(line[p + 11..].trim_ascii()).into()),
+            kind: EventKind::End,
             ..Event::default()
         });
     }
-    Parsed::Skip
+    // A streamed response ends with no line of its own.
+    if msg.starts_with(b"Starting stream:") {
+        return Parsed::Event(Event {
+            time,
+            kind: EventKind::Unended,
+            ..Event::default()
+        });
+    }
+    if msg.starts_with(b"Incoming Request Body:") || msg.starts_with(b"Starting ") {
+        return Parsed::Skip;
+    }
+    // Every other DEBUG line of a request is a generated segment: progress.
+    Parsed::Event(Event {
+        time,
+        kind: EventKind::Progress,
+        ..Event::default()
+    })
+}
+
+/// A ` - ERROR - ` line (found at `p`): a failure with its message.
+#[inline]
+fn mlx_error(line: &[u8], p: usize, clock: &mut Clock) -> Parsed {
+    let Some((time, _)) = clock.leading(line) else {
+        return Parsed::Skip;
+    };
+    Parsed::Event(Event {
+        time,
+        kind: EventKind::Failed,
+        message: Some(text(line[p + 11..].trim_ascii()).into()),
+        ..Event::default()
+    })
 }
 
 /// A user format, read from TOML:

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use memchr::memmem;
@@ -242,6 +242,21 @@ fn parse_block(
         r.newlines = bytecount::count(block, b'\n') as u64;
         return r;
     }
+    let (mut counted_to, mut line_idx) = (0usize, 0u64);
+    for s in candidate_starts(block, needles) {
+        line_idx += bytecount::count(&block[counted_to..s], b'\n') as u64;
+        counted_to = s;
+        let end = memchr::memchr(b'\n', &block[s..]).map_or(block.len(), |e| s + e);
+        on_line(line_idx, &block[s..end], &mut r);
+    }
+    // Newlines are counted once: up to the last candidate above, the rest here.
+    r.newlines = line_idx + bytecount::count(&block[counted_to..], b'\n') as u64;
+    r
+}
+
+/// The start of every line of `block` holding one of the needles, in order, each once.
+#[inline]
+fn candidate_starts(block: &[u8], needles: &[memmem::Finder<'static>]) -> Vec<usize> {
     // Each needle's matches come in order; merging the (few) lists keeps them in order.
     let mut starts: Vec<usize> = Vec::new();
     for f in needles {
@@ -256,16 +271,7 @@ fn parse_block(
         };
     }
     starts.dedup();
-    let (mut counted_to, mut line_idx) = (0usize, 0u64);
-    for s in starts {
-        line_idx += bytecount::count(&block[counted_to..s], b'\n') as u64;
-        counted_to = s;
-        let end = memchr::memchr(b'\n', &block[s..]).map_or(block.len(), |e| s + e);
-        on_line(line_idx, &block[s..end], &mut r);
-    }
-    // Newlines are counted once: up to the last candidate above, the rest here.
-    r.newlines = line_idx + bytecount::count(&block[counted_to..], b'\n') as u64;
-    r
+    starts
 }
 
 fn merge_sorted(a: &[usize], b: &[usize]) -> Vec<usize> {
@@ -323,44 +329,66 @@ pub fn scan_slice(
     let (credit_tx, credit_rx) = credits(threads);
     let mut stats = ScanStats::default();
     std::thread::scope(|s| {
-        for _ in 0..threads {
-            let res_tx = res_tx.clone();
-            let (needles, next_job, spent_rx, credit_rx) =
-                (&needles, &next_job, &spent_rx, &credit_rx);
-            s.spawn(move || {
-                let mut ctx = ParseCtx::default();
-                loop {
-                    if credit_rx
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .recv()
-                        .is_err()
-                    {
-                        return;
-                    }
-                    let i = next_job.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if i >= count {
-                        return;
-                    }
-                    let block = &data[edge(i).min(edge(i + 1))..edge(i + 1)];
-                    let events = spent_rx
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .try_recv()
-                        .unwrap_or_default();
-                    let result = parse_block(block, format, needles, strict, &mut ctx, events);
-                    release(block);
-                    if res_tx.send((i, result)).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        drop(res_tx);
+        let (needles, next_job, credit_rx) = (&needles, &next_job, &credit_rx);
+        // A block is taken with a credit, by the next block index.
+        let take = move || {
+            if credit_rx
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .recv()
+                .is_err()
+            {
+                return None;
+            }
+            let i = next_job.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if i >= count {
+                return None;
+            }
+            Some((i, &data[edge(i).min(edge(i + 1))..edge(i + 1)]))
+        };
+        let work = move |block: &[u8], ctx: &mut ParseCtx, events: Vec<Event>| {
+            let result = parse_block(block, format, needles, strict, ctx, events);
+            release(block);
+            result
+        };
+        spawn_parsers(s, threads, &spent_rx, res_tx, take, work);
         reassemble(res_rx, source, &mut stats, &mut sink, &spent_tx, &credit_tx);
         drop(credit_tx);
     });
     stats
+}
+
+/// Start `threads` parsing threads in `s`. Each takes jobs from `take` until it yields none,
+/// parses each with `work` into a recycled event vector, and sends the result on `res_tx`
+/// (dropped here, so the results end when the last thread does).
+fn spawn_parsers<'scope, J, T, W>(
+    s: &'scope std::thread::Scope<'scope, '_>,
+    threads: usize,
+    spent_rx: &'scope Mutex<Receiver<Vec<Event>>>,
+    res_tx: SyncSender<(usize, BlockResult)>,
+    take: T,
+    work: W,
+) where
+    T: Fn() -> Option<(usize, J)> + Clone + Send + 'scope,
+    W: Fn(J, &mut ParseCtx, Vec<Event>) -> BlockResult + Clone + Send + 'scope,
+{
+    for _ in 0..threads {
+        let (res_tx, take, work) = (res_tx.clone(), take.clone(), work.clone());
+        s.spawn(move || {
+            let mut ctx = ParseCtx::default();
+            while let Some((i, job)) = take() {
+                let events = spent_rx
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .try_recv()
+                    .unwrap_or_default();
+                let result = work(job, &mut ctx, events);
+                if res_tx.send((i, result)).is_err() {
+                    return;
+                }
+            }
+        });
+    }
 }
 
 /// Parsing threads: one per core, at most four.
@@ -443,6 +471,9 @@ fn reassemble(
     }
 }
 
+/// A job: block index, buffer, bytes used.
+type Job = (usize, Vec<u8>, usize);
+
 /// Read `reader` to the end, calling `sink` with each event in order (line numbers 1-based).
 pub fn scan(
     reader: Box<dyn Read + Send>,
@@ -452,8 +483,6 @@ pub fn scan(
     mut sink: impl FnMut(&Event),
 ) -> io::Result<ScanStats> {
     let (threads, needles) = (parse_threads(), finders(format));
-    // A job: block index, buffer, bytes used.
-    type Job = (usize, Vec<u8>, usize);
     let (job_tx, job_rx) = sync_channel::<Job>(threads * 2);
     let job_rx: Arc<Mutex<Receiver<Job>>> = Arc::new(Mutex::new(job_rx));
     let (res_tx, res_rx) = sync_channel::<(usize, BlockResult)>(threads * 2);
@@ -471,131 +500,159 @@ pub fn scan(
         let credit_rx = &credit_rx;
         let reader_pool_tx = pool_tx.clone();
         s.spawn(move || {
-            let pool_tx = reader_pool_tx;
-            let mut reader = reader;
-            let mut carry: Vec<u8> = Vec::new();
-            // Dropping the rest of a line longer than MAX_LINE, up to its newline.
-            let mut skipping = false;
-            let mut allocated = 0;
-            let mut index = 0;
-            loop {
-                let mut buf = match pool_rx.try_recv() {
-                    Ok(b) => b,
-                    Err(_) if allocated < buffers => {
-                        allocated += 1;
-                        vec![0u8; BLOCK]
-                    }
-                    Err(_) => match pool_rx.recv() {
-                        Ok(b) => b,
-                        Err(_) => return,
-                    },
-                };
-                let c = carry.len();
-                if buf.len() < c + BLOCK {
-                    buf.resize(c + BLOCK, 0);
-                }
-                buf[..c].copy_from_slice(&carry);
-                carry.clear();
-                let mut filled = c;
-                let mut eof = false;
-                while filled < buf.len() {
-                    match reader.read(&mut buf[filled..]) {
-                        Ok(0) => {
-                            eof = true;
-                            break;
-                        }
-                        Ok(n) if skipping => {
-                            // Drop what is read up to the long line's newline.
-                            if let Some(p) = memchr::memchr(b'\n', &buf[filled..filled + n]) {
-                                buf.copy_within(filled + p..filled + n, filled);
-                                filled += n - p;
-                                skipping = false;
-                            }
-                        }
-                        Ok(n) => filled += n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            *read_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                            eof = true;
-                            break;
-                        }
-                    }
-                }
-                let mut len = filled;
-                if !eof {
-                    // Keep the partial last line for the next block (a block without any newline
-                    // is carried whole, so a line longer than a block still arrives whole).
-                    match memchr::memrchr(b'\n', &buf[..filled]) {
-                        Some(p) => {
-                            carry.extend_from_slice(&buf[p + 1..filled]);
-                            len = p + 1;
-                            if carry.len() > MAX_LINE {
-                                carry.truncate(MAX_LINE);
-                                skipping = true;
-                            }
-                        }
-                        None => {
-                            carry.extend_from_slice(&buf[..filled]);
-                            if carry.len() > MAX_LINE {
-                                carry.truncate(MAX_LINE);
-                                skipping = true;
-                            }
-                            let _ = pool_tx.try_send(buf);
-                            continue;
-                        }
-                    }
-                }
-                if len > 0 {
-                    if credit_rx
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .recv()
-                        .is_err()
-                    {
-                        return;
-                    }
-                    if job_tx.send((index, buf, len)).is_err() {
-                        return;
-                    }
-                }
-                index += 1;
-                if eof {
-                    return;
-                }
-            }
+            read_blocks(
+                reader,
+                buffers,
+                reader_pool_tx,
+                pool_rx,
+                job_tx,
+                credit_rx,
+                read_error,
+            )
         });
-        for _ in 0..threads {
-            let job_rx = Arc::clone(&job_rx);
-            let res_tx = res_tx.clone();
-            let pool_tx = pool_tx.clone();
-            let needles = &needles;
-            let spent_rx = &spent_rx;
-            s.spawn(move || {
-                let mut ctx = ParseCtx::default();
-                loop {
-                    let job = job_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                    let Ok((i, block, len)) = job else { return };
-                    let events = spent_rx
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .try_recv()
-                        .unwrap_or_default();
-                    let result =
-                        parse_block(&block[..len], format, needles, strict, &mut ctx, events);
-                    let _ = pool_tx.try_send(block);
-                    if res_tx.send((i, result)).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        drop(res_tx);
+        let (needles, job_rx, parser_pool_tx) = (&needles, Arc::clone(&job_rx), pool_tx.clone());
+        let take = move || {
+            let job = job_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+            job.ok().map(|(i, block, len)| (i, (block, len)))
+        };
+        let work = move |job: (Vec<u8>, usize), ctx: &mut ParseCtx, events: Vec<Event>| {
+            let (block, len) = job;
+            let result = parse_block(&block[..len], format, needles, strict, ctx, events);
+            let _ = parser_pool_tx.try_send(block);
+            result
+        };
+        spawn_parsers(s, threads, &spent_rx, res_tx, take, work);
         reassemble(res_rx, source, &mut stats, &mut sink, &spent_tx, &credit_tx);
         drop(credit_tx);
     });
     match read_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         Some(e) => Err(e),
         None => Ok(stats),
+    }
+}
+
+/// The reader thread: fills recycled buffers from `reader`, keeps each one's partial last line
+/// for the next, and sends every block of whole lines as a job, taking a credit for each.
+fn read_blocks(
+    mut reader: Box<dyn Read + Send>,
+    buffers: usize,
+    pool_tx: SyncSender<Vec<u8>>,
+    pool_rx: Receiver<Vec<u8>>,
+    job_tx: SyncSender<Job>,
+    credit_rx: &Mutex<Receiver<()>>,
+    read_error: &Mutex<Option<io::Error>>,
+) {
+    let mut carry: Vec<u8> = Vec::new();
+    // Dropping the rest of a line longer than MAX_LINE, up to its newline.
+    let mut skipping = false;
+    let mut allocated = 0;
+    let mut index = 0;
+    loop {
+        let Some(mut buf) = next_buffer(&pool_rx, &mut allocated, buffers) else {
+            return;
+        };
+        let c = carry.len();
+        if buf.len() < c + BLOCK {
+            buf.resize(c + BLOCK, 0);
+        }
+        buf[..c].copy_from_slice(&carry);
+        carry.clear();
+        let (filled, eof) = fill_buffer(&mut *reader, &mut buf, c, &mut skipping, read_error);
+        let mut len = filled;
+        if !eof {
+            // Keep the partial last line for the next block (a block without any newline
+            // is carried whole, so a line longer than a block still arrives whole).
+            match memchr::memrchr(b'\n', &buf[..filled]) {
+                Some(p) => {
+                    carry.extend_from_slice(&buf[p + 1..filled]);
+                    len = p + 1;
+                    cap_carry(&mut carry, &mut skipping);
+                }
+                None => {
+                    carry.extend_from_slice(&buf[..filled]);
+                    cap_carry(&mut carry, &mut skipping);
+                    let _ = pool_tx.try_send(buf);
+                    continue;
+                }
+            }
+        }
+        if len > 0 {
+            if credit_rx
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .recv()
+                .is_err()
+            {
+                return;
+            }
+            if job_tx.send((index, buf, len)).is_err() {
+                return;
+            }
+        }
+        index += 1;
+        if eof {
+            return;
+        }
+    }
+}
+
+/// A recycled block buffer, or a fresh one while fewer than `buffers` exist; `None` once the
+/// pool is closed.
+#[inline]
+fn next_buffer(
+    pool_rx: &Receiver<Vec<u8>>,
+    allocated: &mut usize,
+    buffers: usize,
+) -> Option<Vec<u8>> {
+    match pool_rx.try_recv() {
+        Ok(b) => Some(b),
+        Err(_) if *allocated < buffers => {
+            *allocated += 1;
+            Some(vec![0u8; BLOCK])
+        }
+        Err(_) => pool_rx.recv().ok(),
+    }
+}
+
+/// Read into `buf` after its first `filled` bytes until it is full or the input ends; returns
+/// the bytes now in `buf` and whether the input ended (a read error is kept in `read_error`
+/// and ends it). While `skipping`, what is read up to the next newline is dropped.
+#[inline]
+fn fill_buffer(
+    reader: &mut (dyn Read + Send),
+    buf: &mut [u8],
+    mut filled: usize,
+    skipping: &mut bool,
+    read_error: &Mutex<Option<io::Error>>,
+) -> (usize, bool) {
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => return (filled, true),
+            Ok(n) if *skipping => {
+                // Drop what is read up to the long line's newline.
+                if let Some(p) = memchr::memchr(b'\n', &buf[filled..filled + n]) {
+                    buf.copy_within(filled + p..filled + n, filled);
+                    filled += n - p;
+                    *skipping = false;
+                }
+            }
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                *read_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                return (filled, true);
+            }
+        }
+    }
+    (filled, false)
+}
+
+/// Cut a carried line longer than [`MAX_LINE`], and drop the rest of it as it is read.
+#[inline]
+fn cap_carry(carry: &mut Vec<u8>, skipping: &mut bool) {
+    if carry.len() > MAX_LINE {
+        carry.truncate(MAX_LINE);
+        *skipping = true;
     }
 }
 

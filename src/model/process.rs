@@ -176,6 +176,38 @@ pub struct FdInfo {
     pub peers: Vec<Peer>,
 }
 
+impl FdInfo {
+    /// A descriptor with no kernel identity, no state and no peers.
+    pub fn new(fd: i32, kind: FdKind, target: impl Into<String>) -> FdInfo {
+        FdInfo {
+            fd,
+            kind,
+            target: target.into(),
+            object_id: None,
+            state: None,
+            peers: vec![],
+        }
+    }
+
+    /// The same descriptor with kernel identity `id`.
+    pub fn with_id(self, id: u64) -> FdInfo {
+        FdInfo {
+            object_id: Some(id),
+            ..self
+        }
+    }
+
+    /// The same descriptor with connection or socket state `state`.
+    pub fn with_state(self, state: Option<String>) -> FdInfo {
+        FdInfo { state, ..self }
+    }
+
+    /// The same descriptor with `peers` as the other ends.
+    pub fn with_peers(self, peers: Vec<Peer>) -> FdInfo {
+        FdInfo { peers, ..self }
+    }
+}
+
 /// System-wide memory, in bytes.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SystemMemory {

@@ -277,13 +277,10 @@ impl Macos {
 
     fn socket(&self, fd: i32, s: &SocketFDInfo) -> (FdInfo, Option<u64>) {
         let psi = &s.psi;
-        let base = |kind: FdKind, target: String, state: Option<String>| FdInfo {
-            fd,
-            kind,
-            target,
-            object_id: Some(psi.soi_so),
-            state,
-            peers: vec![],
+        let base = |kind: FdKind, target: String, state: Option<String>| {
+            FdInfo::new(fd, kind, target)
+                .with_id(psi.soi_so)
+                .with_state(state)
         };
         match SocketInfoKind::from(psi.soi_kind) {
             SocketInfoKind::Un => {
@@ -338,6 +335,19 @@ impl Macos {
             ),
         }
     }
+}
+
+/// A vnode descriptor by its path: a deleted file (no links left), a device, or a file.
+fn vnode_fd(fd: i32, v: &VnodeFdInfoWithPath) -> FdInfo {
+    let path = c_chars(&v.vip_path);
+    let kind = if v.vi_stat.vst_nlink == 0 && !path.starts_with("/dev/") {
+        FdKind::DeletedFile
+    } else if path.starts_with("/dev/") {
+        FdKind::Device
+    } else {
+        FdKind::File
+    };
+    FdInfo::new(fd, kind, path)
 }
 
 fn inet_text(ini: &libproc::net_info::InSockInfo) -> String {
@@ -507,29 +517,13 @@ impl Platform for Macos {
         let mut out = Vec::with_capacity(list.len());
         for f in list {
             let me = (pid, f.proc_fd);
-            let plain = |kind: FdKind, target: String| FdInfo {
-                fd: f.proc_fd,
-                kind,
-                target,
-                object_id: None,
-                state: None,
-                peers: vec![],
-            };
             // An fd closed between listing and reading is skipped, not an error.
             let info = match f.proc_fdtype {
                 xnu::PROX_FDTYPE_VNODE => {
                     let Ok(v) = pidfdinfo::<VnodeFdInfoWithPath>(pid as i32, f.proc_fd) else {
                         continue;
                     };
-                    let path = c_chars(&v.vip_path);
-                    let kind = if v.vi_stat.vst_nlink == 0 && !path.starts_with("/dev/") {
-                        FdKind::DeletedFile
-                    } else if path.starts_with("/dev/") {
-                        FdKind::Device
-                    } else {
-                        FdKind::File
-                    };
-                    plain(kind, path)
+                    vnode_fd(f.proc_fd, &v)
                 }
                 xnu::PROX_FDTYPE_SOCKET => {
                     let Ok(s) = pidfdinfo::<SocketFDInfo>(pid as i32, f.proc_fd) else {
@@ -545,24 +539,20 @@ impl Platform for Macos {
                     let Ok(p) = pidfdinfo::<PipeFdInfo>(pid as i32, f.proc_fd) else {
                         continue;
                     };
-                    FdInfo {
-                        fd: f.proc_fd,
-                        kind: FdKind::Pipe,
-                        target: format!("pipe {:#x} -> {:#x}", p.pipe_handle, p.pipe_peerhandle),
-                        object_id: Some(p.pipe_handle),
-                        state: None,
-                        peers: peers_of(p.pipe_peerhandle, me),
-                    }
+                    let target = format!("pipe {:#x} -> {:#x}", p.pipe_handle, p.pipe_peerhandle);
+                    FdInfo::new(f.proc_fd, FdKind::Pipe, target)
+                        .with_id(p.pipe_handle)
+                        .with_peers(peers_of(p.pipe_peerhandle, me))
                 }
                 xnu::PROX_FDTYPE_PSHM => {
                     let Ok(s) = pidfdinfo::<PshmFdInfo>(pid as i32, f.proc_fd) else {
                         continue;
                     };
-                    plain(FdKind::Shm, c_chars(&s.pshm_name))
+                    FdInfo::new(f.proc_fd, FdKind::Shm, c_chars(&s.pshm_name))
                 }
-                xnu::PROX_FDTYPE_KQUEUE => plain(FdKind::AnonInode, "kqueue".into()),
-                xnu::PROX_FDTYPE_PSEM => plain(FdKind::Other, "posix semaphore".into()),
-                other => plain(FdKind::Other, format!("fd type {other}")),
+                xnu::PROX_FDTYPE_KQUEUE => FdInfo::new(f.proc_fd, FdKind::AnonInode, "kqueue"),
+                xnu::PROX_FDTYPE_PSEM => FdInfo::new(f.proc_fd, FdKind::Other, "posix semaphore"),
+                other => FdInfo::new(f.proc_fd, FdKind::Other, format!("fd type {other}")),
             };
             out.push(info);
         }

@@ -220,14 +220,19 @@ fn impact(inc: &Incident, m: &mut String) {
 /// The timeline's events, in time order: normal operation, the hang trigger, the log's
 /// anomalies and queued requests, the snapshots.
 fn timeline_events(inc: &Incident) -> Vec<(DateTime<Utc>, String)> {
-    let worst = inc.worker.as_str();
-    let series: Vec<&(PathBuf, Snapshot)> = inc.series.iter().collect();
+    let mut events: Vec<(DateTime<Utc>, String)> = Vec::new();
+    served_event(inc, &mut events);
+    trigger_event(inc, &mut events);
+    log_events(inc, &mut events);
+    snapshot_events(inc, &mut events);
+    events.sort_by_key(|e| e.0);
+    events
+}
+
+/// The event of the normal operation before the hang, when it is known.
+fn served_event(inc: &Incident, events: &mut Vec<(DateTime<Utc>, String)>) {
     let served = inc.served;
     let before = &inc.before;
-    let oldest = &inc.oldest;
-    let prompt = &inc.prompt;
-    let trigger = &inc.trigger;
-    let mut events: Vec<(DateTime<Utc>, String)> = Vec::new();
     if let Some((f, l, tokens, tps)) = served {
         events.push((
             f,
@@ -240,6 +245,12 @@ fn timeline_events(inc: &Incident) -> Vec<(DateTime<Utc>, String)> {
             ),
         ));
     }
+}
+
+/// The event of the request the worker was serving when it stopped, when there is one.
+fn trigger_event(inc: &Incident, events: &mut Vec<(DateTime<Utc>, String)>) {
+    let oldest = &inc.oldest;
+    let prompt = &inc.prompt;
     if let Some(r) = &oldest {
         events.push((
             r.started,
@@ -259,6 +270,12 @@ fn timeline_events(inc: &Incident) -> Vec<(DateTime<Utc>, String)> {
             ),
         ));
     }
+}
+
+/// When a log was read: its timeouts and failures for this worker, then the requests
+/// queued behind the hang trigger.
+fn log_events(inc: &Incident, events: &mut Vec<(DateTime<Utc>, String)>) {
+    let worst = inc.worker.as_str();
     if let Some(anomalies) = &inc.log_anomalies {
         for a in anomalies
             .iter()
@@ -279,21 +296,32 @@ fn timeline_events(inc: &Incident) -> Vec<(DateTime<Utc>, String)> {
             };
             events.push((a.time, what));
         }
-        if let Some(t) = &trigger {
-            for q in &t.queued {
-                events.push((
-                    q.started,
-                    format!(
-                        "Request {} queued behind it{}",
-                        q.id.as_ref().map_or(String::new(), |i| md_code(i)),
-                        q.prompt_chars
-                            .map(|c| format!(" ({} chars)", thousands(c)))
-                            .unwrap_or_default()
-                    ),
-                ));
-            }
+        queued_events(inc, events);
+    }
+}
+
+/// The requests the log shows queued behind the hang trigger.
+fn queued_events(inc: &Incident, events: &mut Vec<(DateTime<Utc>, String)>) {
+    let trigger = &inc.trigger;
+    if let Some(t) = &trigger {
+        for q in &t.queued {
+            events.push((
+                q.started,
+                format!(
+                    "Request {} queued behind it{}",
+                    q.id.as_ref().map_or(String::new(), |i| md_code(i)),
+                    q.prompt_chars
+                        .map(|c| format!(" ({} chars)", thousands(c)))
+                        .unwrap_or_default()
+                ),
+            ));
         }
     }
+}
+
+/// One event per snapshot: its verdict, activity and CPU.
+fn snapshot_events(inc: &Incident, events: &mut Vec<(DateTime<Utc>, String)>) {
+    let series: Vec<&(PathBuf, Snapshot)> = inc.series.iter().collect();
     for (_, s) in &series {
         events.push((
             s.taken_at,
@@ -307,8 +335,6 @@ fn timeline_events(inc: &Incident) -> Vec<(DateTime<Utc>, String)> {
             ),
         ));
     }
-    events.sort_by_key(|e| e.0);
-    events
 }
 
 /// The "Timeline" section: the log's events and the snapshots, in time order.

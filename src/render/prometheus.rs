@@ -49,12 +49,28 @@ pub fn render(
     took: Duration,
     since_progress: Option<&SinceProgress>,
 ) -> String {
-    let mut families = vec![
+    let mut families = health_families(report.is_some(), took);
+    if let Some(r) = report {
+        families.push(status_family(r));
+        families.push(verdict_family(r));
+        families.extend(resource_families(r));
+        families.extend(progress_families(r, since_progress));
+    }
+    let mut out = String::new();
+    for f in &families {
+        f.write(&mut out);
+    }
+    out
+}
+
+/// The families written even when the check failed: whether it worked and how long it took.
+fn health_families(up: bool, took: Duration) -> Vec<Family<'static>> {
+    vec![
         Family {
             name: "mlsdiag_up",
             help: "1 if the last check could inspect the workers, 0 if it failed.",
             kind: "gauge",
-            samples: vec![(String::new(), if report.is_some() { 1.0 } else { 0.0 })],
+            samples: vec![(String::new(), if up { 1.0 } else { 0.0 })],
         },
         Family {
             name: "mlsdiag_scrape_duration_seconds",
@@ -62,90 +78,113 @@ pub fn render(
             kind: "gauge",
             samples: vec![(String::new(), took.as_secs_f64())],
         },
-    ];
-    if let Some(r) = report {
-        families.push(Family {
-            name: "mlsdiag_status",
-            help: "Overall status as the exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
-            kind: "gauge",
-            samples: vec![(String::new(), f64::from(r.status.code()))],
-        });
-        let who = |w: &crate::model::WorkerReport| {
-            format!("worker=\"{}\",pid=\"{}\"", label(&w.name), w.pid)
-        };
-        let per_worker = |f: &dyn Fn(&crate::model::WorkerReport) -> Option<f64>| {
-            r.workers
-                .iter()
-                .filter_map(|w| f(w).map(|v| (format!("{{{}}}", who(w)), v)))
-                .collect::<Vec<_>>()
-        };
-        families.push(Family {
-            name: "mlsdiag_worker_verdict",
-            help: "The worker's verdict: 1 for the current one, 0 for the others.",
-            kind: "gauge",
-            samples: r
-                .workers
-                .iter()
-                .flat_map(|w| {
-                    Verdict::ALL.iter().map(move |v| {
-                        (
-                            format!("{{{},verdict=\"{}\"}}", who(w), v.label()),
-                            if w.verdict == *v { 1.0 } else { 0.0 },
-                        )
-                    })
+    ]
+}
+
+/// The overall status of the check, as its exit code.
+fn status_family(r: &CheckReport) -> Family<'static> {
+    Family {
+        name: "mlsdiag_status",
+        help: "Overall status as the exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+        kind: "gauge",
+        samples: vec![(String::new(), f64::from(r.status.code()))],
+    }
+}
+
+/// The labels that name one worker: its name and PID.
+fn who(w: &crate::model::WorkerReport) -> String {
+    format!("worker=\"{}\",pid=\"{}\"", label(&w.name), w.pid)
+}
+
+/// One sample for each worker that `f` gives a value for, labelled with the worker.
+fn per_worker(
+    r: &CheckReport,
+    f: &dyn Fn(&crate::model::WorkerReport) -> Option<f64>,
+) -> Vec<(String, f64)> {
+    r.workers
+        .iter()
+        .filter_map(|w| f(w).map(|v| (format!("{{{}}}", who(w)), v)))
+        .collect()
+}
+
+/// Each worker's verdict as one sample per possible verdict.
+fn verdict_family(r: &CheckReport) -> Family<'static> {
+    Family {
+        name: "mlsdiag_worker_verdict",
+        help: "The worker's verdict: 1 for the current one, 0 for the others.",
+        kind: "gauge",
+        samples: r
+            .workers
+            .iter()
+            .flat_map(|w| {
+                Verdict::ALL.iter().map(move |v| {
+                    (
+                        format!("{{{},verdict=\"{}\"}}", who(w), v.label()),
+                        if w.verdict == *v { 1.0 } else { 0.0 },
+                    )
                 })
-                .collect(),
-        });
-        families.push(Family {
+            })
+            .collect(),
+    }
+}
+
+/// The workers' resources: CPU time, resident memory, footprint and threads.
+fn resource_families(r: &CheckReport) -> Vec<Family<'static>> {
+    vec![
+        Family {
             name: "mlsdiag_worker_cpu_seconds_total",
             help: "User plus system CPU time of the worker process.",
             kind: "counter",
-            samples: per_worker(&|w| w.cpu_seconds),
-        });
-        families.push(Family {
+            samples: per_worker(r, &|w| w.cpu_seconds),
+        },
+        Family {
             name: "mlsdiag_worker_resident_bytes",
             help: "Resident set size of the worker process.",
             kind: "gauge",
-            samples: per_worker(&|w| w.rss_bytes.map(|b| b as f64)),
-        });
-        families.push(Family {
+            samples: per_worker(r, &|w| w.rss_bytes.map(|b| b as f64)),
+        },
+        Family {
             name: "mlsdiag_worker_footprint_bytes",
             help: "phys_footprint of the worker process (macOS; the leak signal there).",
             kind: "gauge",
-            samples: per_worker(&|w| w.footprint_bytes.map(|b| b as f64)),
-        });
-        families.push(Family {
+            samples: per_worker(r, &|w| w.footprint_bytes.map(|b| b as f64)),
+        },
+        Family {
             name: "mlsdiag_worker_threads",
             help: "Threads of the worker process.",
             kind: "gauge",
-            samples: per_worker(&|w| w.threads.map(f64::from)),
-        });
-        families.push(Family {
+            samples: per_worker(r, &|w| w.threads.map(f64::from)),
+        },
+    ]
+}
+
+/// The workers' progress: requests in flight and seconds since they last progressed.
+fn progress_families(
+    r: &CheckReport,
+    since_progress: Option<&SinceProgress>,
+) -> Vec<Family<'static>> {
+    vec![
+        Family {
             name: "mlsdiag_worker_in_flight_requests",
             help: "Requests the server log shows started and not finished on this worker (needs --log).",
             kind: "gauge",
             samples: if r.log.is_some() {
-                per_worker(&|w| Some(w.in_flight.len() as f64))
+                per_worker(r, &|w| Some(w.in_flight.len() as f64))
             } else {
                 vec![]
             },
-        });
-        families.push(Family {
+        },
+        Family {
             name: "mlsdiag_worker_seconds_since_progress",
             help: "Seconds since the worker last made progress (CPU time advancing or running).",
             kind: "gauge",
-            samples: per_worker(&|w| match since_progress {
+            samples: per_worker(r, &|w| match since_progress {
                 Some(m) => m.get(&w.pid).copied(),
                 // One check only knows whether there was progress within its window.
                 None => (w.activity == crate::model::Activity::Working).then_some(0.0),
             }),
-        });
-    }
-    let mut out = String::new();
-    for f in &families {
-        f.write(&mut out);
-    }
-    out
+        },
+    ]
 }
 
 #[cfg(test)]

@@ -23,6 +23,15 @@ fn top(frames: &[Frame]) -> String {
 /// The threads with what they wait on and their innermost frames, the wait groups, each
 /// source's outcome, and the known hangs matched.
 pub fn stacks(r: &StacksReport, st: &Style, out: &mut dyn Write) -> std::io::Result<()> {
+    thread_table(r, st, out)?;
+    thread_frames(r, out)?;
+    wait_groups(r, out)?;
+    source_outcomes(r, out)?;
+    signature_matches(r, out)
+}
+
+/// The table of threads: state, what each waits on, and its innermost frames.
+fn thread_table(r: &StacksReport, st: &Style, out: &mut dyn Write) -> std::io::Result<()> {
     let mut t = st.table(&[
         "TID",
         "NAME",
@@ -41,7 +50,11 @@ pub fn stacks(r: &StacksReport, st: &Style, out: &mut dyn Write) -> std::io::Res
             sanitize(&top(&th.native)),
         ]);
     }
-    writeln!(out, "{t}")?;
+    writeln!(out, "{t}")
+}
+
+/// The full Python and native frames of every thread that has any.
+fn thread_frames(r: &StacksReport, out: &mut dyn Write) -> std::io::Result<()> {
     for th in r
         .threads
         .iter()
@@ -83,6 +96,11 @@ pub fn stacks(r: &StacksReport, st: &Style, out: &mut dyn Write) -> std::io::Res
             )?;
         }
     }
+    Ok(())
+}
+
+/// One line per wait group: how many threads wait on what, and on how many locks.
+fn wait_groups(r: &StacksReport, out: &mut dyn Write) -> std::io::Result<()> {
     if !r.groups.is_empty() {
         writeln!(out)?;
         for g in &r.groups {
@@ -93,6 +111,11 @@ pub fn stacks(r: &StacksReport, st: &Style, out: &mut dyn Write) -> std::io::Res
             writeln!(out, "{line}")?;
         }
     }
+    Ok(())
+}
+
+/// The "Sources:" list: whether each source worked, and its detail.
+fn source_outcomes(r: &StacksReport, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "\nSources:")?;
     for s in &r.sources {
         writeln!(
@@ -103,6 +126,11 @@ pub fn stacks(r: &StacksReport, st: &Style, out: &mut dyn Write) -> std::io::Res
             sanitize(&s.detail)
         )?;
     }
+    Ok(())
+}
+
+/// The known MLX hang signatures matched, or a line saying none did.
+fn signature_matches(r: &StacksReport, out: &mut dyn Write) -> std::io::Result<()> {
     if r.signatures.is_empty() {
         writeln!(
             out,

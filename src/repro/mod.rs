@@ -7,6 +7,7 @@ pub mod campaign;
 pub mod checkpoint;
 pub mod endpoint;
 pub mod protocol;
+pub mod requests;
 pub mod runlog;
 pub mod runner;
 pub mod stats;

@@ -239,6 +239,36 @@ pub fn orchestrator(args: &OrchestratorArgs) -> anyhow::Result<Status> {
         .create(true)
         .append(true)
         .open(args.dir.join("workers.stderr"))?;
+    let mut children = spawn_all(args, &errlog)?;
+    // The links stay open for as long as the orchestrator runs, like MLS's channels.
+    let mut links: Vec<UnixStream> = Vec::new();
+    let mut hello = await_hello(&listener, &mut links)?;
+    hello.sort();
+    let registry = write_registry(args, &children)?;
+    crash_and_reap(&mut children)?;
+    let log = args.dir.join(LOG_FILE);
+    write_atomic(&log, history(Utc::now(), &hello).as_bytes())?;
+    let state = State {
+        orchestrator_pid: std::process::id(),
+        // SAFETY: getpgrp(2) takes no arguments and cannot fail.
+        pgid: unsafe { libc::getpgrp() } as u32,
+        pattern: pattern_for(&args.tag),
+        registry,
+        log,
+        workers: hello,
+    };
+    write_atomic(
+        &args.dir.join(STATE_FILE),
+        serde_json::to_string_pretty(&state)?.as_bytes(),
+    )?;
+    serve(args, parent_at_start, state.pgid, &mut children)
+}
+
+/// Starts one worker of each demo role (the orphan through its launcher), noting when.
+fn spawn_all(
+    args: &OrchestratorArgs,
+    errlog: &std::fs::File,
+) -> anyhow::Result<Vec<(Role, Child, DateTime<Utc>)>> {
     let mut children: Vec<(Role, Child, DateTime<Utc>)> = Vec::new();
     for role in Role::DEMO {
         let spawned = Utc::now();
@@ -248,7 +278,7 @@ pub fn orchestrator(args: &OrchestratorArgs) -> anyhow::Result<Status> {
                 Role::OrphanLauncher,
                 &process_name(&args.tag, "orphan-launcher"),
                 args,
-                &errlog,
+                errlog,
                 &["--orphan-name", &orphan],
             )?
         } else {
@@ -256,16 +286,24 @@ pub fn orchestrator(args: &OrchestratorArgs) -> anyhow::Result<Status> {
                 role,
                 &process_name(&args.tag, role.label()),
                 args,
-                &errlog,
+                errlog,
                 &[],
             )?
         };
         children.push((role, child, spawned));
     }
+    Ok(children)
+}
+
+/// Accepts the workers' connections into `links` until each has said hello (30 s at most);
+/// gives, for each hello, the worker's role, PID and name.
+fn await_hello(
+    listener: &UnixListener,
+    links: &mut Vec<UnixStream>,
+) -> anyhow::Result<Vec<(Role, u32, String)>> {
     // Every worker (the orphan included) connects and says hello once it is in its final shape.
     listener.set_nonblocking(true)?;
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut links: Vec<UnixStream> = Vec::new();
     let mut hello: Vec<(Role, u32, String)> = Vec::new();
     while hello.len() < Role::DEMO.len() {
         anyhow::ensure!(
@@ -295,7 +333,14 @@ pub fn orchestrator(args: &OrchestratorArgs) -> anyhow::Result<Status> {
             Err(e) => return Err(e.into()),
         }
     }
-    hello.sort();
+    Ok(hello)
+}
+
+/// Writes the registry file and gives its path.
+fn write_registry(
+    args: &OrchestratorArgs,
+    children: &[(Role, Child, DateTime<Utc>)],
+) -> anyhow::Result<PathBuf> {
     // The registry lists every worker the orchestrator started itself (not the orphan).
     let entries: Vec<serde_json::Value> = children
         .iter()
@@ -317,6 +362,11 @@ pub fn orchestrator(args: &OrchestratorArgs) -> anyhow::Result<Status> {
         &registry,
         serde_json::to_string_pretty(&serde_json::json!({ "workers": entries }))?.as_bytes(),
     )?;
+    Ok(registry)
+}
+
+/// Tells the crashing worker to crash and reaps it, and reaps the orphan's launcher.
+fn crash_and_reap(children: &mut [(Role, Child, DateTime<Utc>)]) -> anyhow::Result<()> {
     // Now that it is registered, the crashing worker crashes; the launcher has already exited.
     for (role, child, _) in children.iter_mut() {
         match role {
@@ -334,28 +384,24 @@ pub fn orchestrator(args: &OrchestratorArgs) -> anyhow::Result<Status> {
             _ => {}
         }
     }
-    let log = args.dir.join(LOG_FILE);
-    write_atomic(&log, history(Utc::now(), &hello).as_bytes())?;
-    let state = State {
-        orchestrator_pid: std::process::id(),
-        // SAFETY: getpgrp(2) takes no arguments and cannot fail.
-        pgid: unsafe { libc::getpgrp() } as u32,
-        pattern: pattern_for(&args.tag),
-        registry,
-        log,
-        workers: hello,
-    };
-    write_atomic(
-        &args.dir.join(STATE_FILE),
-        serde_json::to_string_pretty(&state)?.as_bytes(),
-    )?;
+    Ok(())
+}
+
+/// Runs until the process that started the orchestrator is gone (unless detached), reaping
+/// children; then removes the directory and kills the whole process group.
+fn serve(
+    args: &OrchestratorArgs,
+    parent_at_start: u32,
+    pgid: u32,
+    children: &mut [(Role, Child, DateTime<Utc>)],
+) -> anyhow::Result<Status> {
     // Serve: hold every channel open; end the whole simulation if our starter vanished.
     loop {
         std::thread::sleep(Duration::from_millis(100));
         if !args.detached && std::os::unix::process::parent_id() != parent_at_start {
             let _ = std::fs::remove_dir_all(&args.dir);
             // SAFETY: kill(2) on our own process group; every process in it is ours.
-            unsafe { libc::kill(-(state.pgid as i32), libc::SIGKILL) };
+            unsafe { libc::kill(-(pgid as i32), libc::SIGKILL) };
             return Ok(Status::Ok);
         }
         for (_, child, _) in children.iter_mut() {
@@ -420,26 +466,7 @@ fn exit_when_link_closes(mut link: UnixStream) {
 /// Hidden mode `__demo-worker`.
 pub fn worker(args: &WorkerArgs) -> anyhow::Result<Status> {
     if args.role == Role::OrphanLauncher {
-        // Start the orphan with our pipes and exit: it is re-parented to init.
-        let exe = std::env::current_exe()?;
-        let orphan_name = args
-            .orphan_name
-            .clone()
-            .unwrap_or_else(|| args.name.replace("-launcher", ""));
-        Command::new(exe)
-            .args([
-                "__demo-worker",
-                "--role",
-                "orphan",
-                "--name",
-                &orphan_name,
-                "--shm",
-                &args.shm,
-            ])
-            .arg("--socket")
-            .arg(&args.socket)
-            .spawn()?;
-        return Ok(Status::Ok);
+        return launch_orphan(args);
     }
     let _shm_fd = open_shm(&args.shm)?;
     let link = UnixStream::connect(&args.socket)?;
@@ -454,85 +481,121 @@ pub fn worker(args: &WorkerArgs) -> anyhow::Result<Status> {
             args.name
         )
     };
+    exit_when_link_closes(link);
     match args.role {
-        Role::Working => {
-            exit_when_link_closes(link);
-            say_hello()?;
-            // Half a core: clearly progressing, gentle on a shared 2-core CI machine.
-            let mut x: u64 = 1;
-            loop {
-                let until = Instant::now() + Duration::from_millis(20);
-                while Instant::now() < until {
-                    x = x
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                }
-                std::hint::black_box(x);
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        Role::Idle | Role::Orphan | Role::Crashed => {
-            exit_when_link_closes(link);
-            say_hello()?;
-            // Wait for work on stdin, like a worker blocked reading its request pipe.
-            for line in std::io::stdin().lock().lines() {
-                if line?.trim() == "crash" && args.role == Role::Crashed {
-                    let no_core = libc::rlimit {
-                        rlim_cur: 0,
-                        rlim_max: 0,
-                    };
-                    // SAFETY: setrlimit with a valid struct: no core file for this deliberate crash.
-                    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
-                    std::process::abort();
-                }
-            }
-            // stdin closed: the orchestrator is gone, so is the orphan's reason to idle. Keep
-            // the orphan alive (that is its point) until its socket closes.
-            if args.role == Role::Orphan {
-                loop {
-                    std::thread::park();
-                }
-            }
-            Ok(Status::Ok)
-        }
-        Role::Hung => {
-            exit_when_link_closes(link);
-            let a = Arc::new(Mutex::new(()));
-            let b = Arc::new(Mutex::new(()));
-            let both = Arc::new(Barrier::new(3));
-            let spawn =
-                |first: Arc<Mutex<()>>, second: Arc<Mutex<()>>, name: &str, both: Arc<Barrier>| {
-                    std::thread::Builder::new()
-                        .name(name.into())
-                        .spawn(move || {
-                            let _g1 = first.lock().unwrap();
-                            both.wait(); // both threads hold their first lock...
-                            let _g2 = second.lock().unwrap(); // ...and wait forever for the other's
-                        })
-                };
-            let t1 = spawn(a.clone(), b.clone(), "generate", both.clone())?;
-            let t2 = spawn(b, a, "kv-cache", both.clone())?;
-            both.wait();
-            // Say hello only once the deadlock is certain: each thread is past its first lock.
-            std::thread::sleep(Duration::from_millis(50));
-            say_hello()?;
-            let _ = t1.join();
-            let _ = t2.join();
-            Ok(Status::Ok)
-        }
-        Role::Leaking => {
-            exit_when_link_closes(link);
-            say_hello()?;
-            // 2 MiB kept every 100 ms (about 1.2 GiB/min), touched so it is resident, the way a
-            // worker keeping each request's buffers leaks in steps; it stops at 2 GiB and holds.
-            let mut held: Vec<Vec<u8>> = Vec::new();
-            loop {
-                if held.len() < 1024 {
-                    held.push(vec![1u8; 2 << 20]);
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
+        Role::Working => burn_cpu(&mut say_hello),
+        Role::Idle | Role::Orphan | Role::Crashed => wait_for_work(args.role, &mut say_hello),
+        Role::Hung => deadlock(&mut say_hello),
+        Role::Leaking => leak(&mut say_hello),
         Role::OrphanLauncher => unreachable!("handled above"),
+    }
+}
+
+/// The orphan launcher: starts the orphan and returns at once, so that the orphan is re-parented.
+fn launch_orphan(args: &WorkerArgs) -> anyhow::Result<Status> {
+    // Start the orphan with our pipes and exit: it is re-parented to init.
+    let exe = std::env::current_exe()?;
+    let orphan_name = args
+        .orphan_name
+        .clone()
+        .unwrap_or_else(|| args.name.replace("-launcher", ""));
+    Command::new(exe)
+        .args([
+            "__demo-worker",
+            "--role",
+            "orphan",
+            "--name",
+            &orphan_name,
+            "--shm",
+            &args.shm,
+        ])
+        .arg("--socket")
+        .arg(&args.socket)
+        .spawn()?;
+    Ok(Status::Ok)
+}
+
+/// The working worker: says hello, then uses half a core for ever.
+fn burn_cpu(say_hello: &mut dyn FnMut() -> std::io::Result<()>) -> anyhow::Result<Status> {
+    say_hello()?;
+    // Half a core: clearly progressing, gentle on a shared 2-core CI machine.
+    let mut x: u64 = 1;
+    loop {
+        let until = Instant::now() + Duration::from_millis(20);
+        while Instant::now() < until {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+        }
+        std::hint::black_box(x);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The idle, orphan and crashing workers: say hello, then wait for requests on stdin; the
+/// crashing one aborts when told `crash`.
+fn wait_for_work(
+    role: Role,
+    say_hello: &mut dyn FnMut() -> std::io::Result<()>,
+) -> anyhow::Result<Status> {
+    say_hello()?;
+    // Wait for work on stdin, like a worker blocked reading its request pipe.
+    for line in std::io::stdin().lock().lines() {
+        if line?.trim() == "crash" && role == Role::Crashed {
+            let no_core = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: setrlimit with a valid struct: no core file for this deliberate crash.
+            unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
+            std::process::abort();
+        }
+    }
+    // stdin closed: the orchestrator is gone, so is the orphan's reason to idle. Keep
+    // the orphan alive (that is its point) until its socket closes.
+    if role == Role::Orphan {
+        loop {
+            std::thread::park();
+        }
+    }
+    Ok(Status::Ok)
+}
+
+/// The hung worker: two threads deadlock on two locks, then it says hello and waits on them.
+fn deadlock(say_hello: &mut dyn FnMut() -> std::io::Result<()>) -> anyhow::Result<Status> {
+    let a = Arc::new(Mutex::new(()));
+    let b = Arc::new(Mutex::new(()));
+    let both = Arc::new(Barrier::new(3));
+    let spawn = |first: Arc<Mutex<()>>, second: Arc<Mutex<()>>, name: &str, both: Arc<Barrier>| {
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let _g1 = first.lock().unwrap();
+                both.wait(); // both threads hold their first lock...
+                let _g2 = second.lock().unwrap(); // ...and wait forever for the other's
+            })
+    };
+    let t1 = spawn(a.clone(), b.clone(), "generate", both.clone())?;
+    let t2 = spawn(b, a, "kv-cache", both.clone())?;
+    both.wait();
+    // Say hello only once the deadlock is certain: each thread is past its first lock.
+    std::thread::sleep(Duration::from_millis(50));
+    say_hello()?;
+    let _ = t1.join();
+    let _ = t2.join();
+    Ok(Status::Ok)
+}
+
+/// The leaking worker: says hello, then keeps 2 MiB more every 100 ms, up to 2 GiB.
+fn leak(say_hello: &mut dyn FnMut() -> std::io::Result<()>) -> anyhow::Result<Status> {
+    say_hello()?;
+    // 2 MiB kept every 100 ms (about 1.2 GiB/min), touched so it is resident, the way a
+    // worker keeping each request's buffers leaks in steps; it stops at 2 GiB and holds.
+    let mut held: Vec<Vec<u8>> = Vec::new();
+    loop {
+        if held.len() < 1024 {
+            held.push(vec![1u8; 2 << 20]);
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

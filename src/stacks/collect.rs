@@ -87,6 +87,8 @@ fn may_send_sigusr1(platform: &dyn Platform, pid: u32) -> Result<(), String> {
     }
 }
 
+/// The faulthandler source: the worker's last Python dump, asking for a fresh one with
+/// SIGUSR1 first when `signal` is set.
 fn faulthandler_source(
     platform: &dyn Platform,
     path: Option<&Path>,
@@ -106,48 +108,61 @@ fn faulthandler_source(
     };
     let before = std::fs::metadata(path).and_then(|m| m.modified()).ok();
     if signal {
-        if let Err(why) = may_send_sigusr1(platform, pid) {
+        if let Err(detail) = request_dump(platform, pid) {
             return (
                 Source {
                     name,
                     ok: false,
-                    detail: format!("SIGUSR1 {why}"),
+                    detail,
                 },
                 vec![],
             );
         }
-        // SAFETY: kill(2) sends SIGUSR1 to a worker just seen to handle it (faulthandler).
-        if unsafe { libc::kill(pid as i32, libc::SIGUSR1) } != 0 {
-            return (
-                Source {
-                    name,
-                    ok: false,
-                    detail: format!(
-                        "SIGUSR1 to PID {pid} failed: {}",
-                        std::io::Error::last_os_error()
-                    ),
-                },
-                vec![],
-            );
-        }
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline
-            && std::fs::metadata(path).and_then(|m| m.modified()).ok() == before
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // The dump is written thread by thread: read it once its size has settled.
-        let size = || std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        let mut last = size();
-        while Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-            let now = size();
-            if now == last && now > 0 {
-                break;
-            }
-            last = now;
-        }
+        wait_for_dump(path, before);
     }
+    read_dump(name, path, signal)
+}
+
+/// Send SIGUSR1 to `pid` when it is seen to handle it; `Err` is the source's detail saying
+/// why it was not sent or why sending failed.
+fn request_dump(platform: &dyn Platform, pid: u32) -> Result<(), String> {
+    if let Err(why) = may_send_sigusr1(platform, pid) {
+        return Err(format!("SIGUSR1 {why}"));
+    }
+    // SAFETY: kill(2) sends SIGUSR1 to a worker just seen to handle it (faulthandler).
+    if unsafe { libc::kill(pid as i32, libc::SIGUSR1) } != 0 {
+        return Err(format!(
+            "SIGUSR1 to PID {pid} failed: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+/// Wait, 3 s at most in all, for the dump file to change from `before` and then for its size
+/// to settle.
+fn wait_for_dump(path: &Path, before: Option<std::time::SystemTime>) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline
+        && std::fs::metadata(path).and_then(|m| m.modified()).ok() == before
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The dump is written thread by thread: read it once its size has settled.
+    let size = || std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let mut last = size();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = size();
+        if now == last && now > 0 {
+            break;
+        }
+        last = now;
+    }
+}
+
+/// Read the dump file and parse its Python threads, with the source's outcome.
+fn read_dump(name: String, path: &Path, signal: bool) -> (Source, Vec<ThreadStack>) {
     match crate::input::read_to_string(path, crate::input::SMALL_FILE_LIMIT) {
         Ok(text) => {
             let threads = st::faulthandler::parse(&text);

@@ -21,22 +21,7 @@ pub fn judge(
     who: &str,
     j: &mut Judging,
 ) -> (Activity, Option<f64>) {
-    let cpu_percent = o.series.cpu_percent();
-    let running = o.series.max_running() > 0 || last.state == 'R';
-    let span = o.series.span_secs();
-    // A heartbeat touched per decode step is the worker's own word on progress.
-    let heartbeat_fresh = o.heartbeat.as_ref().map(|(_, age)| *age < th.hung_after);
-    let progress = running
-        || cpu_percent.is_some_and(|c| c > th.progress_cpu_percent)
-        || heartbeat_fresh == Some(true);
-    let cpu_fact = match (o.series.cpu_delta_ns(), cpu_percent) {
-        (Some(d), Some(pct)) => format!(
-            "CPU time advanced {} ms over {span:.1} s ({pct:.1}%)",
-            d / 1_000_000
-        ),
-        _ => "CPU progress unknown: only one reading (--window 0)".to_string(),
-    };
-
+    let p = Progress::read(o, th, last);
     // Only requests that started while this process was alive, and that nothing later
     // superseded, are evidence of work in flight (see `logs::analysis`).
     let in_flight: &[InFlight] = o
@@ -46,8 +31,7 @@ pub fn judge(
     if let Some(l) = o.log {
         j.notes.extend(log_context_notes(l, who, last, o.now, th));
     }
-    let hung_after = chrono::Duration::from_std(th.hung_after).unwrap_or_default();
-    let activity = if progress {
+    let activity = if p.made {
         Activity::Working
     } else if in_flight.is_empty() {
         Activity::Idle
@@ -55,82 +39,12 @@ pub fn judge(
         Activity::Stalled
     };
     if let (Some((path, age)), Some(oldest)) = (&o.heartbeat, in_flight.first()) {
-        let beat = duration(*age);
-        if heartbeat_fresh == Some(false) {
-            j.findings.push(Finding {
-                verdict: Verdict::Hung,
-                evidence: vec![
-                    format!(
-                        "heartbeat {path} not touched for {beat} (stale: over {})",
-                        duration(th.hung_after)
-                    ),
-                    format!(
-                        "while {} is in flight since {}",
-                        oldest.describe(),
-                        ts(oldest.started)
-                    ),
-                ],
-            });
-        } else {
-            j.notes.push(format!(
-                "heartbeat {path} touched {beat} ago: the worker reports progress"
-            ));
-        }
+        heartbeat(path, *age, oldest, &p, th, j);
     }
-    if let Some(oldest) = in_flight
-        .first()
-        .filter(|_| !j.findings.iter().any(|f| f.verdict == Verdict::Hung))
-    {
-        let age = o.now - oldest.started;
-        let age_text = duration(age.to_std().unwrap_or_default());
-        if age >= hung_after && !progress && cpu_percent.is_some() {
-            let mut ev = vec![
-                format!(
-                    "{} in flight for {age_text} (since {}), no completion logged",
-                    oldest.describe(),
-                    ts(oldest.started)
-                ),
-                format!(
-                    "{cpu_fact}, within the {:.1}% progress threshold",
-                    th.progress_cpu_percent
-                ),
-                format!(
-                    "no thread running: {} threads, process state {}",
-                    last.threads, last.state
-                ),
-            ];
-            if !oldest.timeouts.is_empty() {
-                let times: Vec<String> = oldest.timeouts.iter().map(|t| ts(*t)).collect();
-                ev.push(format!(
-                    "orchestrator timed out waiting at {}",
-                    times.join(", ")
-                ));
-            }
-            if in_flight.len() > 1 {
-                ev.push(format!(
-                    "{} more request(s) queued behind it",
-                    in_flight.len() - 1
-                ));
-            }
-            j.findings.push(Finding {
-                verdict: Verdict::Hung,
-                evidence: ev,
-            });
-        } else if progress {
-            j.notes.push(format!(
-                "{} in flight for {age_text} with CPU advancing: working, not hung",
-                oldest.describe()
-            ));
-        } else {
-            j.notes.push(format!(
-                "{} in flight for {age_text} without CPU progress; hung if still so after {}",
-                oldest.describe(),
-                duration(th.hung_after)
-            ));
-        }
-    } else if o.log.is_some() {
-        let last_done = o.log.and_then(|l| l.last_completion);
-        j.notes.push(match last_done {
+    if let Some(oldest) = in_flight.first().filter(|_| !j.hung()) {
+        oldest_in_flight(o, th, last, &p, in_flight, oldest, j);
+    } else if let Some(l) = o.log {
+        j.notes.push(match l.last_completion {
             Some(t) if t < last.start_time => format!(
                 "no request in flight; last completion {}, by the previous incarnation (this process started {})",
                 ts(t),
@@ -139,15 +53,145 @@ pub fn judge(
             Some(t) => format!("no request in flight; last completion {}", ts(t)),
             None => "no request in flight and no completion in the log".to_string(),
         });
-    } else if !progress {
+    } else if !p.made {
         j.notes.push(
             "no --log given: work in flight is unknown, so a hang cannot be proven".to_string(),
         );
     }
-    if !j.findings.iter().any(|f| f.verdict == Verdict::Hung) {
-        j.notes.insert(0, cpu_fact);
+    if !j.hung() {
+        j.notes.insert(0, p.cpu_fact);
     }
-    (activity, cpu_percent)
+    (activity, p.cpu_percent)
+}
+
+/// What the window shows of the worker's progress.
+struct Progress {
+    cpu_percent: Option<f64>,
+    /// Whether the worker's heartbeat was touched within --hung-after (None: it has none).
+    heartbeat_fresh: Option<bool>,
+    /// A thread ran, CPU advanced past the threshold, or the heartbeat is fresh.
+    made: bool,
+    /// How far CPU time advanced, in words.
+    cpu_fact: String,
+}
+
+impl Progress {
+    fn read(o: &Observation, th: &Thresholds, last: &ProcessInfo) -> Progress {
+        let cpu_percent = o.series.cpu_percent();
+        let running = o.series.max_running() > 0 || last.state == 'R';
+        let span = o.series.span_secs();
+        // A heartbeat touched per decode step is the worker's own word on progress.
+        let heartbeat_fresh = o.heartbeat.as_ref().map(|(_, age)| *age < th.hung_after);
+        let made = running
+            || cpu_percent.is_some_and(|c| c > th.progress_cpu_percent)
+            || heartbeat_fresh == Some(true);
+        let cpu_fact = match (o.series.cpu_delta_ns(), cpu_percent) {
+            (Some(d), Some(pct)) => format!(
+                "CPU time advanced {} ms over {span:.1} s ({pct:.1}%)",
+                d / 1_000_000
+            ),
+            _ => "CPU progress unknown: only one reading (--window 0)".to_string(),
+        };
+        Progress {
+            cpu_percent,
+            heartbeat_fresh,
+            made,
+            cpu_fact,
+        }
+    }
+}
+
+/// A stale heartbeat while a request is in flight is a hang; a fresh one is noted.
+fn heartbeat(
+    path: &str,
+    age: std::time::Duration,
+    oldest: &InFlight,
+    p: &Progress,
+    th: &Thresholds,
+    j: &mut Judging,
+) {
+    let beat = duration(age);
+    if p.heartbeat_fresh == Some(false) {
+        j.findings.push(Finding {
+            verdict: Verdict::Hung,
+            evidence: vec![
+                format!(
+                    "heartbeat {path} not touched for {beat} (stale: over {})",
+                    duration(th.hung_after)
+                ),
+                format!(
+                    "while {} is in flight since {}",
+                    oldest.describe(),
+                    ts(oldest.started)
+                ),
+            ],
+        });
+    } else {
+        j.notes.push(format!(
+            "heartbeat {path} touched {beat} ago: the worker reports progress"
+        ));
+    }
+}
+
+/// The oldest request in flight: a hang when older than --hung-after without progress, else a
+/// note on why it is not (yet) one.
+fn oldest_in_flight(
+    o: &Observation,
+    th: &Thresholds,
+    last: &ProcessInfo,
+    p: &Progress,
+    in_flight: &[InFlight],
+    oldest: &InFlight,
+    j: &mut Judging,
+) {
+    let hung_after = chrono::Duration::from_std(th.hung_after).unwrap_or_default();
+    let age = o.now - oldest.started;
+    let age_text = duration(age.to_std().unwrap_or_default());
+    if age >= hung_after && !p.made && p.cpu_percent.is_some() {
+        let mut ev = vec![
+            format!(
+                "{} in flight for {age_text} (since {}), no completion logged",
+                oldest.describe(),
+                ts(oldest.started)
+            ),
+            format!(
+                "{}, within the {:.1}% progress threshold",
+                p.cpu_fact, th.progress_cpu_percent
+            ),
+            format!(
+                "no thread running: {} threads, process state {}",
+                last.threads, last.state
+            ),
+        ];
+        if !oldest.timeouts.is_empty() {
+            let times: Vec<String> = oldest.timeouts.iter().map(|t| ts(*t)).collect();
+            ev.push(format!(
+                "orchestrator timed out waiting at {}",
+                times.join(", ")
+            ));
+        }
+        if in_flight.len() > 1 {
+            ev.push(format!(
+                "{} more request(s) queued behind it",
+                in_flight.len() - 1
+            ));
+        }
+        j.findings.push(Finding {
+            verdict: Verdict::Hung,
+            evidence: ev,
+        });
+    } else if p.made {
+        j.notes.push(format!(
+            "{} in flight for {age_text} with CPU advancing: working, not hung",
+            oldest.describe()
+        ));
+    } else {
+        j.notes.push(format!(
+            "{} in flight for {age_text} without CPU progress; hung if still so after {}",
+            oldest.describe(),
+            duration(th.hung_after)
+        ));
+    }
 }
 
 fn age(now: DateTime<Utc>, since: DateTime<Utc>) -> String {

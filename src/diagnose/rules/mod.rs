@@ -16,3 +16,12 @@ pub struct Judging {
     /// Facts that support the verdicts or explain what could not be decided.
     pub notes: Vec<String>,
 }
+
+impl Judging {
+    /// Whether a rule has already found the worker hung.
+    pub fn hung(&self) -> bool {
+        self.findings
+            .iter()
+            .any(|f| f.verdict == crate::model::Verdict::Hung)
+    }
+}

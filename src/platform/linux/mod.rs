@@ -17,7 +17,7 @@ use procfs::{FromRead, ProcError};
 use super::Platform;
 use crate::error::{InspectError, permission_remedy};
 use crate::model::pressure_level;
-use crate::model::{FdInfo, FdKind, ProcessInfo, Syscall, SystemMemory, ThreadInfo};
+use crate::model::{FdInfo, FdKind, Peer, ProcessInfo, Syscall, SystemMemory, ThreadInfo};
 
 pub use sockdiag::{UnixDiag, parse_unix_diag_dump};
 pub use syscalls::syscall_name;
@@ -245,6 +245,156 @@ fn unix_state_label(state: u8) -> &'static str {
     }
 }
 
+/// A socket from the `/proc/PID/net` tcp/udp tables: kind, address pair, state.
+type InetSocket = (FdKind, String, Option<String>);
+
+/// The socket tables one [`Platform::fds`] call needs, read once.
+struct Sockets {
+    /// Unix sockets from sock_diag, by inode.
+    unix: HashMap<u64, UnixDiag>,
+    /// Why unix peers are unknown, when sock_diag failed.
+    unix_note: Option<String>,
+    /// TCP and UDP sockets, by inode.
+    inet: HashMap<u64, InetSocket>,
+}
+
+impl Sockets {
+    /// Read only the tables that the descriptors in `entries` need.
+    fn read(proc: &Process, entries: &[procfs::process::FDInfo]) -> Sockets {
+        let has_sockets = entries
+            .iter()
+            .any(|e| matches!(e.target, FDTarget::Socket(_)));
+        // Socket tables are read once, only when there is a socket to describe.
+        let (unix, unix_note) = if has_sockets {
+            match sockdiag::unix_sockets() {
+                Ok(map) => (map, None),
+                Err(e) => (
+                    HashMap::new(),
+                    Some(format!("unix peers unknown: sock_diag failed: {e}")),
+                ),
+            }
+        } else {
+            (HashMap::new(), None)
+        };
+        // The inet tables cost milliseconds each to read; only when a socket is not a unix one.
+        let has_inet = entries
+            .iter()
+            .any(|e| matches!(e.target, FDTarget::Socket(ino) if !unix.contains_key(&ino)));
+        let inet = if has_inet {
+            inet_table(proc)
+        } else {
+            HashMap::new()
+        };
+        Sockets {
+            unix,
+            unix_note,
+            inet,
+        }
+    }
+}
+
+/// Index the tcp, tcp6, udp and udp6 tables of `proc`'s network namespace by socket inode.
+fn inet_table(proc: &Process) -> HashMap<u64, InetSocket> {
+    let mut inet: HashMap<u64, InetSocket> = HashMap::new();
+    for t in proc
+        .tcp()
+        .into_iter()
+        .flatten()
+        .chain(proc.tcp6().into_iter().flatten())
+    {
+        let text = format!("{} -> {}", t.local_address, t.remote_address);
+        inet.insert(
+            t.inode,
+            (
+                FdKind::Tcp,
+                text,
+                Some(format!("{:?}", t.state).to_lowercase()),
+            ),
+        );
+    }
+    for u in proc
+        .udp()
+        .into_iter()
+        .flatten()
+        .chain(proc.udp6().into_iter().flatten())
+    {
+        let text = format!("{} -> {}", u.local_address, u.remote_address);
+        inet.insert(
+            u.inode,
+            (
+                FdKind::Udp,
+                text,
+                Some(format!("{:?}", u.state).to_lowercase()),
+            ),
+        );
+    }
+    inet
+}
+
+/// Turn one procfs descriptor of `pid` into the neutral form, with peers from `peers_of`.
+fn describe_fd(
+    e: procfs::process::FDInfo,
+    pid: u32,
+    sockets: &Sockets,
+    peers_of: &impl Fn(u64, (u32, i32)) -> Vec<Peer>,
+) -> FdInfo {
+    let fd = e.fd;
+    let me = (pid, fd);
+    match e.target {
+        FDTarget::Path(p) => {
+            let (kind, target) = classify_path(&p);
+            FdInfo::new(fd, kind, target)
+        }
+        FDTarget::Pipe(ino) => FdInfo::new(fd, FdKind::Pipe, format!("pipe:[{ino}]"))
+            .with_id(ino)
+            .with_peers(peers_of(ino, me)),
+        FDTarget::Socket(ino) => describe_socket(fd, ino, sockets, |peer| peers_of(peer, me)),
+        FDTarget::AnonInode(name) => {
+            FdInfo::new(fd, FdKind::AnonInode, format!("anon_inode:{name}"))
+        }
+        FDTarget::MemFD(name) => FdInfo::new(fd, FdKind::Memfd, format!("memfd:{name}")),
+        FDTarget::Net(ino) => FdInfo::new(fd, FdKind::Other, format!("net:[{ino}]")).with_id(ino),
+        FDTarget::Other(kind, ino) => {
+            FdInfo::new(fd, FdKind::Other, format!("{kind}:[{ino}]")).with_id(ino)
+        }
+        FDTarget::Unknown(kind, text) => FdInfo::new(fd, FdKind::Other, format!("{kind}:{text}")),
+    }
+}
+
+/// Describe socket inode `ino` held as `fd`: a unix socket with its peers (from `peers_of`,
+/// given the peer's inode), a TCP/UDP socket, or a bare inode.
+fn describe_socket(
+    fd: i32,
+    ino: u64,
+    sockets: &Sockets,
+    peers_of: impl Fn(u64) -> Vec<Peer>,
+) -> FdInfo {
+    if let Some(u) = sockets.unix.get(&ino) {
+        let peers = match u.peer {
+            Some(peer) => peers_of(u64::from(peer)),
+            None => vec![],
+        };
+        let mut target = u.name.clone().unwrap_or_else(|| "(unnamed)".to_string());
+        if let Some(peer) = u.peer {
+            target = format!("{target} peer socket:[{peer}]");
+        }
+        FdInfo::new(fd, FdKind::UnixSocket, target)
+            .with_id(ino)
+            .with_state(Some(unix_state_label(u.state).to_string()))
+            .with_peers(peers)
+    } else if let Some((kind, text, state)) = sockets.inet.get(&ino) {
+        FdInfo::new(fd, *kind, text.clone())
+            .with_id(ino)
+            .with_state(state.clone())
+    } else {
+        let target = match &sockets.unix_note {
+            Some(note) => format!("socket:[{ino}] ({note})"),
+            None => format!("socket:[{ino}]"),
+        };
+        FdInfo::new(fd, FdKind::OtherSocket, target).with_id(ino)
+    }
+}
+
 impl Platform for Linux {
     fn pids(&self) -> anyhow::Result<Vec<u32>> {
         let dir = std::fs::read_dir(&self.root)
@@ -379,60 +529,7 @@ impl Platform for Linux {
             .map_err(|e| self.map_err(pid, e))?
             .flatten()
             .collect();
-        let has_sockets = entries
-            .iter()
-            .any(|e| matches!(e.target, FDTarget::Socket(_)));
-        // Socket tables are read once, only when there is a socket to describe.
-        let (unix, unix_note) = if has_sockets {
-            match sockdiag::unix_sockets() {
-                Ok(map) => (map, None),
-                Err(e) => (
-                    HashMap::new(),
-                    Some(format!("unix peers unknown: sock_diag failed: {e}")),
-                ),
-            }
-        } else {
-            (HashMap::new(), None)
-        };
-        // The inet tables cost milliseconds each to read; only when a socket is not a unix one.
-        let has_inet = entries
-            .iter()
-            .any(|e| matches!(e.target, FDTarget::Socket(ino) if !unix.contains_key(&ino)));
-        let mut inet: HashMap<u64, (FdKind, String, Option<String>)> = HashMap::new();
-        if has_inet {
-            for t in proc
-                .tcp()
-                .into_iter()
-                .flatten()
-                .chain(proc.tcp6().into_iter().flatten())
-            {
-                let text = format!("{} -> {}", t.local_address, t.remote_address);
-                inet.insert(
-                    t.inode,
-                    (
-                        FdKind::Tcp,
-                        text,
-                        Some(format!("{:?}", t.state).to_lowercase()),
-                    ),
-                );
-            }
-            for u in proc
-                .udp()
-                .into_iter()
-                .flatten()
-                .chain(proc.udp6().into_iter().flatten())
-            {
-                let text = format!("{} -> {}", u.local_address, u.remote_address);
-                inet.insert(
-                    u.inode,
-                    (
-                        FdKind::Udp,
-                        text,
-                        Some(format!("{:?}", u.state).to_lowercase()),
-                    ),
-                );
-            }
-        }
+        let sockets = Sockets::read(&proc, &entries);
         let holders = super::peer_search_set(self, pid, peers_among)
             .map(|set| self.holders(&set))
             .unwrap_or_default();
@@ -440,110 +537,7 @@ impl Platform for Linux {
             |id: u64, me: (u32, i32)| super::peers_of(&holders, id, me, |p| self.comm(p));
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
-            let me = (pid, e.fd);
-            let info = match e.target {
-                FDTarget::Path(p) => {
-                    let (kind, target) = classify_path(&p);
-                    FdInfo {
-                        fd: e.fd,
-                        kind,
-                        target,
-                        object_id: None,
-                        state: None,
-                        peers: vec![],
-                    }
-                }
-                FDTarget::Pipe(ino) => FdInfo {
-                    fd: e.fd,
-                    kind: FdKind::Pipe,
-                    target: format!("pipe:[{ino}]"),
-                    object_id: Some(ino),
-                    state: None,
-                    peers: peers_of(ino, me),
-                },
-                FDTarget::Socket(ino) => {
-                    if let Some(u) = unix.get(&ino) {
-                        let peers = match u.peer {
-                            Some(peer) => peers_of(u64::from(peer), me),
-                            None => vec![],
-                        };
-                        let mut target = u.name.clone().unwrap_or_else(|| "(unnamed)".to_string());
-                        if let Some(peer) = u.peer {
-                            target = format!("{target} peer socket:[{peer}]");
-                        }
-                        FdInfo {
-                            fd: e.fd,
-                            kind: FdKind::UnixSocket,
-                            target,
-                            object_id: Some(ino),
-                            state: Some(unix_state_label(u.state).to_string()),
-                            peers,
-                        }
-                    } else if let Some((kind, text, state)) = inet.get(&ino) {
-                        FdInfo {
-                            fd: e.fd,
-                            kind: *kind,
-                            target: text.clone(),
-                            object_id: Some(ino),
-                            state: state.clone(),
-                            peers: vec![],
-                        }
-                    } else {
-                        FdInfo {
-                            fd: e.fd,
-                            kind: FdKind::OtherSocket,
-                            target: match &unix_note {
-                                Some(note) => format!("socket:[{ino}] ({note})"),
-                                None => format!("socket:[{ino}]"),
-                            },
-                            object_id: Some(ino),
-                            state: None,
-                            peers: vec![],
-                        }
-                    }
-                }
-                FDTarget::AnonInode(name) => FdInfo {
-                    fd: e.fd,
-                    kind: FdKind::AnonInode,
-                    target: format!("anon_inode:{name}"),
-                    object_id: None,
-                    state: None,
-                    peers: vec![],
-                },
-                FDTarget::MemFD(name) => FdInfo {
-                    fd: e.fd,
-                    kind: FdKind::Memfd,
-                    target: format!("memfd:{name}"),
-                    object_id: None,
-                    state: None,
-                    peers: vec![],
-                },
-                FDTarget::Net(ino) => FdInfo {
-                    fd: e.fd,
-                    kind: FdKind::Other,
-                    target: format!("net:[{ino}]"),
-                    object_id: Some(ino),
-                    state: None,
-                    peers: vec![],
-                },
-                FDTarget::Other(kind, ino) => FdInfo {
-                    fd: e.fd,
-                    kind: FdKind::Other,
-                    target: format!("{kind}:[{ino}]"),
-                    object_id: Some(ino),
-                    state: None,
-                    peers: vec![],
-                },
-                FDTarget::Unknown(kind, text) => FdInfo {
-                    fd: e.fd,
-                    kind: FdKind::Other,
-                    target: format!("{kind}:{text}"),
-                    object_id: None,
-                    state: None,
-                    peers: vec![],
-                },
-            };
-            out.push(info);
+            out.push(describe_fd(e, pid, &sockets, &peers_of));
         }
         out.sort_by_key(|f| f.fd);
         Ok(out)
