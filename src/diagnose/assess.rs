@@ -59,6 +59,8 @@ pub struct Observation<'a> {
     pub now: DateTime<Utc>,
     /// The worker's heartbeat file (registry field `heartbeat`) and how long ago it was touched.
     pub heartbeat: Option<(String, Duration)>,
+    /// The worker's token progress over the window (registry field `progress`).
+    pub tokens: Option<&'a crate::model::TokenProgress>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -199,6 +201,7 @@ mod tests {
             parent: Some((4120, "python3".into())),
             now: Utc.with_ymd_and_hms(2026, 1, 6, 7, 2, 46).unwrap(),
             heartbeat: None,
+            tokens: None,
         }
     }
 

@@ -19,7 +19,9 @@ use crate::model::{
     CheckReport, LogSource, Orchestrator, RegistryState, SCHEMA_VERSION, Status, Verdict,
     WorkerReport,
 };
+use crate::model::{TokenProgress, TokenRecord};
 use crate::platform::Platform;
+use crate::progress;
 use crate::registry::{self, Loaded};
 use crate::sample::{readings_for, sample};
 
@@ -125,6 +127,7 @@ pub fn check_from(
     let found = discover(platform, &re, registry)?;
     let pids: Vec<u32> = found.workers.iter().map(|c| c.pid).collect();
     let window = opts.window.max(opts.leak_window.unwrap_or_default());
+    let before = progress_before(platform, registry, &found.workers);
     let series = sample(platform, &pids, window, readings_for(window));
     let now = platform.now();
     let registry_view = match registry {
@@ -141,7 +144,7 @@ pub fn check_from(
         now,
         thresholds: opts.thresholds(),
     };
-    let workers = round.workers(&found.workers, &series, &opts.pattern, &mut notes);
+    let workers = round.workers(&found.workers, &series, &before, &opts.pattern, &mut notes);
     // Without the registry, orphans cannot be told apart: the check is at best unknown.
     let start = if registry.is_some() {
         Status::Ok
@@ -329,15 +332,14 @@ impl Round<'_> {
         &self,
         found: &[discover::Candidate],
         series: &[crate::sample::Series],
+        before: &[Option<TokenRecord>],
         pattern: &str,
         notes: &mut Vec<String>,
     ) -> Vec<WorkerReport> {
         // Open requests of the log that some worker's share accounts for, by (file, line).
         let mut attributed = std::collections::HashSet::new();
-        let workers: Vec<WorkerReport> = found
-            .iter()
-            .zip(series)
-            .map(|(cand, s)| self.worker(cand, s, &mut attributed))
+        let workers: Vec<WorkerReport> = (found.iter().zip(series).zip(before))
+            .map(|((cand, s), b)| self.worker(cand, s, b.as_ref(), &mut attributed))
             .collect();
         if workers.is_empty() {
             notes.push(format!(
@@ -364,6 +366,7 @@ impl Round<'_> {
         &self,
         cand: &discover::Candidate,
         s: &crate::sample::Series,
+        before: Option<&TokenRecord>,
         attributed: &mut std::collections::HashSet<(usize, u64)>,
     ) -> WorkerReport {
         let entry = cand.registered.as_ref();
@@ -385,6 +388,7 @@ impl Round<'_> {
             .map(|p| (p.pid, p.name));
         let mut worker_notes = Vec::new();
         let beat = self.heartbeat(entry, last, &mut worker_notes);
+        let progress = self.tokens(entry, last, before, &mut worker_notes);
         let assessment: Assessment = assess(
             &Observation {
                 series: s,
@@ -395,6 +399,7 @@ impl Round<'_> {
                 parent,
                 now: self.now,
                 heartbeat: beat,
+                tokens: progress.as_ref(),
             },
             &self.thresholds,
         );
@@ -434,6 +439,7 @@ impl Round<'_> {
             in_flight_known: worker_log.as_ref().is_some_and(|l| l.proves_in_flight),
             in_flight: worker_log.map(|l| l.in_flight).unwrap_or_default(),
             ipc,
+            progress,
         }
     }
 
@@ -462,6 +468,29 @@ impl Round<'_> {
         })
     }
 
+    /// The worker's token progress over the window: its record read now, against the reading
+    /// taken before the window (`before`) for the rate.
+    fn tokens(
+        &self,
+        entry: Option<&crate::model::RegistryEntry>,
+        last: Option<&crate::model::ProcessInfo>,
+        before: Option<&TokenRecord>,
+        notes: &mut Vec<String>,
+    ) -> Option<TokenProgress> {
+        let (e, r) = entry.zip(self.registry)?;
+        let p = last?;
+        let path = r
+            .worker_file(e, "progress", Some(p.uid))
+            .unwrap_or_else(|why| {
+                notes.push(why);
+                None
+            })?;
+        let record = progress::read(&path, p.pid, Some(p.start_time))
+            .map_err(|why| notes.push(format!("{why}; token progress unknown")))
+            .ok()?;
+        Some(token_progress(&path, record, before, self.now))
+    }
+
     /// The worker's faulthandler dump file, when the registry names one it may read.
     fn faulthandler(
         &self,
@@ -475,5 +504,49 @@ impl Round<'_> {
                 notes.push(why);
                 None
             })
+    }
+}
+
+/// The progress record of each registered worker whose entry names one, read before the
+/// window (the rate is taken over the window); `None` for the others.
+fn progress_before(
+    platform: &dyn Platform,
+    registry: Option<&registry::Registry>,
+    found: &[discover::Candidate],
+) -> Vec<Option<TokenRecord>> {
+    found
+        .iter()
+        .map(|c| {
+            let (e, r) = c.registered.as_ref().zip(registry)?;
+            e.extra_path("progress")?;
+            let p = platform.process(c.pid).ok()?;
+            let path = r.worker_file(e, "progress", Some(p.uid)).ok()??;
+            progress::read(&path, c.pid, Some(p.start_time)).ok()
+        })
+        .collect()
+}
+
+/// A record read at the end of the window, with the window's tokens and rate against the
+/// reading before it (the same record: same process, same creation).
+fn token_progress(
+    path: &std::path::Path,
+    record: TokenRecord,
+    before: Option<&TokenRecord>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> TokenProgress {
+    let before = before.filter(|b| b.created == record.created && b.tokens <= record.tokens);
+    let window_tokens = before.map(|b| record.tokens - b.tokens);
+    let secs = before.map(|b| (record.read_at - b.read_at).as_seconds_f64());
+    let tokens_per_sec = window_tokens
+        .zip(secs)
+        .filter(|(_, s)| *s > 0.0)
+        .map(|(n, s)| n as f64 / s);
+    let last = record.last_progress.max(record.generating_since);
+    TokenProgress {
+        source: path.display().to_string(),
+        secs_since_progress: last.map(|t| (now - t).as_seconds_f64().max(0.0)),
+        record,
+        window_tokens,
+        tokens_per_sec,
     }
 }

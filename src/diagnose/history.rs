@@ -33,6 +33,8 @@ pub struct Point {
     pub memory_bytes: Option<u64>,
     /// Whether a request was in flight; `None` when no log was read.
     pub in_flight: Option<bool>,
+    /// Tokens the worker had generated (its progress record); `None` without one.
+    pub tokens: Option<u64>,
 }
 
 /// What a series of observations of one process says.
@@ -76,7 +78,10 @@ pub fn judge(
     let mut frozen = 0;
     for w in points.windows(2).rev() {
         let same_cpu = w[0].cpu_ns.is_some() && w[0].cpu_ns == w[1].cpu_ns;
-        if same_cpu && w[0].in_flight == Some(true) && w[1].in_flight == Some(true) {
+        // Tokens that came are progress, whatever the CPU time says.
+        let tokens_came = matches!((w[0].tokens, w[1].tokens), (Some(a), Some(b)) if b > a);
+        if same_cpu && !tokens_came && w[0].in_flight == Some(true) && w[1].in_flight == Some(true)
+        {
             frozen = if frozen == 0 { 2 } else { frozen + 1 };
         } else {
             break;
@@ -166,6 +171,7 @@ pub fn analyze(snaps: &[Snapshot], rule: &leak::Rule) -> Vec<WorkerHistory> {
                 cpu_ns: s.process.as_ref().map(|p| p.cpu_ns()),
                 memory_bytes: memory(s),
                 in_flight: in_flight(s),
+                tokens: s.worker.progress.as_ref().map(|p| p.record.tokens),
             })
             .collect();
         let judged = judge(&points, metric, rule, Duration::ZERO, "snapshots");
@@ -242,6 +248,7 @@ mod tests {
             cpu_ns: Some(cpu),
             memory_bytes: Some(mem),
             in_flight: Some(in_flight),
+            tokens: None,
         }
     }
 

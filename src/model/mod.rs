@@ -1,7 +1,7 @@
 //! The product's nouns, in one layer every other layer may use and that uses none of them.
 //!
 //! Readings of processes ([`process`]), verdicts and their evidence ([`verdict`]), requests
-//! from a server log ([`request`]), registry entries ([`registry`]), stacks ([`stacks`]), the
+//! from a server log ([`request`]), a worker's token progress ([`progress`]), registry entries ([`registry`]), stacks ([`stacks`]), the
 //! check report ([`report`]) and the snapshot record ([`snapshot`]). Collectors fill them, the
 //! diagnosis judges them, renderers print them; nothing here imports anything but the model
 //! and the leaf helpers (`fmt`, `error`).
@@ -11,6 +11,7 @@ pub mod leak;
 pub mod logs;
 pub mod pressure;
 pub mod process;
+pub mod progress;
 pub mod registry;
 pub mod report;
 pub mod request;
@@ -24,6 +25,7 @@ pub use incident::Incident;
 pub use logs::*;
 pub use pressure::pressure_level;
 pub use process::*;
+pub use progress::*;
 pub use registry::*;
 pub use report::*;
 pub use request::*;

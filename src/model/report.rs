@@ -84,6 +84,9 @@ pub struct WorkerReport {
     #[serde(default)]
     pub in_flight_known: bool,
     pub ipc: Option<IpcSummary>,
+    /// The worker's token progress record over the window, when its registry entry names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<crate::model::TokenProgress>,
 }
 
 impl CheckReport {

@@ -102,6 +102,8 @@ pub enum Activity {
     Idle,
     /// No progress while a request is in flight (not yet past `--hung-after`).
     Stalled,
+    /// CPU busy while the worker's tokens are frozen with a generation in flight.
+    Spinning,
     /// The process is not there to be active.
     Gone,
 }
@@ -112,6 +114,7 @@ impl Activity {
             Activity::Working => "working",
             Activity::Idle => "idle",
             Activity::Stalled => "stalled",
+            Activity::Spinning => "spinning",
             Activity::Gone => "gone",
         }
     }

@@ -29,11 +29,17 @@ fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
 /// The check report as a table of workers, each worker's findings and notes, and the summary.
 pub fn check(r: &CheckReport, st: &Style, out: &mut dyn Write) -> std::io::Result<()> {
     if !r.workers.is_empty() {
-        let mut t = st.table(&[
+        // TOK/S only when some worker keeps a token progress record.
+        let tokens = r.workers.iter().any(|w| w.progress.is_some());
+        let mut header = vec![
             "PID", "NAME", "S", "%CPU", "RSS", "VSZ", "ELAPSED", "THR", "VERDICT", "ACTIVITY",
-        ]);
+        ];
+        if tokens {
+            header.push("TOK/S");
+        }
+        let mut t = st.table(&header);
         for w in &r.workers {
-            t.add_row(vec![
+            let mut row = vec![
                 comfy_table::Cell::new(w.pid),
                 comfy_table::Cell::new(sanitize(&w.name)),
                 comfy_table::Cell::new(opt(w.state, |c| c.to_string())),
@@ -46,7 +52,12 @@ pub fn check(r: &CheckReport, st: &Style, out: &mut dyn Write) -> std::io::Resul
                 comfy_table::Cell::new(opt(w.threads, |n| n.to_string())),
                 st.verdict_cell(w.verdict),
                 comfy_table::Cell::new(w.activity.label()),
-            ]);
+            ];
+            if tokens {
+                let rate = w.progress.as_ref().and_then(|p| p.tokens_per_sec);
+                row.push(comfy_table::Cell::new(opt(rate, |r| format!("{r:.1}"))));
+            }
+            t.add_row(row);
         }
         writeln!(out, "{t}")?;
         writeln!(out)?;

@@ -184,6 +184,18 @@ fn progress_families(
                 None => (w.activity == crate::model::Activity::Working).then_some(0.0),
             }),
         },
+        Family {
+            name: "mlsdiag_worker_tokens_total",
+            help: "Tokens the worker generated, by its token progress record (the mlsdiag Python module).",
+            kind: "counter",
+            samples: per_worker(r, &|w| w.progress.as_ref().map(|p| p.record.tokens as f64)),
+        },
+        Family {
+            name: "mlsdiag_worker_tokens_per_second",
+            help: "Tokens per second over the check's window, by the worker's token progress record.",
+            kind: "gauge",
+            samples: per_worker(r, &|w| w.progress.as_ref().and_then(|p| p.tokens_per_sec)),
+        },
     ]
 }
 

@@ -12,9 +12,8 @@ fn layer(module: &str) -> Option<(u8, &'static str)> {
     Some(match module {
         "error" | "fmt" | "input" | "output" => (0, "leaf"),
         "model" => (1, "model"),
-        "platform" | "sample" | "discover" | "registry" | "logs" | "stacks" | "store" => {
-            (2, "collect")
-        }
+        "platform" | "sample" | "discover" | "registry" | "logs" | "stacks" | "store"
+        | "progress" => (2, "collect"),
         "diagnose" => (3, "diagnose"),
         "render" => (3, "render"),
         "snapshot" | "repro" | "sim" | "metrics" | "fleet" | "actions" | "watch" => (4, "services"),

@@ -15,6 +15,8 @@ mod logs;
 mod memory;
 #[cfg(feature = "mlx")]
 mod mlx_lm_server;
+#[cfg(feature = "mlx")]
+mod progress;
 mod recording;
 mod registry;
 mod render;

@@ -11,7 +11,7 @@ use super::Judging;
 use crate::diagnose::assess::{Observation, Thresholds};
 use crate::fmt::{duration, local_time as ts};
 use crate::logs::WorkerLog;
-use crate::model::{Activity, Finding, InFlight, ProcessInfo, Verdict};
+use crate::model::{Activity, Finding, InFlight, ProcessInfo, TokenProgress, Verdict};
 
 /// The activity over the window, and the CPU% it was judged on; a hang finding when proven.
 pub fn judge(
@@ -21,15 +21,26 @@ pub fn judge(
     who: &str,
     j: &mut Judging,
 ) -> (Activity, Option<f64>) {
-    let p = Progress::read(o, th, last);
     // Only requests that started while this process was alive, and that nothing later
     // superseded, are evidence of work in flight (see `logs::analysis`).
     let in_flight: &[InFlight] = o
         .log
         .filter(|l| l.proves_in_flight)
         .map_or(&[], |l| &l.in_flight);
+    let p = Progress::read(o, th, last, in_flight.first());
+    if let Some(t) = o.tokens {
+        if let Some(activity) = tokens(t, &p, th, last, j) {
+            if let Some(l) = o.log {
+                j.notes.extend(log_context_notes(l, who, last, o.now, th));
+            }
+            return (activity, p.cpu_percent);
+        }
+    }
     if let Some(l) = o.log {
         j.notes.extend(log_context_notes(l, who, last, o.now, th));
+    }
+    if let Some(note) = &p.log_progress {
+        j.notes.push(note.clone());
     }
     let activity = if p.made {
         Activity::Working
@@ -69,22 +80,45 @@ struct Progress {
     cpu_percent: Option<f64>,
     /// Whether the worker's heartbeat was touched within --hung-after (None: it has none).
     heartbeat_fresh: Option<bool>,
-    /// A thread ran, CPU advanced past the threshold, or the heartbeat is fresh.
+    /// A thread ran, CPU advanced past the threshold, the heartbeat is fresh, or the log
+    /// shows progress of this process within --hung-after.
     made: bool,
+    /// Whether CPU time advanced past the threshold, or a thread ran.
+    cpu_busy: bool,
+    /// The log's recent progress for this process, in words, when it counts.
+    log_progress: Option<String>,
     /// How far CPU time advanced, in words.
     cpu_fact: String,
 }
 
 impl Progress {
-    fn read(o: &Observation, th: &Thresholds, last: &ProcessInfo) -> Progress {
+    fn read(
+        o: &Observation,
+        th: &Thresholds,
+        last: &ProcessInfo,
+        oldest: Option<&InFlight>,
+    ) -> Progress {
         let cpu_percent = o.series.cpu_percent();
         let running = o.series.max_running() > 0 || last.state == 'R';
         let span = o.series.span_secs();
         // A heartbeat touched per decode step is the worker's own word on progress.
         let heartbeat_fresh = o.heartbeat.as_ref().map(|(_, age)| *age < th.hung_after);
-        let made = running
-            || cpu_percent.is_some_and(|c| c > th.progress_cpu_percent)
-            || heartbeat_fresh == Some(true);
+        let cpu_busy = running || cpu_percent.is_some_and(|c| c > th.progress_cpu_percent);
+        // A progress line (a prefill chunk, a generated segment), an end or a failure the log
+        // shows for this very process, since its oldest request in flight started and within
+        // --hung-after, is progress whatever the CPU does.
+        let log_progress = (o.log.and_then(|l| l.last_progress))
+            .filter(|t| oldest.is_some_and(|r| *t >= r.started && *t >= last.start_time))
+            .map(|t| (t, (o.now - t).to_std().unwrap_or_default()))
+            .filter(|(_, age)| *age < th.hung_after)
+            .map(|(t, age)| {
+                format!(
+                    "the log shows progress {} ago ({}): working",
+                    duration(age),
+                    ts(t)
+                )
+            });
+        let made = cpu_busy || heartbeat_fresh == Some(true) || log_progress.is_some();
         let cpu_fact = match (o.series.cpu_delta_ns(), cpu_percent) {
             (Some(d), Some(pct)) => format!(
                 "CPU time advanced {} ms over {span:.1} s ({pct:.1}%)",
@@ -96,9 +130,85 @@ impl Progress {
             cpu_percent,
             heartbeat_fresh,
             made,
+            cpu_busy,
+            log_progress,
             cpu_fact,
         }
     }
+}
+
+/// The worker's token record, read first: during a generation, tokens (or prefill chunks)
+/// within --hung-after are work whatever the CPU does, and none for --hung-after is a hang even
+/// at 100% CPU. Returns the activity when the record decides it (a generation is in progress).
+fn tokens(
+    t: &TokenProgress,
+    p: &Progress,
+    th: &Thresholds,
+    last: &ProcessInfo,
+    j: &mut Judging,
+) -> Option<Activity> {
+    let rate = match (t.window_tokens, t.tokens_per_sec) {
+        (Some(n), Some(r)) => format!("{n} tokens over the window ({r:.1} tok/s)"),
+        _ => "one reading of the token record".to_string(),
+    };
+    let Some(since) = t.record.generating_since else {
+        j.notes.push(format!(
+            "token record {}: not generating ({} generations finished, {} tokens in all)",
+            t.source, t.record.generations, t.record.tokens
+        ));
+        return None;
+    };
+    let what = match &t.record.request {
+        Some(id) => format!("generation of request {id}"),
+        None => "a generation".to_string(),
+    };
+    let quiet = std::time::Duration::from_secs_f64(t.secs_since_progress.unwrap_or(0.0));
+    let prefill = t
+        .record
+        .prompt
+        .map(|[d, n]| format!(", prefill {d}/{n}"))
+        .unwrap_or_default();
+    if quiet < th.hung_after {
+        j.notes.push(format!(
+            "tokens advancing: {what} in progress since {}, {} tokens so far{prefill}, last progress {} ago; {rate}",
+            ts(since),
+            t.record.request_tokens,
+            duration(quiet)
+        ));
+        j.notes.insert(0, p.cpu_fact.clone());
+        return Some(Activity::Working);
+    }
+    let mut ev = vec![
+        format!(
+            "{what} in progress since {}, no token or prefill progress for {} (over --hung-after {}); token record {}",
+            ts(since),
+            duration(quiet),
+            duration(th.hung_after),
+            t.source
+        ),
+        format!(
+            "{} tokens in this generation{prefill}; {rate}",
+            t.record.request_tokens
+        ),
+    ];
+    let activity = if p.cpu_busy {
+        ev.push(format!(
+            "{}: the CPU is busy while no token comes (spinning)",
+            p.cpu_fact
+        ));
+        Activity::Spinning
+    } else {
+        ev.push(format!(
+            "{}; no thread running: {} threads, process state {}",
+            p.cpu_fact, last.threads, last.state
+        ));
+        Activity::Stalled
+    };
+    j.findings.push(Finding {
+        verdict: Verdict::Hung,
+        evidence: ev,
+    });
+    Some(activity)
 }
 
 /// A stale heartbeat while a request is in flight is a hang; a fresh one is noted.
