@@ -28,13 +28,11 @@ pub fn judge(
         .filter(|l| l.proves_in_flight)
         .map_or(&[], |l| &l.in_flight);
     let p = Progress::read(o, th, last, in_flight.first());
-    if let Some(t) = o.tokens {
-        if let Some(activity) = tokens(t, &p, th, last, j) {
-            if let Some(l) = o.log {
-                j.notes.extend(log_context_notes(l, who, last, o.now, th));
-            }
-            return (activity, p.cpu_percent);
+    if let Some(activity) = o.tokens.and_then(|t| tokens(t, &p, th, last, j)) {
+        if let Some(l) = o.log {
+            j.notes.extend(log_context_notes(l, who, last, o.now, th));
         }
+        return (activity, p.cpu_percent);
     }
     if let Some(l) = o.log {
         j.notes.extend(log_context_notes(l, who, last, o.now, th));
