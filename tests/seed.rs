@@ -103,6 +103,7 @@ fn the_seed_incident_is_diagnosed_hung() {
             parent: Some((4120, "python3.12".into())),
             now: parse_timestamp("2026-01-06 07:02:46,000").unwrap(),
             heartbeat: None,
+            tokens: None,
         },
         &Thresholds::default(),
     );
