@@ -231,6 +231,113 @@ mod tests {
         assert!(ev.contains("orchestrator timed out"), "{ev}");
     }
 
+    /// A progress record as the check saw it: generating since `since`, last progress
+    /// `quiet_secs` before the observation's `now`.
+    fn tokens(quiet_secs: i64, window_tokens: u64) -> crate::model::TokenProgress {
+        let now = Utc.with_ymd_and_hms(2026, 1, 6, 7, 2, 46).unwrap();
+        let since = Utc.with_ymd_and_hms(2026, 1, 5, 23, 13, 25).unwrap();
+        let last = now - chrono::Duration::seconds(quiet_secs);
+        crate::model::TokenProgress {
+            source: "/tmp/mlx-server/progress-49387".into(),
+            record: crate::model::TokenRecord {
+                pid: 49387,
+                created: since,
+                tokens: 900,
+                last_token: Some(last),
+                generating_since: Some(since),
+                request_tokens: 120,
+                prompt: Some([8192, 8192]),
+                last_progress: Some(last),
+                generations: 318,
+                request: Some("req-319".into()),
+                read_at: now,
+            },
+            window_tokens: Some(window_tokens),
+            tokens_per_sec: Some(window_tokens as f64 / 2.0),
+            secs_since_progress: Some(quiet_secs as f64),
+        }
+    }
+
+    #[test]
+    fn tokens_coming_at_zero_cpu_are_work_and_frozen_tokens_at_full_cpu_a_hang() {
+        let re = Regex::new("mlx-server-v3").unwrap();
+        let e = entry(49387);
+        let log = seed_log();
+        // GPU-bound: the CPU idle, the seed's request 8 h old, but tokens still coming.
+        let idle = series(
+            (0..10)
+                .map(|_| proc(49387, 302_300, 8190, 'S', 0))
+                .collect(),
+        );
+        let fresh = tokens(1, 12);
+        let mut o = observe(&idle, Some(&e), Some(&log), &re);
+        o.tokens = Some(&fresh);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(
+            (a.verdict, a.activity),
+            (Verdict::Healthy, Activity::Working)
+        );
+        assert!(
+            a.notes.iter().any(|n| n.contains("tokens advancing")),
+            "{a:#?}"
+        );
+        // A hot spin: every thread running, CPU at 100 %, no token for 10 minutes.
+        let hot = series(
+            (0..10)
+                .map(|i| proc(49387, 302_300 + i * 200, 8190, 'R', 1))
+                .collect(),
+        );
+        let frozen = tokens(600, 0);
+        let mut o = observe(&hot, Some(&e), Some(&log), &re);
+        o.tokens = Some(&frozen);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!((a.verdict, a.activity), (Verdict::Hung, Activity::Spinning));
+        let ev = a.findings[0].evidence.join("\n");
+        assert!(ev.contains("generation of request req-319"), "{ev}");
+        assert!(ev.contains("no token or prefill progress for 10m"), "{ev}");
+        assert!(ev.contains("spinning"), "{ev}");
+    }
+
+    #[test]
+    fn a_progress_line_in_the_log_is_work_at_zero_cpu() {
+        let re = Regex::new("mlx-server-v3").unwrap();
+        let mut a = Analyzer::new(&[], Duration::from_secs(300), false);
+        let mut ctx = ParseCtx::default();
+        for l in [
+            "2026-01-06T06:50:00Z Chat completion request: worker=mlx-server-v3-1 id=req-400 prompt_chars=100000",
+            "2026-01-06T07:02:10Z Prompt processing progress: 14336/25000 worker=mlx-server-v3-1 id=req-400",
+        ] {
+            let Parsed::Event(ev) = Format::Mls.parse(l.as_bytes(), &mut ctx) else {
+                panic!("{l}")
+            };
+            a.add(&ev);
+        }
+        let log = a
+            .finish()
+            .for_worker(Some("mlx-server-v3-1"), 49387, true, None);
+        let idle = series(
+            (0..10)
+                .map(|_| proc(49387, 302_300, 8190, 'S', 0))
+                .collect(),
+        );
+        let e = entry(49387);
+        let a = assess(
+            &observe(&idle, Some(&e), Some(&log), &re),
+            &Thresholds::default(),
+        );
+        assert_eq!(
+            (a.verdict, a.activity),
+            (Verdict::Healthy, Activity::Working),
+            "{a:#?}"
+        );
+        assert!(
+            a.notes
+                .iter()
+                .any(|n| n.contains("the log shows progress 36s ago")),
+            "{a:#?}"
+        );
+    }
+
     #[test]
     fn an_old_request_with_cpu_progress_is_working_not_hung() {
         let re = Regex::new("mlx-server-v3").unwrap();

@@ -31,7 +31,8 @@ pub enum Parsed {
 pub enum Format {
     /// MLS orchestrator lines: `Chat completion request:` / `Chat completion:` /
     /// `Chat completion failed:` / `Worker timeout after Ns` / `Worker spawned` /
-    /// `Worker exited`.
+    /// `Worker exited`, and `Prompt processing progress: a/b` (prefill progress, with the
+    /// worker's `worker=`/`pid=` fields).
     Mls,
     /// `mlx_lm.server`: HTTP access lines (a request starts), `Prompt processing progress: a/b`
     /// and DEBUG token lines (progress), DEBUG `Outgoing Response:` (an end), `ERROR` lines.
@@ -42,6 +43,13 @@ pub enum Format {
 
 // `Worker ` covers `Worker timeout after`, `Worker spawned` and `Worker exited` in one pass.
 const MLS_NEEDLES: &[&[u8]] = &[b"Chat completion", b"Worker "];
+// What an MLS log is scanned for: its own lines, and the prefill progress lines its workers
+// forward (`Prompt processing progress: a/b worker=… id=…`).
+const MLS_SCAN: &[&[u8]] = &[
+    b"Chat completion",
+    b"Worker ",
+    b"Prompt processing progress: ",
+];
 const MLX_NEEDLES: &[&[u8]] = &[
     b"Prompt processing progress: ",
     b"\"POST /v1/",
@@ -71,7 +79,7 @@ impl Format {
     /// Literal substrings; a line containing none of them is not an event. Empty: every line.
     pub fn needles(&self) -> Vec<Vec<u8>> {
         match self {
-            Format::Mls => MLS_NEEDLES.iter().map(|n| n.to_vec()).collect(),
+            Format::Mls => MLS_SCAN.iter().map(|n| n.to_vec()).collect(),
             Format::MlxLm => MLX_NEEDLES.iter().map(|n| n.to_vec()).collect(),
             Format::Custom(c) => c.prefilter.iter().map(|n| n.as_bytes().to_vec()).collect(),
         }
@@ -296,6 +304,8 @@ fn parse_mls(line: &[u8], ctx: &mut ParseCtx, out: &mut Vec<Event>) -> Parsed {
         } else {
             return Parsed::Skip;
         }
+    } else if let Some(p) = PROGRESS.find(line) {
+        return mls_progress(line, p, ctx, out);
     } else if let Some(p) = WORKER.find(line) {
         let after = &line[p + b"Worker ".len()..];
         if let Some(r) = after.strip_prefix(b"timeout after") {
@@ -382,6 +392,32 @@ fn access_time(line: &[u8], clock: &mut Clock) -> Option<chrono::DateTime<chrono
         text(&b[12..20])
     );
     clock.leading(iso.as_bytes()).map(|(t, _)| t)
+}
+
+/// An MLS `Prompt processing progress: a/b` line (found at `p`): prefill progress of the
+/// worker its fields name.
+fn mls_progress(line: &[u8], p: usize, ctx: &mut ParseCtx, out: &mut Vec<Event>) -> Parsed {
+    let Some((time, _)) = ctx.clock.leading(&line[..p]) else {
+        return Parsed::Bad("progress line without a leading timestamp");
+    };
+    let rest = &line[p + b"Prompt processing progress: ".len()..];
+    let counts = leading_number(rest).and_then(|(done, r)| {
+        let (total, r) = r.strip_prefix(b"/").and_then(leading_number)?;
+        Some((done, total, r))
+    });
+    let Some((done, total, fields)) = counts else {
+        return Parsed::Bad("progress line without a/b");
+    };
+    let mut ev = Event {
+        time,
+        kind: EventKind::Progress,
+        tokens: num(done),
+        prompt_tokens: num(total),
+        ..Event::default()
+    };
+    apply_fields(&mut ev, fields, ctx);
+    out.push(ev);
+    Parsed::Event(Event::default())
 }
 
 /// Parse an mlx_lm.server line: a prompt-progress, access, DEBUG or ERROR line.
