@@ -37,6 +37,7 @@ pub fn run(args: &WatchArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
                 publish(args, &latest, &text);
             }
             Err(e) => {
+                let took = started.elapsed();
                 eprintln!(
                     "{} mlsdiag watch: round {round} failed: {e:#}",
                     chrono::Local::now().format("%Y-%m-%d %H:%M:%S")
