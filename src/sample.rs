@@ -118,6 +118,7 @@ pub fn threads(
 ) -> Result<ThreadsReport, InspectError> {
     let p = platform.process(pid)?;
     let before = platform.threads(pid)?;
+    let gpu_before = platform.gpu(&[pid], None);
     let started = std::time::Instant::now();
     let after = if window.is_zero() {
         before.clone()
@@ -125,6 +126,10 @@ pub fn threads(
         std::thread::sleep(window);
         platform.threads(pid)?
     };
+    let gpu = gpu_before.and_then(|b| {
+        let a = platform.gpu(&[pid], b.at)?;
+        crate::model::GpuUsage::between(&b, &a, pid)
+    });
     let span = started.elapsed().as_secs_f64();
     let prev: BTreeMap<u64, u64> = before.iter().map(|t| (t.tid, t.cpu_ns())).collect();
     let mut states = BTreeMap::new();
@@ -158,5 +163,6 @@ pub fn threads(
         states,
         all_blocked,
         groups,
+        gpu,
     })
 }

@@ -104,6 +104,7 @@ fn the_seed_incident_is_diagnosed_hung() {
             now: parse_timestamp("2026-01-06 07:02:46,000").unwrap(),
             heartbeat: None,
             tokens: None,
+            gpu: None,
         },
         &Thresholds::default(),
     );

@@ -43,11 +43,7 @@ pub fn run(args: &WatchArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
                     chrono::Local::now().format("%Y-%m-%d %H:%M:%S")
                 );
                 status = Status::Unknown;
-                publish(
-                    args,
-                    &latest,
-                    &prometheus::render(None, started.elapsed(), None),
-                );
+                publish(args, &latest, &prometheus::render(None, took, None));
             }
         }
         out.flush()?;

@@ -61,6 +61,8 @@ pub struct Observation<'a> {
     pub heartbeat: Option<(String, Duration)>,
     /// The worker's token progress over the window (registry field `progress`).
     pub tokens: Option<&'a crate::model::TokenProgress>,
+    /// The worker's GPU use over the window (NVML, IORegistry).
+    pub gpu: Option<&'a crate::model::GpuUsage>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -202,6 +204,7 @@ mod tests {
             now: Utc.with_ymd_and_hms(2026, 1, 6, 7, 2, 46).unwrap(),
             heartbeat: None,
             tokens: None,
+            gpu: None,
         }
     }
 
@@ -296,6 +299,44 @@ mod tests {
         assert!(ev.contains("generation of request req-319"), "{ev}");
         assert!(ev.contains("no token or prefill progress for 10m"), "{ev}");
         assert!(ev.contains("spinning"), "{ev}");
+    }
+
+    #[test]
+    fn a_busy_gpu_is_work_at_zero_cpu_and_with_frozen_tokens_a_gpu_spin() {
+        let re = Regex::new("mlx-server-v3").unwrap();
+        let e = entry(49387);
+        let log = seed_log();
+        let idle = series(
+            (0..10)
+                .map(|_| proc(49387, 302_300, 8190, 'S', 0))
+                .collect(),
+        );
+        let gpu = crate::model::GpuUsage {
+            source: "nvml".into(),
+            busy_percent: Some(99.0),
+            gpu_seconds: None,
+            memory_bytes: Some(6 << 30),
+        };
+        // No token record: the seed's old request, the CPU asleep, the GPU busy: GPU-bound.
+        let mut o = observe(&idle, Some(&e), Some(&log), &re);
+        o.gpu = Some(&gpu);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(
+            (a.verdict, a.activity),
+            (Verdict::Healthy, Activity::Working)
+        );
+        assert!(
+            a.notes.iter().any(|n| n.contains("GPU-bound work")),
+            "{a:#?}"
+        );
+        // Tokens frozen for 10 minutes while the GPU stays busy: a GPU spin.
+        let frozen = tokens(600, 0);
+        o.tokens = Some(&frozen);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!((a.verdict, a.activity), (Verdict::Hung, Activity::Spinning));
+        let ev = a.findings[0].evidence.join("\n");
+        assert!(ev.contains("GPU 99% busy over the window (nvml)"), "{ev}");
+        assert!(ev.contains("the GPU spins"), "{ev}");
     }
 
     #[test]

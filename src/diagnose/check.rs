@@ -19,7 +19,7 @@ use crate::model::{
     CheckReport, LogSource, Orchestrator, RegistryState, SCHEMA_VERSION, Status, Verdict,
     WorkerReport,
 };
-use crate::model::{TokenProgress, TokenRecord};
+use crate::model::{GpuReading, GpuSource, GpuUsage, TokenProgress, TokenRecord};
 use crate::platform::Platform;
 use crate::progress;
 use crate::registry::{self, Loaded};
@@ -128,7 +128,12 @@ pub fn check_from(
     let pids: Vec<u32> = found.workers.iter().map(|c| c.pid).collect();
     let window = opts.window.max(opts.leak_window.unwrap_or_default());
     let before = progress_before(platform, registry, &found.workers);
+    let gpu_before = platform.gpu(&pids, None);
     let series = sample(platform, &pids, window, readings_for(window));
+    let gpu = gpu_before.map(|b| {
+        let after = platform.gpu(&pids, b.at);
+        (b, after.unwrap_or_default())
+    });
     let now = platform.now();
     let registry_view = match registry {
         Some(_) => RegistryView::Loaded { path: &reg_path },
@@ -143,6 +148,7 @@ pub fn check_from(
         only_worker: pids.len() == 1,
         now,
         thresholds: opts.thresholds(),
+        gpu: gpu.as_ref(),
     };
     let workers = round.workers(&found.workers, &series, &before, &opts.pattern, &mut notes);
     // Without the registry, orphans cannot be told apart: the check is at best unknown.
@@ -185,6 +191,10 @@ pub fn check_from(
         summary,
         notes,
         untrusted,
+        gpu: gpu.map(|(_, a)| GpuSource {
+            source: a.source.to_string(),
+            error: a.unavailable.clone(),
+        }),
     };
     if let Some(dir) = &opts.history {
         crate::diagnose::history::fold_into(&mut report, dir, &opts.leak)?;
@@ -321,6 +331,8 @@ struct Round<'a> {
     registry: Option<&'a registry::Registry>,
     registry_view: RegistryView<'a>,
     log: Option<&'a logs::Analysis>,
+    /// GPU readings at the window's start and end, where the platform has a GPU source.
+    gpu: Option<&'a (GpuReading, GpuReading)>,
     only_worker: bool,
     now: chrono::DateTime<chrono::Utc>,
     thresholds: super::assess::Thresholds,
@@ -389,6 +401,7 @@ impl Round<'_> {
         let mut worker_notes = Vec::new();
         let beat = self.heartbeat(entry, last, &mut worker_notes);
         let progress = self.tokens(entry, last, before, &mut worker_notes);
+        let gpu = (self.gpu).and_then(|(b, a)| GpuUsage::between(b, a, cand.pid));
         let assessment: Assessment = assess(
             &Observation {
                 series: s,
@@ -400,6 +413,7 @@ impl Round<'_> {
                 now: self.now,
                 heartbeat: beat,
                 tokens: progress.as_ref(),
+                gpu: gpu.as_ref(),
             },
             &self.thresholds,
         );
@@ -440,6 +454,7 @@ impl Round<'_> {
             in_flight: worker_log.map(|l| l.in_flight).unwrap_or_default(),
             ipc,
             progress,
+            gpu,
         }
     }
 

@@ -6,6 +6,7 @@
 //! diagnosis judges them, renderers print them; nothing here imports anything but the model
 //! and the leaf helpers (`fmt`, `error`).
 
+pub mod gpu;
 pub mod incident;
 pub mod leak;
 pub mod logs;
@@ -21,6 +22,7 @@ pub mod verdict;
 pub mod views;
 pub mod waits;
 
+pub use gpu::*;
 pub use incident::Incident;
 pub use logs::*;
 pub use pressure::pressure_level;

@@ -31,6 +31,9 @@ pub struct CheckReport {
     /// others; see `input::trust`), each with why. Their findings are shown; `watch` does not
     /// act on them.
     pub untrusted: Vec<String>,
+    /// The GPU source asked (NVML, the IORegistry) and, when it could not be read, why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<crate::model::GpuSource>,
 }
 
 #[derive(Debug, Serialize)]
@@ -87,6 +90,9 @@ pub struct WorkerReport {
     /// The worker's token progress record over the window, when its registry entry names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<crate::model::TokenProgress>,
+    /// The worker's GPU use over the window, where the OS's GPU source knows the process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<crate::model::GpuUsage>,
 }
 
 impl CheckReport {

@@ -102,7 +102,7 @@ pub enum Activity {
     Idle,
     /// No progress while a request is in flight (not yet past `--hung-after`).
     Stalled,
-    /// CPU busy while the worker's tokens are frozen with a generation in flight.
+    /// CPU or GPU busy while the worker's tokens are frozen with a generation in flight.
     Spinning,
     /// The process is not there to be active.
     Gone,

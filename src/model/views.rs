@@ -32,6 +32,9 @@ pub struct ThreadsReport {
     pub states: BTreeMap<char, usize>,
     pub all_blocked: bool,
     pub groups: Vec<WaitGroup>,
+    /// The process's GPU use over the window, where the OS's GPU source knows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<crate::model::GpuUsage>,
 }
 
 #[derive(Debug, Serialize)]

@@ -422,6 +422,18 @@ impl Platform for Macos {
         Ok(xnu::sigcatch(&buf).map(u64::from))
     }
 
+    fn gpu(
+        &self,
+        pids: &[u32],
+        _since: Option<chrono::DateTime<Utc>>,
+    ) -> Option<crate::model::GpuReading> {
+        let at = Utc::now();
+        Some(match agx_clients() {
+            Ok(clients) => super::agx::reading(&clients, pids, at),
+            Err(why) => crate::model::GpuReading::unavailable("iokit", why),
+        })
+    }
+
     fn process(&self, pid: u32) -> Result<ProcessInfo, InspectError> {
         let all = match pidinfo::<libc::proc_taskallinfo>(pid, libc::PROC_PIDTASKALLINFO, 0) {
             Ok(all) => all,
@@ -640,4 +652,121 @@ fn sysctl_struct<T: Copy>(name: &str) -> io::Result<T> {
 fn my_uid() -> u32 {
     // SAFETY: getuid(2) cannot fail.
     unsafe { libc::getuid() }
+}
+
+/// Every AGX user client under every `IOAccelerator` service (service plane), with its creator
+/// and `AppUsage` GPU times. User clients are not registered services, so matching on their
+/// class finds none: they are walked as the accelerators' children. Readable without root.
+fn agx_clients() -> Result<Vec<super::agx::AgxClient>, String> {
+    use core_foundation::base::{CFType, TCFType, kCFAllocatorDefault};
+    use core_foundation::string::CFString;
+    use io_kit_sys::types::io_iterator_t;
+
+    let creator_key = CFString::from_static_string("IOUserClientCreator");
+    let usage_key = CFString::from_static_string("AppUsage");
+    // A property of a registry entry, owned (the create rule), or `None` when absent.
+    let property = |entry: io_kit_sys::types::io_registry_entry_t, key: &CFString| {
+        // SAFETY: `entry` is a live registry entry of the iteration below and `key` a valid
+        // CFString; the returned object follows the create rule, so it is wrapped once.
+        unsafe {
+            let r = io_kit_sys::IORegistryEntryCreateCFProperty(
+                entry,
+                key.as_concrete_TypeRef(),
+                kCFAllocatorDefault,
+                0,
+            );
+            (!r.is_null()).then(|| CFType::wrap_under_create_rule(r))
+        }
+    };
+    let mut clients = Vec::new();
+    let mut services: io_iterator_t = 0;
+    // SAFETY: IOServiceMatching returns a dictionary that IOServiceGetMatchingServices
+    // consumes; `services` is an out-parameter released below.
+    let kr = unsafe {
+        let matching = io_kit_sys::IOServiceMatching(c"IOAccelerator".as_ptr());
+        io_kit_sys::IOServiceGetMatchingServices(
+            io_kit_sys::kIOMasterPortDefault,
+            matching,
+            &mut services,
+        )
+    };
+    if kr != 0 {
+        return Err(format!(
+            "IOServiceGetMatchingServices(IOAccelerator) failed: {kr:#x}"
+        ));
+    }
+    loop {
+        // SAFETY: `services` is a valid iterator until released after the loop.
+        let service = unsafe { io_kit_sys::IOIteratorNext(services) };
+        if service == 0 {
+            break;
+        }
+        let mut children: io_iterator_t = 0;
+        // SAFETY: `service` is a live entry; the plane name is a static C string.
+        let kr = unsafe {
+            io_kit_sys::IORegistryEntryGetChildIterator(
+                service,
+                io_kit_sys::keys::kIOServicePlane,
+                &mut children,
+            )
+        };
+        if kr == 0 {
+            loop {
+                // SAFETY: `children` is a valid iterator until released below.
+                let child = unsafe { io_kit_sys::IOIteratorNext(children) };
+                if child == 0 {
+                    break;
+                }
+                if let Some(creator) =
+                    property(child, &creator_key).and_then(|c| c.downcast::<CFString>())
+                {
+                    clients.push(super::agx::AgxClient {
+                        creator: creator.to_string(),
+                        gpu_ns: property(child, &usage_key)
+                            .map(|u| app_usage(&u))
+                            .unwrap_or_default(),
+                    });
+                }
+                // SAFETY: each object IOIteratorNext returns is released once.
+                unsafe { io_kit_sys::IOObjectRelease(child) };
+            }
+            // SAFETY: the child iterator is released once, after its last use.
+            unsafe { io_kit_sys::IOObjectRelease(children) };
+        }
+        // SAFETY: each service IOIteratorNext returns is released once.
+        unsafe { io_kit_sys::IOObjectRelease(service) };
+    }
+    // SAFETY: the service iterator is released once, after its last use.
+    unsafe { io_kit_sys::IOObjectRelease(services) };
+    Ok(clients)
+}
+
+/// The `accumulatedGPUTime` of each entry of an `AppUsage` array.
+fn app_usage(usage: &core_foundation::base::CFType) -> Vec<u64> {
+    use core_foundation::array::CFArray;
+    use core_foundation::base::{CFType, TCFType};
+    use core_foundation::dictionary::CFDictionary;
+    use core_foundation::number::CFNumber;
+    use core_foundation::string::CFString;
+
+    let Some(entries) = usage.downcast::<CFArray>() else {
+        return Vec::new();
+    };
+    let key = CFString::from_static_string("accumulatedGPUTime");
+    entries
+        .iter()
+        .filter_map(|e| {
+            // SAFETY: an element of a live array, retained for the wrapper's life (the get
+            // rule).
+            let e = unsafe { CFType::wrap_under_get_rule(*e) };
+            let d = e.downcast::<CFDictionary>()?;
+            let v = d.find(key.as_CFTypeRef())?;
+            // SAFETY: a value found in a live dictionary, retained for the wrapper's life
+            // (the get rule).
+            let v = unsafe { CFType::wrap_under_get_rule(*v) };
+            v.downcast::<CFNumber>()?
+                .to_i64()
+                .and_then(|n| u64::try_from(n).ok())
+        })
+        .collect()
 }

@@ -8,8 +8,9 @@
 use chrono::{DateTime, Utc};
 
 use crate::error::InspectError;
-use crate::model::{FdInfo, ProcessInfo, SystemMemory, ThreadInfo};
+use crate::model::{FdInfo, GpuReading, ProcessInfo, SystemMemory, ThreadInfo};
 
+pub mod agx;
 pub mod fixture;
 #[cfg(target_os = "linux")]
 pub mod linux;
@@ -48,6 +49,12 @@ pub trait Platform: Send + Sync {
     /// Used before sending SIGUSR1, whose default action ends the process.
     fn caught_signals(&self, _pid: u32) -> Result<Option<u64>, InspectError> {
         Ok(None)
+    }
+    /// GPU use of `pids` from the OS's GPU source, without root; `since` is the window's start
+    /// (a source that samples utilisation gives the share since then). `None`: this platform
+    /// has no GPU source (a recording, an unsupported OS).
+    fn gpu(&self, _pids: &[u32], _since: Option<DateTime<Utc>>) -> Option<GpuReading> {
+        None
     }
 }
 

@@ -37,6 +37,11 @@ pub fn check(r: &CheckReport, st: &Style, out: &mut dyn Write) -> std::io::Resul
         if tokens {
             header.push("TOK/S");
         }
+        // GPU% only where the OS's GPU source knows some worker.
+        let gpu = r.workers.iter().any(|w| w.gpu.is_some());
+        if gpu {
+            header.push("GPU%");
+        }
         let mut t = st.table(&header);
         for w in &r.workers {
             let mut row = vec![
@@ -56,6 +61,10 @@ pub fn check(r: &CheckReport, st: &Style, out: &mut dyn Write) -> std::io::Resul
             if tokens {
                 let rate = w.progress.as_ref().and_then(|p| p.tokens_per_sec);
                 row.push(comfy_table::Cell::new(opt(rate, |r| format!("{r:.1}"))));
+            }
+            if gpu {
+                let busy = w.gpu.as_ref().and_then(|g| g.busy_percent);
+                row.push(comfy_table::Cell::new(opt(busy, |b| format!("{b:.0}"))));
             }
             t.add_row(row);
         }

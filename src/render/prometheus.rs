@@ -191,6 +191,28 @@ fn progress_families(
             samples: per_worker(r, &|w| w.progress.as_ref().map(|p| p.record.tokens as f64)),
         },
         Family {
+            name: "mlsdiag_worker_gpu_busy_percent",
+            help: "GPU busy share over the check's window (NVML SM utilisation, or IORegistry GPU time over the window).",
+            kind: "gauge",
+            samples: per_worker(r, &|w| w.gpu.as_ref().and_then(|g| g.busy_percent)),
+        },
+        Family {
+            name: "mlsdiag_worker_gpu_seconds_total",
+            help: "GPU time the worker used (macOS IORegistry).",
+            kind: "counter",
+            samples: per_worker(r, &|w| w.gpu.as_ref().and_then(|g| g.gpu_seconds)),
+        },
+        Family {
+            name: "mlsdiag_worker_gpu_memory_bytes",
+            help: "GPU memory the worker holds (NVML).",
+            kind: "gauge",
+            samples: per_worker(r, &|w| {
+                w.gpu
+                    .as_ref()
+                    .and_then(|g| g.memory_bytes.map(|b| b as f64))
+            }),
+        },
+        Family {
             name: "mlsdiag_worker_tokens_per_second",
             help: "Tokens per second over the check's window, by the worker's token progress record.",
             kind: "gauge",

@@ -55,6 +55,9 @@ pub fn threads(r: &ThreadsReport, st: &Style, out: &mut dyn Write) -> std::io::R
         }
         writeln!(out, "{line}")?;
     }
+    if let Some(g) = &r.gpu {
+        writeln!(out, "  {}", g.describe())?;
+    }
     if let Some(Syscall::Unavailable { reason }) =
         r.threads.iter().find_map(|t| match &t.thread.syscall {
             Some(s @ Syscall::Unavailable { .. }) => Some(s),

@@ -8,6 +8,7 @@ mod demo;
 mod docs;
 mod evidence;
 mod fleet;
+mod gpu;
 mod hostile;
 mod inspect;
 mod layers;

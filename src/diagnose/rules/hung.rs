@@ -11,7 +11,7 @@ use super::Judging;
 use crate::diagnose::assess::{Observation, Thresholds};
 use crate::fmt::{duration, local_time as ts};
 use crate::logs::WorkerLog;
-use crate::model::{Activity, Finding, InFlight, ProcessInfo, TokenProgress, Verdict};
+use crate::model::{Activity, Finding, GpuUsage, InFlight, ProcessInfo, TokenProgress, Verdict};
 
 /// The activity over the window, and the CPU% it was judged on; a hang finding when proven.
 pub fn judge(
@@ -39,6 +39,16 @@ pub fn judge(
     }
     if let Some(note) = &p.log_progress {
         j.notes.push(note.clone());
+    }
+    if let Some(g) = &p.gpu {
+        j.notes.push(if g.busy() && !p.cpu_busy {
+            format!(
+                "{} with the CPU idle: GPU-bound work (without a token record a GPU spin looks the same)",
+                g.describe()
+            )
+        } else {
+            g.describe()
+        });
     }
     let activity = if p.made {
         Activity::Working
@@ -83,6 +93,8 @@ struct Progress {
     made: bool,
     /// Whether CPU time advanced past the threshold, or a thread ran.
     cpu_busy: bool,
+    /// The worker's GPU use over the window, where the OS's GPU source knows it.
+    gpu: Option<GpuUsage>,
     /// The log's recent progress for this process, in words, when it counts.
     log_progress: Option<String>,
     /// How far CPU time advanced, in words.
@@ -116,7 +128,11 @@ impl Progress {
                     ts(t)
                 )
             });
-        let made = cpu_busy || heartbeat_fresh == Some(true) || log_progress.is_some();
+        // GPU-bound work idles the CPU: the GPU busy for this process is progress too (without
+        // a token record a GPU spin cannot be told from it; the note says so).
+        let gpu = o.gpu.cloned();
+        let gpu_busy = gpu.as_ref().is_some_and(GpuUsage::busy);
+        let made = cpu_busy || gpu_busy || heartbeat_fresh == Some(true) || log_progress.is_some();
         let cpu_fact = match (o.series.cpu_delta_ns(), cpu_percent) {
             (Some(d), Some(pct)) => format!(
                 "CPU time advanced {} ms over {span:.1} s ({pct:.1}%)",
@@ -129,6 +145,7 @@ impl Progress {
             heartbeat_fresh,
             made,
             cpu_busy,
+            gpu,
             log_progress,
             cpu_fact,
         }
@@ -174,6 +191,9 @@ fn tokens(
             duration(quiet)
         ));
         j.notes.insert(0, p.cpu_fact.clone());
+        if let Some(g) = &p.gpu {
+            j.notes.push(g.describe());
+        }
         return Some(Activity::Working);
     }
     let mut ev = vec![
@@ -189,10 +209,23 @@ fn tokens(
             t.record.request_tokens
         ),
     ];
+    let gpu_busy = p.gpu.as_ref().is_some_and(GpuUsage::busy);
+    if let Some(g) = p.gpu.as_ref().filter(|_| gpu_busy) {
+        ev.push(format!(
+            "{} while no token comes: the GPU spins (the shape of mlx#3830 / mlx#3142, a fence_wait that is never signalled)",
+            g.describe()
+        ));
+    }
     let activity = if p.cpu_busy {
         ev.push(format!(
             "{}: the CPU is busy while no token comes (spinning)",
             p.cpu_fact
+        ));
+        Activity::Spinning
+    } else if gpu_busy {
+        ev.push(format!(
+            "{}; no thread running: {} threads, process state {}",
+            p.cpu_fact, last.threads, last.state
         ));
         Activity::Spinning
     } else {
@@ -271,6 +304,9 @@ fn oldest_in_flight(
                 last.threads, last.state
             ),
         ];
+        if let Some(g) = &p.gpu {
+            ev.push(g.describe());
+        }
         if !oldest.timeouts.is_empty() {
             let times: Vec<String> = oldest.timeouts.iter().map(|t| ts(*t)).collect();
             ev.push(format!(

@@ -4,6 +4,7 @@
 //! never stopped or attached to. Files readable only by the owner (`fd/`, `syscall`) degrade into
 //! a permission error or an `Unavailable` field with the reason, never a crash.
 
+pub mod gpu;
 pub mod sockdiag;
 mod syscalls;
 
@@ -435,6 +436,15 @@ impl Platform for Linux {
             },
         })?;
         Ok(parse_sigcgt(&text))
+    }
+
+    fn gpu(
+        &self,
+        pids: &[u32],
+        since: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Option<crate::model::GpuReading> {
+        // A recorded tree has no GPU to ask.
+        (self.root == std::path::Path::new("/proc")).then(|| gpu::read(pids, since))
     }
 
     fn process(&self, pid: u32) -> Result<ProcessInfo, InspectError> {
