@@ -102,6 +102,19 @@ struct Progress {
 }
 
 impl Progress {
+    /// Which signal showed the progress, in words.
+    fn what_advanced(&self) -> &'static str {
+        if self.cpu_busy {
+            "CPU"
+        } else if self.gpu.as_ref().is_some_and(GpuUsage::busy) {
+            "the GPU"
+        } else if self.log_progress.is_some() {
+            "the log's progress"
+        } else {
+            "the heartbeat"
+        }
+    }
+
     fn read(
         o: &Observation,
         th: &Thresholds,
@@ -326,8 +339,9 @@ fn oldest_in_flight(
         });
     } else if p.made {
         j.notes.push(format!(
-            "{} in flight for {age_text} with CPU advancing: working, not hung",
-            oldest.describe()
+            "{} in flight for {age_text} with {} advancing: working, not hung",
+            oldest.describe(),
+            p.what_advanced()
         ));
     } else {
         j.notes.push(format!(
