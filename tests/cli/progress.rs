@@ -145,3 +145,38 @@ fn a_busy_loop_mid_generation_is_hung_and_spinning_at_full_cpu() {
     let ev = wr["findings"][0]["evidence"].to_string();
     assert!(ev.contains("spinning"), "{ev}");
 }
+
+#[test]
+fn watch_reports_the_frozen_generation_as_a_hang_with_its_token_evidence() {
+    let w = Worker::start("deadlock");
+    wait_until(Duration::from_secs(60), "the injection", || {
+        w.path("injected").exists()
+    });
+    let reg = w.path("worker_registry.json");
+    let mut event = Value::Null;
+    wait_until(Duration::from_secs(60), "a hung event", || {
+        let out = run_within(
+            Duration::from_secs(60),
+            &[
+                "watch",
+                "--json",
+                "--rounds",
+                "1",
+                "--no-snapshot",
+                "--pattern",
+                &w.tag,
+                "--registry",
+                reg.to_str().unwrap(),
+                "--window",
+                "1s",
+                "--hung-after",
+                "2s",
+            ],
+        );
+        event = serde_json::from_str(crate::util::stdout(&out).lines().next().unwrap_or("null"))
+            .unwrap_or(Value::Null);
+        event["to"] == "hung"
+    });
+    let ev = event["evidence"].to_string();
+    assert!(ev.contains("no token or prefill progress"), "{event:#}");
+}
