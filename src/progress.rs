@@ -13,7 +13,8 @@ use crate::model::TokenRecord;
 pub const RECORD_SIZE: usize = 128;
 const MAGIC: &[u8; 8] = b"MLSPROG1";
 const ID_AT: usize = 96;
-const ID_LEN: usize = 32;
+const ID_LEN: usize = 24;
+const WAITING_AT: usize = 120;
 
 /// Parses one record; `Err` says what is wrong with it.
 pub fn parse(b: &[u8], read_at: DateTime<Utc>) -> Result<TokenRecord, String> {
@@ -52,6 +53,7 @@ pub fn parse(b: &[u8], read_at: DateTime<Utc>) -> Result<TokenRecord, String> {
         last_progress: time(80),
         generations: u(88),
         request: request.filter(|_| generating_since.is_some()),
+        waiting_since: time(WAITING_AT).filter(|_| generating_since.is_some()),
         read_at,
     })
 }
@@ -110,13 +112,18 @@ mod tests {
     use super::*;
 
     fn record(seq: u64, pid: u64, fields: [u64; 9], id: &str) -> Vec<u8> {
+        record_waiting(seq, pid, fields, id, 0)
+    }
+
+    fn record_waiting(seq: u64, pid: u64, fields: [u64; 9], id: &str, waiting: u64) -> Vec<u8> {
         let mut b = Vec::from(&MAGIC[..]);
         for v in [seq, pid].into_iter().chain(fields) {
             b.extend_from_slice(&v.to_le_bytes());
         }
         b.resize(ID_AT, 0);
         b.extend_from_slice(id.as_bytes());
-        b.resize(RECORD_SIZE, 0);
+        b.resize(WAITING_AT, 0);
+        b.extend_from_slice(&waiting.to_le_bytes());
         b
     }
 
@@ -140,6 +147,16 @@ mod tests {
         assert_eq!(r.request.as_deref(), Some("req-9"));
         assert!(r.generating_since.is_some());
         assert_eq!(r.last_progress, r.last_token);
+        assert_eq!(r.waiting_since, None);
+        // Handed to its consumer and not resumed.
+        let b = record_waiting(
+            4,
+            42,
+            [T0, 10, T0 + 5 * s, T0 + 2 * s, 7, 30, 30, T0 + 5 * s, 3],
+            "req-9",
+            T0 + 5 * s,
+        );
+        assert!(parse(&b, Utc::now()).unwrap().waiting_since.is_some());
     }
 
     #[test]

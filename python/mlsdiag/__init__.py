@@ -34,14 +34,22 @@ The record's layout (little-endian, version 1) is read by mlsdiag's ``progress``
     72  Q   prompt_total    prefill: prompt tokens in all
     80  Q   last_progress_ns  the last token, prefill chunk or generation start
     88  Q   generations     generations finished
-    96  32s request id of the current generation (UTF-8, NUL-padded)
+    96  24s request id of the current generation (UTF-8, NUL-padded)
+    120 Q   waiting_ns      the generation handed a token to its consumer at this time and
+                            was not resumed since (0: it is running); a consumer that stops
+                            reading is not a hang in MLX
+
+With several generations at once (threads, interleaved streams), the record describes the
+oldest one in progress; any generation's token is progress.
 """
 
 import faulthandler
 import mmap
 import os
 import signal
+import stat
 import struct
+import threading
 import time
 
 __all__ = ["enable", "Diagnosable", "DEFAULT_STATE_DIR", "RECORD_SIZE"]
@@ -56,7 +64,20 @@ _SEQ = struct.Struct("<Q")
 _BODY = struct.Struct("<QQQQQQQQ")
 _BODY_AT = 32
 _ID_AT = 96
-_ID_LEN = 32
+_ID_LEN = 24
+_WAITING = struct.Struct("<Q")
+_WAITING_AT = 120
+
+
+class _Generation:
+    __slots__ = ("start", "tokens", "prompt", "request", "waiting")
+
+    def __init__(self, start, request):
+        self.start = start
+        self.tokens = 0
+        self.prompt = (0, 0)
+        self.request = request
+        self.waiting = 0
 
 
 class Diagnosable:
@@ -65,16 +86,19 @@ class Diagnosable:
     def __init__(self, state_dir=DEFAULT_STATE_DIR, stacks=True):
         self.pid = os.getpid()
         self.state_dir = state_dir
-        os.makedirs(state_dir, mode=0o755, exist_ok=True)
+        _state_dir(state_dir)
         self.progress_path = os.path.join(state_dir, f"progress-{self.pid}")
+        self._lock = threading.Lock()
         self._map = _create_record(self.progress_path, self.pid)
         self._tokens = 0
         self._last_token = 0
-        self._active_since = 0
-        self._request_tokens = 0
-        self._prompt = (0, 0)
         self._generations = 0
+        # Generations in progress, oldest first (dicts keep insertion order).
+        self._active = {}
         self._seq = 0
+        # A forked child must not write its parent's record.
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._forked)
         self.faulthandler_path = None
         self._dump = None
         if stacks and hasattr(faulthandler, "register"):
@@ -91,8 +115,15 @@ class Diagnosable:
 
     # -- the record -------------------------------------------------------------------------
 
+    def _forked(self):
+        self._map = None
+
     def _write(self, now):
+        """Publishes the state (called with the lock held): odd sequence, body, even sequence."""
         m = self._map
+        if m is None:
+            return
+        oldest = next(iter(self._active.values()), None)
         self._seq += 1
         _SEQ.pack_into(m, 8, self._seq)  # odd: a write is in progress
         _BODY.pack_into(
@@ -100,57 +131,84 @@ class Diagnosable:
             _BODY_AT,
             self._tokens,
             self._last_token,
-            self._active_since,
-            self._request_tokens,
-            self._prompt[0],
-            self._prompt[1],
+            oldest.start if oldest else 0,
+            oldest.tokens if oldest else 0,
+            oldest.prompt[0] if oldest else 0,
+            oldest.prompt[1] if oldest else 0,
             now,
             self._generations,
         )
+        rid = oldest.request if oldest else b""
+        m[_ID_AT : _ID_AT + _ID_LEN] = rid.ljust(_ID_LEN, b"\0")
+        _WAITING.pack_into(m, _WAITING_AT, oldest.waiting if oldest else 0)
         self._seq += 1
         _SEQ.pack_into(m, 8, self._seq)
 
     def begin(self, request_id=""):
-        """A generation starts (a request is in flight)."""
+        """A generation starts (a request is in flight). Returns its handle for the other
+        calls; without one they apply to the newest generation."""
         now = time.time_ns()
-        self._active_since = now
-        self._request_tokens = 0
-        self._prompt = (0, 0)
-        rid = str(request_id).encode("utf-8", "replace")[:_ID_LEN]
-        self._map[_ID_AT : _ID_AT + _ID_LEN] = rid.ljust(_ID_LEN, b"\0")
-        self._write(now)
+        g = _Generation(now, str(request_id).encode("utf-8", "replace")[:_ID_LEN])
+        with self._lock:
+            self._active[id(g)] = g
+            self._write(now)
+        return g
 
-    def prompt_progress(self, done, total):
+    def _generation(self, g):
+        if g is not None:
+            return g
+        return next(reversed(self._active.values()), None)
+
+    def prompt_progress(self, done, total, generation=None):
         """Prefill progress: ``done`` of ``total`` prompt tokens processed."""
-        self._prompt = (int(done), int(total))
-        self._write(time.time_ns())
+        with self._lock:
+            g = self._generation(generation)
+            if g is not None:
+                g.prompt = (int(done), int(total))
+            self._write(time.time_ns())
 
-    def token(self):
-        """One token was generated."""
+    def token(self, generation=None, waiting=False):
+        """One token was generated (``waiting``: it is now handed to the consumer)."""
         now = time.time_ns()
-        self._tokens += 1
-        self._request_tokens += 1
-        self._last_token = now
-        self._write(now)
+        with self._lock:
+            g = self._generation(generation)
+            self._tokens += 1
+            self._last_token = now
+            if g is not None:
+                g.tokens += 1
+                g.waiting = now if waiting else 0
+            self._write(now)
 
-    def end(self):
-        """The generation finished (or failed): nothing is in flight any more."""
-        self._active_since = 0
-        self._generations += 1
-        self._write(time.time_ns())
+    def resumed(self, generation=None):
+        """The consumer asked for the next token: the generation runs again."""
+        with self._lock:
+            g = self._generation(generation)
+            if g is not None:
+                g.waiting = 0
+            self._write(time.time_ns())
+
+    def end(self, generation=None):
+        """The generation finished (or failed): it is no longer in flight."""
+        with self._lock:
+            g = self._generation(generation)
+            if g is not None:
+                self._active.pop(id(g), None)
+            self._generations += 1
+            self._write(time.time_ns())
 
     # -- wrappers ---------------------------------------------------------------------------
 
     def track(self, tokens, request_id=""):
         """Wraps any iterator that yields once per generated token (``generate_step``,
         ``stream_generate``, a server's own loop) so that the record follows it."""
-        self.begin(request_id)
+        g = self.begin(request_id)
         try:
             for item in tokens:
-                self.token()
+                self.token(g, waiting=True)
                 yield item
+                self.resumed(g)
         finally:
-            self.end()
+            self.end(g)
 
     def stream_generate(self, model, tokenizer, prompt, request_id="", **kwargs):
         """``mlx_lm.stream_generate`` with token and prefill progress recorded."""
@@ -178,10 +236,13 @@ class Diagnosable:
         return self.track(fn(*args, **kwargs), request_id)
 
     def close(self):
-        """Stops recording (the files stay, as evidence)."""
+        """Stops recording (the files stay, as evidence); later calls record nothing."""
         if self._dump is not None and hasattr(faulthandler, "unregister"):
             faulthandler.unregister(signal.SIGUSR1)
-        self._map.close()
+        with self._lock:
+            m, self._map = self._map, None
+        if m is not None:
+            m.close()
 
 
 def enable(state_dir=DEFAULT_STATE_DIR, stacks=True):
@@ -190,26 +251,51 @@ def enable(state_dir=DEFAULT_STATE_DIR, stacks=True):
     return Diagnosable(state_dir, stacks)
 
 
-def _open_new(path, mode):
-    """Opens a fresh file at ``path`` made here, never through a link planted in a shared
-    directory: written under a temporary name with O_EXCL|O_NOFOLLOW, then renamed over."""
+def _state_dir(path):
+    """Makes the state directory, or accepts an existing one only if it is this user's (or
+    root's) and nobody else may write it: mlsdiag refuses records in other directories."""
+    os.makedirs(path, mode=0o755, exist_ok=True)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise OSError(f"{path}: not a directory")
+    if st.st_uid not in (os.geteuid(), 0) or st.st_mode & 0o022:
+        raise PermissionError(
+            f"{path}: owned by uid {st.st_uid} or writable by others; "
+            "mlsdiag would not trust records there (use enable(state_dir=...))"
+        )
+
+
+def _new_fd(path):
+    """A fresh file under a temporary name next to ``path``, made here: O_EXCL|O_NOFOLLOW, so
+    a link planted in a shared directory is never followed."""
     tmp = f"{path}.{os.getpid()}.{time.monotonic_ns()}.tmp"
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    return os.open(tmp, flags, 0o644), tmp
+
+
+def _open_new(path, mode):
+    """Opens a fresh file renamed into place at ``path`` (see :func:`_new_fd`)."""
+    fd, tmp = _new_fd(path)
     try:
         os.rename(tmp, path)
     except BaseException:
         os.close(fd)
         os.unlink(tmp)
         raise
-    return os.fdopen(fd, mode) if mode else fd
+    return os.fdopen(fd, mode)
 
 
 def _create_record(path, pid):
-    fd = _open_new(path, None)
+    """The record, complete (size and header) before it is renamed into place."""
+    fd, tmp = _new_fd(path)
     try:
         os.ftruncate(fd, RECORD_SIZE)
         m = mmap.mmap(fd, RECORD_SIZE)
+        _HEADER.pack_into(m, 0, MAGIC, 0, pid, time.time_ns())
+        os.rename(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
     finally:
         os.close(fd)
-    _HEADER.pack_into(m, 0, MAGIC, 0, pid, time.time_ns())
     return m

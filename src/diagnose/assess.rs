@@ -253,6 +253,7 @@ mod tests {
                 last_progress: Some(last),
                 generations: 318,
                 request: Some("req-319".into()),
+                waiting_since: None,
                 read_at: now,
             },
             window_tokens: Some(window_tokens),
@@ -299,6 +300,66 @@ mod tests {
         assert!(ev.contains("generation of request req-319"), "{ev}");
         assert!(ev.contains("no token or prefill progress for 10m"), "{ev}");
         assert!(ev.contains("spinning"), "{ev}");
+    }
+
+    #[test]
+    fn a_quiet_record_is_not_a_hang_when_it_waits_on_its_consumer_or_prefills_at_work() {
+        let re = Regex::new("mlx-server-v3").unwrap();
+        let e = entry(49387);
+        let log = seed_log();
+        let idle = series(
+            (0..10)
+                .map(|_| proc(49387, 302_300, 8190, 'S', 0))
+                .collect(),
+        );
+        let hot = series(
+            (0..10)
+                .map(|i| proc(49387, 302_300 + i * 200, 8190, 'R', 1))
+                .collect(),
+        );
+        // The last token was handed to a consumer that has not asked for the next: the record
+        // does not decide. Without a log nothing proves a hang; with the seed's log the log's
+        // rule decides, as it would without a record.
+        let mut waiting = tokens(600, 0);
+        waiting.record.waiting_since = waiting.record.last_progress;
+        let mut o = observe(&idle, Some(&e), None, &re);
+        o.tokens = Some(&waiting);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(a.verdict, Verdict::Healthy, "{a:#?}");
+        let own_code = "waits on the worker's own code or its client";
+        assert!(a.notes.iter().any(|n| n.contains(own_code)), "{a:#?}");
+        o.log = Some(&log);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(a.verdict, Verdict::Hung, "{a:#?}");
+        assert!(
+            a.findings[0].evidence.join(" ").contains("req-319"),
+            "{a:#?}"
+        );
+        // Still in the prefill (no token yet), one long chunk, the CPU at work: the record
+        // does not decide, and the CPU says working.
+        let mut prefill = tokens(600, 0);
+        prefill.record.request_tokens = 0;
+        let mut o = observe(&hot, Some(&e), Some(&log), &re);
+        o.tokens = Some(&prefill);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(
+            (a.verdict, a.activity),
+            (Verdict::Healthy, Activity::Working),
+            "{a:#?}"
+        );
+        assert!(
+            a.notes.iter().any(|n| n.contains("still in its prefill")),
+            "{a:#?}"
+        );
+        // The same prefill with nothing at work is a hang.
+        let mut o = observe(&idle, Some(&e), Some(&log), &re);
+        o.tokens = Some(&prefill);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(
+            (a.verdict, a.activity),
+            (Verdict::Hung, Activity::Stalled),
+            "{a:#?}"
+        );
     }
 
     #[test]

@@ -33,8 +33,11 @@ pub struct Point {
     pub memory_bytes: Option<u64>,
     /// Whether a request was in flight; `None` when no log was read.
     pub in_flight: Option<bool>,
-    /// Tokens the worker had generated (its progress record); `None` without one.
-    pub tokens: Option<u64>,
+    /// The worker's last token or prefill chunk (its progress record); `None` without one.
+    pub progress_at: Option<DateTime<Utc>>,
+    /// The check judged the worker working (tokens, the GPU, the log's progress lines, a
+    /// heartbeat): not frozen, whatever CPU time says.
+    pub working: bool,
 }
 
 /// What a series of observations of one process says.
@@ -78,10 +81,10 @@ pub fn judge(
     let mut frozen = 0;
     for w in points.windows(2).rev() {
         let same_cpu = w[0].cpu_ns.is_some() && w[0].cpu_ns == w[1].cpu_ns;
-        // Tokens that came are progress, whatever the CPU time says.
-        let tokens_came = matches!((w[0].tokens, w[1].tokens), (Some(a), Some(b)) if b > a);
-        if same_cpu && !tokens_came && w[0].in_flight == Some(true) && w[1].in_flight == Some(true)
-        {
+        // Tokens or prefill chunks that came, or a check that saw other progress, are
+        // progress whatever the CPU time says.
+        let progressed = w[0].progress_at != w[1].progress_at || w[0].working || w[1].working;
+        if same_cpu && !progressed && w[0].in_flight == Some(true) && w[1].in_flight == Some(true) {
             frozen = if frozen == 0 { 2 } else { frozen + 1 };
         } else {
             break;
@@ -171,7 +174,12 @@ pub fn analyze(snaps: &[Snapshot], rule: &leak::Rule) -> Vec<WorkerHistory> {
                 cpu_ns: s.process.as_ref().map(|p| p.cpu_ns()),
                 memory_bytes: memory(s),
                 in_flight: in_flight(s),
-                tokens: s.worker.progress.as_ref().map(|p| p.record.tokens),
+                progress_at: s
+                    .worker
+                    .progress
+                    .as_ref()
+                    .and_then(|p| p.record.last_progress),
+                working: s.worker.activity == crate::model::Activity::Working,
             })
             .collect();
         let judged = judge(&points, metric, rule, Duration::ZERO, "snapshots");
@@ -248,7 +256,8 @@ mod tests {
             cpu_ns: Some(cpu),
             memory_bytes: Some(mem),
             in_flight: Some(in_flight),
-            tokens: None,
+            progress_at: None,
+            working: false,
         }
     }
 

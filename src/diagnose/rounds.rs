@@ -54,7 +54,8 @@ pub fn fold_rounds(
             cpu_ns: w.cpu_seconds.map(|s| (s * 1e9).round() as u64),
             memory_bytes: w.footprint_bytes.or(w.rss_bytes),
             in_flight: w.in_flight_known.then_some(!w.in_flight.is_empty()),
-            tokens: w.progress.as_ref().map(|p| p.record.tokens),
+            progress_at: w.progress.as_ref().and_then(|p| p.record.last_progress),
+            working: w.activity == Activity::Working,
         };
         let advanced = t.points.back().is_some_and(|prev| {
             let secs = (now - prev.at).as_seconds_f64();

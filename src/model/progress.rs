@@ -27,6 +27,10 @@ pub struct TokenRecord {
     pub generations: u64,
     /// The request the generation in progress serves, when the worker named it.
     pub request: Option<String>,
+    /// The generation handed a token to its consumer at this time and was not resumed since:
+    /// it waits on the consumer, not on MLX.
+    #[serde(default)]
+    pub waiting_since: Option<DateTime<Utc>>,
     /// When this reading was taken.
     pub read_at: DateTime<Utc>,
 }

@@ -23,6 +23,49 @@ struct Check {
     summary: std::collections::BTreeMap<String, usize>,
     notes: Vec<String>,
     untrusted: Vec<String>,
+    /// Present where the platform has a GPU source (absent for recordings).
+    #[serde(default)]
+    gpu: Option<GpuSource>,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GpuSource {
+    source: String,
+    error: Option<String>,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Gpu {
+    source: String,
+    busy_percent: Option<f64>,
+    gpu_seconds: Option<f64>,
+    memory_bytes: Option<u64>,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Progress {
+    source: String,
+    pid: u32,
+    created: String,
+    tokens: u64,
+    last_token: Option<String>,
+    generating_since: Option<String>,
+    waiting_since: Option<String>,
+    request_tokens: u64,
+    prompt: Option<[u64; 2]>,
+    last_progress: Option<String>,
+    generations: u64,
+    request: Option<String>,
+    read_at: String,
+    window_tokens: Option<u64>,
+    tokens_per_sec: Option<f64>,
+    secs_since_progress: Option<f64>,
 }
 
 #[allow(dead_code)]
@@ -79,6 +122,12 @@ struct Worker {
     #[allow(dead_code)]
     in_flight_known: bool,
     ipc: Option<Ipc>,
+    /// Only for workers whose registry entry names a token progress record.
+    #[serde(default)]
+    progress: Option<Progress>,
+    /// Only where the OS's GPU source knows the worker.
+    #[serde(default)]
+    gpu: Option<Gpu>,
 }
 
 #[allow(dead_code)]

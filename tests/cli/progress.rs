@@ -85,6 +85,20 @@ fn tokens(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// Seconds since the record's last progress (its `last_progress_ns`).
+fn quiet_secs(dir: &Path) -> f64 {
+    let b = std::fs::read(dir.join(format!("progress-{}", pid(dir)))).unwrap_or_default();
+    let last = b
+        .get(80..88)
+        .map(|s| u64::from_le_bytes(s.try_into().unwrap()))
+        .unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    now.saturating_sub(last) as f64 / 1e9
+}
+
 fn pid(dir: &Path) -> u32 {
     let reg: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("worker_registry.json")).unwrap())
@@ -179,4 +193,30 @@ fn watch_reports_the_frozen_generation_as_a_hang_with_its_token_evidence() {
     });
     let ev = event["evidence"].to_string();
     assert!(ev.contains("no token or prefill progress"), "{event:#}");
+}
+
+#[test]
+fn a_consumer_that_stops_asking_is_not_a_hang_by_the_record() {
+    let w = Worker::start("consumer");
+    wait_until(Duration::from_secs(60), "the consumer to stop", || {
+        w.path("injected").exists()
+    });
+    let frozen = tokens(w.dir.path());
+    // Past --hung-after with the generation suspended at its consumer: no log, so only the
+    // record could call it hung, and it does not.
+    wait_until(
+        Duration::from_secs(30),
+        "the record quiet past 2.5 s",
+        || quiet_secs(w.dir.path()) > 2.5,
+    );
+    let r = w.check(&["--hung-after", "2s"]);
+    let wr = worker(&r);
+    assert_eq!(tokens(w.dir.path()), frozen, "the consumer stopped");
+    assert_eq!(wr["verdict"], "healthy", "{wr:#}");
+    assert!(wr["progress"]["waiting_since"].is_string(), "{wr:#}");
+    let notes = wr["notes"].to_string();
+    assert!(
+        notes.contains("waits on the worker's own code or its client"),
+        "{notes}"
+    );
 }

@@ -5,11 +5,12 @@
 It loads the tiny checkpoint scripts/setup-mlx-lm made, enables mlsdiag (token progress record
 and faulthandler in STATE_DIR), writes STATE_DIR/worker_registry.json naming both, and
 generates with mlx_lm.stream_generate through the module's wrapper. After 20 tokens of the
-second generation it does what MODE says, inside the token loop, mid-generation:
+second generation it does what MODE says, inside MLX's generation loop (a logits processor):
 
   working   nothing: keeps generating (max_tokens large), a long legitimate generation
   deadlock  two threads take two locks in opposite order: a real deadlock, tokens stop, CPU idle
   spin      a busy loop on the CPU: tokens stop, CPU at 100%
+  consumer  the loop consuming the tokens stops asking for more (a client not reading)
 
 STATE_DIR/injected is written just before the injection; TAG only makes the command line unique
 for `--pattern`.
@@ -61,16 +62,33 @@ def main():
     # One short generation first: the record then shows one finished.
     for _ in diag.stream_generate(model, tokenizer, "warm up", max_tokens=8, request_id="req-1"):
         pass
+    # The injection runs inside MLX's generation loop (a logits processor, called by
+    # generate_step for every token), not in the consumer below: mid-generation.
+    steps = [0]
     n = 0
-    for _ in diag.stream_generate(
-        model, tokenizer, "tell a long story", max_tokens=10_000_000, request_id="req-2"
-    ):
-        n += 1
-        if n == 20 and mode != "working":
+
+    def inject(tokens, logits):
+        steps[0] += 1
+        if steps[0] == 20 and mode in ("deadlock", "spin"):
             open(os.path.join(state, "injected"), "w").close()
             deadlock() if mode == "deadlock" else spin()
+        return logits
+
+    for _ in diag.stream_generate(
+        model,
+        tokenizer,
+        "tell a long story",
+        max_tokens=10_000_000,
+        request_id="req-2",
+        logits_processors=[inject],
+    ):
+        n += 1
         if mode == "working":
             time.sleep(0.002)  # a steady stream, leaving the 2-core test machine some CPU
+        if mode == "consumer" and n == 20:
+            # The consumer stops asking for tokens (a client that stopped reading).
+            open(os.path.join(state, "injected"), "w").close()
+            time.sleep(3600)
 
 
 if __name__ == "__main__":

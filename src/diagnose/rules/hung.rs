@@ -197,17 +197,38 @@ fn tokens(
         .map(|[d, n]| format!(", prefill {d}/{n}"))
         .unwrap_or_default();
     if quiet < th.hung_after {
+        let head = if t.window_tokens.is_some_and(|n| n > 0) {
+            "tokens advancing"
+        } else {
+            "generation progressing"
+        };
         j.notes.push(format!(
-            "tokens advancing: {what} in progress since {}, {} tokens so far{prefill}, last progress {} ago; {rate}",
+            "{head}: {what} in progress since {}, {} tokens so far{prefill}, last token or prefill chunk {} ago (within --hung-after {}); {rate}",
             ts(since),
             t.record.request_tokens,
-            duration(quiet)
+            duration(quiet),
+            duration(th.hung_after)
         ));
         j.notes.insert(0, p.cpu_fact.clone());
         if let Some(g) = &p.gpu {
             j.notes.push(g.describe());
         }
         return Some(Activity::Working);
+    }
+    if let Some(w) = t.record.waiting_since {
+        // Blocked outside MLX, in the code that consumes the tokens: the record does not
+        // decide (a client that stopped reading is no hang of MLX; a deadlock in the worker's
+        // own code may be one), the other rules do, as without a record.
+        j.notes.push(format!(
+            "{what}: its last token was handed to the consumer at {} and the consumer has not asked for the next one since: the generation waits on the worker's own code or its client, not on MLX; the token record does not decide",
+            ts(w)
+        ));
+        return None;
+    }
+    if let Some(note) = not_judged(t, p, &what, quiet) {
+        // The record alone does not decide: the other rules do.
+        j.notes.push(note);
+        return None;
     }
     let mut ev = vec![
         format!(
@@ -225,13 +246,13 @@ fn tokens(
     let gpu_busy = p.gpu.as_ref().is_some_and(GpuUsage::busy);
     if let Some(g) = p.gpu.as_ref().filter(|_| gpu_busy) {
         ev.push(format!(
-            "{} while no token comes: the GPU spins (the shape of mlx#3830 / mlx#3142, a fence_wait that is never signalled)",
+            "{} while no token comes: the GPU spins, or runs one operation that does not end (the shape of mlx#3830 / mlx#3142, a fence_wait that is never signalled)",
             g.describe()
         ));
     }
     let activity = if p.cpu_busy {
         ev.push(format!(
-            "{}: the CPU is busy while no token comes (spinning)",
+            "{}, or a thread running: the CPU is busy while no token comes (spinning)",
             p.cpu_fact
         ));
         Activity::Spinning
@@ -253,6 +274,32 @@ fn tokens(
         evidence: ev,
     });
     Some(activity)
+}
+
+/// Why a generation quiet past --hung-after is not a hang by its record alone, when it is not:
+/// another signal shows progress (a fresh heartbeat, the log's progress lines); or it is still in its
+/// prefill with the CPU or GPU at work (one prefill chunk of a huge prompt can outlast
+/// --hung-after, and a generation that cannot report prefill progress looks the same).
+fn not_judged(
+    t: &TokenProgress,
+    p: &Progress,
+    what: &str,
+    quiet: std::time::Duration,
+) -> Option<String> {
+    let q = duration(quiet);
+    if p.heartbeat_fresh == Some(true) || p.log_progress.is_some() {
+        return Some(format!(
+            "{what}: the token record shows no progress for {q}, but the heartbeat or the log shows progress since: not judged hung by the record"
+        ));
+    }
+    let gpu_busy = p.gpu.as_ref().is_some_and(GpuUsage::busy);
+    if t.record.request_tokens == 0 && (p.cpu_busy || gpu_busy) {
+        return Some(format!(
+            "{what}: still in its prefill, no prefill chunk for {q}, with the {} busy: a long prefill chunk is not judged hung by the record",
+            if p.cpu_busy { "CPU" } else { "GPU" }
+        ));
+    }
+    None
 }
 
 /// A stale heartbeat while a request is in flight is a hang; a fresh one is noted.

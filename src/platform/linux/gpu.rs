@@ -34,19 +34,24 @@ pub fn read(pids: &[u32], since: Option<DateTime<Utc>>) -> GpuReading {
         Err(e) => return GpuReading::unavailable("nvml", format!("no GPU: {e}")),
     };
     let mut sm: std::collections::BTreeMap<u32, (f64, u32)> = Default::default();
+    // Processes on a GPU whose utilisation could not be read (MIG, an old driver): unknown,
+    // never 0 %.
+    let mut unknown = std::collections::BTreeSet::new();
     for i in 0..count {
         let Ok(dev) = nvml.device_by_index(i) else {
             continue;
         };
-        for p in dev.running_compute_processes().unwrap_or_default() {
-            if !pids.contains(&p.pid) {
-                continue;
-            }
-            let e = reading.processes.entry(p.pid).or_default();
-            if let UsedGpuMemory::Used(b) = p.used_gpu_memory {
-                *e.memory_bytes.get_or_insert(0) += b;
-            }
-        }
+        let on_device: Vec<u32> = (dev.running_compute_processes().unwrap_or_default())
+            .into_iter()
+            .filter(|p| pids.contains(&p.pid))
+            .map(|p| {
+                let e = reading.processes.entry(p.pid).or_default();
+                if let UsedGpuMemory::Used(b) = p.used_gpu_memory {
+                    *e.memory_bytes.get_or_insert(0) += b;
+                }
+                p.pid
+            })
+            .collect();
         // Samples since the window's start (CPU timestamps in µs); none is not an error.
         let stamp = since.map(|t| t.timestamp_micros().max(0) as u64);
         match dev.process_utilization_stats(stamp) {
@@ -60,13 +65,17 @@ pub fn read(pids: &[u32], since: Option<DateTime<Utc>>) -> GpuReading {
             Err(NvmlError::NotFound) => {}
             Err(e) => {
                 reading.unavailable = Some(format!("NVML utilisation of GPU {i}: {e}"));
+                unknown.extend(on_device);
             }
         }
     }
     for (pid, p) in reading.processes.iter_mut() {
         // A process holding a context with no sample in the window did not use the SMs.
-        let (sum, n) = sm.get(pid).copied().unwrap_or((0.0, 0));
-        p.busy_percent = Some(if n > 0 { sum / f64::from(n) } else { 0.0 });
+        p.busy_percent = match sm.get(pid).copied() {
+            Some((sum, n)) if n > 0 => Some(sum / f64::from(n)),
+            _ if unknown.contains(pid) => None,
+            _ => Some(0.0),
+        };
     }
     for (pid, (sum, n)) in sm {
         reading.processes.entry(pid).or_insert_with(|| GpuProcess {
