@@ -52,6 +52,16 @@ pub fn render(
     let mut families = health_families(report.is_some(), took);
     if let Some(r) = report {
         families.push(status_family(r));
+        families.push(Family {
+            name: "mlsdiag_check_timestamp_seconds",
+            help: "When the check behind these metrics ran, Unix seconds.",
+            kind: "gauge",
+            samples: vec![(
+                String::new(),
+                r.generated_at.timestamp_millis() as f64 / 1000.0,
+            )],
+        });
+        families.push(info_family(r));
         families.push(verdict_family(r));
         families.extend(resource_families(r));
         families.extend(progress_families(r, since_progress));
@@ -63,9 +73,19 @@ pub fn render(
     out
 }
 
-/// The families written even when the check failed: whether it worked and how long it took.
+/// The families written even when the check failed: whether it worked, how long it took, and
+/// which mlsdiag wrote them.
 fn health_families(up: bool, took: Duration) -> Vec<Family<'static>> {
     vec![
+        Family {
+            name: "mlsdiag_build_info",
+            help: "The mlsdiag that wrote these metrics (always 1).",
+            kind: "gauge",
+            samples: vec![(
+                format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")),
+                1.0,
+            )],
+        },
         Family {
             name: "mlsdiag_up",
             help: "1 if the last check could inspect the workers, 0 if it failed.",
@@ -91,9 +111,16 @@ fn status_family(r: &CheckReport) -> Family<'static> {
     }
 }
 
-/// The labels that name one worker: its name and PID.
-fn who(w: &crate::model::WorkerReport) -> String {
-    format!("worker=\"{}\",pid=\"{}\"", label(&w.name), w.pid)
+/// The label that names one worker: its name, which outlives restarts (the PID changes on each
+/// one and is on `mlsdiag_worker_info` only). Two processes under one name in one check (an
+/// orphan beside its respawn) are told apart as `name (pid N)`.
+fn who(r: &CheckReport, w: &crate::model::WorkerReport) -> String {
+    let shared = r.workers.iter().filter(|o| o.name == w.name).count() > 1;
+    if shared {
+        format!("worker=\"{} (pid {})\"", label(&w.name), w.pid)
+    } else {
+        format!("worker=\"{}\"", label(&w.name))
+    }
 }
 
 /// One sample for each worker that `f` gives a value for, labelled with the worker.
@@ -103,8 +130,32 @@ fn per_worker(
 ) -> Vec<(String, f64)> {
     r.workers
         .iter()
-        .filter_map(|w| f(w).map(|v| (format!("{{{}}}", who(w)), v)))
+        .filter_map(|w| f(w).map(|v| (format!("{{{}}}", who(r, w)), v)))
         .collect()
+}
+
+/// What identifies each worker now (always 1): the PID, which changes on every restart, its
+/// model and whether the registry lists it. Join on `worker` for them.
+fn info_family(r: &CheckReport) -> Family<'static> {
+    Family {
+        name: "mlsdiag_worker_info",
+        help: "The worker's process (always 1): its PID, model and whether the registry lists it.",
+        kind: "gauge",
+        samples: r
+            .workers
+            .iter()
+            .map(|w| {
+                let labels = format!(
+                    "{{{},pid=\"{}\",model=\"{}\",registered=\"{}\"}}",
+                    who(r, w),
+                    w.pid,
+                    label(w.model.as_deref().unwrap_or("")),
+                    w.registered
+                );
+                (labels, 1.0)
+            })
+            .collect(),
+    }
 }
 
 /// Each worker's verdict as one sample per possible verdict.
@@ -119,7 +170,7 @@ fn verdict_family(r: &CheckReport) -> Family<'static> {
             .flat_map(|w| {
                 Verdict::ALL.iter().map(move |v| {
                     (
-                        format!("{{{},verdict=\"{}\"}}", who(w), v.label()),
+                        format!("{{{},verdict=\"{}\"}}", who(r, w), v.label()),
                         if w.verdict == *v { 1.0 } else { 0.0 },
                     )
                 })
@@ -175,14 +226,10 @@ fn progress_families(
             },
         },
         Family {
-            name: "mlsdiag_worker_seconds_since_progress",
-            help: "Seconds since the worker last made progress (CPU time advancing or running).",
+            name: "mlsdiag_worker_last_progress_timestamp_seconds",
+            help: "When the worker last made progress (tokens, the log's progress lines, CPU or GPU time), Unix seconds; its age is time() - this.",
             kind: "gauge",
-            samples: per_worker(r, &|w| match since_progress {
-                Some(m) => m.get(&w.pid).copied(),
-                // One check only knows whether there was progress within its window.
-                None => (w.activity == crate::model::Activity::Working).then_some(0.0),
-            }),
+            samples: per_worker(r, &|w| last_progress(r, w, since_progress)),
         },
         Family {
             name: "mlsdiag_worker_tokens_total",
@@ -219,6 +266,23 @@ fn progress_families(
             samples: per_worker(r, &|w| w.progress.as_ref().and_then(|p| p.tokens_per_sec)),
         },
     ]
+}
+
+/// When `w` last made progress: its token record's last token or prefill chunk; else, from
+/// `watch`, the round it was last seen progressing; else, from one check, now when it is
+/// working (one check only knows whether there was progress within its window).
+fn last_progress(
+    r: &CheckReport,
+    w: &crate::model::WorkerReport,
+    since_progress: Option<&SinceProgress>,
+) -> Option<f64> {
+    let now = r.generated_at.timestamp_millis() as f64 / 1000.0;
+    let record = w.progress.as_ref().and_then(|p| p.record.last_progress);
+    let from_record = record.map(|t| t.timestamp_millis() as f64 / 1000.0);
+    let from_rounds = since_progress.and_then(|m| m.get(&w.pid)).map(|s| now - s);
+    let working = (w.activity == crate::model::Activity::Working).then_some(now);
+    let best = [from_record, from_rounds, working].into_iter().flatten();
+    best.fold(None, |a: Option<f64>, t| Some(a.map_or(t, |a| a.max(t))))
 }
 
 #[cfg(test)]

@@ -249,7 +249,14 @@ fn the_macos_seed_incident_as_metrics_has_the_footprint_and_the_hang() {
     let out = check_seed(&["--textfile", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let text = std::fs::read_to_string(dir.path().join("mlsdiag.prom")).unwrap();
-    let worker = "worker=\"mlx-server-v3-1\",pid=\"49387\"";
+    // The worker by name; its PID is on mlsdiag_worker_info only.
+    let worker = "worker=\"mlx-server-v3-1\"";
+    assert!(
+        (text.lines()).any(|l| l.starts_with(
+            "mlsdiag_worker_info{worker=\"mlx-server-v3-1\",pid=\"49387\","
+        ) && l.ends_with(" 1")),
+        "{text}"
+    );
     for line in [
         format!("mlsdiag_worker_verdict{{{worker},verdict=\"hung\"}} 1"),
         // The leak signal on macOS is phys_footprint, exported beside RSS.

@@ -117,20 +117,24 @@ fn watch_flags_a_fresh_hang_within_hung_after_plus_one_interval_and_alerts_once(
     assert_eq!(input["snapshot"], snap_path);
     // Three more rounds: no second alert for the same worker and verdict.
     let textfile = prom.join("mlsdiag.prom");
+    // Series name the worker, not its PID (that is on mlsdiag_worker_info).
+    let wlabel = format!("worker=\"{}\"", snap["name"].as_str().unwrap());
+    // Seconds from the worker's last progress to the round's check, by the timestamps.
     let since = |text: &str| -> f64 {
-        text.lines()
-            .find(|l| {
-                l.starts_with("mlsdiag_worker_seconds_since_progress")
-                    && l.contains(&format!("pid=\"{hung}\""))
-            })
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
+        let value = |family: &str, labels: &str| -> Option<f64> {
+            text.lines()
+                .find(|l| l.starts_with(family) && l.contains(labels))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse().ok())
+        };
+        let check = value("mlsdiag_check_timestamp_seconds ", "");
+        let last = value("mlsdiag_worker_last_progress_timestamp_seconds{", &wlabel);
+        check.zip(last).map_or(0.0, |(c, l)| c - l)
     };
     let hung_since = || {
         std::fs::read_to_string(&textfile)
             .ok()
-            .filter(|t| t.contains(&format!("pid=\"{hung}\",verdict=\"hung\"}} 1")))
+            .filter(|t| t.contains(&format!("{{{wlabel},verdict=\"hung\"}} 1")))
             .map(|t| since(&t))
     };
     let mut s0 = 0.0;
@@ -154,9 +158,11 @@ fn watch_flags_a_fresh_hang_within_hung_after_plus_one_interval_and_alerts_once(
     let verdict = "verdict=\"hung\"} 1";
     assert!(
         text.lines()
-            .any(|l| l.contains(&format!("pid=\"{hung}\"")) && l.ends_with(verdict)),
+            .any(|l| l.contains(&wlabel) && l.ends_with(verdict)),
         "{text}"
     );
+    let info = format!("mlsdiag_worker_info{{{wlabel},pid=\"{hung}\",");
+    assert!(text.lines().any(|l| l.starts_with(&info) && l.ends_with(" 1")), "{text}");
     assert!(text.contains("mlsdiag_up 1"), "{text}");
     let (ok, why) = promtool(&text);
     assert!(ok, "promtool check metrics: {why}\n{text}");
@@ -304,18 +310,31 @@ fn check_textfile_writes_metrics_promtool_accepts() {
         "mlsdiag_worker_resident_bytes{",
         "mlsdiag_worker_threads{",
         "mlsdiag_worker_in_flight_requests{",
-        "mlsdiag_worker_seconds_since_progress{",
+        "mlsdiag_worker_last_progress_timestamp_seconds{",
+        "mlsdiag_worker_info{",
+        "mlsdiag_build_info{version=",
+        "mlsdiag_check_timestamp_seconds ",
     ] {
         assert!(text.contains(family), "{family} missing:\n{text}");
     }
-    // One series per verdict and worker, exactly one of them 1.
+    // One series per verdict and worker, exactly one of them 1; no PID on them.
     let working = sim.pid("working");
+    let info = (text.lines())
+        .find(|l| l.starts_with("mlsdiag_worker_info{") && l.contains(&format!("pid=\"{working}\"")))
+        .unwrap_or_else(|| panic!("no info for {working}:\n{text}"));
+    let wlabel = info["mlsdiag_worker_info{".len()..]
+        .split(",pid=")
+        .next()
+        .unwrap()
+        .to_string();
     let series: Vec<&str> = text
         .lines()
-        .filter(|l| {
-            l.starts_with("mlsdiag_worker_verdict{") && l.contains(&format!("pid=\"{working}\""))
-        })
+        .filter(|l| l.starts_with(&format!("mlsdiag_worker_verdict{{{wlabel},")))
         .collect();
+    assert!(
+        !text.lines().any(|l| !l.starts_with("mlsdiag_worker_info") && l.contains("pid=")),
+        "{text}"
+    );
     assert_eq!(series.len(), 6, "{series:?}");
     assert_eq!(series.iter().filter(|l| l.ends_with(" 1")).count(), 1);
     // A symlinked directory is refused, naming it.
@@ -324,6 +343,25 @@ fn check_textfile_writes_metrics_promtool_accepts() {
     let o = sim.check(&["--window", "0s", "--textfile", link.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(3));
     assert!(stderr(&o).contains("symbolic link"), "{}", stderr(&o));
+}
+
+#[test]
+fn the_alerting_rules_pass_their_promtool_unit_tests() {
+    // docs/alerting-rules.test.yml: a worker hung for two rounds fires MlsWorkerHung (naming
+    // its PID), a recovered one stops it, a worker restarted under its name (a new PID) is one
+    // alert, not two; and MlsdiagDown.
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    let o = Command::new("promtool")
+        .args(["test", "rules", "alerting-rules.test.yml"])
+        .current_dir(&docs)
+        .output()
+        .expect("promtool");
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
