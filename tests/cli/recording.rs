@@ -252,9 +252,9 @@ fn the_macos_seed_incident_as_metrics_has_the_footprint_and_the_hang() {
     // The worker by name; its PID is on mlsdiag_worker_info only.
     let worker = "worker=\"mlx-server-v3-1\"";
     assert!(
-        (text.lines()).any(|l| l.starts_with(
-            "mlsdiag_worker_info{worker=\"mlx-server-v3-1\",pid=\"49387\","
-        ) && l.ends_with(" 1")),
+        (text.lines()).any(|l| l
+            .starts_with("mlsdiag_worker_info{worker=\"mlx-server-v3-1\",pid=\"49387\",")
+            && l.ends_with(" 1")),
         "{text}"
     );
     for line in [

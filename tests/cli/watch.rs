@@ -162,7 +162,11 @@ fn watch_flags_a_fresh_hang_within_hung_after_plus_one_interval_and_alerts_once(
         "{text}"
     );
     let info = format!("mlsdiag_worker_info{{{wlabel},pid=\"{hung}\",");
-    assert!(text.lines().any(|l| l.starts_with(&info) && l.ends_with(" 1")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&info) && l.ends_with(" 1")),
+        "{text}"
+    );
     assert!(text.contains("mlsdiag_up 1"), "{text}");
     let (ok, why) = promtool(&text);
     assert!(ok, "promtool check metrics: {why}\n{text}");
@@ -320,7 +324,9 @@ fn check_textfile_writes_metrics_promtool_accepts() {
     // One series per verdict and worker, exactly one of them 1; no PID on them.
     let working = sim.pid("working");
     let info = (text.lines())
-        .find(|l| l.starts_with("mlsdiag_worker_info{") && l.contains(&format!("pid=\"{working}\"")))
+        .find(|l| {
+            l.starts_with("mlsdiag_worker_info{") && l.contains(&format!("pid=\"{working}\""))
+        })
         .unwrap_or_else(|| panic!("no info for {working}:\n{text}"));
     let wlabel = info["mlsdiag_worker_info{".len()..]
         .split(",pid=")
@@ -332,7 +338,9 @@ fn check_textfile_writes_metrics_promtool_accepts() {
         .filter(|l| l.starts_with(&format!("mlsdiag_worker_verdict{{{wlabel},")))
         .collect();
     assert!(
-        !text.lines().any(|l| !l.starts_with("mlsdiag_worker_info") && l.contains("pid=")),
+        !text
+            .lines()
+            .any(|l| !l.starts_with("mlsdiag_worker_info") && l.contains("pid=")),
         "{text}"
     );
     assert_eq!(series.len(), 6, "{series:?}");
