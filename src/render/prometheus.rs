@@ -226,6 +226,15 @@ fn progress_families(
             },
         },
         Family {
+            name: "mlsdiag_worker_oldest_in_flight_start_timestamp_seconds",
+            help: "When the oldest request the log shows in flight on this worker started, Unix seconds (needs --log); its age is time() - this.",
+            kind: "gauge",
+            samples: per_worker(r, &|w| {
+                let oldest = w.in_flight.first()?;
+                Some(oldest.started.timestamp_millis() as f64 / 1000.0)
+            }),
+        },
+        Family {
             name: "mlsdiag_worker_last_progress_timestamp_seconds",
             help: "When the worker last made progress (tokens, the log's progress lines, CPU or GPU time), Unix seconds; its age is time() - this.",
             kind: "gauge",

@@ -9,6 +9,7 @@ mod docs;
 mod evidence;
 mod fleet;
 mod gpu;
+mod grafana;
 mod hostile;
 mod inspect;
 mod layers;
