@@ -111,9 +111,10 @@ fn status_family(r: &CheckReport) -> Family<'static> {
     }
 }
 
-/// The label that names one worker: its name, which outlives restarts (the PID changes on each
-/// one and is on `mlsdiag_worker_info` only). Two processes under one name in one check (an
-/// orphan beside its respawn) are told apart as `name (pid N)`.
+/// The label that names one worker: its name, which outlives restarts when the registry gives
+/// it (the PID changes on each one and is on `mlsdiag_worker_info` only). Two processes under
+/// one name in one check (unregistered ones named alike by their command lines) are told apart
+/// as `name (pid N)`.
 fn who(r: &CheckReport, w: &crate::model::WorkerReport) -> String {
     let shared = r.workers.iter().filter(|o| o.name == w.name).count() > 1;
     if shared {
@@ -290,8 +291,7 @@ fn last_progress(
     let from_record = record.map(|t| t.timestamp_millis() as f64 / 1000.0);
     let from_rounds = since_progress.and_then(|m| m.get(&w.pid)).map(|s| now - s);
     let working = (w.activity == crate::model::Activity::Working).then_some(now);
-    let best = [from_record, from_rounds, working].into_iter().flatten();
-    best.fold(None, |a: Option<f64>, t| Some(a.map_or(t, |a| a.max(t))))
+    from_record.or(from_rounds).or(working)
 }
 
 #[cfg(test)]
