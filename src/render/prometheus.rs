@@ -34,6 +34,11 @@ impl Family<'_> {
     }
 }
 
+/// A time as the Unix seconds Prometheus timestamps are (to the millisecond).
+fn unix_secs(t: chrono::DateTime<chrono::Utc>) -> f64 {
+    t.timestamp_millis() as f64 / 1000.0
+}
+
 fn number(v: f64) -> String {
     if v.is_finite() && v == v.trunc() && v.abs() < 1e15 {
         format!("{}", v as i64)
@@ -56,10 +61,7 @@ pub fn render(
             name: "mlsdiag_check_timestamp_seconds",
             help: "When the check behind these metrics ran, Unix seconds.",
             kind: "gauge",
-            samples: vec![(
-                String::new(),
-                r.generated_at.timestamp_millis() as f64 / 1000.0,
-            )],
+            samples: vec![(String::new(), unix_secs(r.generated_at))],
         });
         families.push(info_family(r));
         families.push(verdict_family(r));
@@ -232,7 +234,7 @@ fn progress_families(
             kind: "gauge",
             samples: per_worker(r, &|w| {
                 let oldest = w.in_flight.first()?;
-                Some(oldest.started.timestamp_millis() as f64 / 1000.0)
+                Some(unix_secs(oldest.started))
             }),
         },
         Family {
@@ -286,9 +288,9 @@ fn last_progress(
     w: &crate::model::WorkerReport,
     since_progress: Option<&SinceProgress>,
 ) -> Option<f64> {
-    let now = r.generated_at.timestamp_millis() as f64 / 1000.0;
+    let now = unix_secs(r.generated_at);
     let record = w.progress.as_ref().and_then(|p| p.record.last_progress);
-    let from_record = record.map(|t| t.timestamp_millis() as f64 / 1000.0);
+    let from_record = record.map(unix_secs);
     let from_rounds = since_progress.and_then(|m| m.get(&w.pid)).map(|s| now - s);
     let working = (w.activity == crate::model::Activity::Working).then_some(now);
     from_record.or(from_rounds).or(working)

@@ -40,8 +40,8 @@ pub fn judge(
     if let Some(note) = &p.log_progress {
         j.notes.push(note.clone());
     }
-    if let Some(g) = &p.gpu {
-        j.notes.push(if g.busy() && !p.cpu_busy {
+    if let Some(g) = p.gpu {
+        j.notes.push(if p.gpu_busy && !p.cpu_busy {
             format!(
                 "{} with the CPU idle: GPU-bound work (without a token record a GPU spin looks the same)",
                 g.describe()
@@ -84,7 +84,7 @@ pub fn judge(
 }
 
 /// What the window shows of the worker's progress.
-struct Progress {
+struct Progress<'a> {
     cpu_percent: Option<f64>,
     /// Whether the worker's heartbeat was touched within --hung-after (None: it has none).
     heartbeat_fresh: Option<bool>,
@@ -94,19 +94,21 @@ struct Progress {
     /// Whether CPU time advanced past the threshold, or a thread ran.
     cpu_busy: bool,
     /// The worker's GPU use over the window, where the OS's GPU source knows it.
-    gpu: Option<GpuUsage>,
+    gpu: Option<&'a GpuUsage>,
+    /// Whether that GPU use is the worker's work (see [`GpuUsage::busy`]).
+    gpu_busy: bool,
     /// The log's recent progress for this process, in words, when it counts.
     log_progress: Option<String>,
     /// How far CPU time advanced, in words.
     cpu_fact: String,
 }
 
-impl Progress {
+impl<'a> Progress<'a> {
     /// Which signal showed the progress, in words.
     fn what_advanced(&self) -> &'static str {
         if self.cpu_busy {
             "CPU"
-        } else if self.gpu.as_ref().is_some_and(GpuUsage::busy) {
+        } else if self.gpu_busy {
             "the GPU"
         } else if self.log_progress.is_some() {
             "the log's progress"
@@ -116,11 +118,11 @@ impl Progress {
     }
 
     fn read(
-        o: &Observation,
+        o: &Observation<'a>,
         th: &Thresholds,
         last: &ProcessInfo,
         oldest: Option<&InFlight>,
-    ) -> Progress {
+    ) -> Progress<'a> {
         let cpu_percent = o.series.cpu_percent();
         let running = o.series.max_running() > 0 || last.state == 'R';
         let span = o.series.span_secs();
@@ -143,8 +145,8 @@ impl Progress {
             });
         // GPU-bound work idles the CPU: the GPU busy for this process is progress too (without
         // a token record a GPU spin cannot be told from it; the note says so).
-        let gpu = o.gpu.cloned();
-        let gpu_busy = gpu.as_ref().is_some_and(GpuUsage::busy);
+        let gpu = o.gpu;
+        let gpu_busy = gpu.is_some_and(GpuUsage::busy);
         let made = cpu_busy || gpu_busy || heartbeat_fresh == Some(true) || log_progress.is_some();
         let cpu_fact = match (o.series.cpu_delta_ns(), cpu_percent) {
             (Some(d), Some(pct)) => format!(
@@ -159,6 +161,7 @@ impl Progress {
             made,
             cpu_busy,
             gpu,
+            gpu_busy,
             log_progress,
             cpu_fact,
         }
@@ -210,7 +213,7 @@ fn tokens(
             duration(th.hung_after)
         ));
         j.notes.insert(0, p.cpu_fact.clone());
-        if let Some(g) = &p.gpu {
+        if let Some(g) = p.gpu {
             j.notes.push(g.describe());
         }
         return Some(Activity::Working);
@@ -243,8 +246,7 @@ fn tokens(
             t.record.request_tokens
         ),
     ];
-    let gpu_busy = p.gpu.as_ref().is_some_and(GpuUsage::busy);
-    if let Some(g) = p.gpu.as_ref().filter(|_| gpu_busy) {
+    if let Some(g) = p.gpu.filter(|_| p.gpu_busy) {
         ev.push(format!(
             "{} while no token comes: the GPU spins, or runs one operation that does not end (the shape of mlx#3830 / mlx#3142, a fence_wait that is never signalled)",
             g.describe()
@@ -256,18 +258,17 @@ fn tokens(
             p.cpu_fact
         ));
         Activity::Spinning
-    } else if gpu_busy {
-        ev.push(format!(
-            "{}; no thread running: {} threads, process state {}",
-            p.cpu_fact, last.threads, last.state
-        ));
-        Activity::Spinning
     } else {
         ev.push(format!(
             "{}; no thread running: {} threads, process state {}",
             p.cpu_fact, last.threads, last.state
         ));
-        Activity::Stalled
+        // The GPU busy while no token comes spins as well, with the host asleep in its wait.
+        if p.gpu_busy {
+            Activity::Spinning
+        } else {
+            Activity::Stalled
+        }
     };
     j.findings.push(Finding {
         verdict: Verdict::Hung,
@@ -292,8 +293,7 @@ fn not_judged(
             "{what}: the token record shows no progress for {q}, but the heartbeat or the log shows progress since: not judged hung by the record"
         ));
     }
-    let gpu_busy = p.gpu.as_ref().is_some_and(GpuUsage::busy);
-    if t.record.request_tokens == 0 && (p.cpu_busy || gpu_busy) {
+    if t.record.request_tokens == 0 && (p.cpu_busy || p.gpu_busy) {
         return Some(format!(
             "{what}: still in its prefill, no prefill chunk for {q}, with the {} busy: a long prefill chunk is not judged hung by the record",
             if p.cpu_busy { "CPU" } else { "GPU" }
@@ -364,7 +364,7 @@ fn oldest_in_flight(
                 last.threads, last.state
             ),
         ];
-        if let Some(g) = &p.gpu {
+        if let Some(g) = p.gpu {
             ev.push(g.describe());
         }
         if !oldest.timeouts.is_empty() {
