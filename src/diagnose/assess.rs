@@ -158,6 +158,24 @@ mod tests {
         }
     }
 
+    /// The seed's worker asleep: ten readings, CPU time standing still, no thread running.
+    fn idle_series() -> Series {
+        series(
+            (0..10)
+                .map(|_| proc(49387, 302_300, 8190, 'S', 0))
+                .collect(),
+        )
+    }
+
+    /// The same worker spinning: every reading running, CPU at 100 %.
+    fn hot_series() -> Series {
+        series(
+            (0..10)
+                .map(|i| proc(49387, 302_300 + i * 200, 8190, 'R', 1))
+                .collect(),
+        )
+    }
+
     fn entry(pid: u32) -> RegistryEntry {
         RegistryEntry {
             pid,
@@ -211,11 +229,7 @@ mod tests {
     #[test]
     fn the_seed_incident_is_hung_with_evidence() {
         let re = Regex::new("mlx-server-v3").unwrap();
-        let s = series(
-            (0..10)
-                .map(|_| proc(49387, 302_300, 8190, 'S', 0))
-                .collect(),
-        );
+        let s = idle_series();
         let e = entry(49387);
         let log = seed_log();
         let a = assess(
@@ -268,11 +282,7 @@ mod tests {
         let e = entry(49387);
         let log = seed_log();
         // GPU-bound: the CPU idle, the seed's request 8 h old, but tokens still coming.
-        let idle = series(
-            (0..10)
-                .map(|_| proc(49387, 302_300, 8190, 'S', 0))
-                .collect(),
-        );
+        let idle = idle_series();
         let fresh = tokens(1, 12);
         let mut o = observe(&idle, Some(&e), Some(&log), &re);
         o.tokens = Some(&fresh);
@@ -286,11 +296,7 @@ mod tests {
             "{a:#?}"
         );
         // A hot spin: every thread running, CPU at 100 %, no token for 10 minutes.
-        let hot = series(
-            (0..10)
-                .map(|i| proc(49387, 302_300 + i * 200, 8190, 'R', 1))
-                .collect(),
-        );
+        let hot = hot_series();
         let frozen = tokens(600, 0);
         let mut o = observe(&hot, Some(&e), Some(&log), &re);
         o.tokens = Some(&frozen);
@@ -307,16 +313,8 @@ mod tests {
         let re = Regex::new("mlx-server-v3").unwrap();
         let e = entry(49387);
         let log = seed_log();
-        let idle = series(
-            (0..10)
-                .map(|_| proc(49387, 302_300, 8190, 'S', 0))
-                .collect(),
-        );
-        let hot = series(
-            (0..10)
-                .map(|i| proc(49387, 302_300 + i * 200, 8190, 'R', 1))
-                .collect(),
-        );
+        let idle = idle_series();
+        let hot = hot_series();
         // The last token was handed to a consumer that has not asked for the next: the record
         // does not decide. Without a log nothing proves a hang; with the seed's log the log's
         // rule decides, as it would without a record.
@@ -367,11 +365,7 @@ mod tests {
         let re = Regex::new("mlx-server-v3").unwrap();
         let e = entry(49387);
         let log = seed_log();
-        let idle = series(
-            (0..10)
-                .map(|_| proc(49387, 302_300, 8190, 'S', 0))
-                .collect(),
-        );
+        let idle = idle_series();
         let gpu = crate::model::GpuUsage {
             source: "nvml".into(),
             busy_percent: Some(99.0),
@@ -417,11 +411,7 @@ mod tests {
         let log = a
             .finish()
             .for_worker(Some("mlx-server-v3-1"), 49387, true, None);
-        let idle = series(
-            (0..10)
-                .map(|_| proc(49387, 302_300, 8190, 'S', 0))
-                .collect(),
-        );
+        let idle = idle_series();
         let e = entry(49387);
         let a = assess(
             &observe(&idle, Some(&e), Some(&log), &re),

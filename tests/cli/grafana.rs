@@ -81,17 +81,9 @@ fn every_dashboard_query_parses_and_returns_data_on_the_demos_metrics() {
     });
     let path = dir.path().join("dashboard.test.yml");
     std::fs::write(&path, serde_json::to_string_pretty(&file).unwrap()).unwrap();
-    let o = std::process::Command::new("promtool")
-        .args(["test", "rules"])
-        .arg(&path)
-        .output()
-        .expect("promtool");
-    assert!(
-        o.status.success(),
-        "{}{}\n{prom}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let args = ["test".as_ref(), "rules".as_ref(), path.as_os_str()];
+    let (ok, why) = crate::util::promtool_in(dir.path(), &args);
+    assert!(ok, "{why}\n{prom}");
     // The panels without demo data are so because the metrics are absent, not misnamed.
     assert!(!prom.contains("mlsdiag_worker_gpu_") && !prom.contains("mlsdiag_worker_tokens_"));
 }

@@ -9,17 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{json, root, run, wait_until, write};
-
-/// The venv's python, prepared (idempotently) by scripts/setup-mlx-lm.
-fn python() -> String {
-    let out = Command::new(root("scripts/setup-mlx-lm"))
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("scripts/setup-mlx-lm");
-    assert!(out.status.success(), "scripts/setup-mlx-lm failed");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
+use crate::util::{json, mlx_lm_python, root, run, wait_until, write};
 
 /// A running server, killed on drop (also when the test fails).
 struct Server {
@@ -49,7 +39,7 @@ impl Server {
         let file = std::fs::File::create(&log).unwrap();
         let hub = dir.path().join("hub");
         std::fs::create_dir(&hub).unwrap();
-        let child = Command::new(python())
+        let child = Command::new(mlx_lm_python())
             .args([
                 "-m",
                 "mlx_lm.server",

@@ -10,16 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::{Background, json, root, run_within, wait_until};
-
-fn python() -> String {
-    let out = Command::new(root("scripts/setup-mlx-lm"))
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("scripts/setup-mlx-lm");
-    assert!(out.status.success(), "scripts/setup-mlx-lm failed");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
+use crate::util::{Background, json, mlx_lm_python, root, run_within, wait_until};
 
 /// A token worker in MODE, killed on drop (its process group), with its state directory.
 struct Worker {
@@ -32,7 +23,7 @@ impl Worker {
     fn start(mode: &str) -> Worker {
         let dir = tempfile::tempdir().unwrap();
         let tag = format!("tokentest-{mode}-{}", std::process::id());
-        let mut cmd = Command::new(python());
+        let mut cmd = Command::new(mlx_lm_python());
         cmd.arg(root("tests/workers/token_worker.py"))
             .arg(root("target/mlx-lm-tiny"))
             .arg(dir.path())

@@ -213,6 +213,27 @@ pub fn feed(mut cmd: Command, input: &[u8]) -> Output {
 
 /// `promtool check metrics` (Debian package prometheus; scripts/test installs it) on `text`:
 /// its verdict and what it printed.
+/// The venv's python with mlx-lm, prepared (idempotently) by scripts/setup-mlx-lm.
+#[cfg(feature = "mlx")]
+pub fn mlx_lm_python() -> String {
+    let out = Command::new(root("scripts/setup-mlx-lm"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("scripts/setup-mlx-lm");
+    assert!(out.status.success(), "scripts/setup-mlx-lm failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Runs promtool with `args` in `dir`: whether it succeeded, and what it printed.
+pub fn promtool_in(dir: &Path, args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let o = Command::new("promtool")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("promtool");
+    (o.status.success(), format!("{}{}", stdout(&o), stderr(&o)))
+}
+
 pub fn promtool(text: &str) -> (bool, String) {
     let mut cmd = Command::new("promtool");
     cmd.args(["check", "metrics"]);

@@ -359,33 +359,17 @@ fn the_alerting_rules_pass_their_promtool_unit_tests() {
     // its PID), a recovered one stops it, a worker restarted under its name (a new PID) is one
     // alert, not two; and MlsdiagDown.
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
-    let o = Command::new("promtool")
-        .args(["test", "rules", "alerting-rules.test.yml"])
-        .current_dir(&docs)
-        .output()
-        .expect("promtool");
-    assert!(
-        o.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let args = ["test", "rules", "alerting-rules.test.yml"].map(std::ffi::OsStr::new);
+    let (ok, why) = crate::util::promtool_in(&docs, &args);
+    assert!(ok, "{why}");
 }
 
 #[test]
 fn the_alerting_rules_in_docs_pass_promtool() {
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/alerting-rules.yml");
-    let o = Command::new("promtool")
-        .args(["check", "rules"])
-        .arg(&rules)
-        .output()
-        .expect("promtool");
-    assert!(
-        o.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let args = ["check".as_ref(), "rules".as_ref(), rules.as_os_str()];
+    let (ok, why) = crate::util::promtool_in(Path::new("."), &args);
+    assert!(ok, "{why}");
     let text = std::fs::read_to_string(&rules).unwrap();
     for alert in [
         "MlsWorkerHung",
