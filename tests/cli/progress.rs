@@ -5,7 +5,7 @@
 //! frozen mid-generation is hung, stalled in a real deadlock and spinning in a busy loop.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
