@@ -137,6 +137,47 @@ pub enum Restart {
     NotDone(String),
 }
 
+/// Whether PID `w.pid` is still the process `w` describes: not a zombie, same start time and
+/// command line. A PID reused by another process is not.
+fn still_same(platform: &dyn Platform, w: &WorkerReport) -> Result<bool, String> {
+    match platform.process(w.pid) {
+        Ok(p) if p.is_zombie() => Ok(false),
+        Ok(p) => Ok(
+            crate::model::same_process((w.pid, Some(p.start_time)), (w.pid, w.started_at))
+                && w.command.as_deref() == Some(p.command().as_str()),
+        ),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// SIGTERM to `w`, only on live processes and after [`still_same`] says the PID is still `w`.
+fn sigterm(platform: &dyn Platform, w: &WorkerReport) -> Result<(), String> {
+    let pid = w.pid;
+    if !platform.live() {
+        return Err("reading a recording, not live processes".into());
+    }
+    match still_same(platform, w) {
+        Ok(true) => {}
+        Ok(false) => return Err(format!("PID {pid} is no longer the same process")),
+        Err(e) => return Err(e),
+    }
+    // SAFETY: kill(2) on a PID whose start time and command line were just re-checked.
+    if unsafe { libc::kill(pid as i32, libc::SIGTERM) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(format!("SIGTERM to PID {pid} failed: {e}"));
+    }
+    Ok(())
+}
+
+/// `top`'s `K`: SIGTERM alone, with the identity re-check of [`restart`]; what the worker does
+/// with it is for the next rounds to show.
+pub fn terminate(platform: &dyn Platform, w: &WorkerReport) -> Restart {
+    match sigterm(platform, w) {
+        Ok(()) => Restart::Signalled(format!("sent SIGTERM to PID {} ({})", w.pid, w.name)),
+        Err(why) => Restart::NotDone(why),
+    }
+}
+
 /// Send SIGTERM to `w`, then SIGKILL after `grace`, each only after re-checking that the PID is
 /// still the same process (start time and command line).
 pub fn restart(
@@ -153,26 +194,10 @@ pub fn restart(
         Some(s) if !s.starts_with("failed") => {}
         _ => return Restart::NotDone("no snapshot on disk".into()),
     }
-    let same = || -> Result<bool, String> {
-        match platform.process(pid) {
-            Ok(p) if p.is_zombie() => Ok(false),
-            Ok(p) => Ok(
-                crate::model::same_process((pid, Some(p.start_time)), (pid, w.started_at))
-                    && w.command.as_deref() == Some(p.command().as_str()),
-            ),
-            Err(e) => Err(e.to_string()),
-        }
-    };
-    match same() {
-        Ok(true) => {}
-        Ok(false) => return Restart::NotDone(format!("PID {pid} is no longer the same process")),
-        Err(e) => return Restart::NotDone(e),
+    if let Err(why) = sigterm(platform, w) {
+        return Restart::NotDone(why);
     }
-    // SAFETY: kill(2) on a PID whose start time and command line were just re-checked.
-    if unsafe { libc::kill(pid as i32, libc::SIGTERM) } != 0 {
-        let e = std::io::Error::last_os_error();
-        return Restart::NotDone(format!("SIGTERM to PID {pid} failed: {e}"));
-    }
+    let same = || still_same(platform, w);
     let started = Instant::now();
     while started.elapsed() < grace {
         if !matches!(same(), Ok(true)) {

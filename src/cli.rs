@@ -46,6 +46,8 @@ pub enum Command {
     Check(CheckCmdArgs),
     /// Check every --interval, print verdict changes, snapshot and alert on findings, export metrics
     Watch(WatchArgs),
+    /// The live view: the workers as a tree with their verdicts as they form, the evidence, stacks, threads and fds
+    Top(TopArgs),
     /// Run `mlsdiag check` on many hosts over ssh and merge the results
     Fleet(FleetArgs),
     /// Every thread of a process: state, CPU, what it waits on, grouped by lock
@@ -324,6 +326,50 @@ impl From<&WatchArgs> for crate::watch::WatchOptions {
             hook_timeout: a.hook_timeout,
             restart_hung: a.restart_hung,
             grace: a.grace,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub check: CheckArgs,
+    /// Time from the start of one round to the start of the next
+    #[arg(long, default_value = "2s", value_parser = duration_arg)]
+    pub interval: Duration,
+    /// How far back the memory series kept across rounds reaches (leak trend)
+    #[arg(long, default_value = "15m", value_parser = duration_arg, help_heading = "Thresholds")]
+    pub leak_span: Duration,
+    /// Where `S` saves a snapshot (default as for `snapshot`)
+    #[arg(long, value_name = "DIR", help_heading = "Evidence")]
+    pub dir: Option<PathBuf>,
+    /// Log lines kept in a snapshot taken with `S` (with --log)
+    #[arg(long, default_value_t = 20, help_heading = "Evidence")]
+    pub tail: usize,
+    /// How long `t` samples each thread's CPU
+    #[arg(long, default_value = "1s", value_parser = duration_arg)]
+    pub threads_window: Duration,
+    /// Print one frame to stdout (COLUMNS wide, 120 off a terminal) and exit with check's exit code
+    #[arg(long)]
+    pub once: bool,
+}
+
+impl From<&TopArgs> for crate::top::TopOptions {
+    fn from(a: &TopArgs) -> Self {
+        crate::top::TopOptions {
+            // watch's rounds with nothing done about a finding: top signals only on `K`.
+            watch: crate::watch::WatchOptions {
+                check: (&a.check).into(),
+                leak_span: a.leak_span,
+                snapshot_dir: None,
+                tail: a.tail,
+                on_finding: None,
+                restart_hung: false,
+                ..crate::watch::WatchOptions::default()
+            },
+            interval: a.interval,
+            snapshot_dir: a.dir.clone().unwrap_or_else(crate::store::default_dir),
+            threads_window: a.threads_window,
         }
     }
 }

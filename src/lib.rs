@@ -29,6 +29,7 @@ pub mod sim;
 pub mod snapshot;
 pub mod stacks;
 pub mod store;
+pub mod top;
 pub mod watch;
 
 use std::io::Write;
@@ -38,9 +39,9 @@ use commands::Ctx;
 
 /// Run a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
-    let platform: Box<dyn platform::Platform> = match &cli.global.fixture {
-        Some(path) => Box::new(platform::fixture::Fixture::load(path)?),
-        None => platform::native(),
+    let platform: std::sync::Arc<dyn platform::Platform> = match &cli.global.fixture {
+        Some(path) => std::sync::Arc::new(platform::fixture::Fixture::load(path)?),
+        None => platform::native().into(),
     };
     let ctx = Ctx {
         platform,
@@ -52,6 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     let status = match cli.command {
         Command::Check(a) => commands::check::run(&a, &ctx, &mut out)?,
         Command::Watch(a) => commands::watch::run(&a, &ctx, &mut out)?,
+        Command::Top(a) => commands::top::run(&a, &ctx, &mut out)?,
         Command::Fleet(a) => commands::fleet::run(&a, &ctx, &mut out)?,
         Command::Threads(a) => commands::threads::run(&a, &ctx, &mut out)?,
         Command::Fds(a) => commands::fds::run(&a, &ctx, &mut out)?,

@@ -31,6 +31,18 @@ impl Registry {
         self.entries.iter().find(|e| e.pid == pid)
     }
 
+    /// Where the worker `pid` writes its faulthandler dump, when its entry names one that may be
+    /// followed ([`Registry::worker_file`], for the worker's uid as the OS reports it now).
+    pub fn faulthandler(
+        &self,
+        pid: u32,
+        platform: &dyn crate::platform::Platform,
+    ) -> Option<PathBuf> {
+        let e = self.get(pid)?;
+        let owner = platform.process(pid).ok().map(|p| p.uid);
+        self.worker_file(e, "faulthandler", owner).ok().flatten()
+    }
+
     /// A file the worker's entry names (`heartbeat`, `faulthandler`), followed only when this
     /// registry is trusted and the file is the worker's own: owned by the worker's user or root,
     /// in directories nobody else can write (`input::trust` judged for the worker's uid).

@@ -80,12 +80,8 @@ fn build(
         }
     });
     let stacks = alive.then(|| {
-        let owner = platform.process(w.pid).ok().map(|p| p.uid);
         let how = crate::stacks::collect::Collect {
-            faulthandler: registry
-                .and_then(|r| Some((r, r.get(w.pid)?)))
-                .and_then(|(r, e)| r.worker_file(e, "faulthandler", owner).ok())
-                .flatten(),
+            faulthandler: registry.and_then(|r| r.faulthandler(w.pid, platform)),
             ..Default::default()
         };
         crate::stacks::collect::collect(platform, w.pid, &how)

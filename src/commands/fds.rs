@@ -9,27 +9,14 @@ use std::io::Write;
 
 use super::Ctx;
 use crate::cli::FdsArgs;
-use crate::diagnose::ipc::summarize;
-use crate::model::FdsReport;
-use crate::model::SCHEMA_VERSION;
+use crate::diagnose::ipc::fds_report;
 use crate::model::Status;
 use crate::render;
 
 pub fn run(args: &FdsArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
-    let p = ctx.platform.process(args.pid)?;
-    let peers: Option<&[u32]> = if args.no_peers { None } else { Some(&[]) };
-    let fds = ctx.platform.fds(args.pid, peers)?;
-    let ipc = summarize(&fds, Some(p.ppid));
-    let report = FdsReport {
-        schema_version: SCHEMA_VERSION,
-        command: "fds",
-        pid: args.pid,
-        ppid: p.ppid,
-        fds,
-        ipc,
-    };
+    let (report, name) = fds_report(ctx.platform.as_ref(), args.pid, !args.no_peers)?;
     ctx.emit(out, &report, |r, st, out| {
-        render::fds::fds(r, &p.name, st, out)
+        render::fds::fds(r, &name, st, out)
     })?;
     Ok(Status::Ok)
 }

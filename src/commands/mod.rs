@@ -16,14 +16,16 @@ pub mod repro;
 pub mod snapshot;
 pub mod stacks;
 pub mod threads;
+pub mod top;
 pub mod watch;
 
 use crate::platform::Platform;
 use crate::render::Style;
 
-/// What every command needs: the OS backend and how to print.
+/// What every command needs: the OS backend (shared with the threads of `top`) and how to
+/// print.
 pub struct Ctx {
-    pub platform: Box<dyn Platform>,
+    pub platform: std::sync::Arc<dyn Platform>,
     pub style: Style,
     pub json: bool,
 }

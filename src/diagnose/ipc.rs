@@ -4,7 +4,30 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{FdInfo, FdKind, IpcSummary};
+use crate::model::{FdInfo, FdKind, FdsReport, IpcSummary, SCHEMA_VERSION};
+use crate::platform::Platform;
+
+/// `fds PID`'s report: every descriptor, with the process at the other end of each pipe and
+/// unix socket when `peers` (searched among all processes), judged by [`summarize`]; and the
+/// process's name.
+pub fn fds_report(
+    platform: &dyn Platform,
+    pid: u32,
+    peers: bool,
+) -> anyhow::Result<(FdsReport, String)> {
+    let p = platform.process(pid)?;
+    let fds = platform.fds(pid, peers.then_some(&[][..]))?;
+    let ipc = summarize(&fds, Some(p.ppid));
+    let report = FdsReport {
+        schema_version: SCHEMA_VERSION,
+        command: "fds",
+        pid,
+        ppid: p.ppid,
+        fds,
+        ipc,
+    };
+    Ok((report, p.name))
+}
 
 /// Count channels and judge them: closed standard streams and a lost parent link are warnings.
 pub fn summarize(fds: &[FdInfo], parent: Option<u32>) -> IpcSummary {

@@ -18,6 +18,7 @@ pub mod report;
 pub mod request;
 pub mod snapshot;
 pub mod stacks;
+pub mod top;
 pub mod verdict;
 pub mod views;
 pub mod waits;
@@ -33,6 +34,7 @@ pub use report::*;
 pub use request::*;
 pub use snapshot::*;
 pub use stacks::*;
+pub use top::*;
 pub use verdict::*;
 pub use views::*;
 

@@ -96,4 +96,5 @@ pub mod registry;
 pub mod snapshot;
 pub mod stacks;
 pub mod threads;
+pub mod top;
 pub mod watch;

@@ -16,7 +16,9 @@ fn layer(module: &str) -> Option<(u8, &'static str)> {
         | "progress" => (2, "collect"),
         "diagnose" => (3, "diagnose"),
         "render" => (3, "render"),
-        "snapshot" | "repro" | "sim" | "metrics" | "fleet" | "actions" | "watch" => (4, "services"),
+        "snapshot" | "repro" | "sim" | "metrics" | "fleet" | "actions" | "watch" | "top" => {
+            (4, "services")
+        }
         // The parser's argument types are the commands' input; `cli` converts them into the
         // libraries' options.
         "commands" | "cli" => (5, "commands"),

@@ -26,5 +26,6 @@ mod repro;
 #[cfg(feature = "mlx")]
 mod repro_mlx;
 mod stacks;
+mod top;
 mod util;
 mod watch;

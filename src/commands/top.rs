@@ -1,0 +1,147 @@
+//! `mlsdiag top`: the live view an operator keeps open. Rounds run on their own thread (a
+//! round samples for `--window`, so keys never wait for one), and so does each pane's job; the
+//! drawing thread only reads keys, folds what arrives into [`App`] and redraws. The terminal
+//! is restored on `q`, Ctrl-C, SIGTERM and panics (ratatui's hook). `--once` prints one frame.
+
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use ratatui::buffer::Buffer;
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use ratatui::layout::Rect;
+
+use super::Ctx;
+use crate::cli::TopArgs;
+use crate::model::Status;
+use crate::render;
+use crate::top::{Action, App, Input, Job, RoundView, TopOptions, Update, rounds, run_job};
+use crate::watch::Watcher;
+
+pub fn run(args: &TopArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
+    let opts = Arc::new(TopOptions::from(args));
+    let mut app = App::new(crate::store::hostname(), opts.interval);
+    if args.once {
+        return once(&opts, ctx, app, out);
+    }
+    anyhow::ensure!(
+        std::io::stdout().is_terminal() && std::io::stdin().is_terminal(),
+        "top needs a terminal; `top --once` prints one frame to a pipe"
+    );
+    let stop = interrupted()?;
+    let (tx, rx) = channel();
+    let watcher = Watcher::new(opts.watch.clone());
+    let (platform, interval, rounds_tx) = (Arc::clone(&ctx.platform), opts.interval, tx.clone());
+    std::thread::Builder::new()
+        .name("top-rounds".into())
+        .spawn(move || rounds(watcher, platform, interval, rounds_tx))?;
+    let start_job = |job: Job| {
+        let (opts, platform, tx) = (Arc::clone(&opts), Arc::clone(&ctx.platform), tx.clone());
+        // A job's failure to start is shown like its result.
+        let _ = std::thread::Builder::new()
+            .name("top-job".into())
+            .spawn(move || {
+                let output = run_job(&job, &opts, platform.as_ref());
+                let _ = tx.send(Update::Done(job, output));
+            });
+    };
+    let mut terminal = ratatui::try_init()?;
+    let result = ui(
+        &mut terminal,
+        &mut app,
+        &rx,
+        start_job,
+        ctx.style.color,
+        stop,
+    );
+    ratatui::restore();
+    result?;
+    Ok(Status::Ok)
+}
+
+/// One round, one frame on stdout, and check's status.
+fn once(opts: &TopOptions, ctx: &Ctx, mut app: App, out: &mut dyn Write) -> anyhow::Result<Status> {
+    let mut watcher = Watcher::new(opts.watch.clone());
+    let round = watcher.round(ctx.platform.as_ref())?;
+    let status = round.report.status;
+    let memory = ctx.platform.system_memory().ok();
+    app.update(Update::Round(Box::new(RoundView::new(round, memory))));
+    let frame = app.frame();
+    let width = ctx.style.width.or_else(columns_env).unwrap_or(120).max(40);
+    let area = Rect::new(0, 0, width, render::top::height(&frame, width));
+    let mut buf = Buffer::empty(area);
+    render::top::draw(&frame, ctx.style.color, area, &mut buf);
+    write!(out, "{}", render::top::text(&buf, ctx.style.color))?;
+    Ok(status)
+}
+
+fn columns_env() -> Option<u16> {
+    std::env::var("COLUMNS").ok()?.trim().parse().ok()
+}
+
+/// Set by SIGINT / SIGTERM from outside (Ctrl-C in the terminal arrives as a key).
+fn interrupted() -> anyhow::Result<&'static AtomicBool> {
+    static STOP: OnceLock<AtomicBool> = OnceLock::new();
+    let stop = STOP.get_or_init(|| AtomicBool::new(false));
+    ctrlc::set_handler(|| {
+        if let Some(s) = STOP.get() {
+            s.store(true, Ordering::SeqCst);
+        }
+    })
+    .map_err(|e| anyhow::anyhow!("cannot handle SIGINT/SIGTERM: {e}"))?;
+    Ok(stop)
+}
+
+fn ui(
+    terminal: &mut ratatui::DefaultTerminal,
+    app: &mut App,
+    rx: &Receiver<Update>,
+    start_job: impl Fn(Job),
+    color: bool,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    let mut dirty = true;
+    while !stop.load(Ordering::SeqCst) {
+        if dirty {
+            let frame = app.frame();
+            terminal.draw(|f| render::top::draw(&frame, color, f.area(), f.buffer_mut()))?;
+            dirty = false;
+        }
+        if event::poll(Duration::from_millis(200))? {
+            match event::read()? {
+                Event::Key(k) if k.kind != KeyEventKind::Release => {
+                    match input(k).map(|i| app.key(i)) {
+                        Some(Action::Quit) => return Ok(()),
+                        Some(Action::Run(job)) => start_job(job),
+                        _ => {}
+                    }
+                    dirty = true;
+                }
+                Event::Resize(..) => dirty = true,
+                _ => {}
+            }
+        }
+        while let Ok(u) = rx.try_recv() {
+            app.update(u);
+            dirty = true;
+        }
+    }
+    Ok(())
+}
+
+fn input(k: KeyEvent) -> Option<Input> {
+    Some(match k.code {
+        KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => Input::Interrupt,
+        KeyCode::Char(c) => Input::Char(c),
+        KeyCode::Up => Input::Up,
+        KeyCode::Down => Input::Down,
+        KeyCode::PageUp => Input::PageUp,
+        KeyCode::PageDown => Input::PageDown,
+        KeyCode::Enter => Input::Enter,
+        KeyCode::Esc => Input::Esc,
+        KeyCode::Backspace => Input::Backspace,
+        _ => return None,
+    })
+}
