@@ -379,9 +379,14 @@ fn top_in_a_real_terminal_on_the_demo() {
     let orphan = sim.pid("orphan").to_string();
     tmux.wait_for("the orphan under its adopter", |s| {
         let lines: Vec<&str> = s.lines().collect();
-        lines.iter().position(|l| l.contains(": orphans")).is_some_and(|i| {
-            lines.get(i + 1).is_some_and(|l| l.contains(&orphan) && l.contains("ORPHAN"))
-        })
+        lines
+            .iter()
+            .position(|l| l.contains(": orphans"))
+            .is_some_and(|i| {
+                lines
+                    .get(i + 1)
+                    .is_some_and(|l| l.contains(&orphan) && l.contains("ORPHAN"))
+            })
     });
     // Select it with the filter, then open its stacks in the pane.
     tmux.keys(&["/", &hung.to_string(), "Enter"]);
