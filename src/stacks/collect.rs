@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+
 use crate::model::waits::group;
 use crate::model::{SCHEMA_VERSION, Source, StacksReport, Syscall, ThreadStack};
 use crate::platform::Platform;
@@ -205,8 +207,8 @@ fn read_dump(name: String, path: &Path, signal: bool) -> (Source, Vec<ThreadStac
 }
 
 #[cfg(all(target_os = "linux", feature = "python-stacks"))]
-fn python_source(pid: u32) -> (Source, Vec<ThreadStack>) {
-    match st::pyspy::python_stacks(pid) {
+fn python_source(pid: u32, started: Option<DateTime<Utc>>) -> (Source, Vec<ThreadStack>) {
+    match st::pyspy::python_stacks(pid, started) {
         Ok(t) => (
             Source {
                 name: "py-spy".into(),
@@ -232,7 +234,7 @@ fn python_source(pid: u32) -> (Source, Vec<ThreadStack>) {
 }
 
 #[cfg(not(all(target_os = "linux", feature = "python-stacks")))]
-fn python_source(_pid: u32) -> (Source, Vec<ThreadStack>) {
+fn python_source(_pid: u32, _started: Option<DateTime<Utc>>) -> (Source, Vec<ThreadStack>) {
     let detail = if cfg!(target_os = "macos") {
         "not used on macOS: reading another process's memory needs task_for_pid, i.e. root; arm faulthandler in the worker instead (docs/worker-snippet.md)"
     } else {
@@ -341,7 +343,8 @@ pub fn collect(platform: &dyn Platform, pid: u32, how: &Collect) -> StacksReport
     }
     let mut python_threads = Vec::new();
     if platform.live() {
-        let (s, py) = python_source(pid);
+        let started = platform.process(pid).ok().map(|p| p.start_time);
+        let (s, py) = python_source(pid, started);
         sources.push(s);
         st::merge(&mut threads, py);
         let (s, native) = native_source(pid, how.native);

@@ -1,9 +1,45 @@
 //! Python frames on Linux through py-spy's library, in non-blocking mode: the worker's memory
 //! is read with `process_vm_readv`; the process is never stopped.
+//!
+//! Finding the interpreter parses the binary's symbol tables, which costs tens of ms on a large
+//! binary. A process py-spy could not read (not CPython, or no ptrace rights) is not asked
+//! again for [`REFUSED_FOR`]: `watch` and `top` check a hung worker every round.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
 
 use crate::model::{Frame, ThreadStack};
 
-pub fn python_stacks(pid: u32) -> Result<Vec<ThreadStack>, String> {
+/// How long py-spy's refusal of one process (PID and start time) is remembered.
+const REFUSED_FOR: Duration = Duration::from_secs(60);
+
+type Refusal = ((u32, DateTime<Utc>), Instant, String);
+static REFUSED: Mutex<Vec<Refusal>> = Mutex::new(Vec::new());
+
+/// The Python threads of `pid`, started at `started` (the process's identity: a reused PID is
+/// asked afresh).
+pub fn python_stacks(pid: u32, started: Option<DateTime<Utc>>) -> Result<Vec<ThreadStack>, String> {
+    let key = started.map(|s| (pid, s));
+    let mut refused = REFUSED.lock().unwrap_or_else(|p| p.into_inner());
+    refused.retain(|(_, at, _)| at.elapsed() < REFUSED_FOR);
+    if let Some((_, at, why)) = refused.iter().find(|(k, _, _)| Some(*k) == key) {
+        return Err(format!(
+            "{why} (py-spy's answer from {}s ago)",
+            at.elapsed().as_secs()
+        ));
+    }
+    drop(refused);
+    let read = read(pid);
+    if let (Err(why), Some(key)) = (&read, key) {
+        let mut refused = REFUSED.lock().unwrap_or_else(|p| p.into_inner());
+        refused.push((key, Instant::now(), why.clone()));
+    }
+    read
+}
+
+fn read(pid: u32) -> Result<Vec<ThreadStack>, String> {
     let config = py_spy::Config {
         blocking: py_spy::config::LockingStrategy::NonBlocking,
         include_idle: true,

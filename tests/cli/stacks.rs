@@ -163,3 +163,33 @@ fn faulthandler_dump_on_request() {
     ]));
     assert!(again["sources"].to_string().contains("from the last dump"));
 }
+
+/// A process py-spy cannot read (not CPython) is not asked again on the next round of a watch
+/// or top: the refusal is remembered for that process, and said to be remembered.
+#[test]
+#[cfg(target_os = "linux")]
+fn py_spy_refusal_is_remembered_per_process() {
+    use mlsdiag::stacks::collect::{Collect, collect};
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = Kill(Command::new("sleep").arg("300").spawn().unwrap());
+    let pid = child.0.id();
+    let platform = mlsdiag::platform::native();
+    let py = |r: &mlsdiag::model::StacksReport| {
+        r.sources
+            .iter()
+            .find(|s| s.name == "py-spy")
+            .map(|s| (s.ok, s.detail.clone()))
+            .unwrap()
+    };
+    let first = py(&collect(platform.as_ref(), pid, &Collect::default()));
+    assert!(!first.0, "{first:?}");
+    assert!(!first.1.contains("s ago)"), "{first:?}");
+    let second = py(&collect(platform.as_ref(), pid, &Collect::default()));
+    assert!(!second.0 && second.1.contains("s ago)"), "{second:?}");
+}
