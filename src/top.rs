@@ -171,8 +171,9 @@ pub struct App {
     editing: bool,
     pane: Pane,
     scroll: usize,
-    /// A worker `K` asked about, waiting for `y`.
-    confirm: Option<Key>,
+    /// A worker `K` asked about, waiting for `y`, and the question (shown until answered,
+    /// whatever else is said meanwhile).
+    confirm: Option<(Key, String)>,
     message: Option<String>,
 }
 
@@ -215,12 +216,9 @@ impl App {
         if let Some(prev) = self.last.take() {
             for w in prev.report.workers {
                 let key = (w.pid, w.started_at);
-                if !r
-                    .report
-                    .workers
-                    .iter()
-                    .any(|n| (n.pid, n.started_at) == key)
-                {
+                // A registered worker that died is still listed (crashed), without a start
+                // time: it is not gone.
+                if !r.report.workers.iter().any(|n| n.pid == w.pid) {
                     let mut row = self.row(&w, prev.report.generated_at, &prev.since);
                     row.gone = true;
                     self.gone.insert(
@@ -385,14 +383,24 @@ impl App {
             self.edit_filter(input);
             return Action::None;
         }
-        if let Some(key) = self.confirm.take() {
+        if let Some((key, _)) = self.confirm.take() {
             return self.confirmed(key, input);
         }
         match input {
             Input::Up | Input::Char('k') => self.step(-1),
             Input::Down | Input::Char('j') => self.step(1),
             Input::PageUp => self.scroll = self.scroll.saturating_sub(10),
-            Input::PageDown => self.scroll += 10,
+            // At most as far as the pane's rows wrapped at 40 columns reach (the renderer stops
+            // at the end for the width it has), so PgUp always moves back at once.
+            Input::PageDown => {
+                let rows: usize = self
+                    .pane_view()
+                    .lines
+                    .iter()
+                    .map(|l| l.chars().count() / 40 + 1)
+                    .sum();
+                self.scroll = (self.scroll + 10).min(rows.saturating_sub(1));
+            }
             Input::Esc | Input::Enter | Input::Char('e') => self.show_evidence(),
             Input::Char('q') => return Action::Quit,
             // A new filter replaces the old one.
@@ -434,11 +442,22 @@ impl App {
                 return Action::Run(Job::Snapshot(w.pid));
             }
             _ => {
-                self.message = Some(format!(
-                    "SIGTERM to PID {} ({})? y sends it, any other key cancels",
-                    w.pid, w.name
-                ));
-                self.confirm = Some((w.pid, w.started_at));
+                // watch --restart-hung refuses to act on untrusted evidence; so does K.
+                if let Some(r) = self.report().filter(|r| !r.untrusted.is_empty()) {
+                    self.message = Some(format!(
+                        "SIGTERM not offered: the evidence is untrusted ({})",
+                        r.untrusted.join("; ")
+                    ));
+                    return Action::None;
+                }
+                let command = w.command.as_deref().unwrap_or("?");
+                let question = format!(
+                    "SIGTERM to PID {} ({}: {})? y sends it, any other key cancels",
+                    w.pid,
+                    w.name,
+                    fit_chars(command, 60)
+                );
+                self.confirm = Some(((w.pid, w.started_at), question));
                 return Action::None;
             }
         };
@@ -532,7 +551,11 @@ impl App {
             pane: self.pane_view(),
             filter: self.filter.clone(),
             editing_filter: self.editing,
-            message: self.message.clone(),
+            message: self
+                .confirm
+                .as_ref()
+                .map(|(_, q)| q.clone())
+                .or_else(|| self.message.clone()),
             footprint: workers.iter().any(|w| w.footprint_bytes.is_some()),
             gpu: workers.iter().any(|w| w.gpu.is_some()),
             tokens: workers.iter().any(|w| w.progress.is_some()),
@@ -693,6 +716,7 @@ pub fn run_job(job: &Job, opts: &TopOptions, platform: &dyn Platform) -> JobOutp
                 native: true,
                 signal: false,
                 faulthandler: registry.and_then(|r| r.faulthandler(*pid, platform)),
+                reuse_refusal: false,
             };
             let r = collect(platform, *pid, &how);
             Ok(crate::render::stacks::stacks(&r, st, out)?)
@@ -797,9 +821,14 @@ pub fn rounds(
 ) {
     loop {
         let started = std::time::Instant::now();
-        let update = match watcher.round(platform.as_ref()) {
-            Ok(r) => Update::Round(Box::new(RoundView::new(r, platform.system_memory().ok()))),
-            Err(e) => Update::RoundFailed(format!("{e:#}")),
+        let round = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            watcher.round(platform.as_ref())
+        }));
+        let update = match round {
+            Ok(Ok(r)) => Update::Round(Box::new(RoundView::new(r, platform.system_memory().ok()))),
+            Ok(Err(e)) => Update::RoundFailed(format!("{e:#}")),
+            // A bug in a round is shown, and the next round starts afresh.
+            Err(p) => Update::RoundFailed(format!("the round panicked: {}", panic_text(&p))),
         };
         if tx.send(update).is_err() {
             return;
@@ -808,4 +837,22 @@ pub fn rounds(
             (started + interval).saturating_duration_since(std::time::Instant::now()),
         );
     }
+}
+
+/// `text` cut to `n` characters, with `…` when cut.
+fn fit_chars(text: &str, n: usize) -> String {
+    if text.chars().count() <= n {
+        return text.to_string();
+    }
+    let mut s: String = text.chars().take(n.saturating_sub(1)).collect();
+    s.push('…');
+    s
+}
+
+/// What a caught panic said.
+pub fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
 }

@@ -15,6 +15,7 @@ pub fn run(args: &StacksArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<
         native: !args.no_native,
         signal: args.signal,
         faulthandler: args.faulthandler.clone(),
+        reuse_refusal: false,
     };
     let r = collect(ctx.platform.as_ref(), args.pid, &how);
     ctx.emit(out, &r, render::stacks::stacks)?;

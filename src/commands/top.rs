@@ -17,7 +17,9 @@ use super::Ctx;
 use crate::cli::TopArgs;
 use crate::model::Status;
 use crate::render;
-use crate::top::{Action, App, Input, Job, RoundView, TopOptions, Update, rounds, run_job};
+use crate::top::{
+    Action, App, Input, Job, JobOutput, RoundView, TopOptions, Update, panic_text, rounds, run_job,
+};
 use crate::watch::Watcher;
 
 pub fn run(args: &TopArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
@@ -43,11 +45,15 @@ pub fn run(args: &TopArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Sta
         let _ = std::thread::Builder::new()
             .name("top-job".into())
             .spawn(move || {
-                let output = run_job(&job, &opts, platform.as_ref());
+                let run = || run_job(&job, &opts, platform.as_ref());
+                let output = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+                    .unwrap_or_else(|p| {
+                        JobOutput::Message(format!("the job failed: {}", panic_text(&p)))
+                    });
                 let _ = tx.send(Update::Done(job, output));
             });
     };
-    let mut terminal = ratatui::try_init()?;
+    let mut terminal = enter().inspect_err(|_| ratatui::restore())?;
     let result = ui(
         &mut terminal,
         &mut app,
@@ -75,6 +81,26 @@ fn once(opts: &TopOptions, ctx: &Ctx, mut app: App, out: &mut dyn Write) -> anyh
     render::top::draw(&frame, ctx.style.color, area, &mut buf);
     write!(out, "{}", render::top::text(&buf, ctx.style.color))?;
     Ok(status)
+}
+
+/// Raw mode and the alternate screen, with a panic hook that restores the terminal when the
+/// drawing thread panics. The other threads' panics are caught and shown in the view, so they
+/// print nothing over the screen.
+fn enter() -> std::io::Result<ratatui::DefaultTerminal> {
+    let ui_thread = std::thread::current().id();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() == ui_thread {
+            ratatui::restore();
+            previous(info);
+        }
+    }));
+    ratatui::crossterm::terminal::enable_raw_mode()?;
+    ratatui::crossterm::execute!(
+        std::io::stdout(),
+        ratatui::crossterm::terminal::EnterAlternateScreen
+    )?;
+    ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(std::io::stdout()))
 }
 
 fn columns_env() -> Option<u16> {
@@ -132,8 +158,13 @@ fn ui(
 }
 
 fn input(k: KeyEvent) -> Option<Input> {
+    let chord = k
+        .modifiers
+        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
     Some(match k.code {
         KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => Input::Interrupt,
+        // Ctrl-S is not `s`: chords other than Ctrl-C do nothing.
+        KeyCode::Char(_) if chord => return None,
         KeyCode::Char(c) => Input::Char(c),
         KeyCode::Up => Input::Up,
         KeyCode::Down => Input::Down,

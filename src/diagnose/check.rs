@@ -264,6 +264,7 @@ fn add_stack_signatures(
 ) {
     let how = crate::stacks::collect::Collect {
         faulthandler,
+        reuse_refusal: true,
         ..Default::default()
     };
     let stacks = crate::stacks::collect::collect(platform, pid, &how);

@@ -96,8 +96,15 @@ pub fn draw(f: &TopFrame, color: bool, area: Rect, buf: &mut Buffer) {
     let message = f.editing_filter || f.message.is_some();
     let fixed = 3 + 1 + u16::from(message);
     let avail = area.height.saturating_sub(fixed);
-    let wanted = f.rows.len() as u16 + 1;
-    let table_h = wanted.min((avail * 3 / 5).max(wanted.min(6))).min(avail);
+    let wanted = u16::try_from(f.rows.len() + 1).unwrap_or(u16::MAX);
+    // Every row when the area was sized for the whole frame (`--once`); else the tree gets at
+    // most 3/5 of the room and the pane the rest.
+    let share = u16::try_from(u32::from(avail) * 3 / 5).unwrap_or(avail);
+    let table_h = if area.height >= height(f, area.width) {
+        wanted.min(avail)
+    } else {
+        wanted.min(share.max(wanted.min(6))).min(avail)
+    };
     let [header, table, pane, msg, help] = Layout::vertical([
         Constraint::Length(3),
         Constraint::Length(table_h),
@@ -135,18 +142,20 @@ pub fn draw(f: &TopFrame, color: bool, area: Rect, buf: &mut Buffer) {
 
 /// The height that shows every row and every pane line, wrapped at `width` (`top --once`).
 pub fn height(f: &TopFrame, width: u16) -> u16 {
-    let message = u16::from(f.editing_filter || f.message.is_some());
-    let rows = f.rows.len() as u16 + 1;
-    // Words wrap before the edge: count lines a little short of it, never too few.
+    let message = usize::from(f.editing_filter || f.message.is_some());
+    let rows = f.rows.len() + 1;
+    let pane = wrapped_rows(&f.pane.lines, width) + 2;
+    u16::try_from(3 + rows + pane + message + 1).unwrap_or(u16::MAX)
+}
+
+/// Rows `lines` take when wrapped at `width`. Words wrap before the edge: counted a little
+/// short of it, never too few.
+fn wrapped_rows(lines: &[String], width: u16) -> usize {
     let w = usize::from(width.saturating_sub(12).max(1));
-    let wrapped: usize = f
-        .pane
-        .lines
+    lines
         .iter()
         .map(|l| l.chars().count().div_ceil(w).max(1))
-        .sum();
-    let pane = wrapped as u16 + 2;
-    3 + rows + pane + message + 1
+        .sum()
 }
 
 fn header_lines(f: &TopFrame, color: bool) -> Vec<Line<'static>> {
@@ -361,11 +370,12 @@ fn pane_block(f: &TopFrame, color: bool, area: Rect, buf: &mut Buffer) {
         .map(|l| Line::raw(sanitize(l)))
         .collect();
     let inner = area.height.saturating_sub(2) as usize;
-    let scroll = f.pane.scroll.min(lines.len().saturating_sub(inner));
+    let rows = wrapped_rows(&f.pane.lines, area.width);
+    let scroll = u16::try_from(f.pane.scroll.min(rows.saturating_sub(inner))).unwrap_or(u16::MAX);
     Paragraph::new(lines)
         .block(block)
         .wrap(Wrap { trim: false })
-        .scroll((scroll as u16, 0))
+        .scroll((scroll, 0))
         .render(area, buf);
 }
 

@@ -23,6 +23,9 @@ pub struct Collect {
     pub signal: bool,
     /// Where the worker writes its faulthandler dump.
     pub faulthandler: Option<PathBuf>,
+    /// Take py-spy's recent refusal of this process as its answer (`check`'s signature lookup,
+    /// run every round by `watch` and `top`); an explicit request always asks again.
+    pub reuse_refusal: bool,
 }
 
 /// Run a command with a deadline; it is killed when the deadline passes.
@@ -343,7 +346,10 @@ pub fn collect(platform: &dyn Platform, pid: u32, how: &Collect) -> StacksReport
     }
     let mut python_threads = Vec::new();
     if platform.live() {
-        let started = platform.process(pid).ok().map(|p| p.start_time);
+        let started = how
+            .reuse_refusal
+            .then(|| platform.process(pid).ok().map(|p| p.start_time))
+            .flatten();
         let (s, py) = python_source(pid, started);
         sources.push(s);
         st::merge(&mut threads, py);

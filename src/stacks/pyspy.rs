@@ -18,8 +18,9 @@ const REFUSED_FOR: Duration = Duration::from_secs(60);
 type Refusal = ((u32, DateTime<Utc>), Instant, String);
 static REFUSED: Mutex<Vec<Refusal>> = Mutex::new(Vec::new());
 
-/// The Python threads of `pid`, started at `started` (the process's identity: a reused PID is
-/// asked afresh).
+/// The Python threads of `pid`. With `started` (the process's identity: a reused PID is asked
+/// afresh), a refusal to attach from the last [`REFUSED_FOR`] is the answer, and a new one is
+/// remembered; without, py-spy is always asked.
 pub fn python_stacks(pid: u32, started: Option<DateTime<Utc>>) -> Result<Vec<ThreadStack>, String> {
     let key = started.map(|s| (pid, s));
     let mut refused = REFUSED.lock().unwrap_or_else(|p| p.into_inner());
@@ -31,23 +32,27 @@ pub fn python_stacks(pid: u32, started: Option<DateTime<Utc>>) -> Result<Vec<Thr
         ));
     }
     drop(refused);
-    let read = read(pid);
-    if let (Err(why), Some(key)) = (&read, key) {
+    let spy = attach(pid);
+    if let (Err(why), Some(key)) = (&spy, key) {
         let mut refused = REFUSED.lock().unwrap_or_else(|p| p.into_inner());
         refused.push((key, Instant::now(), why.clone()));
     }
-    read
+    read(spy?)
 }
 
-fn read(pid: u32) -> Result<Vec<ThreadStack>, String> {
+/// Finding the interpreter: what fails for a process that is not CPython, or not ours to read.
+fn attach(pid: u32) -> Result<py_spy::PythonSpy, String> {
     let config = py_spy::Config {
         blocking: py_spy::config::LockingStrategy::NonBlocking,
         include_idle: true,
         native: false,
         ..py_spy::Config::default()
     };
-    let mut spy =
-        py_spy::PythonSpy::new(pid as py_spy::Pid, &config).map_err(|e| format!("{e:#}"))?;
+    py_spy::PythonSpy::new(pid as py_spy::Pid, &config).map_err(|e| format!("{e:#}"))
+}
+
+/// One reading of the threads (a failure here is not remembered: the next may succeed).
+fn read(mut spy: py_spy::PythonSpy) -> Result<Vec<ThreadStack>, String> {
     let traces = spy.get_stack_traces().map_err(|e| format!("{e:#}"))?;
     Ok(traces
         .into_iter()

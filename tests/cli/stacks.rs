@@ -164,8 +164,9 @@ fn faulthandler_dump_on_request() {
     assert!(again["sources"].to_string().contains("from the last dump"));
 }
 
-/// A process py-spy cannot read (not CPython) is not asked again on the next round of a watch
-/// or top: the refusal is remembered for that process, and said to be remembered.
+/// A process py-spy cannot read (not CPython) is not asked again by the next round of a watch
+/// or top (check's signature lookup): the refusal is remembered for that process, and said to
+/// be remembered.
 #[test]
 #[cfg(target_os = "linux")]
 fn py_spy_refusal_is_remembered_per_process() {
@@ -187,9 +188,16 @@ fn py_spy_refusal_is_remembered_per_process() {
             .map(|s| (s.ok, s.detail.clone()))
             .unwrap()
     };
-    let first = py(&collect(platform.as_ref(), pid, &Collect::default()));
+    let memo = Collect {
+        reuse_refusal: true,
+        ..Collect::default()
+    };
+    let first = py(&collect(platform.as_ref(), pid, &memo));
     assert!(!first.0, "{first:?}");
     assert!(!first.1.contains("s ago)"), "{first:?}");
-    let second = py(&collect(platform.as_ref(), pid, &Collect::default()));
+    let second = py(&collect(platform.as_ref(), pid, &memo));
     assert!(!second.0 && second.1.contains("s ago)"), "{second:?}");
+    // An explicit request (`stacks PID`, `s` in top) asks py-spy again.
+    let fresh = py(&collect(platform.as_ref(), pid, &Collect::default()));
+    assert!(!fresh.0 && !fresh.1.contains("s ago)"), "{fresh:?}");
 }

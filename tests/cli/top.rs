@@ -238,7 +238,7 @@ fn keys_filter_confirm_and_gone_workers() {
         app.frame()
             .message
             .unwrap()
-            .contains("SIGTERM to PID 49387 (mlx-server-v3-1)?")
+            .contains("SIGTERM to PID 49387 (mlx-server-v3-1: ")
     );
     assert_eq!(app.key(Input::Char('n')), Action::None);
     assert!(app.frame().message.unwrap().contains("nothing was sent"));
@@ -407,7 +407,12 @@ fn top_in_a_real_terminal_on_the_demo() {
             && s.lines().all(|l| l.chars().count() <= 80)
     });
     // K on the idle worker: cancelled first, then confirmed; the same process is signalled.
-    tmux.keys(&["Escape", "/", &idle.to_string(), "Enter"]);
+    // Esc on its own: an Esc followed at once by a key reads as Alt+key, which does nothing.
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the evidence pane again", |s| {
+        s.contains(&format!("evidence: PID {hung}"))
+    });
+    tmux.keys(&["/", &idle.to_string(), "Enter"]);
     tmux.wait_for("only the idle worker listed", |s| {
         s.contains(&idle.to_string()) && !hung_row(s)
     });
