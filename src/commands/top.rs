@@ -4,9 +4,8 @@
 //! is restored on `q`, Ctrl-C, SIGTERM and panics (ratatui's hook). `--once` prints one frame.
 
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, channel};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use ratatui::buffer::Buffer;
@@ -32,7 +31,7 @@ pub fn run(args: &TopArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Sta
         std::io::stdout().is_terminal() && std::io::stdin().is_terminal(),
         "top needs a terminal; `top --once` prints one frame to a pipe"
     );
-    let stop = interrupted()?;
+    end_on_signal()?;
     let (tx, rx) = channel();
     let watcher = Watcher::new(opts.watch.clone());
     let (platform, interval, rounds_tx) = (Arc::clone(&ctx.platform), opts.interval, tx.clone());
@@ -54,14 +53,7 @@ pub fn run(args: &TopArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Sta
             });
     };
     let mut terminal = enter().inspect_err(|_| ratatui::restore())?;
-    let result = ui(
-        &mut terminal,
-        &mut app,
-        &rx,
-        start_job,
-        ctx.style.color,
-        stop,
-    );
+    let result = ui(&mut terminal, &mut app, &rx, start_job, ctx.style.color);
     ratatui::restore();
     result?;
     Ok(Status::Ok)
@@ -107,17 +99,26 @@ fn columns_env() -> Option<u16> {
     std::env::var("COLUMNS").ok()?.trim().parse().ok()
 }
 
-/// Set by SIGINT / SIGTERM from outside (Ctrl-C in the terminal arrives as a key).
-fn interrupted() -> anyhow::Result<&'static AtomicBool> {
-    static STOP: OnceLock<AtomicBool> = OnceLock::new();
-    let stop = STOP.get_or_init(|| AtomicBool::new(false));
+/// SIGINT, SIGTERM or SIGHUP from outside (Ctrl-C in the terminal arrives as a key) end `top`
+/// from the signal's thread: the drawing thread may be inside the terminal library, which
+/// spins on a hung-up terminal's end of input instead of returning, so it cannot be asked.
+fn end_on_signal() -> anyhow::Result<()> {
     ctrlc::set_handler(|| {
-        if let Some(s) = STOP.get() {
-            s.store(true, Ordering::SeqCst);
+        // Not through stdout: the command holds its lock for the whole run. The terminal, when
+        // it is still there, is reached by its own name; after a hangup there is none.
+        let _ = ratatui::crossterm::terminal::disable_raw_mode();
+        if let Ok(mut tty) = std::fs::OpenOptions::new().write(true).open("/dev/tty") {
+            let _ = ratatui::crossterm::execute!(
+                tty,
+                ratatui::crossterm::terminal::LeaveAlternateScreen,
+                ratatui::crossterm::cursor::Show
+            );
         }
+        // SAFETY: _exit(2) ends the process at once; nothing (no exit handler flushing a
+        // stdout whose lock another thread holds) runs after it.
+        unsafe { libc::_exit(0) }
     })
-    .map_err(|e| anyhow::anyhow!("cannot handle SIGINT/SIGTERM: {e}"))?;
-    Ok(stop)
+    .map_err(|e| anyhow::anyhow!("cannot handle SIGINT/SIGTERM/SIGHUP: {e}"))
 }
 
 fn ui(
@@ -126,10 +127,9 @@ fn ui(
     rx: &Receiver<Update>,
     start_job: impl Fn(Job),
     color: bool,
-    stop: &AtomicBool,
 ) -> anyhow::Result<()> {
     let mut dirty = true;
-    while !stop.load(Ordering::SeqCst) {
+    loop {
         if dirty {
             let frame = app.frame();
             terminal.draw(|f| render::top::draw(&frame, color, f.area(), f.buffer_mut()))?;
@@ -154,7 +154,6 @@ fn ui(
             dirty = true;
         }
     }
-    Ok(())
 }
 
 fn input(k: KeyEvent) -> Option<Input> {

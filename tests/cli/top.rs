@@ -462,4 +462,39 @@ fn top_in_a_real_terminal_on_the_demo() {
     tmux.wait_for("top to exit 0 on Ctrl-C", |s| s.contains("TOP-EXIT=0"));
     let alt = tmux.cmd(&["display-message", "-p", "-t", "top", "#{alternate_on}"]);
     assert_eq!(String::from_utf8_lossy(&alt.stdout).trim(), "0");
+    // The terminal goes away under it (an ssh session dropped): SIGHUP ends it, it does not
+    // spin on the closed terminal.
+    tmux.cmd(&["kill-session", "-t", "top"]);
+    let exec = format!("exec {}", top.split("; echo").next().unwrap());
+    let third = tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "top",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &exec,
+    ]);
+    assert!(third.status.success(), "{third:?}");
+    tmux.wait_for("the first round", |s| s.contains("round 1"));
+    let pane = tmux.cmd(&["display-message", "-p", "-t", "top", "#{pane_pid}"]);
+    let pid: u32 = String::from_utf8_lossy(&pane.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(running(pid));
+    tmux.cmd(&["kill-session", "-t", "top"]);
+    let gone = (0..100).any(|_| {
+        !running(pid) || {
+            std::thread::sleep(Duration::from_millis(100));
+            false
+        }
+    });
+    if !gone {
+        // SAFETY: the top this test started; it must not outlive the test.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    assert!(gone, "top outlived its terminal");
 }
