@@ -73,6 +73,9 @@ _mlsdiag() {
             mlsdiag,threads)
                 cmd="mlsdiag__subcmd__threads"
                 ;;
+            mlsdiag,top)
+                cmd="mlsdiag__subcmd__top"
+                ;;
             mlsdiag,watch)
                 cmd="mlsdiag__subcmd__watch"
                 ;;
@@ -133,6 +136,9 @@ _mlsdiag() {
             mlsdiag__subcmd__help,threads)
                 cmd="mlsdiag__subcmd__help__subcmd__threads"
                 ;;
+            mlsdiag__subcmd__help,top)
+                cmd="mlsdiag__subcmd__help__subcmd__top"
+                ;;
             mlsdiag__subcmd__help,watch)
                 cmd="mlsdiag__subcmd__help__subcmd__watch"
                 ;;
@@ -143,7 +149,7 @@ _mlsdiag() {
 
     case "${cmd}" in
         mlsdiag)
-            opts="-h -V --json --color --fixture --help --version check watch fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record completions man __demo-orchestrator __demo-worker help"
+            opts="-h -V --json --color --fixture --help --version check watch top fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record completions man __demo-orchestrator __demo-worker help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -435,7 +441,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__help)
-            opts="check watch fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record completions man __demo-orchestrator __demo-worker help"
+            opts="check watch top fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record completions man __demo-orchestrator __demo-worker help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -701,6 +707,20 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__help__subcmd__threads)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mlsdiag__subcmd__help__subcmd__top)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1224,6 +1244,92 @@ _mlsdiag() {
             fi
             case "${prev}" in
                 --window)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --fixture)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mlsdiag__subcmd__top)
+            opts="-h --pattern --registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --interval --leak-span --dir --tail --threads-window --once --json --color --fixture --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --pattern)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --window)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --leak-window)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hung-after)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --leak-threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --leak-min-growth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --leak-min-span)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --progress-cpu)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --history)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --leak-span)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tail)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threads-window)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
