@@ -2,6 +2,15 @@
 //! worker modes), real registries and logs. Every simulation a test starts is stopped by a
 //! guard's `Drop`, also when the test fails.
 
+/// A snapshot under tests/cli/snapshots, named as given (shared by the renderer tests).
+macro_rules! snap {
+    ($name:expr, $text:expr) => {
+        insta::with_settings!({ snapshot_path => "snapshots", prepend_module_to_snapshot => false }, {
+            insta::assert_snapshot!($name, $text);
+        })
+    };
+}
+
 mod check;
 mod contract;
 mod demo;

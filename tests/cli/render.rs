@@ -9,12 +9,12 @@ use std::process::Command;
 
 use crate::util::{bin, root};
 
-const SEED: &str = "fixtures/macos/seed-incident.json";
-const REGISTRY: &str = "fixtures/seed/worker_registry.json";
-const LOG: &str = "fixtures/seed/mls.log";
+pub const SEED: &str = "fixtures/macos/seed-incident.json";
+pub const REGISTRY: &str = "fixtures/seed/worker_registry.json";
+pub const LOG: &str = "fixtures/seed/mls.log";
 
 /// stdout of mlsdiag replaying the seed recording, and its exit code.
-fn replay(args: &[&str]) -> (String, Option<i32>) {
+pub fn replay(args: &[&str]) -> (String, Option<i32>) {
     let out = Command::new(bin())
         .args(["--color", "never", "--fixture"])
         .arg(root(SEED))
@@ -43,14 +43,6 @@ fn pinned(dir: &Path, text: &str) -> String {
     // The postmortem's summary names the machine once more.
     let on = regex::Regex::new(r"\) on \S+ stopped").unwrap();
     on.replace_all(&text, ") on [HOST] stopped").into_owned()
-}
-
-macro_rules! snap {
-    ($name:expr, $text:expr) => {
-        insta::with_settings!({ snapshot_path => "snapshots", prepend_module_to_snapshot => false }, {
-            insta::assert_snapshot!($name, $text);
-        })
-    };
 }
 
 #[test]

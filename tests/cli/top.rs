@@ -18,19 +18,8 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::style::Color;
 
+use crate::render::{LOG, REGISTRY, SEED, replay};
 use crate::util::{bin, root};
-
-const SEED: &str = "fixtures/macos/seed-incident.json";
-const REGISTRY: &str = "fixtures/seed/worker_registry.json";
-const LOG: &str = "fixtures/seed/mls.log";
-
-macro_rules! snap {
-    ($name:expr, $value:expr) => {
-        insta::with_settings!({ snapshot_path => "snapshots", prepend_module_to_snapshot => false }, {
-            insta::assert_snapshot!($name, $value);
-        })
-    };
-}
 
 fn seed_options() -> TopOptions {
     let check = CheckOptions {
@@ -187,22 +176,16 @@ fn once_prints_one_frame_with_checks_exit_code() {
     let host = regex::Regex::new(r"mlsdiag top · \S+ ·").unwrap();
     snap!("top-once", host.replace(&text, "mlsdiag top · [HOST] ·"));
     // The same exit code as check on the same recording.
-    let check = Command::new(bin())
-        .args(["--color", "never", "--fixture"])
-        .arg(root(SEED))
-        .args([
-            "check",
-            "--registry",
-            REGISTRY,
-            "--log",
-            LOG,
-            "--window",
-            "0.2s",
-        ])
-        .current_dir(root("."))
-        .output()
-        .unwrap();
-    assert_eq!(check.status.code(), out.status.code());
+    let (_, check) = replay(&[
+        "check",
+        "--registry",
+        REGISTRY,
+        "--log",
+        LOG,
+        "--window",
+        "0.2s",
+    ]);
+    assert_eq!(check, out.status.code());
     // Interactive top refuses a pipe, saying what to do instead.
     let piped = Command::new(bin())
         .args(["top", "--registry", REGISTRY])
@@ -306,6 +289,28 @@ impl Tmux {
             .output()
             .unwrap()
     }
+    /// A new session "top" of `w`x`h` running `cmd` under sh.
+    fn session(&self, w: &str, h: &str, cmd: &str) {
+        let out = self.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            "top",
+            "-x",
+            w,
+            "-y",
+            h,
+            "-e",
+            "TERM=xterm-256color",
+            cmd,
+        ]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    /// "0" once the program in the pane has left the alternate screen.
+    fn alternate_on(&self) -> String {
+        let out = self.cmd(&["display-message", "-p", "-t", "top", "#{alternate_on}"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
     fn screen(&self) -> String {
         String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "top"]).stdout).into()
     }
@@ -356,20 +361,7 @@ fn top_in_a_real_terminal_on_the_demo() {
         sim.log(),
         dir.path().join("snaps").display(),
     );
-    let started = tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "top",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        "-e",
-        "TERM=xterm-256color",
-        &top,
-    ]);
-    assert!(started.status.success(), "{started:?}");
+    tmux.session("120", "40", &top);
     let hung_row = move |s: &str| {
         s.lines()
             .any(|l| l.contains(&hung.to_string()) && l.contains("HUNG"))
@@ -437,47 +429,19 @@ fn top_in_a_real_terminal_on_the_demo() {
     });
     tmux.keys(&["q"]);
     tmux.wait_for("top to exit 0", |s| s.contains("TOP-EXIT=0"));
-    let alt = tmux.cmd(&["display-message", "-p", "-t", "top", "#{alternate_on}"]);
-    assert_eq!(
-        String::from_utf8_lossy(&alt.stdout).trim(),
-        "0",
-        "the alternate screen is left"
-    );
+    assert_eq!(tmux.alternate_on(), "0", "the alternate screen is left");
     // Ctrl-C quits the same way, from a fresh start.
     tmux.cmd(&["kill-session", "-t", "top"]);
-    let again = tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "top",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        &top,
-    ]);
-    assert!(again.status.success(), "{again:?}");
+    tmux.session("100", "30", &top);
     tmux.wait_for("the first round", |s| s.contains("round 1"));
     tmux.keys(&["C-c"]);
     tmux.wait_for("top to exit 0 on Ctrl-C", |s| s.contains("TOP-EXIT=0"));
-    let alt = tmux.cmd(&["display-message", "-p", "-t", "top", "#{alternate_on}"]);
-    assert_eq!(String::from_utf8_lossy(&alt.stdout).trim(), "0");
+    assert_eq!(tmux.alternate_on(), "0");
     // The terminal goes away under it (an ssh session dropped): SIGHUP ends it, it does not
     // spin on the closed terminal.
     tmux.cmd(&["kill-session", "-t", "top"]);
     let exec = format!("exec {}", top.split("; echo").next().unwrap());
-    let third = tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "top",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        &exec,
-    ]);
-    assert!(third.status.success(), "{third:?}");
+    tmux.session("100", "30", &exec);
     tmux.wait_for("the first round", |s| s.contains("round 1"));
     let pane = tmux.cmd(&["display-message", "-p", "-t", "top", "#{pane_pid}"]);
     let pid: u32 = String::from_utf8_lossy(&pane.stdout)
