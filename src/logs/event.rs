@@ -117,13 +117,26 @@ pub struct Clock {
     /// The UTC day of the last result and its date, to build times without calendar math.
     utc_day: i64,
     utc_date: Option<NaiveDate>,
+    /// The last `YYYY-MM-DD HH:MM` read and its seconds since the epoch (as if UTC): lines
+    /// of one minute share it, so only the seconds are read again.
+    minute: [u8; 16],
+    minute_secs: Option<i64>,
 }
 
+#[inline(always)]
 fn digits(b: &[u8]) -> Option<u32> {
-    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+    if b.is_empty() {
         return None;
     }
-    Some(b.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')))
+    let mut n = 0u32;
+    for &d in b {
+        let v = d.wrapping_sub(b'0');
+        if v > 9 {
+            return None;
+        }
+        n = n * 10 + u32::from(v);
+    }
+    Some(n)
 }
 
 impl Clock {
@@ -183,13 +196,22 @@ impl Clock {
         {
             return None;
         }
-        let days = self.days(&b[0..10])?;
-        let (h, m, sec) = (
-            digits(&b[11..13])?,
-            digits(&b[14..16])?,
-            digits(&b[17..19])?,
-        );
-        if h > 23 || m > 59 || sec > 60 {
+        let minute_secs = match self.minute_secs {
+            Some(secs) if b[..16] == self.minute => secs,
+            _ => {
+                let days = self.days(&b[0..10])?;
+                let (h, m) = (digits(&b[11..13])?, digits(&b[14..16])?);
+                if h > 23 || m > 59 {
+                    return None;
+                }
+                let secs = days * 86_400 + i64::from(h * 3600 + m * 60);
+                self.minute.copy_from_slice(&b[..16]);
+                self.minute_secs = Some(secs);
+                secs
+            }
+        };
+        let sec = digits(&b[17..19])?;
+        if sec > 60 {
             return None;
         }
         let mut used = 19;
@@ -202,7 +224,7 @@ impl Clock {
                 used = 20 + frac_len;
             }
         }
-        let naive_secs = days * 86_400 + i64::from(h * 3600 + m * 60 + sec);
+        let naive_secs = minute_secs + i64::from(sec);
         let secs = match b.get(used) {
             Some(b'Z') => {
                 used += 1;

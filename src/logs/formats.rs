@@ -96,9 +96,20 @@ impl Format {
     /// The hot path: a parsed event is appended to `out` (built in place, never moved), and
     /// `Parsed::Event` carries only an empty placeholder.
     pub fn parse_into(&self, line: &[u8], ctx: &mut ParseCtx, out: &mut Vec<Event>) -> Parsed {
+        self.parse_found(line, First::Unknown, ctx, out)
+    }
+
+    /// [`Format::parse_into`] for a line whose first needle the scanner has already looked for.
+    pub fn parse_found(
+        &self,
+        line: &[u8],
+        first: First,
+        ctx: &mut ParseCtx,
+        out: &mut Vec<Event>,
+    ) -> Parsed {
         let parsed = match self {
-            Format::Mls => return parse_mls(line, ctx, out),
-            Format::MlxLm => parse_mlx_lm(line, &mut ctx.clock),
+            Format::Mls => return parse_mls(line, first.or_find(&CHAT, line), ctx, out),
+            Format::MlxLm => parse_mlx_lm(line, first.or_find(&PROGRESS, line), &mut ctx.clock),
             Format::Custom(c) => c.parse(line, ctx),
         };
         match parsed {
@@ -126,6 +137,26 @@ impl Format {
     }
 }
 
+/// Where the first of a format's [`Format::needles`] is in a line, when the scanner knows:
+/// the parser then need not search the line for it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum First {
+    Unknown,
+    Absent,
+    At(usize),
+}
+
+impl First {
+    #[inline]
+    fn or_find(self, finder: &memmem::Finder<'_>, line: &[u8]) -> Option<usize> {
+        match self {
+            First::Unknown => finder.find(line),
+            First::Absent => None,
+            First::At(p) => Some(p),
+        }
+    }
+}
+
 /// Searchers built once: building one per line costs more than the search.
 static CHAT: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"Chat completion"));
@@ -140,44 +171,186 @@ static DEBUG: LazyLock<memmem::Finder<'static>> =
 static ERROR: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b" - ERROR - "));
 
-/// Every `key=value` field of a line, in one forward pass (values may be quoted).
-pub fn fields(line: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    let sep = |c: u8| matches!(c, b' ' | b'\t' | b',' | b';' | b'(' | b')' | b'\r' | b'\n');
-    let mut i = 0;
-    std::iter::from_fn(move || {
-        loop {
-            while i < line.len() && sep(line[i]) {
-                i += 1;
-            }
-            if i >= line.len() {
-                return None;
-            }
-            let start = i;
-            while i < line.len() && (line[i].is_ascii_alphanumeric() || line[i] == b'_') {
-                i += 1;
-            }
-            if i > start && line.get(i) == Some(&b'=') {
-                let key = &line[start..i];
-                i += 1;
-                if line.get(i) == Some(&b'"')
-                    && let Some(end) = memchr::memchr(b'"', &line[i + 1..])
-                {
-                    let value = &line[i + 1..i + 1 + end];
-                    i += end + 2;
-                    return Some((key, value));
-                }
-                let v = i;
-                while i < line.len() && !sep(line[i]) {
-                    i += 1;
-                }
-                return Some((key, &line[v..i]));
-            }
-            // Not a key=value token: skip it.
-            while i < line.len() && !sep(line[i]) {
-                i += 1;
-            }
+/// Byte classes for the field scanner: a separator between tokens, or a byte of a key.
+const SEP: u8 = 1;
+const KEY: u8 = 2;
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if matches!(b, b' ' | b'\t' | b',' | b';' | b'(' | b')' | b'\r' | b'\n') {
+            t[c] = SEP;
+        } else if b.is_ascii_alphanumeric() || b == b'_' {
+            t[c] = KEY;
         }
-    })
+        c += 1;
+    }
+    t
+};
+
+#[inline(always)]
+fn is_sep(b: u8) -> bool {
+    CLASS[b as usize] == SEP
+}
+
+/// The `key=value` fields the parsers read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Worker,
+    Pid,
+    Id,
+    PromptChars,
+    PromptTokens,
+    MaxTokens,
+    Temperature,
+}
+
+/// What each key means: the keys the parsers know (the definition [`known_key`] is tested
+/// against).
+#[cfg(test)]
+const KEYS: &[(&[u8], Field)] = &[
+    (b"worker", Field::Worker),
+    (b"pid", Field::Pid),
+    (b"id", Field::Id),
+    (b"request_id", Field::Id),
+    (b"prompt_chars", Field::PromptChars),
+    (b"chars", Field::PromptChars),
+    (b"prompt_tokens", Field::PromptTokens),
+    (b"max_tokens", Field::MaxTokens),
+    (b"temperature", Field::Temperature),
+    (b"temp", Field::Temperature),
+];
+
+/// The known key that ends at `eq` (a `=`), when it is the whole key of a token: nothing but a
+/// separator, the line's start or `token_start` before it. The key's last byte picks the few
+/// candidates.
+#[inline(always)]
+fn known_key(line: &[u8], eq: usize, token_start: usize) -> Option<Field> {
+    let before = &line[..eq];
+    let is = |key: &[u8]| {
+        let k = eq.wrapping_sub(key.len());
+        before.ends_with(key) && (k == 0 || k == token_start || is_sep(line[k - 1]))
+    };
+    match *before.last()? {
+        b'r' if is(b"worker") => Some(Field::Worker),
+        b'd' if is(b"pid") => Some(Field::Pid),
+        b'd' if is(b"id") || is(b"request_id") => Some(Field::Id),
+        b's' if is(b"prompt_chars") || is(b"chars") => Some(Field::PromptChars),
+        b's' if is(b"prompt_tokens") => Some(Field::PromptTokens),
+        b's' if is(b"max_tokens") => Some(Field::MaxTokens),
+        b'e' if is(b"temperature") => Some(Field::Temperature),
+        b'p' if is(b"temp") => Some(Field::Temperature),
+        _ => None,
+    }
+}
+
+/// The known `key=value` fields of a line, in order (values may be quoted).
+///
+/// The rule: tokens are runs of bytes between separators (space, tab, `,;()`, CR, LF); a
+/// field is a token that starts with a key (`[A-Za-z0-9_]+`) followed by `=`, and its value
+/// runs to the next separator, or is the text between double quotes right after the `=`
+/// (the next token then starts after the closing quote). Instead of walking every byte, the
+/// scanner jumps from `=` to `=` and looks back for a known key: a line's tail is mostly
+/// values, and a token without `=` is never a field. Which key a token has matters only for
+/// known keys and for quoted values (they decide where the next token starts); any other `=`
+/// only moves the search on, since a later `=` of the same token has no separator before its
+/// key. A unit test holds this to the byte-at-a-time definition.
+fn known_fields<'a>(line: &'a [u8], mut each: impl FnMut(Field, &'a [u8])) {
+    let (mut from, mut token_start) = (0, 0);
+    while let Some(eq) = next_eq(line, from) {
+        if line.get(eq + 1) == Some(&b'"') {
+            let mut k = eq;
+            while k > token_start && CLASS[line[k - 1] as usize] == KEY {
+                k -= 1;
+            }
+            let field = k < eq && (k == 0 || k == token_start || is_sep(line[k - 1]));
+            if !field {
+                from = eq + 1;
+                continue;
+            }
+            if let Some(end) = memchr::memchr(b'"', &line[eq + 2..]) {
+                if let Some(f) = known_key(line, eq, token_start) {
+                    each(f, &line[eq + 2..eq + 2 + end]);
+                }
+                from = eq + 3 + end;
+                token_start = from;
+                continue;
+            }
+            // No closing quote: the value runs to the next separator, quote included.
+        }
+        let Some(f) = known_key(line, eq, token_start) else {
+            from = eq + 1;
+            continue;
+        };
+        let end = sep_or_end(line, eq + 1);
+        each(f, &line[eq + 1..end]);
+        from = end;
+    }
+}
+
+/// Word-at-a-time byte tests (SWAR): a line's tail is short, so a call into a SIMD search per
+/// field costs more than reading it eight bytes at a time in place.
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The 8 bytes at `i` (zero-padded past the end), little-endian: byte `i` is the lowest.
+#[inline(always)]
+fn word(line: &[u8], i: usize) -> u64 {
+    match line.get(i..i + 8) {
+        Some(w) => u64::from_le_bytes(w.try_into().unwrap_or_default()),
+        None => {
+            let mut buf = [0u8; 8];
+            let rest = &line[i.min(line.len())..];
+            buf[..rest.len()].copy_from_slice(rest);
+            u64::from_le_bytes(buf)
+        }
+    }
+}
+
+/// High bit set in each byte of `w` that is zero. Exact for the lowest such byte (the only one
+/// read): a borrow can only flag bytes above a zero byte.
+#[inline(always)]
+fn zero_bytes(w: u64) -> u64 {
+    w.wrapping_sub(LO) & !w & HI
+}
+
+/// The first `=` at or after `from`.
+#[inline(always)]
+fn next_eq(line: &[u8], mut from: usize) -> Option<usize> {
+    while from < line.len() {
+        let z = zero_bytes(word(line, from) ^ (LO * u64::from(b'=')));
+        if z != 0 {
+            let at = from + (z.trailing_zeros() / 8) as usize;
+            return (at < line.len()).then_some(at);
+        }
+        from += 8;
+    }
+    None
+}
+
+/// The first separator at or after `from`, or the line's end. Separators are all below `-`
+/// except `;`, so bytes below `-` (exact: high bit clear, and a borrow only flags bytes above
+/// the lowest) and `;` are candidates, checked against the class table.
+#[inline(always)]
+fn sep_or_end(line: &[u8], mut from: usize) -> usize {
+    while from < line.len() {
+        let w = word(line, from);
+        let m = (w.wrapping_sub(LO * u64::from(b'-')) & !w & HI)
+            | zero_bytes(w ^ (LO * u64::from(b';')));
+        if m != 0 {
+            let at = from + (m.trailing_zeros() / 8) as usize;
+            if at >= line.len() || is_sep(line[at]) {
+                return at.min(line.len());
+            }
+            // Not a separator (`"`, `!` …); bytes above it may be flagged by its borrow, so
+            // read on from the next byte.
+            from = at + 1;
+            continue;
+        }
+        from += 8;
+    }
+    line.len()
 }
 
 /// Numbers in log fields, parsed from bytes without a UTF-8 pass (a trailing `s` unit allowed).
@@ -254,18 +427,15 @@ fn text(b: &[u8]) -> String {
 
 /// Apply the known `key=value` fields to an event.
 fn apply_fields(ev: &mut Event, line: &[u8], ctx: &mut ParseCtx) {
-    for (k, v) in fields(line) {
-        match k {
-            b"worker" => ev.worker = Some(ctx.names.get(v)),
-            b"pid" => ev.pid = num(v),
-            b"id" | b"request_id" => ev.id = Some(SmallStr::from_bytes(v)),
-            b"prompt_chars" | b"chars" => ev.prompt_chars = num(v),
-            b"prompt_tokens" => ev.prompt_tokens = num(v),
-            b"max_tokens" => ev.max_tokens = num(v),
-            b"temperature" | b"temp" => ev.temperature = num(v),
-            _ => {}
-        }
-    }
+    known_fields(line, |field, v| match field {
+        Field::Worker => ev.worker = Some(ctx.names.get(v)),
+        Field::Pid => ev.pid = num(v),
+        Field::Id => ev.id = Some(SmallStr::from_bytes(v)),
+        Field::PromptChars => ev.prompt_chars = num(v),
+        Field::PromptTokens => ev.prompt_tokens = num(v),
+        Field::MaxTokens => ev.max_tokens = num(v),
+        Field::Temperature => ev.temperature = num(v),
+    });
 }
 
 /// Leading number of `b` (digits and one dot) and the rest.
@@ -291,9 +461,9 @@ fn completion_numbers(b: &[u8]) -> Option<(u32, f64, f64)> {
     Some((num(tokens)?, num(secs)?, num(rate)?))
 }
 
-fn parse_mls(line: &[u8], ctx: &mut ParseCtx, out: &mut Vec<Event>) -> Parsed {
+fn parse_mls(line: &[u8], chat: Option<usize>, ctx: &mut ParseCtx, out: &mut Vec<Event>) -> Parsed {
     // Find the marker once; fields are read from it onwards (the prefix is time, logger, level).
-    let (kind, at, rest) = if let Some(p) = CHAT.find(line) {
+    let (kind, at, rest) = if let Some(p) = chat {
         let after = &line[p + b"Chat completion".len()..];
         if let Some(r) = after.strip_prefix(b" request:") {
             (EventKind::Start, p, r)
@@ -421,8 +591,8 @@ fn mls_progress(line: &[u8], p: usize, ctx: &mut ParseCtx, out: &mut Vec<Event>)
 }
 
 /// Parse an mlx_lm.server line: a prompt-progress, access, DEBUG or ERROR line.
-fn parse_mlx_lm(line: &[u8], clock: &mut Clock) -> Parsed {
-    if let Some(p) = PROGRESS.find(line) {
+fn parse_mlx_lm(line: &[u8], progress: Option<usize>, clock: &mut Clock) -> Parsed {
+    if let Some(p) = progress {
         return mlx_progress(line, p, clock);
     }
     if let Some(p) = POST.find(line) {
@@ -874,18 +1044,170 @@ regex = '^(?P<ts>\S+ \S+) Request (?P<id>\S+) done: (?P<tokens>\d+) tokens in (?
         assert_eq!(num::<u32>(b""), None);
     }
 
+    /// The rule `known_fields` implements, one byte at a time: every `key=value` field.
+    fn fields_by_definition(line: &[u8]) -> Vec<(&[u8], &[u8])> {
+        let sep = |c: u8| matches!(c, b' ' | b'\t' | b',' | b';' | b'(' | b')' | b'\r' | b'\n');
+        let (mut out, mut i) = (Vec::new(), 0);
+        loop {
+            while i < line.len() && sep(line[i]) {
+                i += 1;
+            }
+            if i >= line.len() {
+                return out;
+            }
+            let start = i;
+            while i < line.len() && (line[i].is_ascii_alphanumeric() || line[i] == b'_') {
+                i += 1;
+            }
+            if i > start && line.get(i) == Some(&b'=') {
+                let key = &line[start..i];
+                i += 1;
+                if line.get(i) == Some(&b'"')
+                    && let Some(end) = memchr::memchr(b'"', &line[i + 1..])
+                {
+                    out.push((key, &line[i + 1..i + 1 + end]));
+                    i += end + 2;
+                    continue;
+                }
+                let v = i;
+                while i < line.len() && !sep(line[i]) {
+                    i += 1;
+                }
+                out.push((key, &line[v..i]));
+                continue;
+            }
+            while i < line.len() && !sep(line[i]) {
+                i += 1;
+            }
+        }
+    }
+
+    fn known_by_definition(line: &[u8]) -> Vec<(Field, &[u8])> {
+        fields_by_definition(line)
+            .into_iter()
+            .filter_map(|(k, v)| Some((KEYS.iter().find(|(key, _)| *key == k)?.1, v)))
+            .collect()
+    }
+
+    fn known(line: &[u8]) -> Vec<(Field, &[u8])> {
+        let mut out = Vec::new();
+        known_fields(line, |f, v| out.push((f, v)));
+        out
+    }
+
     #[test]
-    fn key_values() {
-        let kv: Vec<(String, String)> = fields(br#"a=1 b="two words", c=3) =x d="#)
-            .map(|(k, v)| (text(k), text(v)))
-            .collect();
+    fn word_at_a_time_searches_find_the_first_byte() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 40) as usize;
+            // Every byte value, weighted towards the ones near the tests' edges.
+            let line: Vec<u8> = (0..len)
+                .map(|_| match next() % 4 {
+                    0 => b"=;-,\" ,\x80\xff\x2c\x2d"[(next() % 10) as usize],
+                    _ => next() as u8,
+                })
+                .collect();
+            for from in 0..=len {
+                let eq = line[from..]
+                    .iter()
+                    .position(|&b| b == b'=')
+                    .map(|p| p + from);
+                assert_eq!(next_eq(&line, from), eq, "{line:?} from {from}");
+                let sep = line[from..]
+                    .iter()
+                    .position(|&b| is_sep(b))
+                    .map_or(len, |p| p + from);
+                assert_eq!(sep_or_end(&line, from), sep, "{line:?} from {from}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_field_scanner_agrees_with_the_byte_at_a_time_definition() {
+        // Random lines built from the pieces that matter: known keys and near misses, `=`,
+        // quotes, separators, values and other bytes; and real MLS tails.
+        let pieces: &[&[u8]] = &[
+            b"worker",
+            b"pid",
+            b"id",
+            b"request_id",
+            b"prompt_chars",
+            b"chars",
+            b"temp",
+            b"temperature",
+            b"max_tokens",
+            b"prompt_tokens",
+            b"xpid",
+            b"_id",
+            b"ids",
+            b"Worker",
+            b"=",
+            b"=",
+            b"=",
+            b"\"",
+            b"\"",
+            b" ",
+            b" ",
+            b",",
+            b";",
+            b"(",
+            b")",
+            b"\t",
+            b"\r",
+            b"/",
+            b"-",
+            b".",
+            b"r1",
+            b"0.3",
+            b"49387",
+            b"mlx-server-v3-1",
+            b"\xc3\xa9",
+            b"x",
+            b"x=\"q\"",
+            b"id=\"a b\"",
+            b"\"q=\"",
+            b"a=pid=",
+            b" temp=1",
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut lines: Vec<Vec<u8>> = vec![
+            b" worker=mlx-server-v3-1 pid=49387 id=r1 prompt_chars=8275 max_tokens=2000 temperature=0.3".to_vec(),
+            br#" a=1 worker="two words", pid=3) =x id= x="q"id=2 a=pid=c /id=v chars="unterminated temp=2"#.to_vec(),
+        ];
+        for _ in 0..50_000 {
+            let len = (next() % 16) as usize;
+            lines.push(
+                (0..len)
+                    .flat_map(|_| {
+                        pieces[(next() % pieces.len() as u64) as usize]
+                            .iter()
+                            .copied()
+                    })
+                    .collect(),
+            );
+        }
+        for line in &lines {
+            assert_eq!(known(line), known_by_definition(line), "{:?}", text(line));
+        }
         assert_eq!(
-            kv,
+            known(br#"worker="mlx server 2", pid=3) =x id= temp="#),
             [
-                ("a".into(), "1".into()),
-                ("b".into(), "two words".into()),
-                ("c".into(), "3".into()),
-                ("d".into(), "".into())
+                (Field::Worker, &b"mlx server 2"[..]),
+                (Field::Pid, b"3"),
+                (Field::Id, b""),
+                (Field::Temperature, b"")
             ]
         );
     }

@@ -89,9 +89,10 @@ pub fn analyze(
     let mut unparseable = Vec::new();
     let mut unparseable_count = 0;
     let mut first_map = Some(first_map);
+    let filtered = opts.since.is_some() || opts.until.is_some() || opts.worker.is_some();
     for (i, path) in ordered.iter().enumerate() {
         let mut sink = |ev: &Event| {
-            if keep(ev, &opts) {
+            if !filtered || keep(ev, &opts) {
                 on_event(ev);
                 analyzer.add(ev);
             }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use memchr::memmem;
 
 use super::event::{Clock, Event, ParseCtx};
-use super::formats::{Format, Parsed};
+use super::formats::{First, Format, Parsed};
 use crate::error::InputError;
 
 const BLOCK: usize = 4 << 20;
@@ -210,9 +210,9 @@ fn parse_block(
         bad_count: 0,
         ends_without_newline: !block.is_empty() && !block.ends_with(b"\n"),
     };
-    let mut on_line = |line_idx: u64, line: &[u8], r: &mut BlockResult| {
+    let mut on_line = |line_idx: u64, line: &[u8], first: First, r: &mut BlockResult| {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        match format.parse_into(line, ctx, &mut r.events) {
+        match format.parse_found(line, first, ctx, &mut r.events) {
             Parsed::Event(_) => {
                 if let Some(e) = r.events.last_mut() {
                     e.line = line_idx;
@@ -236,33 +236,43 @@ fn parse_block(
             .chain(r.ends_without_newline.then_some(block.len()))
             .enumerate()
         {
-            on_line(i as u64, &block[start..end], &mut r);
+            on_line(i as u64, &block[start..end], First::Unknown, &mut r);
             start = end + 1;
         }
         r.newlines = bytecount::count(block, b'\n') as u64;
         return r;
     }
     let (mut counted_to, mut line_idx) = (0usize, 0u64);
-    for s in candidate_starts(block, needles) {
+    for (s, first) in candidate_starts(block, needles) {
         line_idx += bytecount::count(&block[counted_to..s], b'\n') as u64;
         counted_to = s;
         let end = memchr::memchr(b'\n', &block[s..]).map_or(block.len(), |e| s + e);
-        on_line(line_idx, &block[s..end], &mut r);
+        on_line(line_idx, &block[s..end], first, &mut r);
     }
     // Newlines are counted once: up to the last candidate above, the rest here.
     r.newlines = line_idx + bytecount::count(&block[counted_to..], b'\n') as u64;
     r
 }
 
-/// The start of every line of `block` holding one of the needles, in order, each once.
+/// The start of every line of `block` holding one of the needles, in order, each once, with
+/// where the first needle is in it (the parser looks for that one first).
 #[inline]
-fn candidate_starts(block: &[u8], needles: &[memmem::Finder<'static>]) -> Vec<usize> {
-    // Each needle's matches come in order; merging the (few) lists keeps them in order.
-    let mut starts: Vec<usize> = Vec::new();
-    for f in needles {
-        let found: Vec<usize> = f
+fn candidate_starts(block: &[u8], needles: &[memmem::Finder<'static>]) -> Vec<(usize, First)> {
+    // Each needle's matches come in order; merging the (few) lists keeps them in order, and
+    // a line found by the first needle keeps that needle's (first) position.
+    let mut starts: Vec<(usize, First)> = Vec::new();
+    for (n, f) in needles.iter().enumerate() {
+        let found: Vec<(usize, First)> = f
             .find_iter(block)
-            .map(|pos| memchr::memrchr(b'\n', &block[..pos]).map_or(0, |p| p + 1))
+            .map(|pos| {
+                let start = memchr::memrchr(b'\n', &block[..pos]).map_or(0, |p| p + 1);
+                let first = if n == 0 {
+                    First::At(pos - start)
+                } else {
+                    First::Absent
+                };
+                (start, first)
+            })
             .collect();
         starts = if starts.is_empty() {
             found
@@ -270,15 +280,16 @@ fn candidate_starts(block: &[u8], needles: &[memmem::Finder<'static>]) -> Vec<us
             merge_sorted(&starts, &found)
         };
     }
-    starts.dedup();
+    starts.dedup_by_key(|(start, _)| *start);
     starts
 }
 
-fn merge_sorted(a: &[usize], b: &[usize]) -> Vec<usize> {
+/// Merge two lists sorted by line start; on a tie the entry of `a` comes first.
+fn merge_sorted(a: &[(usize, First)], b: &[(usize, First)]) -> Vec<(usize, First)> {
     let mut out = Vec::with_capacity(a.len() + b.len());
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
-        if a[i] <= b[j] {
+        if a[i].0 <= b[j].0 {
             out.push(a[i]);
             i += 1;
         } else {
