@@ -194,12 +194,22 @@ struct BlockResult {
 
 const MAX_BAD_KEPT: usize = 100;
 
+/// What a parsing thread keeps from block to block: its parse state, and the candidate lists,
+/// reused so that no block allocates (and the kernel zeroes) fresh pages for them.
+#[derive(Default)]
+struct Scratch {
+    ctx: ParseCtx,
+    starts: Vec<(usize, First)>,
+    found: Vec<(usize, First)>,
+    merged: Vec<(usize, First)>,
+}
+
 fn parse_block(
     block: &[u8],
     format: &Format,
     needles: &[memmem::Finder<'static>],
     strict: bool,
-    ctx: &mut ParseCtx,
+    scratch: &mut Scratch,
     events: Vec<Event>,
 ) -> BlockResult {
     let mut r = BlockResult {
@@ -210,6 +220,11 @@ fn parse_block(
         bad_count: 0,
         ends_without_newline: !block.is_empty() && !block.ends_with(b"\n"),
     };
+    let mut starts = std::mem::take(&mut scratch.starts);
+    if !(strict || needles.is_empty()) {
+        candidate_starts(block, needles, scratch, &mut starts);
+    }
+    let ctx = &mut scratch.ctx;
     let mut on_line = |line_idx: u64, line: &[u8], first: First, r: &mut BlockResult| {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         match format.parse_found(line, first, ctx, &mut r.events) {
@@ -240,10 +255,11 @@ fn parse_block(
             start = end + 1;
         }
         r.newlines = bytecount::count(block, b'\n') as u64;
+        scratch.starts = starts;
         return r;
     }
     let (mut counted_to, mut line_idx) = (0usize, 0u64);
-    for (s, first) in candidate_starts(block, needles) {
+    for &(s, first) in &starts {
         line_idx += bytecount::count(&block[counted_to..s], b'\n') as u64;
         counted_to = s;
         let end = memchr::memchr(b'\n', &block[s..]).map_or(block.len(), |e| s + e);
@@ -251,42 +267,48 @@ fn parse_block(
     }
     // Newlines are counted once: up to the last candidate above, the rest here.
     r.newlines = line_idx + bytecount::count(&block[counted_to..], b'\n') as u64;
+    scratch.starts = starts;
     r
 }
 
 /// The start of every line of `block` holding one of the needles, in order, each once, with
-/// where the first needle is in it (the parser looks for that one first).
+/// where the first needle is in it (the parser looks for that one first), into `starts`.
 #[inline]
-fn candidate_starts(block: &[u8], needles: &[memmem::Finder<'static>]) -> Vec<(usize, First)> {
+fn candidate_starts(
+    block: &[u8],
+    needles: &[memmem::Finder<'static>],
+    scratch: &mut Scratch,
+    starts: &mut Vec<(usize, First)>,
+) {
     // Each needle's matches come in order; merging the (few) lists keeps them in order, and
     // a line found by the first needle keeps that needle's (first) position.
-    let mut starts: Vec<(usize, First)> = Vec::new();
+    starts.clear();
+    let (found, merged) = (&mut scratch.found, &mut scratch.merged);
     for (n, f) in needles.iter().enumerate() {
-        let found: Vec<(usize, First)> = f
-            .find_iter(block)
-            .map(|pos| {
-                let start = memchr::memrchr(b'\n', &block[..pos]).map_or(0, |p| p + 1);
-                let first = if n == 0 {
-                    First::At(pos - start)
-                } else {
-                    First::Absent
-                };
-                (start, first)
-            })
-            .collect();
-        starts = if starts.is_empty() {
-            found
-        } else {
-            merge_sorted(&starts, &found)
-        };
+        found.clear();
+        found.extend(f.find_iter(block).map(|pos| {
+            let start = memchr::memrchr(b'\n', &block[..pos]).map_or(0, |p| p + 1);
+            let first = if n == 0 {
+                First::At(pos - start)
+            } else {
+                First::Absent
+            };
+            (start, first)
+        }));
+        if starts.is_empty() {
+            std::mem::swap(starts, found);
+        } else if !found.is_empty() {
+            merge_sorted(starts, found, merged);
+            std::mem::swap(starts, merged);
+        }
     }
     starts.dedup_by_key(|(start, _)| *start);
-    starts
 }
 
-/// Merge two lists sorted by line start; on a tie the entry of `a` comes first.
-fn merge_sorted(a: &[(usize, First)], b: &[(usize, First)]) -> Vec<(usize, First)> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
+/// Merge two lists sorted by line start into `out`; on a tie the entry of `a` comes first.
+fn merge_sorted(a: &[(usize, First)], b: &[(usize, First)], out: &mut Vec<(usize, First)>) {
+    out.clear();
+    out.reserve(a.len() + b.len());
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
         if a[i].0 <= b[j].0 {
@@ -299,7 +321,6 @@ fn merge_sorted(a: &[(usize, First)], b: &[(usize, First)]) -> Vec<(usize, First
     }
     out.extend_from_slice(&a[i..]);
     out.extend_from_slice(&b[j..]);
-    out
 }
 
 fn note_bad(r: &mut BlockResult, line_idx: u64, why: &'static str, line: &[u8]) {
@@ -357,8 +378,8 @@ pub fn scan_slice(
             }
             Some((i, &data[edge(i).min(edge(i + 1))..edge(i + 1)]))
         };
-        let work = move |block: &[u8], ctx: &mut ParseCtx, events: Vec<Event>| {
-            let result = parse_block(block, format, needles, strict, ctx, events);
+        let work = move |block: &[u8], scratch: &mut Scratch, events: Vec<Event>| {
+            let result = parse_block(block, format, needles, strict, scratch, events);
             release(block);
             result
         };
@@ -381,19 +402,19 @@ fn spawn_parsers<'scope, J, T, W>(
     work: W,
 ) where
     T: Fn() -> Option<(usize, J)> + Clone + Send + 'scope,
-    W: Fn(J, &mut ParseCtx, Vec<Event>) -> BlockResult + Clone + Send + 'scope,
+    W: Fn(J, &mut Scratch, Vec<Event>) -> BlockResult + Clone + Send + 'scope,
 {
     for _ in 0..threads {
         let (res_tx, take, work) = (res_tx.clone(), take.clone(), work.clone());
         s.spawn(move || {
-            let mut ctx = ParseCtx::default();
+            let mut scratch = Scratch::default();
             while let Some((i, job)) = take() {
                 let events = spent_rx
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .try_recv()
                     .unwrap_or_default();
-                let result = work(job, &mut ctx, events);
+                let result = work(job, &mut scratch, events);
                 if res_tx.send((i, result)).is_err() {
                     return;
                 }
@@ -526,9 +547,9 @@ pub fn scan(
             let job = job_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
             job.ok().map(|(i, block, len)| (i, (block, len)))
         };
-        let work = move |job: (Vec<u8>, usize), ctx: &mut ParseCtx, events: Vec<Event>| {
+        let work = move |job: (Vec<u8>, usize), scratch: &mut Scratch, events: Vec<Event>| {
             let (block, len) = job;
-            let result = parse_block(&block[..len], format, needles, strict, ctx, events);
+            let result = parse_block(&block[..len], format, needles, strict, scratch, events);
             let _ = parser_pool_tx.try_send(block);
             result
         };
@@ -726,6 +747,37 @@ mod tests {
             .collect();
         assert_eq!(got, expect);
         assert_eq!(stats.lines, line);
+    }
+
+    #[test]
+    fn the_scanners_hint_gives_what_parsing_each_line_gives() {
+        // Lines where another needle comes before the first one, the first one twice, and
+        // the rare needles alone: the scan's position hint must not change any event.
+        let lines = [
+            "2026-01-05 10:00:00,000 - Worker spawned worker=w pid=2; Chat completion request: worker=w id=a",
+            "2026-01-05 10:00:01,000 - Chat completion request: worker=w id=b note=\"Chat completion: x\"",
+            "2026-01-05 10:00:02,000 - Prompt processing progress: 5/10 worker=w id=b Chat completion: 3 tokens in 1s (3 tok/s) id=b",
+            "2026-01-05 10:00:03,000 - Worker timeout after 600s worker=w id=a",
+            "2026-01-05 10:00:04,000 - Prompt processing progress: 1/2 worker=w",
+            "2026-01-05 10:00:05,000 - INFO - noise",
+            "2026-01-05 10:00:06,000 - Worker exited worker=w pid=2",
+        ];
+        let log: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let (events, _) = scan_bytes(log.into_bytes(), false);
+        let mut ctx = ParseCtx::default();
+        let expect: Vec<Event> = lines
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| match Format::Mls.parse(l.as_bytes(), &mut ctx) {
+                Parsed::Event(mut e) => {
+                    e.line = i as u64 + 1;
+                    Some(e)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(expect.len(), 6);
+        assert_eq!(events, expect);
     }
 
     #[test]
