@@ -106,6 +106,33 @@ pub struct Event {
     pub message: Option<Box<str>>,
 }
 
+impl Event {
+    /// An event with only its time and kind, every field spelled out: built in place in a
+    /// vector, where `..Event::default()` makes a copy first.
+    #[inline(always)]
+    pub fn blank(time: DateTime<Utc>, kind: EventKind) -> Event {
+        Event {
+            line: 0,
+            source: 0,
+            time,
+            kind,
+            worker: None,
+            pid: None,
+            id: None,
+            prompt_chars: None,
+            prompt_tokens: None,
+            max_tokens: None,
+            temperature: None,
+            tokens: None,
+            seconds: None,
+            tokens_per_sec: None,
+            timeout_secs: None,
+            status: None,
+            message: None,
+        }
+    }
+}
+
 /// Converts zone-less local times, caching the UTC offset per hour and the last date.
 #[derive(Debug, Default, Clone)]
 pub struct Clock {

@@ -493,11 +493,7 @@ fn parse_mls(line: &[u8], chat: Option<usize>, ctx: &mut ParseCtx, out: &mut Vec
     let Some((time, _)) = ctx.clock.leading(&line[..at]) else {
         return Parsed::Bad("event line without a leading timestamp");
     };
-    out.push(Event {
-        time,
-        kind,
-        ..Event::default()
-    });
+    out.push(Event::blank(time, kind));
     let Some(ev) = out.last_mut() else {
         return Parsed::Skip;
     };
