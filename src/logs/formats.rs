@@ -222,27 +222,24 @@ const KEYS: &[(&[u8], Field)] = &[
     (b"temp", Field::Temperature),
 ];
 
-/// The known key that ends at `eq` (a `=`), when it is the whole key of a token: nothing but a
-/// separator, the line's start or `token_start` before it. The key's last byte picks the few
-/// candidates.
+/// The known key that starts `token` (with its `=`), and the length of `key=`.
 #[inline(always)]
-fn known_key(line: &[u8], eq: usize, token_start: usize) -> Option<Field> {
-    let before = &line[..eq];
-    let is = |key: &[u8]| {
-        let k = eq.wrapping_sub(key.len());
-        before.ends_with(key) && (k == 0 || k == token_start || is_sep(line[k - 1]))
+fn known_key(token: &[u8]) -> Option<(Field, usize)> {
+    let is = |key: &[u8]| token.starts_with(key);
+    let found = match *token.first()? {
+        b'w' if is(b"worker=") => (Field::Worker, 7),
+        b'p' if is(b"pid=") => (Field::Pid, 4),
+        b'p' if is(b"prompt_chars=") => (Field::PromptChars, 13),
+        b'p' if is(b"prompt_tokens=") => (Field::PromptTokens, 14),
+        b'i' if is(b"id=") => (Field::Id, 3),
+        b'r' if is(b"request_id=") => (Field::Id, 11),
+        b'c' if is(b"chars=") => (Field::PromptChars, 6),
+        b'm' if is(b"max_tokens=") => (Field::MaxTokens, 11),
+        b't' if is(b"temperature=") => (Field::Temperature, 12),
+        b't' if is(b"temp=") => (Field::Temperature, 5),
+        _ => return None,
     };
-    match *before.last()? {
-        b'r' if is(b"worker") => Some(Field::Worker),
-        b'd' if is(b"pid") => Some(Field::Pid),
-        b'd' if is(b"id") || is(b"request_id") => Some(Field::Id),
-        b's' if is(b"prompt_chars") || is(b"chars") => Some(Field::PromptChars),
-        b's' if is(b"prompt_tokens") => Some(Field::PromptTokens),
-        b's' if is(b"max_tokens") => Some(Field::MaxTokens),
-        b'e' if is(b"temperature") => Some(Field::Temperature),
-        b'p' if is(b"temp") => Some(Field::Temperature),
-        _ => None,
-    }
+    Some(found)
 }
 
 /// The known `key=value` fields of a line, in order (values may be quoted).
@@ -250,42 +247,49 @@ fn known_key(line: &[u8], eq: usize, token_start: usize) -> Option<Field> {
 /// The rule: tokens are runs of bytes between separators (space, tab, `,;()`, CR, LF); a
 /// field is a token that starts with a key (`[A-Za-z0-9_]+`) followed by `=`, and its value
 /// runs to the next separator, or is the text between double quotes right after the `=`
-/// (the next token then starts after the closing quote). Instead of walking every byte, the
-/// scanner jumps from `=` to `=` and looks back for a known key: a line's tail is mostly
-/// values, and a token without `=` is never a field. Which key a token has matters only for
-/// known keys and for quoted values (they decide where the next token starts); any other `=`
-/// only moves the search on, since a later `=` of the same token has no separator before its
-/// key. A unit test holds this to the byte-at-a-time definition.
+/// (the next token then starts after the closing quote). The scanner goes token by token:
+/// a known `key=` is recognised by its first byte and a literal compare, and values and
+/// other tokens are skipped eight bytes at a time to the next separator; only a quoted value
+/// needs its key read byte by byte, since it decides where the next token starts. A unit test
+/// holds this to the byte-at-a-time definition.
 fn known_fields<'a>(line: &'a [u8], mut each: impl FnMut(Field, &'a [u8])) {
-    let (mut from, mut token_start) = (0, 0);
-    while let Some(eq) = next_eq(line, from) {
-        if line.get(eq + 1) == Some(&b'"') {
-            let mut k = eq;
-            while k > token_start && CLASS[line[k - 1] as usize] == KEY {
-                k -= 1;
-            }
-            let field = k < eq && (k == 0 || k == token_start || is_sep(line[k - 1]));
-            if !field {
-                from = eq + 1;
-                continue;
-            }
-            if let Some(end) = memchr::memchr(b'"', &line[eq + 2..]) {
-                if let Some(f) = known_key(line, eq, token_start) {
-                    each(f, &line[eq + 2..eq + 2 + end]);
-                }
-                from = eq + 3 + end;
-                token_start = from;
-                continue;
-            }
-            // No closing quote: the value runs to the next separator, quote included.
+    let n = line.len();
+    let mut i = 0;
+    loop {
+        while i < n && is_sep(line[i]) {
+            i += 1;
         }
-        let Some(f) = known_key(line, eq, token_start) else {
-            from = eq + 1;
+        if i >= n {
+            return;
+        }
+        if let Some((field, key_len)) = known_key(&line[i..]) {
+            let v = i + key_len;
+            if line.get(v) == Some(&b'"')
+                && let Some(end) = memchr::memchr(b'"', &line[v + 1..])
+            {
+                each(field, &line[v + 1..v + 1 + end]);
+                i = v + 2 + end;
+                continue;
+            }
+            let end = sep_or_end(line, v);
+            each(field, &line[v..end]);
+            i = end;
             continue;
-        };
-        let end = sep_or_end(line, eq + 1);
-        each(f, &line[eq + 1..end]);
-        from = end;
+        }
+        // Another token: only an other key's quoted value moves the next token's start.
+        let mut k = i;
+        while k < n && CLASS[line[k] as usize] == KEY {
+            k += 1;
+        }
+        if k > i
+            && line.get(k) == Some(&b'=')
+            && line.get(k + 1) == Some(&b'"')
+            && let Some(end) = memchr::memchr(b'"', &line[k + 2..])
+        {
+            i = k + 3 + end;
+            continue;
+        }
+        i = sep_or_end(line, k);
     }
 }
 
@@ -313,20 +317,6 @@ fn word(line: &[u8], i: usize) -> u64 {
 #[inline(always)]
 fn zero_bytes(w: u64) -> u64 {
     w.wrapping_sub(LO) & !w & HI
-}
-
-/// The first `=` at or after `from`.
-#[inline(always)]
-fn next_eq(line: &[u8], mut from: usize) -> Option<usize> {
-    while from < line.len() {
-        let z = zero_bytes(word(line, from) ^ (LO * u64::from(b'=')));
-        if z != 0 {
-            let at = from + (z.trailing_zeros() / 8) as usize;
-            return (at < line.len()).then_some(at);
-        }
-        from += 8;
-    }
-    None
 }
 
 /// The first separator at or after `from`, or the line's end. Separators are all below `-`
@@ -447,18 +437,17 @@ fn leading_number(b: &[u8]) -> Option<(&[u8], &[u8])> {
     (n > 0).then(|| b.split_at(n))
 }
 
-/// `N tokens in X s (Y tok/s)`, tolerant of `Xs`, `X sec`, `X seconds`.
-fn completion_numbers(b: &[u8]) -> Option<(u32, f64, f64)> {
+/// `N tokens in X s (Y tok/s)`, tolerant of `Xs`, `X sec`, `X seconds`; and the rest of `b`
+/// after `tok/s`.
+fn completion_numbers(b: &[u8]) -> Option<((u32, f64, f64), &[u8])> {
     let b = b.trim_ascii_start();
     let (tokens, rest) = leading_number(b)?;
     let rest = rest.strip_prefix(b" tokens in ")?;
     let (secs, rest) = leading_number(rest)?;
     let open = memchr::memchr(b'(', rest)?;
     let (rate, tail) = leading_number(&rest[open + 1..])?;
-    tail.trim_ascii_start()
-        .starts_with(b"tok/s")
-        .then_some(())?;
-    Some((num(tokens)?, num(secs)?, num(rate)?))
+    let after = tail.trim_ascii_start().strip_prefix(b"tok/s")?;
+    Some(((num(tokens)?, num(secs)?, num(rate)?), after))
 }
 
 fn parse_mls(line: &[u8], chat: Option<usize>, ctx: &mut ParseCtx, out: &mut Vec<Event>) -> Parsed {
@@ -497,13 +486,22 @@ fn parse_mls(line: &[u8], chat: Option<usize>, ctx: &mut ParseCtx, out: &mut Vec
     let Some(ev) = out.last_mut() else {
         return Parsed::Skip;
     };
-    apply_fields(ev, rest, ctx);
+    let mut fields = rest;
     let bad = match kind {
         EventKind::End => match completion_numbers(rest) {
-            Some((tokens, secs, rate)) => {
+            Some(((tokens, secs, rate), after)) => {
                 ev.tokens = Some(tokens);
                 ev.seconds = Some(secs);
                 ev.tokens_per_sec = Some(rate);
+                // The numbers hold no field: the fields are read after them, unless the text
+                // between them holds a `=` or a quote, or `tok/s` does not end its token (then
+                // from the marker on, as always).
+                let numbers = &rest[..rest.len() - after.len()];
+                if after.first().is_none_or(|&b| is_sep(b))
+                    && memchr::memchr2(b'=', b'"', numbers).is_none()
+                {
+                    fields = after;
+                }
                 None
             }
             None => Some("completion line without \"N tokens in X s (Y tok/s)\""),
@@ -525,7 +523,10 @@ fn parse_mls(line: &[u8], chat: Option<usize>, ctx: &mut ParseCtx, out: &mut Vec
             out.pop();
             Parsed::Bad(why)
         }
-        None => Parsed::Event(Event::default()),
+        None => {
+            apply_fields(ev, fields, ctx);
+            Parsed::Event(Event::default())
+        }
     }
 }
 
@@ -889,6 +890,18 @@ mod tests {
             "2026-01-05 23:12:40 Chat completion: 9 tokens in 2 seconds (4.5 tok/s)",
         );
         assert_eq!(e.seconds, Some(2.0));
+        // Fields after the numbers are read from `tok/s` on, but only where that is the same:
+        // a `=` between the numbers, or `tok/s` running into the next word, reads them all.
+        for (line, worker, id) in [
+            ("(3 tok/s)worker=w id=1", Some("w"), Some("1")),
+            ("(3 tok/sworker=w) id=1", None, Some("1")),
+            ("id=7 (3 tok/s) worker=w", Some("w"), Some("7")),
+            ("x=\"a (3 tok/s) id=9\" id=8", None, Some("8")),
+        ] {
+            let line = format!("2026-01-05 23:12:40 Chat completion: 3 tokens in 1s {line}");
+            let e = ev(&Format::Mls, &line);
+            assert_eq!((e.worker, e.id.as_deref()), (worker, id), "{line}");
+        }
         let t = ev(
             &Format::Mls,
             "2026-01-05 23:23:25,000 - ERROR - Worker timeout after 600s (shared memory) id=req-319",
@@ -1092,7 +1105,7 @@ regex = '^(?P<ts>\S+ \S+) Request (?P<id>\S+) done: (?P<tokens>\d+) tokens in (?
     }
 
     #[test]
-    fn word_at_a_time_searches_find_the_first_byte() {
+    fn the_word_at_a_time_search_finds_the_first_separator() {
         let mut state = 0x2545_f491_4f6c_dd1du64;
         let mut next = move || {
             state ^= state << 13;
@@ -1110,11 +1123,6 @@ regex = '^(?P<ts>\S+ \S+) Request (?P<id>\S+) done: (?P<tokens>\d+) tokens in (?
                 })
                 .collect();
             for from in 0..=len {
-                let eq = line[from..]
-                    .iter()
-                    .position(|&b| b == b'=')
-                    .map(|p| p + from);
-                assert_eq!(next_eq(&line, from), eq, "{line:?} from {from}");
                 let sep = line[from..]
                     .iter()
                     .position(|&b| is_sep(b))
