@@ -437,9 +437,16 @@ fn leading_number(b: &[u8]) -> Option<(&[u8], &[u8])> {
     (n > 0).then(|| b.split_at(n))
 }
 
+/// A completion line's `N tokens in X s (Y tok/s)`.
+struct Completion {
+    tokens: u32,
+    seconds: f64,
+    rate: f64,
+}
+
 /// `N tokens in X s (Y tok/s)`, tolerant of `Xs`, `X sec`, `X seconds`; and the rest of `b`
 /// after `tok/s`.
-fn completion_numbers(b: &[u8]) -> Option<((u32, f64, f64), &[u8])> {
+fn completion_numbers(b: &[u8]) -> Option<(Completion, &[u8])> {
     let b = b.trim_ascii_start();
     let (tokens, rest) = leading_number(b)?;
     let rest = rest.strip_prefix(b" tokens in ")?;
@@ -447,7 +454,12 @@ fn completion_numbers(b: &[u8]) -> Option<((u32, f64, f64), &[u8])> {
     let open = memchr::memchr(b'(', rest)?;
     let (rate, tail) = leading_number(&rest[open + 1..])?;
     let after = tail.trim_ascii_start().strip_prefix(b"tok/s")?;
-    Some(((num(tokens)?, num(secs)?, num(rate)?), after))
+    let numbers = Completion {
+        tokens: num(tokens)?,
+        seconds: num(secs)?,
+        rate: num(rate)?,
+    };
+    Some((numbers, after))
 }
 
 fn parse_mls(line: &[u8], chat: Option<usize>, ctx: &mut ParseCtx, out: &mut Vec<Event>) -> Parsed {
@@ -489,10 +501,10 @@ fn parse_mls(line: &[u8], chat: Option<usize>, ctx: &mut ParseCtx, out: &mut Vec
     let mut fields = rest;
     let bad = match kind {
         EventKind::End => match completion_numbers(rest) {
-            Some(((tokens, secs, rate), after)) => {
-                ev.tokens = Some(tokens);
-                ev.seconds = Some(secs);
-                ev.tokens_per_sec = Some(rate);
+            Some((c, after)) => {
+                ev.tokens = Some(c.tokens);
+                ev.seconds = Some(c.seconds);
+                ev.tokens_per_sec = Some(c.rate);
                 // The numbers hold no field: the fields are read after them, unless the text
                 // between them holds a `=` or a quote, or `tok/s` does not end its token (then
                 // from the marker on, as always).
