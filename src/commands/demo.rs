@@ -63,6 +63,7 @@ fn diagnose(
             args.window.as_secs_f64()
         )?;
     }
+    demo::until_provable(args.window);
     let report = check(&options, ctx.platform.as_ref())?;
     let expectations: Vec<_> = state.workers.iter().map(|w| compare(&report, w)).collect();
     let as_designed = expectations.iter().all(|e| e.as_designed);

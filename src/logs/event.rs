@@ -133,7 +133,8 @@ impl Event {
     }
 }
 
-/// Converts zone-less local times, caching the UTC offset per hour and the last date.
+/// Converts zone-less local times, caching the UTC offset per hour, the last date, and the last
+/// minute's `YYYY-MM-DD HH:MM` (lines of one minute then only have their seconds read).
 #[derive(Debug, Default, Clone)]
 pub struct Clock {
     hour: i64,

@@ -248,10 +248,10 @@ fn known_key(token: &[u8]) -> Option<(Field, usize)> {
 /// field is a token that starts with a key (`[A-Za-z0-9_]+`) followed by `=`, and its value
 /// runs to the next separator, or is the text between double quotes right after the `=`
 /// (the next token then starts after the closing quote). The scanner goes token by token:
-/// a known `key=` is recognised by its first byte and a literal compare, and values and
-/// other tokens are skipped eight bytes at a time to the next separator; only a quoted value
-/// needs its key read byte by byte, since it decides where the next token starts. A unit test
-/// holds this to the byte-at-a-time definition.
+/// a known `key=` is recognised by its first byte and a literal compare, and values are
+/// skipped eight bytes at a time to the next separator. Any other token has its leading key
+/// bytes read one at a time (a key with a quoted value decides where the next token starts),
+/// then is skipped the same way. A unit test holds this to the byte-at-a-time definition.
 fn known_fields<'a>(line: &'a [u8], mut each: impl FnMut(Field, &'a [u8])) {
     let n = line.len();
     let mut i = 0;
@@ -463,7 +463,8 @@ fn completion_numbers(b: &[u8]) -> Option<(Completion, &[u8])> {
 }
 
 fn parse_mls(line: &[u8], chat: Option<usize>, ctx: &mut ParseCtx, out: &mut Vec<Event>) -> Parsed {
-    // Find the marker once; fields are read from it onwards (the prefix is time, logger, level).
+    // The marker (found by the scanner, or searched for once); fields are read after it (the
+    // prefix is time, logger, level).
     let (kind, at, rest) = if let Some(p) = chat {
         let after = &line[p + b"Chat completion".len()..];
         if let Some(r) = after.strip_prefix(b" request:") {
@@ -498,22 +499,30 @@ fn parse_mls(line: &[u8], chat: Option<usize>, ctx: &mut ParseCtx, out: &mut Vec
     let Some(ev) = out.last_mut() else {
         return Parsed::Skip;
     };
-    let mut fields = rest;
+    let numbers = match kind {
+        EventKind::End => completion_numbers(rest),
+        _ => None,
+    };
+    // A completion's numbers hold no field: its fields are read after them, unless the text
+    // between them holds a `=` or a quote, or `tok/s` does not end its token (then from the
+    // marker on, as for every other line). Fields are applied before the line is judged, bad
+    // or not, as they always were (the name interner remembers what it saw).
+    let fields = match &numbers {
+        Some((_, after))
+            if after.first().is_none_or(|&b| is_sep(b))
+                && memchr::memchr2(b'=', b'"', &rest[..rest.len() - after.len()]).is_none() =>
+        {
+            *after
+        }
+        _ => rest,
+    };
+    apply_fields(ev, fields, ctx);
     let bad = match kind {
-        EventKind::End => match completion_numbers(rest) {
-            Some((c, after)) => {
+        EventKind::End => match numbers {
+            Some((c, _)) => {
                 ev.tokens = Some(c.tokens);
                 ev.seconds = Some(c.seconds);
                 ev.tokens_per_sec = Some(c.rate);
-                // The numbers hold no field: the fields are read after them, unless the text
-                // between them holds a `=` or a quote, or `tok/s` does not end its token (then
-                // from the marker on, as always).
-                let numbers = &rest[..rest.len() - after.len()];
-                if after.first().is_none_or(|&b| is_sep(b))
-                    && memchr::memchr2(b'=', b'"', numbers).is_none()
-                {
-                    fields = after;
-                }
                 None
             }
             None => Some("completion line without \"N tokens in X s (Y tok/s)\""),
@@ -535,10 +544,7 @@ fn parse_mls(line: &[u8], chat: Option<usize>, ctx: &mut ParseCtx, out: &mut Vec
             out.pop();
             Parsed::Bad(why)
         }
-        None => {
-            apply_fields(ev, fields, ctx);
-            Parsed::Event(Event::default())
-        }
+        None => Parsed::Event(Event::default()),
     }
 }
 
@@ -997,6 +1003,14 @@ mod tests {
             ),
             Parsed::Skip
         ));
+    }
+
+    #[test]
+    fn the_first_needle_is_the_marker_each_parser_looks_for_first() {
+        // The scanner hands the parser where it found `needles()[0]` (`First`), and the
+        // parsers use it in place of their first search: the two must be the same string.
+        assert_eq!(Format::Mls.needles()[0], CHAT.needle());
+        assert_eq!(Format::MlxLm.needles()[0], PROGRESS.needle());
     }
 
     #[test]

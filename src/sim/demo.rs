@@ -52,6 +52,17 @@ pub fn expected(role: Role) -> (Verdict, Option<Activity>) {
 /// `--hung-after` of the demo's check: its hung worker's request is as old as the worker.
 pub const DEMO_HUNG_AFTER: Duration = Duration::from_secs(1);
 
+/// Wait, before a check that samples for `window`, until the hung worker's request (logged
+/// just before the state file was written) will be older than [`DEMO_HUNG_AFTER`] when the
+/// check judges it: with a short `--window` the check would otherwise end before the hang is
+/// provable, and find the hung worker not hung yet.
+pub fn until_provable(window: Duration) {
+    let needed = DEMO_HUNG_AFTER + Duration::from_millis(200);
+    if let Some(rest) = needed.checked_sub(window) {
+        std::thread::sleep(rest);
+    }
+}
+
 /// The leak rule of the demo's check: the simulated leak is minutes of a real one (2 MiB kept
 /// every 100 ms) compressed into a window of seconds, so the rule's least span and growth are
 /// scaled down with it. The rule itself is the one every check applies.

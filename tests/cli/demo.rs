@@ -48,6 +48,28 @@ fn demo_diagnoses_every_worker_as_designed_and_cleans_up() {
 }
 
 #[test]
+fn a_short_window_still_waits_until_the_hang_is_provable() {
+    // The hung worker's request is logged as the simulation starts; a check whose window ends
+    // before `--hung-after` has passed would find it not hung yet.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(bin())
+        .args(["demo", "--json", "--window", "0.2s"])
+        .env("TMPDIR", tmp.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let r = json(&out);
+    let hung: Vec<_> = r["expectations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["expected"] == "hung")
+        .collect();
+    assert_eq!(hung.len(), 1, "{:#}", r["expectations"]);
+    assert_eq!(hung[0]["found"], "hung", "{:#}", r["expectations"]);
+}
+
+#[test]
 fn keep_then_stop() {
     let tmp = tempfile::tempdir().unwrap();
     let out = Command::new(bin())
