@@ -151,20 +151,28 @@ pub struct Clock {
     minute_secs: Option<i64>,
 }
 
+/// ASCII digits as a number, without a UTF-8 pass: at most 19 of them (so any fits), no sign.
+/// The one digit loop of the log parsers (`formats` reads its numbers with it too).
 #[inline(always)]
-fn digits(b: &[u8]) -> Option<u32> {
-    if b.is_empty() {
+pub(super) fn digits(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || b.len() > 19 {
         return None;
     }
-    let mut n = 0u32;
+    let mut n = 0u64;
     for &d in b {
         let v = d.wrapping_sub(b'0');
         if v > 9 {
             return None;
         }
-        n = n * 10 + u32::from(v);
+        n = n * 10 + u64::from(v);
     }
     Some(n)
+}
+
+/// [`digits`] of a timestamp's short fields (at most 9 digits: nanoseconds).
+#[inline(always)]
+fn small(b: &[u8]) -> Option<u32> {
+    digits(b)?.try_into().ok()
 }
 
 impl Clock {
@@ -195,11 +203,8 @@ impl Clock {
         if b == self.date && self.date_days != 0 {
             return Some(self.date_days);
         }
-        let date = NaiveDate::from_ymd_opt(
-            digits(&b[0..4])? as i32,
-            digits(&b[5..7])?,
-            digits(&b[8..10])?,
-        )?;
+        let date =
+            NaiveDate::from_ymd_opt(small(&b[0..4])? as i32, small(&b[5..7])?, small(&b[8..10])?)?;
         let days = date
             .and_hms_opt(0, 0, 0)?
             .and_utc()
@@ -228,7 +233,7 @@ impl Clock {
             Some(secs) if b[..16] == self.minute => secs,
             _ => {
                 let days = self.days(&b[0..10])?;
-                let (h, m) = (digits(&b[11..13])?, digits(&b[14..16])?);
+                let (h, m) = (small(&b[11..13])?, small(&b[14..16])?);
                 if h > 23 || m > 59 {
                     return None;
                 }
@@ -238,7 +243,7 @@ impl Clock {
                 secs
             }
         };
-        let sec = digits(&b[17..19])?;
+        let sec = small(&b[17..19])?;
         if sec > 60 {
             return None;
         }
@@ -248,7 +253,7 @@ impl Clock {
             let frac_len = b[20..].iter().take_while(|c| c.is_ascii_digit()).count();
             if frac_len > 0 {
                 let take = frac_len.min(9);
-                nanos = digits(&b[20..20 + take])? * 10u32.pow(9 - take as u32);
+                nanos = small(&b[20..20 + take])? * 10u32.pow(9 - take as u32);
                 used = 20 + frac_len;
             }
         }
@@ -261,14 +266,14 @@ impl Clock {
             Some(&sign @ (b'+' | b'-')) if b.len() >= used + 5 && b[used + 1].is_ascii_digit() => {
                 let (oh, om, len) = if b.get(used + 3) == Some(&b':') {
                     (
-                        digits(&b[used + 1..used + 3])?,
-                        digits(b.get(used + 4..used + 6)?)?,
+                        small(&b[used + 1..used + 3])?,
+                        small(b.get(used + 4..used + 6)?)?,
                         6,
                     )
                 } else {
                     (
-                        digits(&b[used + 1..used + 3])?,
-                        digits(&b[used + 3..used + 5])?,
+                        small(&b[used + 1..used + 3])?,
+                        small(&b[used + 3..used + 5])?,
                         5,
                     )
                 };

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use std::sync::LazyLock;
 
-use super::event::{Clock, Event, EventKind, ParseCtx};
+use super::event::{Clock, Event, EventKind, ParseCtx, digits};
 use crate::error::InputError;
 use crate::model::SmallStr;
 
@@ -248,10 +248,10 @@ fn known_key(token: &[u8]) -> Option<(Field, usize)> {
 /// field is a token that starts with a key (`[A-Za-z0-9_]+`) followed by `=`, and its value
 /// runs to the next separator, or is the text between double quotes right after the `=`
 /// (the next token then starts after the closing quote). The scanner goes token by token:
-/// a known `key=` is recognised by its first byte and a literal compare, and values are
-/// skipped eight bytes at a time to the next separator. Any other token has its leading key
-/// bytes read one at a time (a key with a quoted value decides where the next token starts),
-/// then is skipped the same way. A unit test holds this to the byte-at-a-time definition.
+/// a known `key=` is recognised by its first byte and a literal compare; any other token has
+/// its key read a byte at a time (another key's quoted value still decides where the next
+/// token starts); values and the rest of a token are skipped eight bytes at a time to the
+/// next separator. A unit test holds this to the byte-at-a-time definition.
 fn known_fields<'a>(line: &'a [u8], mut each: impl FnMut(Field, &'a [u8])) {
     let n = line.len();
     let mut i = 0;
@@ -262,34 +262,38 @@ fn known_fields<'a>(line: &'a [u8], mut each: impl FnMut(Field, &'a [u8])) {
         if i >= n {
             return;
         }
-        if let Some((field, key_len)) = known_key(&line[i..]) {
-            let v = i + key_len;
-            if line.get(v) == Some(&b'"')
-                && let Some(end) = memchr::memchr(b'"', &line[v + 1..])
-            {
-                each(field, &line[v + 1..v + 1 + end]);
-                i = v + 2 + end;
-                continue;
+        // The value's start: after a known `key=`, or after any other key's `=`; a token
+        // without a key is skipped.
+        let field = known_key(&line[i..]);
+        let v = match field {
+            Some((_, key_len)) => i + key_len,
+            None => {
+                let mut k = i;
+                while k < n && CLASS[line[k] as usize] == KEY {
+                    k += 1;
+                }
+                if k == i || line.get(k) != Some(&b'=') {
+                    i = sep_or_end(line, k);
+                    continue;
+                }
+                k + 1
             }
-            let end = sep_or_end(line, v);
-            each(field, &line[v..end]);
-            i = end;
-            continue;
-        }
-        // Another token: only an other key's quoted value moves the next token's start.
-        let mut k = i;
-        while k < n && CLASS[line[k] as usize] == KEY {
-            k += 1;
-        }
-        if k > i
-            && line.get(k) == Some(&b'=')
-            && line.get(k + 1) == Some(&b'"')
-            && let Some(end) = memchr::memchr(b'"', &line[k + 2..])
+        };
+        // A quoted value (any key's) moves the next token's start past its closing quote.
+        if line.get(v) == Some(&b'"')
+            && let Some(end) = memchr::memchr(b'"', &line[v + 1..])
         {
-            i = k + 3 + end;
+            if let Some((f, _)) = field {
+                each(f, &line[v + 1..v + 1 + end]);
+            }
+            i = v + 2 + end;
             continue;
         }
-        i = sep_or_end(line, k);
+        let end = sep_or_end(line, v);
+        if let Some((f, _)) = field {
+            each(f, &line[v..end]);
+        }
+        i = end;
     }
 }
 
@@ -348,34 +352,19 @@ trait Number: Sized {
     fn from_bytes(b: &[u8]) -> Option<Self>;
 }
 
-fn uint(b: &[u8]) -> Option<u64> {
-    if b.is_empty() || b.len() > 19 {
-        return None;
-    }
-    let mut n = 0u64;
-    for &d in b {
-        let v = d.wrapping_sub(b'0');
-        if v > 9 {
-            return None;
-        }
-        n = n * 10 + u64::from(v);
-    }
-    Some(n)
-}
-
 impl Number for u64 {
     fn from_bytes(b: &[u8]) -> Option<Self> {
-        uint(b)
+        digits(b)
     }
 }
 impl Number for u32 {
     fn from_bytes(b: &[u8]) -> Option<Self> {
-        uint(b)?.try_into().ok()
+        digits(b)?.try_into().ok()
     }
 }
 impl Number for u16 {
     fn from_bytes(b: &[u8]) -> Option<Self> {
-        uint(b)?.try_into().ok()
+        digits(b)?.try_into().ok()
     }
 }
 impl Number for f64 {
@@ -1124,6 +1113,16 @@ regex = '^(?P<ts>\S+ \S+) Request (?P<id>\S+) done: (?P<tokens>\d+) tokens in (?
             .collect()
     }
 
+    /// A small deterministic generator for the randomized tests (xorshift64).
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
     fn known(line: &[u8]) -> Vec<(Field, &[u8])> {
         let mut out = Vec::new();
         known_fields(line, |f, v| out.push((f, v)));
@@ -1132,13 +1131,7 @@ regex = '^(?P<ts>\S+ \S+) Request (?P<id>\S+) done: (?P<tokens>\d+) tokens in (?
 
     #[test]
     fn the_word_at_a_time_search_finds_the_first_separator() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1du64);
         for _ in 0..20_000 {
             let len = (next() % 40) as usize;
             // Every byte value, weighted towards the ones near the tests' edges.
@@ -1205,13 +1198,7 @@ regex = '^(?P<ts>\S+ \S+) Request (?P<id>\S+) done: (?P<tokens>\d+) tokens in (?
             b"a=pid=",
             b" temp=1",
         ];
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
         let mut lines: Vec<Vec<u8>> = vec![
             b" worker=mlx-server-v3-1 pid=49387 id=r1 prompt_chars=8275 max_tokens=2000 temperature=0.3".to_vec(),
             br#" a=1 worker="two words", pid=3) =x id= x="q"id=2 a=pid=c /id=v chars="unterminated temp=2"#.to_vec(),

@@ -19,15 +19,21 @@ fn demo_dirs(tmp: &std::path::Path) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
+/// `mlsdiag demo ARGS` with its temporary directories under `tmp`, without colour.
+fn demo(tmp: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .arg("demo")
+        .args(args)
+        .env("TMPDIR", tmp)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn demo_diagnoses_every_worker_as_designed_and_cleans_up() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = Command::new(bin())
-        .args(["demo", "--json", "--window", "1.5s"])
-        .env("TMPDIR", tmp.path())
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+    let out = demo(tmp.path(), &["--json", "--window", "1.5s"]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -52,12 +58,7 @@ fn a_short_window_still_waits_until_the_hang_is_provable() {
     // The hung worker's request is logged as the simulation starts; a check whose window ends
     // before `--hung-after` has passed would find it not hung yet.
     let tmp = tempfile::tempdir().unwrap();
-    let out = Command::new(bin())
-        .args(["demo", "--json", "--window", "0.2s"])
-        .env("TMPDIR", tmp.path())
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+    let out = demo(tmp.path(), &["--json", "--window", "0.2s"]);
     let r = json(&out);
     let hung: Vec<_> = r["expectations"]
         .as_array()
@@ -72,12 +73,7 @@ fn a_short_window_still_waits_until_the_hang_is_provable() {
 #[test]
 fn keep_then_stop() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = Command::new(bin())
-        .args(["demo", "--keep", "--window", "0.5s"])
-        .env("TMPDIR", tmp.path())
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+    let out = demo(tmp.path(), &["--keep", "--window", "0.5s"]);
     let text = stdout(&out);
     let dirs = demo_dirs(tmp.path());
     assert_eq!(dirs.len(), 1, "{text}");
