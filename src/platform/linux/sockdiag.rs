@@ -147,7 +147,8 @@ pub fn parse_unix_diag_dump(mut b: &[u8], out: &mut HashMap<u64, UnixDiag>) -> i
             NLMSG_DONE => return Ok(true),
             NLMSG_ERROR => {
                 let errno = u32_at(payload, 0).ok_or_else(bad)? as i32;
-                return Err(io::Error::from_raw_os_error(-errno));
+                // The kernel sends -errno; a hostile reply's i32::MIN must not overflow.
+                return Err(io::Error::from_raw_os_error(errno.wrapping_neg()));
             }
             _ => {
                 // struct unix_diag_msg: family, type, state, pad, ino, cookie[2]
@@ -256,6 +257,9 @@ mod tests {
         let err = msg(NLMSG_ERROR, &(-13i32).to_ne_bytes());
         let e = parse_unix_diag_dump(&err, &mut HashMap::new()).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(13));
+        // Found by the os_decoders fuzz target: an error code of i32::MIN overflowed its negation.
+        let err = msg(NLMSG_ERROR, &i32::MIN.to_ne_bytes());
+        assert!(parse_unix_diag_dump(&err, &mut HashMap::new()).is_err());
     }
 
     #[test]
