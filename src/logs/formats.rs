@@ -142,7 +142,6 @@ impl Format {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum First {
     Unknown,
-    Absent,
     At(usize),
 }
 
@@ -151,7 +150,6 @@ impl First {
     fn or_find(self, finder: &memmem::Finder<'_>, line: &[u8]) -> Option<usize> {
         match self {
             First::Unknown => finder.find(line),
-            First::Absent => None,
             First::At(p) => Some(p),
         }
     }

@@ -1,8 +1,8 @@
 //! Reading logs at disk speed: files, `.gz`, stdin and rotated sets, in constant memory.
 //!
 //! A reader thread cuts the input into blocks of whole lines; worker threads find candidate
-//! lines with a SIMD substring search for the format's needles (most lines are never looked at
-//! otherwise) and parse them; the caller receives events in log order with exact line numbers.
+//! lines with one SIMD multi-substring search (Teddy) for all the format's needles at once (most
+//! lines are never looked at otherwise) and parse them; the caller receives events in log order with exact line numbers.
 //! Bounded channels keep at most a few blocks in memory. A line longer than a block makes that
 //! block longer, up to [`MAX_LINE`] when streaming (the rest of the line is dropped: memory stays
 //! bounded whatever the input); a last line without a newline is still a line.
@@ -12,8 +12,6 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
-
-use memchr::memmem;
 
 use super::event::{Clock, Event, ParseCtx};
 use super::formats::{First, Format, Parsed};
@@ -194,20 +192,65 @@ struct BlockResult {
 
 const MAX_BAD_KEPT: usize = 100;
 
-/// What a parsing thread keeps from block to block: its parse state, and the candidate lists,
-/// reused so that no block allocates (and the kernel zeroes) fresh pages for them.
+/// What a parsing thread keeps from block to block: its parse state.
 #[derive(Default)]
 struct Scratch {
     ctx: ParseCtx,
-    starts: Vec<(usize, First)>,
-    found: Vec<(usize, First)>,
-    merged: Vec<(usize, First)>,
+}
+
+/// A format's needles, searched for together in one pass over a block.
+///
+/// Teddy (SIMD, SSSE3/AVX2 or NEON) where the CPU has it; otherwise an Aho-Corasick automaton.
+/// Both find the leftmost match, and at one position the needle listed first: so the first
+/// match in a line, when it is the first needle, is where that needle first occurs in the line.
+enum Needles {
+    None,
+    Packed(aho_corasick::packed::Searcher),
+    Automaton(aho_corasick::AhoCorasick),
+}
+
+impl Needles {
+    fn new(format: &Format) -> Needles {
+        let needles = format.needles();
+        if needles.is_empty() {
+            return Needles::None;
+        }
+        let packed = aho_corasick::packed::Config::new()
+            .match_kind(aho_corasick::packed::MatchKind::LeftmostFirst)
+            .builder()
+            .extend(&needles)
+            .build();
+        if let Some(p) = packed {
+            return Needles::Packed(p);
+        }
+        match aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+            .build(&needles)
+        {
+            Ok(a) => Needles::Automaton(a),
+            // Needles too many or too large for an automaton: every line is parsed instead.
+            Err(_) => Needles::None,
+        }
+    }
+
+    /// The leftmost match at or after `at`: where it starts, and whether it is the first needle.
+    #[inline]
+    fn find(&self, block: &[u8], at: usize) -> Option<(usize, bool)> {
+        let m = match self {
+            Needles::None => return None,
+            Needles::Packed(p) => p.find_in(block, aho_corasick::Span::from(at..block.len()))?,
+            Needles::Automaton(a) => {
+                a.find(aho_corasick::Input::new(block).span(at..block.len()))?
+            }
+        };
+        Some((m.start(), m.pattern().as_usize() == 0))
+    }
 }
 
 fn parse_block(
     block: &[u8],
     format: &Format,
-    needles: &[memmem::Finder<'static>],
+    needles: &Needles,
     strict: bool,
     scratch: &mut Scratch,
     events: Vec<Event>,
@@ -220,10 +263,6 @@ fn parse_block(
         bad_count: 0,
         ends_without_newline: !block.is_empty() && !block.ends_with(b"\n"),
     };
-    let mut starts = std::mem::take(&mut scratch.starts);
-    if !(strict || needles.is_empty()) {
-        candidate_starts(block, needles, scratch, &mut starts);
-    }
     let ctx = &mut scratch.ctx;
     let mut on_line = |line_idx: u64, line: &[u8], first: First, r: &mut BlockResult| {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -245,7 +284,7 @@ fn parse_block(
             }
         }
     };
-    if strict || needles.is_empty() {
+    if strict || matches!(needles, Needles::None) {
         let mut start = 0;
         for (i, end) in memchr::memchr_iter(b'\n', block)
             .chain(r.ends_without_newline.then_some(block.len()))
@@ -255,72 +294,29 @@ fn parse_block(
             start = end + 1;
         }
         r.newlines = bytecount::count(block, b'\n') as u64;
-        scratch.starts = starts;
         return r;
     }
-    let (mut counted_to, mut line_idx) = (0usize, 0u64);
-    for &(s, first) in &starts {
-        line_idx += bytecount::count(&block[counted_to..s], b'\n') as u64;
-        counted_to = s;
-        let end = memchr::memchr(b'\n', &block[s..]).map_or(block.len(), |e| s + e);
-        on_line(line_idx, &block[s..end], first, &mut r);
+    // `at` is always a line start: the search goes on after the line of each match.
+    let (mut at, mut counted_to, mut line_idx) = (0usize, 0usize, 0u64);
+    while let Some((pos, is_first)) = needles.find(block, at) {
+        let start = memchr::memrchr(b'\n', &block[at..pos]).map_or(at, |p| at + p + 1);
+        let first = if is_first {
+            First::At(pos - start)
+        } else {
+            First::Unknown
+        };
+        line_idx += bytecount::count(&block[counted_to..start], b'\n') as u64;
+        counted_to = start;
+        let end = memchr::memchr(b'\n', &block[pos..]).map_or(block.len(), |e| pos + e);
+        on_line(line_idx, &block[start..end], first, &mut r);
+        at = end + 1;
+        if at >= block.len() {
+            break;
+        }
     }
     // Newlines are counted once: up to the last candidate above, the rest here.
     r.newlines = line_idx + bytecount::count(&block[counted_to..], b'\n') as u64;
-    scratch.starts = starts;
     r
-}
-
-/// The start of every line of `block` holding one of the needles, in order, each once, with
-/// where the first needle is in it (the parser looks for that one first), into `starts`.
-#[inline]
-fn candidate_starts(
-    block: &[u8],
-    needles: &[memmem::Finder<'static>],
-    scratch: &mut Scratch,
-    starts: &mut Vec<(usize, First)>,
-) {
-    // Each needle's matches come in order; merging the (few) lists keeps them in order, and
-    // a line found by the first needle keeps that needle's (first) position.
-    starts.clear();
-    let (found, merged) = (&mut scratch.found, &mut scratch.merged);
-    for (n, f) in needles.iter().enumerate() {
-        found.clear();
-        found.extend(f.find_iter(block).map(|pos| {
-            let start = memchr::memrchr(b'\n', &block[..pos]).map_or(0, |p| p + 1);
-            let first = if n == 0 {
-                First::At(pos - start)
-            } else {
-                First::Absent
-            };
-            (start, first)
-        }));
-        if starts.is_empty() {
-            std::mem::swap(starts, found);
-        } else if !found.is_empty() {
-            merge_sorted(starts, found, merged);
-            std::mem::swap(starts, merged);
-        }
-    }
-    starts.dedup_by_key(|(start, _)| *start);
-}
-
-/// Merge two lists sorted by line start into `out`; on a tie the entry of `a` comes first.
-fn merge_sorted(a: &[(usize, First)], b: &[(usize, First)], out: &mut Vec<(usize, First)>) {
-    out.clear();
-    out.reserve(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        if a[i].0 <= b[j].0 {
-            out.push(a[i]);
-            i += 1;
-        } else {
-            out.push(b[j]);
-            j += 1;
-        }
-    }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
 }
 
 fn note_bad(r: &mut BlockResult, line_idx: u64, why: &'static str, line: &[u8]) {
@@ -343,7 +339,7 @@ pub fn scan_slice(
 ) -> ScanStats {
     // Only a file mapping may have its pages released (see `release`), hence the type.
     let data: &[u8] = map;
-    let (threads, needles) = (parse_threads(), finders(format));
+    let (threads, needles) = (parse_threads(), Needles::new(format));
     // Block i runs from the first line start at or after i × BLOCK to the next one; each worker
     // finds its own edges, so no page is touched before its block is parsed.
     let count = data.len().div_ceil(MAP_BLOCK);
@@ -430,15 +426,6 @@ fn parse_threads() -> usize {
         .clamp(1, 4)
 }
 
-/// The format's needles as searchers built once.
-fn finders(format: &Format) -> Vec<memmem::Finder<'static>> {
-    format
-        .needles()
-        .into_iter()
-        .map(|n| memmem::Finder::new(&n).into_owned())
-        .collect()
-}
-
 /// Credits bound how far parsing may run ahead of the ordered fold: a block is taken only with a
 /// credit, and the fold returns one for each block it consumes. Memory stays constant even when
 /// one parsing thread is descheduled for a while.
@@ -514,7 +501,7 @@ pub fn scan(
     source: usize,
     mut sink: impl FnMut(&Event),
 ) -> io::Result<ScanStats> {
-    let (threads, needles) = (parse_threads(), finders(format));
+    let (threads, needles) = (parse_threads(), Needles::new(format));
     let (job_tx, job_rx) = sync_channel::<Job>(threads * 2);
     let job_rx: Arc<Mutex<Receiver<Job>>> = Arc::new(Mutex::new(job_rx));
     let (res_tx, res_rx) = sync_channel::<(usize, BlockResult)>(threads * 2);
@@ -778,6 +765,61 @@ mod tests {
             .collect();
         assert_eq!(expect.len(), 6);
         assert_eq!(events, expect);
+    }
+
+    #[test]
+    fn the_simd_search_and_the_automaton_find_the_same_lines() {
+        // Where the CPU has no Teddy the automaton searches: both must give the same events,
+        // with needles anywhere in a line, twice in a line, and at a block's edges.
+        let mut log = String::from("Chat completion request: worker=w id=edge\n");
+        for i in 0..3000 {
+            log.push_str(&match i % 6 {
+                0 => format!("2026-01-05 10:00:00,000 - INFO - Chat completion request: worker=w id={i}\n"),
+                1 => format!("2026-01-05 10:00:01,000 - Worker spawned pid={i}; Chat completion: 3 tokens in 1s (3 tok/s) id={}\n", i - 1),
+                2 => "2026-01-05 10:00:02,000 - INFO - noise Chat completio\n".to_string(),
+                3 => format!("2026-01-05 10:00:03,000 - Prompt processing progress: 1/2 worker=w Worker timeout after 5s id={i}\n"),
+                4 => format!("2026-01-05 10:00:04,000 - Chat completion failed: boom id={i} Chat completion: x\n"),
+                _ => "\n".to_string(),
+            });
+        }
+        log.push_str("2026-01-05 10:00:05,000 - Worker exited pid=7");
+        let block = log.as_bytes();
+        let needles = Format::Mls.needles();
+        let automaton = Needles::Automaton(
+            aho_corasick::AhoCorasick::builder()
+                .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+                .build(&needles)
+                .unwrap(),
+        );
+        let run = |n: &Needles| {
+            let r = parse_block(
+                block,
+                &Format::Mls,
+                n,
+                false,
+                &mut Scratch::default(),
+                Vec::new(),
+            );
+            (r.events, r.newlines, r.bad_count)
+        };
+        let packed = Needles::new(&Format::Mls);
+        assert!(
+            matches!(packed, Needles::Packed(_)),
+            "this machine has Teddy"
+        );
+        let (events, newlines, bad) = run(&packed);
+        assert_eq!((events.clone(), newlines, bad), run(&automaton));
+        // And the same as parsing every line (the strict path's walk, without its checks).
+        let mut ctx = ParseCtx::default();
+        let expect: Vec<u64> = log
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| matches!(Format::Mls.parse(l.as_bytes(), &mut ctx), Parsed::Event(_)))
+            .map(|(i, _)| i as u64)
+            .collect();
+        assert_eq!(events.iter().map(|e| e.line).collect::<Vec<_>>(), expect);
+        assert_eq!(newlines, 3001);
+        assert!(events.len() > 2000, "{}", events.len());
     }
 
     #[test]
