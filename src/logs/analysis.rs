@@ -116,6 +116,20 @@ impl OpenSet {
             None => self.oldest(),
         }
     }
+    /// [`OpenSet::for_end`]'s request, taken out of the set (one search of the queue).
+    fn take_for_end(&mut self, id: &Option<SmallStr>) -> Option<InFlight> {
+        let fresh = match id {
+            Some(id) => self.fresh.iter().position(|r| r.id.as_ref() == Some(id)),
+            None => (!self.fresh.is_empty()).then_some(0),
+        };
+        match fresh {
+            Some(i) => self.fresh.remove(i),
+            None => {
+                let seq = self.for_end(id)?;
+                self.remove(seq)
+            }
+        }
+    }
     fn remove(&mut self, seq: u64) -> Option<InFlight> {
         if let Some(i) = self.fresh_pos(seq) {
             return self.fresh.remove(i);
@@ -456,7 +470,7 @@ impl Analyzer {
         let synthesize = self.synthesize_starts;
         let acc = &mut self.workers[slot].1;
         self.ends_logged = true;
-        let req = acc.open.for_end(&ev.id).and_then(|i| acc.open.remove(i));
+        let req = acc.open.take_for_end(&ev.id);
         match &req {
             Some(r) => acc.ended(r.seq, ev.time),
             None if synthesize => {
@@ -514,7 +528,7 @@ impl Analyzer {
     fn on_failed(&mut self, slot: usize, ev: &Event, seq: u64) {
         let synthesize = self.synthesize_starts;
         let acc = &mut self.workers[slot].1;
-        let req = acc.open.for_end(&ev.id).and_then(|i| acc.open.remove(i));
+        let req = acc.open.take_for_end(&ev.id);
         acc.stats.failed += 1;
         match &req {
             Some(r) => acc.ended(r.seq, ev.time),

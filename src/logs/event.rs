@@ -15,6 +15,8 @@ use crate::model::SmallStr;
 #[derive(Debug, Default)]
 pub struct Interner {
     names: Vec<&'static str>,
+    /// The index of the name returned last (lines of one worker come in runs).
+    last: usize,
 }
 
 /// The name interned for bytes that were not remembered (more than 256 distinct names).
@@ -24,12 +26,14 @@ impl Interner {
     pub fn get(&mut self, b: &[u8]) -> &'static str {
         // Names tend to differ at the end (mlx-server-v3-1, -2 …): compare length and last byte first.
         let last = b.last();
-        if let Some(n) = self
-            .names
-            .iter()
-            .find(|n| n.len() == b.len() && n.as_bytes().last() == last && n.as_bytes() == b)
-        {
+        let same =
+            |n: &&str| n.len() == b.len() && n.as_bytes().last() == last && n.as_bytes() == b;
+        if let Some(n) = self.names.get(self.last).filter(|n| same(n)) {
             return n;
+        }
+        if let Some(i) = self.names.iter().position(same) {
+            self.last = i;
+            return self.names[i];
         }
         if self.names.len() >= 256 {
             return TOO_MANY;

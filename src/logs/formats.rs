@@ -387,7 +387,8 @@ impl Number for f64 {
                 }
             }
             if ok {
-                return Some(n as f64 / scale as f64);
+                // At most 15 digits: both fit an i64, whose conversion is one instruction.
+                return Some(n as i64 as f64 / scale as i64 as f64);
             }
         }
         std::str::from_utf8(b).ok()?.parse().ok()
@@ -482,7 +483,13 @@ fn parse_mls(line: &[u8], chat: Option<usize>, ctx: &mut ParseCtx, out: &mut Vec
     let Some((time, _)) = ctx.clock.leading(&line[..at]) else {
         return Parsed::Bad("event line without a leading timestamp");
     };
-    out.push(Event::blank(time, kind));
+    // Written straight into the vector's spare slot: a `push` builds the 200-byte event on
+    // the stack and copies it.
+    out.reserve(1);
+    let len = out.len();
+    out.spare_capacity_mut()[0].write(Event::blank(time, kind));
+    // SAFETY: the slot at `len` (within capacity, reserved above) was initialised just above.
+    unsafe { out.set_len(len + 1) };
     let Some(ev) = out.last_mut() else {
         return Parsed::Skip;
     };
