@@ -19,15 +19,27 @@ pub struct Interner {
     last: usize,
 }
 
+/// Byte strings compared as two overlapping words when they are 8 to 16 bytes long (worker
+/// names usually are), in place of a call to `memcmp`.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if !(8..=16).contains(&n) {
+        return a == b;
+    }
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().unwrap_or([0; 8]));
+    word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8)
+}
+
 /// The name interned for bytes that were not remembered (more than 256 distinct names).
 const TOO_MANY: &str = "(other)";
 
 impl Interner {
     pub fn get(&mut self, b: &[u8]) -> &'static str {
-        // Names tend to differ at the end (mlx-server-v3-1, -2 …): compare length and last byte first.
-        let last = b.last();
-        let same =
-            |n: &&str| n.len() == b.len() && n.as_bytes().last() == last && n.as_bytes() == b;
+        let same = |n: &&str| same_bytes(n.as_bytes(), b);
         if let Some(n) = self.names.get(self.last).filter(|n| same(n)) {
             return n;
         }
@@ -329,6 +341,24 @@ pub fn parse_timestamp(line: &str) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_bytes_compares_every_byte_at_every_length() {
+        for n in 0..=20usize {
+            let a: Vec<u8> = (0..n as u8).map(|i| b'a' + i).collect();
+            assert!(same_bytes(&a, &a.clone()));
+            for i in 0..n {
+                let mut b = a.clone();
+                b[i] ^= 1;
+                assert!(!same_bytes(&a, &b), "length {n}, byte {i}");
+            }
+            assert!(!same_bytes(&a, &a[..n.saturating_sub(1)]) || n == 0);
+        }
+        let mut names = Interner::default();
+        let (one, two) = (names.get(b"mlx-server-v3-1"), names.get(b"mlx-server-v3-2"));
+        assert_ne!(one, two);
+        assert_eq!(names.get(b"mlx-server-v3-1").as_ptr(), one.as_ptr());
+    }
 
     #[test]
     fn timestamp_forms() {
