@@ -259,18 +259,25 @@ impl Clock {
                 secs
             }
         };
-        let sec = small(&b[17..19])?;
-        if sec > 60 {
+        let (tens, ones) = (b[17].wrapping_sub(b'0'), b[18].wrapping_sub(b'0'));
+        if tens > 9 || ones > 9 || tens * 10 + ones > 60 {
             return None;
         }
+        let sec = u32::from(tens * 10 + ones);
         let mut used = 19;
         let mut nanos = 0u32;
         if matches!(b.get(19), Some(b'.' | b',')) {
-            let frac_len = b[20..].iter().take_while(|c| c.is_ascii_digit()).count();
-            if frac_len > 0 {
-                let take = frac_len.min(9);
-                nanos = small(&b[20..20 + take])? * 10u32.pow(9 - take as u32);
-                used = 20 + frac_len;
+            // The fraction's digits in one pass: the first nine are kept (nanoseconds).
+            let (mut k, mut frac) = (20, 0u32);
+            while let Some(d) = b.get(k).map(|c| c.wrapping_sub(b'0')).filter(|&d| d <= 9) {
+                if k < 29 {
+                    frac = frac * 10 + u32::from(d);
+                }
+                k += 1;
+            }
+            if k > 20 {
+                nanos = frac * 10u32.pow(9 - (k - 20).min(9) as u32);
+                used = k;
             }
         }
         let naive_secs = minute_secs + i64::from(sec);
@@ -383,7 +390,28 @@ mod tests {
                 .timestamp_subsec_nanos(),
             123_456_789
         );
+        // Fractions of one to twelve digits: nanoseconds from the first nine, all of them used.
+        for (frac, nanos) in [
+            ("5", 500_000_000),
+            ("05", 50_000_000),
+            ("123456789012", 123_456_789),
+        ] {
+            let line = format!("2026-01-05 23:13:25.{frac}Z rest");
+            let (t, used) = Clock::default().leading(line.as_bytes()).unwrap();
+            assert_eq!(
+                (t.timestamp_subsec_nanos(), used),
+                (nanos, 21 + frac.len()),
+                "{frac}"
+            );
+        }
+        assert_eq!(
+            parse_timestamp("2026-01-05 23:13:60Z").map(|t| t.timestamp() % 60),
+            Some(0)
+        );
         for bad in [
+            "2026-01-05 23:13:61 x",
+            "2026-01-05 23:13:6x x",
+            "2026-01-05 23:13:x5 x",
             "Chat completion: no time",
             "2026-13-05 23:13:25 x",
             "2026-01-05 25:13:25",
