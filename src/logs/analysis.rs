@@ -123,6 +123,8 @@ impl OpenSet {
             None => (!self.fresh.is_empty()).then_some(0),
         };
         match fresh {
+            // The common case, requests ending in order: the queue's front.
+            Some(0) => self.fresh.pop_front(),
             Some(i) => self.fresh.remove(i),
             None => {
                 let seq = self.for_end(id)?;

@@ -19,13 +19,16 @@ pub enum SmallStr {
 impl SmallStr {
     /// From log bytes; invalid UTF-8 is replaced, as everywhere else.
     pub fn from_bytes(b: &[u8]) -> SmallStr {
-        if b.len() <= 30 && b.is_ascii() {
+        if b.len() <= 30 {
             let mut buf = [0u8; 30];
             buf[..b.len()].copy_from_slice(b);
-            return SmallStr::Inline {
-                len: b.len() as u8,
-                buf,
-            };
+            // The whole (zero-padded) buffer: a check of fixed length, unrolled.
+            if buf.is_ascii() {
+                return SmallStr::Inline {
+                    len: b.len() as u8,
+                    buf,
+                };
+            }
         }
         match std::str::from_utf8(b) {
             Ok(s) if s.len() <= 30 => {
