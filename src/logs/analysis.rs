@@ -116,7 +116,8 @@ impl OpenSet {
             None => self.oldest(),
         }
     }
-    /// [`OpenSet::for_end`]'s request, taken out of the set (one search of the queue).
+    /// [`OpenSet::for_end`]'s request, taken out of the set: a request in the queue with one
+    /// search of it (the common case), a parked one through the index.
     fn take_for_end(&mut self, id: &Option<SmallStr>) -> Option<InFlight> {
         let fresh = match id {
             Some(id) => self.fresh.iter().position(|r| r.id.as_ref() == Some(id)),

@@ -811,6 +811,13 @@ impl Custom {
         if rules.is_empty() {
             return Err(bad("no [start], [end], [timeout] or [failure] rule".into()));
         }
+        // The reader searches for the prefilter strings with one automaton: refused here, by
+        // name, when they cannot make one (it never happens within the file's size limit).
+        if let Err(e) = aho_corasick::AhoCorasick::new(&file.prefilter) {
+            return Err(bad(format!(
+                "prefilter: cannot search for these strings: {e}"
+            )));
+        }
         Ok(Custom {
             name: file.name.unwrap_or_else(|| {
                 path.file_stem()
