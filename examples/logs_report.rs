@@ -1,30 +1,30 @@
-//! `logs`'s whole fold (`mlsdiag::logs::report`) on one file, for instruction counts.
+//! `logs`'s whole read and fold on one file, for instruction counts.
 //!
 //! The `mlsdiag` binary does not run under valgrind here (a dependency reads the auxiliary
-//! vector in a way valgrind rejects); this calls the same library function with the same
-//! defaults as `mlsdiag logs FILE`, and prints nothing but the request count. See
-//! docs/benchmarks.md, "logs: instructions".
+//! vector in a way valgrind rejects). This parses `mlsdiag logs FILE` with the CLI's own
+//! parser (so its defaults are the CLI's) and makes the same library call as the command,
+//! printing nothing but the number of requests started. See docs/benchmarks.md, "logs:
+//! instructions".
 //!
 //!   cargo build --release --example logs_report
 //!   valgrind --tool=callgrind target/release/examples/logs_report FILE
 
-use std::path::PathBuf;
-use std::time::Duration;
+use clap::Parser;
+use mlsdiag::cli::{Cli, Command};
 
 fn main() {
-    let Some(path) = std::env::args_os().nth(1).map(PathBuf::from) else {
+    let Some(path) = std::env::args_os().nth(1) else {
         eprintln!("usage: logs_report FILE");
         std::process::exit(2);
     };
-    let opts = mlsdiag::logs::Options {
-        hung_after: Duration::from_secs(300),
-        bands: mlsdiag::logs::parse_bands("8K,10K,100K").expect("the default bands"),
-        ..Default::default()
+    let cli = Cli::parse_from(["mlsdiag".into(), "logs".into(), path]);
+    let Command::Logs(args) = cli.command else {
+        unreachable!("parsed as `mlsdiag logs FILE`")
     };
-    match mlsdiag::logs::report(&[path], opts, true, None, |_| {}) {
+    match mlsdiag::commands::logs::collect(&args, |_| {}) {
         Ok(r) => println!("{}", r.totals.started),
         Err(e) => {
-            eprintln!("logs_report: {e}");
+            eprintln!("logs_report: {e:#}");
             std::process::exit(1);
         }
     }

@@ -101,14 +101,6 @@ impl OpenSet {
             (a, b) => a.map(|r| r.seq).or(b.copied()),
         }
     }
-    /// What an end or failure closes: the request with its id; without an id, the oldest the
-    /// orchestrator has not timed out on (it gave up on those), else the oldest.
-    fn for_end(&self, id: &Option<SmallStr>) -> Option<u64> {
-        match id {
-            Some(id) => self.by_id(id),
-            None => self.fresh.front().map(|r| r.seq).or_else(|| self.oldest()),
-        }
-    }
     /// What a timeout belongs to: the request with its id, else the oldest.
     fn for_timeout(&self, id: &Option<SmallStr>) -> Option<u64> {
         match id {
@@ -116,8 +108,9 @@ impl OpenSet {
             None => self.oldest(),
         }
     }
-    /// [`OpenSet::for_end`]'s request, taken out of the set: a request in the queue with one
-    /// search of it (the common case), a parked one through the index.
+    /// What an end or failure closes, taken out of the set: the request with its id; without
+    /// an id, the oldest the orchestrator has not timed out on (it gave up on those), else the
+    /// oldest. The queue is searched once (the common case), parked requests by their index.
     fn take_for_end(&mut self, id: &Option<SmallStr>) -> Option<InFlight> {
         let fresh = match id {
             Some(id) => self.fresh.iter().position(|r| r.id.as_ref() == Some(id)),
@@ -127,16 +120,24 @@ impl OpenSet {
             // The common case, requests ending in order: the queue's front.
             Some(0) => self.fresh.pop_front(),
             Some(i) => self.fresh.remove(i),
+            // Not in the queue: the parked request with the id, or (the queue being empty)
+            // the oldest parked one.
             None => {
-                let seq = self.for_end(id)?;
-                self.remove(seq)
+                let seq = match id {
+                    Some(id) => *self.parked_ids.get(id)?,
+                    None => *self.parked.keys().next()?,
+                };
+                self.take_parked(seq)
             }
         }
     }
     fn remove(&mut self, seq: u64) -> Option<InFlight> {
-        if let Some(i) = self.fresh_pos(seq) {
-            return self.fresh.remove(i);
+        match self.fresh_pos(seq) {
+            Some(i) => self.fresh.remove(i),
+            None => self.take_parked(seq),
         }
+    }
+    fn take_parked(&mut self, seq: u64) -> Option<InFlight> {
         let r = self.parked.remove(&seq)?;
         if let Some(id) = &r.id
             && self.parked_ids.get(id) == Some(&seq)

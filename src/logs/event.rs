@@ -15,8 +15,6 @@ use crate::model::SmallStr;
 #[derive(Debug, Default)]
 pub struct Interner {
     names: Vec<&'static str>,
-    /// The index of the name returned last (lines of one worker come in runs).
-    last: usize,
 }
 
 /// Byte strings compared as two overlapping words when they are 8 to 16 bytes long (worker
@@ -39,13 +37,8 @@ const TOO_MANY: &str = "(other)";
 
 impl Interner {
     pub fn get(&mut self, b: &[u8]) -> &'static str {
-        let same = |n: &&str| same_bytes(n.as_bytes(), b);
-        if let Some(n) = self.names.get(self.last).filter(|n| same(n)) {
+        if let Some(n) = self.names.iter().find(|n| same_bytes(n.as_bytes(), b)) {
             return n;
-        }
-        if let Some(i) = self.names.iter().position(same) {
-            self.last = i;
-            return self.names[i];
         }
         if self.names.len() >= 256 {
             return TOO_MANY;

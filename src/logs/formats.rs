@@ -137,6 +137,17 @@ impl Format {
     }
 }
 
+/// The automaton that finds needles as the reader needs them: the leftmost match, and at one
+/// position the needle listed first. Built by the reader where the CPU has no SIMD search, and
+/// by [`Custom::from_toml`] to refuse needles it cannot be built for.
+pub(super) fn needle_automaton<N: AsRef<[u8]>>(
+    needles: &[N],
+) -> Result<aho_corasick::AhoCorasick, aho_corasick::BuildError> {
+    aho_corasick::AhoCorasick::builder()
+        .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+        .build(needles)
+}
+
 /// Where the first of a format's [`Format::needles`] is in a line, when the scanner knows:
 /// the parser then need not search the line for it again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -813,7 +824,7 @@ impl Custom {
         }
         // The reader searches for the prefilter strings with one automaton: refused here, by
         // name, when they cannot make one (it never happens within the file's size limit).
-        if let Err(e) = aho_corasick::AhoCorasick::new(&file.prefilter) {
+        if let Err(e) = needle_automaton(&file.prefilter) {
             return Err(bad(format!(
                 "prefilter: cannot search for these strings: {e}"
             )));

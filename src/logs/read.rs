@@ -15,7 +15,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use super::event::{Clock, Event, ParseCtx};
-use super::formats::{First, Format, Parsed};
+use super::formats::{First, Format, Parsed, needle_automaton};
 use crate::error::InputError;
 
 const BLOCK: usize = 4 << 20;
@@ -224,10 +224,7 @@ impl Needles {
         if let Some(p) = packed {
             return Needles::Packed(p);
         }
-        match aho_corasick::AhoCorasick::builder()
-            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
-            .build(&needles)
-        {
+        match needle_automaton(&needles) {
             Ok(a) => Needles::Automaton(a),
             // Not for a loaded format: `Custom::from_toml` refuses needles that make no
             // automaton. Every line would be parsed (more lines than the needles pick).
@@ -786,13 +783,7 @@ mod tests {
         }
         log.push_str("2026-01-05 10:00:05,000 - Worker exited pid=7");
         let block = log.as_bytes();
-        let needles = Format::Mls.needles();
-        let automaton = Needles::Automaton(
-            aho_corasick::AhoCorasick::builder()
-                .match_kind(aho_corasick::MatchKind::LeftmostFirst)
-                .build(&needles)
-                .unwrap(),
-        );
+        let automaton = Needles::Automaton(needle_automaton(&Format::Mls.needles()).unwrap());
         let run = |n: &Needles| {
             let r = parse_block(
                 block,
