@@ -305,6 +305,11 @@ impl Tmux {
             cmd,
         ]);
         assert!(out.status.success(), "{out:?}");
+        // The server stays up when its last session is killed (Drop ends it): by default it
+        // exits then, and a `new-session` right after can reach it while it shuts down
+        // ("server exited unexpectedly").
+        let out = self.cmd(&["set-option", "-s", "exit-empty", "off"]);
+        assert!(out.status.success(), "{out:?}");
     }
     /// "0" once the program in the pane has left the alternate screen.
     fn alternate_on(&self) -> String {
