@@ -57,8 +57,8 @@ pub struct Observation<'a> {
     /// Name and pid of the parent, when it could be read.
     pub parent: Option<(u32, String)>,
     pub now: DateTime<Utc>,
-    /// The worker's heartbeat file (registry field `heartbeat`) and how long ago it was touched.
-    pub heartbeat: Option<(String, Duration)>,
+    /// The worker's heartbeat file (registry field `heartbeat`) and when it was last touched.
+    pub heartbeat: Option<(String, DateTime<Utc>)>,
     /// The worker's token progress over the window (registry field `progress`).
     pub tokens: Option<&'a crate::model::TokenProgress>,
     /// The worker's GPU use over the window (NVML, IORegistry).
@@ -73,6 +73,8 @@ pub struct Assessment {
     pub findings: Vec<Finding>,
     /// Facts that support the verdicts or explain what could not be decided.
     pub notes: Vec<String>,
+    /// The hung rule's conditions on the oldest request in flight, each held or not.
+    pub hung_rule: Vec<crate::model::Condition>,
 }
 
 /// Every rule on one worker's observation: its verdict, activity and evidence.
@@ -98,6 +100,7 @@ pub fn assess(o: &Observation, th: &Thresholds) -> Assessment {
             cpu_percent: o.series.cpu_percent(),
             findings: j.findings,
             notes: j.notes,
+            hung_rule: j.conditions,
         };
     }
     rules::orphan::judge(o, last, &parent, &mut j);
@@ -109,6 +112,7 @@ pub fn assess(o: &Observation, th: &Thresholds) -> Assessment {
         cpu_percent,
         findings: j.findings,
         notes: j.notes,
+        hung_rule: j.conditions,
     }
 }
 
@@ -593,35 +597,171 @@ mod tests {
         assert!(a.findings[0].evidence[0].contains("sudo"));
     }
 
+    /// The rule's conditions by name: whether each held.
+    fn rule(a: &Assessment) -> Vec<(String, bool)> {
+        a.hung_rule
+            .iter()
+            .map(|c| (c.condition.clone(), c.held))
+            .collect()
+    }
+
+    fn held(a: &Assessment, name: &str) -> bool {
+        a.hung_rule
+            .iter()
+            .find(|c| c.condition == name)
+            .unwrap_or_else(|| panic!("no condition {name}: {:?}", a.hung_rule))
+            .held
+    }
+
+    fn at(h: u32, m: u32, s: u32, day: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, day, h, m, s).unwrap()
+    }
+
     #[test]
-    fn heartbeat_decides_when_the_registry_names_one() {
+    fn every_condition_of_the_hung_rule_is_reported_and_all_must_hold() {
         let re = Regex::new("mlx-server-v3").unwrap();
         let e = entry(49387);
         let log = seed_log();
-        // Burning CPU, but the heartbeat stopped 20 minutes ago while a request waits: hung.
-        let busy = series(
-            (0..10)
-                .map(|i| proc(49387, 1000 + i * 190, 8190, 'R', 1))
-                .collect(),
-        );
-        let mut o = observe(&busy, Some(&e), Some(&log), &re);
-        o.heartbeat = Some(("/tmp/w1.beat".into(), Duration::from_secs(1200)));
+        let s = idle_series();
+        let mut o = observe(&s, Some(&e), Some(&log), &re);
+        o.heartbeat = Some(("/tmp/w1.beat".into(), at(23, 13, 0, 5)));
         let a = assess(&o, &Thresholds::default());
         assert_eq!(a.verdict, Verdict::Hung);
-        assert!(
-            a.findings[0].evidence[0].contains("heartbeat /tmp/w1.beat not touched for 20m00s"),
-            "{:?}",
-            a.findings
+        assert_eq!(
+            rule(&a),
+            [
+                "work in flight",
+                "older than --hung-after",
+                "CPU still",
+                "GPU still",
+                "no progress in the log",
+                "no fresh heartbeat"
+            ]
+            .map(|n| (n.to_string(), true))
         );
+        let ev = a.findings[0].evidence.join("\n");
+        assert!(ev.contains("hung rule: all 6 conditions held"), "{ev}");
+        assert!(ev.contains("heartbeat /tmp/w1.beat not touched for 7h49m"), "{ev}");
+    }
+
+    #[test]
+    fn a_stale_heartbeat_never_overrides_busy_cpu_or_a_young_request() {
+        let re = Regex::new("mlx-server-v3").unwrap();
+        let e = entry(49387);
+        let log = seed_log();
+        // The case: idle 10 minutes (no beat), then a request at 100% CPU: healthy.
+        let busy = hot_series();
+        let mut o = observe(&busy, Some(&e), Some(&log), &re);
+        o.heartbeat = Some(("/tmp/w1.beat".into(), at(23, 3, 0, 5)));
+        o.now = at(23, 13, 28, 5);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(
+            (a.verdict, a.activity),
+            (Verdict::Healthy, Activity::Working),
+            "{a:#?}"
+        );
+        assert!(!held(&a, "older than --hung-after"));
+        assert!(!held(&a, "CPU still"));
+        assert!(held(&a, "no fresh heartbeat"));
+        // Busy CPU alone, the request old and the heartbeat stale for 20 minutes: still working.
+        let mut o = observe(&busy, Some(&e), Some(&log), &re);
+        o.heartbeat = Some(("/tmp/w1.beat".into(), o.now - chrono::Duration::minutes(20)));
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(a.verdict, Verdict::Healthy, "{a:#?}");
+        assert!(held(&a, "older than --hung-after") && !held(&a, "CPU still"));
+        assert!(
+            a.notes
+                .iter()
+                .any(|n| n.contains("working, not hung (did not hold: CPU still)")),
+            "{:?}",
+            a.notes
+        );
+        // Asleep, the heartbeat stale, but the request is 3 s old: not yet.
+        let s = idle_series();
+        let mut o = observe(&s, Some(&e), Some(&log), &re);
+        o.heartbeat = Some(("/tmp/w1.beat".into(), at(23, 3, 0, 5)));
+        o.now = at(23, 13, 28, 5);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!((a.verdict, a.activity), (Verdict::Healthy, Activity::Stalled));
+        assert!(!held(&a, "older than --hung-after") && held(&a, "CPU still"));
+    }
+
+    #[test]
+    fn a_fresh_heartbeat_is_progress() {
+        let re = Regex::new("mlx-server-v3").unwrap();
+        let e = entry(49387);
+        let log = seed_log();
         // 0% CPU, but the heartbeat is fresh (a long prefill on the GPU): progressing.
         let idle = series((0..10).map(|_| proc(49387, 5000, 8190, 'S', 0)).collect());
         let mut o = observe(&idle, Some(&e), Some(&log), &re);
-        o.heartbeat = Some(("/tmp/w1.beat".into(), Duration::from_secs(3)));
+        o.heartbeat = Some(("/tmp/w1.beat".into(), o.now - chrono::Duration::seconds(3)));
         let a = assess(&o, &Thresholds::default());
         assert_eq!(
             (a.verdict, a.activity),
             (Verdict::Healthy, Activity::Working)
         );
         assert!(a.notes.iter().any(|n| n.contains("touched 3s ago")));
+        assert!(!held(&a, "no fresh heartbeat"));
+    }
+
+    #[test]
+    fn times_from_the_future_are_skew_never_progress() {
+        let re = Regex::new("mlx-server-v3").unwrap();
+        let e = entry(49387);
+        let log = seed_log();
+        let s = idle_series();
+        // A heartbeat an hour ahead: not fresh, and said to be skew; the hang still shows.
+        let mut o = observe(&s, Some(&e), Some(&log), &re);
+        o.heartbeat = Some(("/tmp/w1.beat".into(), o.now + chrono::Duration::hours(1)));
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(a.verdict, Verdict::Hung, "{a:#?}");
+        let skew = a
+            .findings
+            .iter()
+            .find(|f| f.verdict == Verdict::Unknown)
+            .expect("a skew finding");
+        assert!(
+            skew.evidence[0].contains("clock skew: heartbeat /tmp/w1.beat")
+                && skew.evidence[0].contains("1h00m ahead"),
+            "{skew:?}"
+        );
+        // A log written in a zone an hour ahead: its request starts in the future. Not
+        // "in flight for 0s" and healthy: unknown, with the skew said.
+        let mut o = observe(&s, Some(&e), Some(&log), &re);
+        o.now = at(22, 13, 40, 5);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(a.verdict, Verdict::Unknown, "{a:#?}");
+        assert!(!held(&a, "older than --hung-after"));
+        assert!(a.findings[0].evidence[0].contains("request req-319"), "{a:#?}");
+        // Within the slack (a second-stamped line, clocks a little apart): no finding.
+        let mut o = observe(&s, Some(&e), Some(&log), &re);
+        o.now = at(23, 13, 22, 5);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(a.verdict, Verdict::Healthy, "{a:#?}");
+        assert!(a.findings.is_empty());
+    }
+
+    #[test]
+    fn a_token_record_from_the_future_decides_nothing() {
+        let re = Regex::new("mlx-server-v3").unwrap();
+        let e = entry(49387);
+        let log = seed_log();
+        let s = idle_series();
+        let mut t = tokens(0, 0);
+        t.record.last_progress = Some(
+            Utc.with_ymd_and_hms(2026, 1, 6, 8, 2, 46).unwrap(), // an hour after `now`
+        );
+        let mut o = observe(&s, Some(&e), Some(&log), &re);
+        o.tokens = Some(&t);
+        let a = assess(&o, &Thresholds::default());
+        // The record does not call it working; the log rule proves the hang, the skew is said.
+        assert_eq!(a.verdict, Verdict::Hung, "{a:#?}");
+        assert!(
+            a.findings
+                .iter()
+                .any(|f| f.verdict == Verdict::Unknown
+                    && f.evidence[0].contains("clock skew: the token record")),
+            "{a:#?}"
+        );
     }
 }

@@ -82,6 +82,10 @@ pub struct WorkerReport {
     pub activity: Activity,
     pub findings: Vec<Finding>,
     pub notes: Vec<String>,
+    /// The hung rule's conditions on the oldest request in flight, each with whether it held
+    /// (empty when no request of this process is in flight).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hung_rule: Vec<crate::model::Condition>,
     pub in_flight: Vec<InFlight>,
     /// The log can prove work in flight (it logs ends): an empty `in_flight` then means idle.
     #[serde(default)]

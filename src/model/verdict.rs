@@ -120,6 +120,36 @@ impl Activity {
     }
 }
 
+/// One condition of the hung rule, whether it held, and the fact it was judged on. A worker is
+/// hung only when every condition of the rule held; the report lists them all, so a reader
+/// sees which one kept a worker from being called hung (or why it was).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Condition {
+    pub condition: String,
+    pub held: bool,
+    pub fact: String,
+}
+
+impl Condition {
+    pub fn new(condition: &str, held: bool, fact: impl Into<String>) -> Condition {
+        Condition {
+            condition: condition.to_string(),
+            held,
+            fact: fact.into(),
+        }
+    }
+
+    /// `condition: held (fact)` / `condition: did not hold (fact)`.
+    pub fn line(&self) -> String {
+        format!(
+            "{}: {} ({})",
+            self.condition,
+            if self.held { "held" } else { "did not hold" },
+            self.fact
+        )
+    }
+}
+
 /// One verdict-worthy fact and the evidence behind it.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Finding {

@@ -48,6 +48,7 @@ pub fn gone(o: &Observation, who: &str) -> Assessment {
             evidence: vec![why],
         }],
         notes,
+        hung_rule: Vec::new(),
     }
 }
 

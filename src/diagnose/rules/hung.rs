@@ -5,13 +5,17 @@
 //! (working, idle, stalled), and the log's context notes (requests of an earlier incarnation,
 //! abandoned, stuck or unprovable ones), which never prove a hang.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 
-use super::Judging;
+use super::{FUTURE_SLACK, Judging};
 use crate::diagnose::assess::{Observation, Thresholds};
 use crate::fmt::{duration, local_time as ts};
 use crate::logs::WorkerLog;
-use crate::model::{Activity, Finding, GpuUsage, InFlight, ProcessInfo, TokenProgress, Verdict};
+use crate::model::{
+    Activity, Condition, Finding, GpuUsage, InFlight, ProcessInfo, TokenProgress, Verdict,
+};
 
 /// The activity over the window, and the CPU% it was judged on; a hang finding when proven.
 pub fn judge(
@@ -27,8 +31,8 @@ pub fn judge(
         .log
         .filter(|l| l.proves_in_flight)
         .map_or(&[], |l| &l.in_flight);
-    let p = Progress::read(o, th, last, in_flight.first());
-    if let Some(activity) = o.tokens.and_then(|t| tokens(t, &p, th, last, j)) {
+    let p = Progress::read(o, th, in_flight.first(), j);
+    if let Some(activity) = o.tokens.and_then(|t| tokens(t, &p, th, last, o.now, j)) {
         if let Some(l) = o.log {
             j.notes.extend(log_context_notes(l, who, last, o.now, th));
         }
@@ -50,6 +54,9 @@ pub fn judge(
             g.describe()
         });
     }
+    if let Some(b) = &p.beat {
+        j.notes.push(b.clone());
+    }
     let activity = if p.made {
         Activity::Working
     } else if in_flight.is_empty() {
@@ -57,11 +64,8 @@ pub fn judge(
     } else {
         Activity::Stalled
     };
-    if let (Some((path, age)), Some(oldest)) = (&o.heartbeat, in_flight.first()) {
-        heartbeat(path, *age, oldest, &p, th, j);
-    }
     if let Some(oldest) = in_flight.first().filter(|_| !j.hung()) {
-        oldest_in_flight(o, th, last, &p, in_flight, oldest, j);
+        oldest_in_flight(o, th, &p, in_flight, oldest, j);
     } else if let Some(l) = o.log {
         j.notes.push(match l.last_completion {
             Some(t) if t < last.start_time => format!(
@@ -78,18 +82,57 @@ pub fn judge(
         );
     }
     if !j.hung() {
-        j.notes.insert(0, p.cpu_fact);
+        j.notes.insert(0, p.cpu_fact.clone());
     }
     (activity, p.cpu_percent)
+}
+
+/// How long ago `t` was at `now`, or how far ahead of `now` it lies when it is later than
+/// [`FUTURE_SLACK`] allows: a time from the future is clock skew (another machine, a log written
+/// in another zone) or garbage, never progress.
+pub fn ago(now: DateTime<Utc>, t: DateTime<Utc>) -> Result<Duration, Duration> {
+    match (now - t).to_std() {
+        Ok(d) => Ok(d),
+        Err(_) => {
+            let ahead = (t - now).to_std().unwrap_or_default();
+            if ahead <= FUTURE_SLACK {
+                Ok(Duration::ZERO)
+            } else {
+                Err(ahead)
+            }
+        }
+    }
+}
+
+/// The finding for a time from the future: the verdict is unknown, since every age taken from
+/// that source is wrong by the skew, so a hang can be neither proven nor ruled out by it.
+fn skew(j: &mut Judging, what: &str, t: DateTime<Utc>, ahead: Duration) {
+    let line = format!(
+        "clock skew: {what} is stamped {} ({} ahead of this machine's clock, over the {} allowed): skew between clocks, a log written in another time zone, or garbage; it is not counted as progress, and ages taken from it cannot be trusted",
+        ts(t),
+        duration(ahead),
+        duration(FUTURE_SLACK)
+    );
+    if let Some(f) = j.findings.iter_mut().find(|f| f.verdict == Verdict::Unknown) {
+        f.evidence.push(line);
+    } else {
+        j.findings.push(Finding {
+            verdict: Verdict::Unknown,
+            evidence: vec![line],
+        });
+    }
 }
 
 /// What the window shows of the worker's progress.
 struct Progress<'a> {
     cpu_percent: Option<f64>,
-    /// Whether the worker's heartbeat was touched within --hung-after (None: it has none).
+    /// Whether the worker's heartbeat was touched within --hung-after (None: it has none, or
+    /// its time is from the future).
     heartbeat_fresh: Option<bool>,
-    /// A thread ran, CPU advanced past the threshold, the heartbeat is fresh, or the log
-    /// shows progress of this process within --hung-after.
+    /// The heartbeat in words, for the notes.
+    beat: Option<String>,
+    /// A thread ran, CPU advanced past the threshold, the GPU worked, the heartbeat is fresh,
+    /// or the log shows progress of this process within --hung-after.
     made: bool,
     /// Whether CPU time advanced past the threshold, or a thread ran.
     cpu_busy: bool,
@@ -101,6 +144,8 @@ struct Progress<'a> {
     log_progress: Option<String>,
     /// How far CPU time advanced, in words.
     cpu_fact: String,
+    /// Threads seen running, and the process state, in words.
+    threads_fact: String,
 }
 
 impl<'a> Progress<'a> {
@@ -117,32 +162,65 @@ impl<'a> Progress<'a> {
         }
     }
 
+    /// Reads every progress signal; a signal stamped in the future adds a skew finding to `j`.
     fn read(
         o: &Observation<'a>,
         th: &Thresholds,
-        last: &ProcessInfo,
         oldest: Option<&InFlight>,
+        j: &mut Judging,
     ) -> Progress<'a> {
+        let last = o.series.last();
         let cpu_percent = o.series.cpu_percent();
-        let running = o.series.max_running() > 0 || last.state == 'R';
+        let state = last.map_or('?', |p| p.state);
+        let running = o.series.max_running() > 0 || state == 'R';
         let span = o.series.span_secs();
-        // A heartbeat touched per decode step is the worker's own word on progress.
-        let heartbeat_fresh = o.heartbeat.as_ref().map(|(_, age)| *age < th.hung_after);
+        // A heartbeat touched per decode step is the worker's own word on progress; one that
+        // is stale only means no beat came (an idle worker has nothing to beat for).
+        let (heartbeat_fresh, beat) = match &o.heartbeat {
+            None => (None, None),
+            Some((path, touched)) => match ago(o.now, *touched) {
+                Ok(age) if age < th.hung_after => (
+                    Some(true),
+                    Some(format!(
+                        "heartbeat {path} touched {} ago: the worker reports progress",
+                        duration(age)
+                    )),
+                ),
+                Ok(age) => (
+                    Some(false),
+                    Some(format!(
+                        "heartbeat {path} not touched for {} (over --hung-after {}): no beat, which alone proves nothing",
+                        duration(age),
+                        duration(th.hung_after)
+                    )),
+                ),
+                Err(ahead) => {
+                    skew(j, &format!("heartbeat {path}"), *touched, ahead);
+                    (None, None)
+                }
+            },
+        };
         let cpu_busy = running || cpu_percent.is_some_and(|c| c > th.progress_cpu_percent);
         // A progress line (a prefill chunk, a generated segment), an end or a failure the log
         // shows for this very process, since its oldest request in flight started and within
-        // --hung-after, is progress whatever the CPU does.
-        let log_progress = (o.log.and_then(|l| l.last_progress))
-            .filter(|t| oldest.is_some_and(|r| *t >= r.started && *t >= last.start_time))
-            .map(|t| (t, (o.now - t).to_std().unwrap_or_default()))
-            .filter(|(_, age)| *age < th.hung_after)
-            .map(|(t, age)| {
-                format!(
-                    "the log shows progress {} ago ({}): working",
-                    duration(age),
-                    ts(t)
-                )
-            });
+        // --hung-after, is progress whatever the CPU does; one from the future is not.
+        let log_progress = match (o.log.and_then(|l| l.last_progress), oldest) {
+            (Some(t), Some(r)) if t >= r.started && last.is_some_and(|p| t >= p.start_time) => {
+                match ago(o.now, t) {
+                    Ok(age) if age < th.hung_after => Some(format!(
+                        "the log shows progress {} ago ({}): working",
+                        duration(age),
+                        ts(t)
+                    )),
+                    Ok(_) => None,
+                    Err(ahead) => {
+                        skew(j, "the log's last progress line", t, ahead);
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         // GPU-bound work idles the CPU: the GPU busy for this process is progress too (without
         // a token record a GPU spin cannot be told from it; the note says so).
         let gpu = o.gpu;
@@ -155,15 +233,28 @@ impl<'a> Progress<'a> {
             ),
             _ => "CPU progress unknown: only one reading (--window 0)".to_string(),
         };
+        let threads_fact = match last {
+            Some(p) if running => format!(
+                "a thread running: {} threads, process state {}",
+                p.threads, p.state
+            ),
+            Some(p) => format!(
+                "no thread running: {} threads, process state {}",
+                p.threads, p.state
+            ),
+            None => "no reading".to_string(),
+        };
         Progress {
             cpu_percent,
             heartbeat_fresh,
+            beat,
             made,
             cpu_busy,
             gpu,
             gpu_busy,
             log_progress,
             cpu_fact,
+            threads_fact,
         }
     }
 }
@@ -176,8 +267,16 @@ fn tokens(
     p: &Progress,
     th: &Thresholds,
     last: &ProcessInfo,
+    now: DateTime<Utc>,
     j: &mut Judging,
 ) -> Option<Activity> {
+    // A record whose times lie in the future says nothing about how long it has been quiet.
+    if let Some(at) = t.record.last_progress.max(t.record.generating_since)
+        && let Err(ahead) = ago(now, at)
+    {
+        skew(j, &format!("the token record {}", t.source), at, ahead);
+        return None;
+    }
     let rate = match (t.window_tokens, t.tokens_per_sec) {
         (Some(n), Some(r)) => format!("{n} tokens over the window ({r:.1} tok/s)"),
         _ => "one reading of the token record".to_string(),
@@ -193,7 +292,7 @@ fn tokens(
         Some(id) => format!("generation of request {id}"),
         None => "a generation".to_string(),
     };
-    let quiet = std::time::Duration::from_secs_f64(t.secs_since_progress.unwrap_or(0.0));
+    let quiet = Duration::from_secs_f64(t.secs_since_progress.unwrap_or(0.0));
     let prefill = t
         .record
         .prompt
@@ -285,7 +384,7 @@ fn not_judged(
     t: &TokenProgress,
     p: &Progress,
     what: &str,
-    quiet: std::time::Duration,
+    quiet: Duration,
 ) -> Option<String> {
     let q = duration(quiet);
     if p.heartbeat_fresh == Some(true) || p.log_progress.is_some() {
@@ -302,53 +401,23 @@ fn not_judged(
     None
 }
 
-/// A stale heartbeat while a request is in flight is a hang; a fresh one is noted.
-fn heartbeat(
-    path: &str,
-    age: std::time::Duration,
-    oldest: &InFlight,
-    p: &Progress,
-    th: &Thresholds,
-    j: &mut Judging,
-) {
-    let beat = duration(age);
-    if p.heartbeat_fresh == Some(false) {
-        j.findings.push(Finding {
-            verdict: Verdict::Hung,
-            evidence: vec![
-                format!(
-                    "heartbeat {path} not touched for {beat} (stale: over {})",
-                    duration(th.hung_after)
-                ),
-                format!(
-                    "while {} is in flight since {}",
-                    oldest.describe(),
-                    ts(oldest.started)
-                ),
-            ],
-        });
-    } else {
-        j.notes.push(format!(
-            "heartbeat {path} touched {beat} ago: the worker reports progress"
-        ));
-    }
-}
-
-/// The oldest request in flight: a hang when older than --hung-after without progress, else a
-/// note on why it is not (yet) one.
+/// The hung rule on the oldest request in flight, as conditions that must all hold: a hang
+/// when every one did, else a note naming those that did not.
 fn oldest_in_flight(
     o: &Observation,
     th: &Thresholds,
-    last: &ProcessInfo,
     p: &Progress,
     in_flight: &[InFlight],
     oldest: &InFlight,
     j: &mut Judging,
 ) {
-    let hung_after = chrono::Duration::from_std(th.hung_after).unwrap_or_default();
-    let age = o.now - oldest.started;
-    let age_text = duration(age.to_std().unwrap_or_default());
-    if age >= hung_after && !p.made && p.cpu_percent.is_some() {
+    let rule = conditions(o, th, p, oldest, j);
+    let held = rule.iter().all(|c| c.held);
+    let age_text = match ago(o.now, oldest.started) {
+        Ok(age) => duration(age),
+        Err(_) => "an unknown time (its start is in the future)".to_string(),
+    };
+    if held {
         let mut ev = vec![
             format!(
                 "{} in flight for {age_text} (since {}), no completion logged",
@@ -359,13 +428,13 @@ fn oldest_in_flight(
                 "{}, within the {:.1}% progress threshold",
                 p.cpu_fact, th.progress_cpu_percent
             ),
-            format!(
-                "no thread running: {} threads, process state {}",
-                last.threads, last.state
-            ),
+            p.threads_fact.clone(),
         ];
         if let Some(g) = p.gpu {
             ev.push(g.describe());
+        }
+        if let Some(b) = &p.beat {
+            ev.push(b.clone());
         }
         if !oldest.timeouts.is_empty() {
             let times: Vec<String> = oldest.timeouts.iter().map(|t| ts(*t)).collect();
@@ -380,23 +449,116 @@ fn oldest_in_flight(
                 in_flight.len() - 1
             ));
         }
+        ev.push(format!(
+            "hung rule: all {} conditions held ({})",
+            rule.len(),
+            names(&rule, true)
+        ));
         j.findings.push(Finding {
             verdict: Verdict::Hung,
             evidence: ev,
         });
     } else if p.made {
         j.notes.push(format!(
-            "{} in flight for {age_text} with {} advancing: working, not hung",
+            "{} in flight for {age_text} with {} advancing: working, not hung (did not hold: {})",
             oldest.describe(),
-            p.what_advanced()
+            p.what_advanced(),
+            names(&rule, false)
         ));
     } else {
         j.notes.push(format!(
-            "{} in flight for {age_text} without CPU progress; hung if still so after {}",
+            "{} in flight for {age_text} without progress; not hung, since {} did not hold (hung if still so after {})",
             oldest.describe(),
+            names(&rule, false),
             duration(th.hung_after)
         ));
     }
+    j.conditions = rule;
+}
+
+/// The names of the conditions that held (or did not).
+fn names(rule: &[Condition], held: bool) -> String {
+    let n: Vec<&str> = rule
+        .iter()
+        .filter(|c| c.held == held)
+        .map(|c| c.condition.as_str())
+        .collect();
+    n.join(", ")
+}
+
+/// The hung rule's conditions for the oldest request in flight, each with the fact it was
+/// judged on. The one home of what "hung" needs without a token record: work in flight, for
+/// longer than --hung-after, while no progress signal advanced (CPU, a running thread, the GPU,
+/// the log's progress lines, the heartbeat). A heartbeat is one progress signal among these: a
+/// fresh one is progress, a stale one never proves a hang by itself.
+fn conditions(
+    o: &Observation,
+    th: &Thresholds,
+    p: &Progress,
+    oldest: &InFlight,
+    j: &mut Judging,
+) -> Vec<Condition> {
+    let hung_after = duration(th.hung_after);
+    let older = match ago(o.now, oldest.started) {
+        Ok(age) => Condition::new(
+            "older than --hung-after",
+            age >= th.hung_after,
+            format!(
+                "in flight for {} since {} (--hung-after {hung_after}; wall clock, as the log's times are)",
+                duration(age),
+                ts(oldest.started)
+            ),
+        ),
+        Err(ahead) => {
+            skew(j, &format!("{}'s start", oldest.describe()), oldest.started, ahead);
+            Condition::new(
+                "older than --hung-after",
+                false,
+                format!(
+                    "its start {} is {} in the future: clock skew",
+                    ts(oldest.started),
+                    duration(ahead)
+                ),
+            )
+        }
+    };
+    vec![
+        Condition::new(
+            "work in flight",
+            true,
+            format!(
+                "{} started while this process ran, not superseded",
+                oldest.describe()
+            ),
+        ),
+        older,
+        Condition::new(
+            "CPU still",
+            !p.cpu_busy && p.cpu_percent.is_some(),
+            format!("{}; {}", p.cpu_fact, p.threads_fact),
+        ),
+        Condition::new(
+            "GPU still",
+            !p.gpu_busy,
+            p.gpu
+                .map_or_else(|| "no GPU use seen for this process".to_string(), GpuUsage::describe),
+        ),
+        Condition::new(
+            "no progress in the log",
+            p.log_progress.is_none(),
+            p.log_progress.clone().unwrap_or_else(|| {
+                format!("no progress line of this process within --hung-after {hung_after}")
+            }),
+        ),
+        Condition::new(
+            "no fresh heartbeat",
+            p.heartbeat_fresh != Some(true),
+            match &p.beat {
+                Some(b) => b.clone(),
+                None => "no heartbeat file".to_string(),
+            },
+        ),
+    ]
 }
 
 fn age(now: DateTime<Utc>, since: DateTime<Utc>) -> String {

@@ -7,7 +7,15 @@ pub mod hung;
 pub mod leaking;
 pub mod orphan;
 
-use crate::model::Finding;
+use std::time::Duration;
+
+use crate::model::{Condition, Finding};
+
+/// How far ahead of this machine's clock a time read from a log, a heartbeat or a token record
+/// may be before it counts as clock skew (a finding, never progress): the log's own slack for
+/// a request's start (a second-stamped line, the time between logging and handing on) with
+/// room for ordinary NTP drift between hosts that share a file system.
+pub const FUTURE_SLACK: Duration = Duration::from_secs(5);
 
 /// What the rules found so far about one worker.
 #[derive(Debug, Default)]
@@ -15,6 +23,8 @@ pub struct Judging {
     pub findings: Vec<Finding>,
     /// Facts that support the verdicts or explain what could not be decided.
     pub notes: Vec<String>,
+    /// The hung rule's conditions, judged on the oldest request in flight (empty when none is).
+    pub conditions: Vec<Condition>,
 }
 
 impl Judging {
