@@ -76,23 +76,21 @@ impl Default for CheckOptions {
     }
 }
 
-/// The registry's `heartbeat` file of a worker and the time since it was last touched, when the
-/// registry may name it (see [`crate::registry::Registry::worker_file`]); `Err` says why not.
+/// The registry's `heartbeat` file of a worker and when it was last touched, when the registry
+/// may name it (see [`crate::registry::Registry::worker_file`]); `Err` says why not. The rules
+/// judge its age, and a time from the future (see [`crate::diagnose::rules::FUTURE_SLACK`]).
 fn heartbeat_file(
     e: &crate::model::RegistryEntry,
     registry: &crate::registry::Registry,
     worker_uid: Option<u32>,
-) -> Result<Option<(String, std::time::Duration)>, String> {
+) -> Result<Option<(String, chrono::DateTime<chrono::Utc>)>, String> {
     let Some(path) = registry.worker_file(e, "heartbeat", worker_uid)? else {
         return Ok(None);
     };
     let Ok(touched) = std::fs::metadata(&path).and_then(|m| m.modified()) else {
         return Ok(None);
     };
-    Ok(Some((
-        path.display().to_string(),
-        touched.elapsed().unwrap_or_default(),
-    )))
+    Ok(Some((path.display().to_string(), touched.into())))
 }
 
 /// Every worker found, judged: the library call behind `check`.
@@ -451,6 +449,7 @@ impl Round<'_> {
             activity: assessment.activity,
             findings: assessment_findings,
             notes,
+            hung_rule: assessment.hung_rule,
             in_flight_known: worker_log.as_ref().is_some_and(|l| l.proves_in_flight),
             in_flight: worker_log.map(|l| l.in_flight).unwrap_or_default(),
             ipc,
@@ -476,7 +475,7 @@ impl Round<'_> {
         entry: Option<&crate::model::RegistryEntry>,
         last: Option<&crate::model::ProcessInfo>,
         notes: &mut Vec<String>,
-    ) -> Option<(String, Duration)> {
+    ) -> Option<(String, chrono::DateTime<chrono::Utc>)> {
         let (e, r) = entry.zip(self.registry)?;
         heartbeat_file(e, r, last.map(|p| p.uid)).unwrap_or_else(|why| {
             notes.push(why);
