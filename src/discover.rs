@@ -72,6 +72,7 @@ pub fn discover(
 ) -> anyhow::Result<Discovery> {
     let skip = self_and_launchers(platform);
     let mut found: BTreeMap<u32, Candidate> = BTreeMap::new();
+    let mut commands: BTreeMap<u32, Vec<String>> = BTreeMap::new();
     for pid in platform.pids()? {
         if skip.contains(&pid) {
             continue;
@@ -80,6 +81,7 @@ pub fn discover(
             continue;
         };
         if !cmd.is_empty() && pattern.is_match(&cmd.join(" ")) {
+            commands.insert(pid, cmd);
             found.insert(
                 pid,
                 Candidate {
@@ -102,11 +104,18 @@ pub fn discover(
                 .registered = Some(e.clone());
         }
     }
-    // A matching, unregistered process whose children are workers is the orchestrator.
+    // A matching, unregistered process whose children are workers is the orchestrator; a child
+    // with its parent's very command line is a forked helper of that worker, which makes the
+    // parent no orchestrator (both are judged, and the log's lines are the parent's).
     let mut children: BTreeMap<u32, usize> = BTreeMap::new();
     for c in found.values() {
         if let Ok(p) = platform.process(c.pid) {
-            *children.entry(p.ppid).or_default() += 1;
+            let forked = commands
+                .get(&p.ppid)
+                .is_some_and(|parent| commands.get(&c.pid) == Some(parent));
+            if !forked {
+                *children.entry(p.ppid).or_default() += 1;
+            }
         }
     }
     let mut d = Discovery::default();

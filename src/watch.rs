@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::actions::{Restart, hook, restart};
 use crate::diagnose::check::{CheckOptions, check_from};
-use crate::diagnose::rounds::{Key, Tracked, fold_rounds};
+use crate::diagnose::rounds::{Key, Timing, Tracked, fold_rounds};
 use crate::logs::Outcome;
 use crate::logs::follow::Follower;
 use crate::model::{CheckReport, SCHEMA_VERSION, SinceProgress, Verdict, WatchEvent, WorkerReport};
@@ -73,6 +73,9 @@ pub struct Watcher {
     restarted: BTreeSet<(String, String)>,
     /// The log is followed: each round folds only what the server appended since the last.
     follower: Option<Follower>,
+    /// The first live round's wall time and monotonic instant: later rounds are timed from
+    /// them by the monotonic clock (see [`fold_rounds`]).
+    clock: Option<(chrono::DateTime<chrono::Utc>, Instant)>,
 }
 
 impl Watcher {
@@ -87,6 +90,7 @@ impl Watcher {
             tracked: BTreeMap::new(),
             restarted: BTreeSet::new(),
             follower,
+            clock: None,
         }
     }
 
@@ -101,11 +105,20 @@ impl Watcher {
         let log = self.follower.as_mut().map(|f| f.update()).transpose()?;
         let (mut report, outcome) = check_from(&self.opts.check, platform, log)?;
         let took = started.elapsed();
+        let (at, timing) = if platform.live() {
+            let (wall, mono) = *self.clock.get_or_insert((report.generated_at, started));
+            let elapsed = chrono::Duration::from_std(started - mono).unwrap_or_default();
+            (wall + elapsed, Timing::Monotonic)
+        } else {
+            (report.generated_at, Timing::Wall)
+        };
         let since = fold_rounds(
             &self.opts.check,
             self.opts.leak_span,
             &mut report,
             &mut self.tracked,
+            at,
+            timing,
         );
         let mut events = self.changes(platform, &report, outcome.as_ref());
         events.extend(self.forget_gone(&report));

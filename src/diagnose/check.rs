@@ -144,6 +144,7 @@ pub fn check_from(
         registry_view,
         log,
         only_worker: pids.len() == 1,
+        log_owner: opts.log.as_deref().and_then(log_owner),
         now,
         thresholds: opts.thresholds(),
         gpu: gpu.as_ref(),
@@ -333,6 +334,8 @@ struct Round<'a> {
     /// GPU readings at the window's start and end, where the platform has a GPU source.
     gpu: Option<&'a (GpuReading, GpuReading)>,
     only_worker: bool,
+    /// The log file's owner: the user the server runs as, whose processes its lines are about.
+    log_owner: Option<u32>,
     now: chrono::DateTime<chrono::Utc>,
     thresholds: super::assess::Thresholds,
 }
@@ -349,8 +352,30 @@ impl Round<'_> {
     ) -> Vec<WorkerReport> {
         // Open requests of the log that some worker's share accounts for, by (file, line).
         let mut attributed = std::collections::HashSet::new();
-        let workers: Vec<WorkerReport> = (found.iter().zip(series).zip(before))
-            .map(|((cand, s), b)| self.worker(cand, s, b.as_ref(), &mut attributed))
+        let names: Vec<String> = (found.iter().zip(series))
+            .map(|(c, s)| self.name(c, s.last()))
+            .collect();
+        let owners = owners(found, series, &names, self.log_owner);
+        if self.log.is_some() {
+            for (name, o) in &owners {
+                if let Owner::Ambiguous(pids) = o {
+                    notes.push(format!(
+                        "attribution ambiguous: {} processes are named {name} (PIDs {}) and none is the registry's or the others' parent: the log's lines for {name} that carry no pid are attributed to none of them, and prove no hang (log pid= in each line, or list the workers in the registry)",
+                        pids.len(),
+                        pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+                    ));
+                }
+            }
+        }
+        let workers: Vec<WorkerReport> = (found.iter().zip(series).zip(before).zip(names))
+            .map(|(((cand, s), b), name)| {
+                let owns = match owners.get(&name) {
+                    Some(Owner::One(p)) if *p == cand.pid => Ok(()),
+                    Some(Owner::One(p)) => Err(Some(*p)),
+                    _ => Err(None),
+                };
+                self.worker(cand, s, b.as_ref(), name, owns, &mut attributed)
+            })
             .collect();
         if workers.is_empty() {
             notes.push(format!(
@@ -378,17 +403,30 @@ impl Round<'_> {
         cand: &discover::Candidate,
         s: &crate::sample::Series,
         before: Option<&TokenRecord>,
+        name: String,
+        owns: Result<(), Option<u32>>,
         attributed: &mut std::collections::HashSet<(usize, u64)>,
     ) -> WorkerReport {
         let entry = cand.registered.as_ref();
         let last = s.last();
-        let name = self.name(cand, last);
+        let mut worker_notes = Vec::new();
+        // The log's lines that name the worker without a pid are this process's only when it
+        // is the one process that name belongs to (see [`owners`]).
+        if self.log.is_some()
+            && let Err(Some(owner)) = owns
+        {
+            worker_notes.push(format!(
+                "the log's lines for {name} without a pid are PID {owner}'s, the process the registry or the process tree makes that worker: not evidence about this one"
+            ));
+        }
         let worker_log = self.log.map(|l| {
             l.for_worker(
-                Some(&name),
+                owns.is_ok().then_some(name.as_str()),
                 cand.pid,
                 self.only_worker,
                 last.map(|p| p.start_time),
+                // Another pid under the name: another worker while it runs, else the previous.
+                &|p| self.platform.process(p).is_ok_and(|p| !p.is_zombie()),
             )
         });
         if let Some(l) = &worker_log {
@@ -397,7 +435,6 @@ impl Round<'_> {
         let parent = last
             .and_then(|p| self.platform.process(p.ppid).ok())
             .map(|p| (p.pid, p.name));
-        let mut worker_notes = Vec::new();
         let beat = self.heartbeat(entry, last, &mut worker_notes);
         let progress = self.tokens(entry, last, before, &mut worker_notes);
         let gpu = (self.gpu).and_then(|(b, a)| GpuUsage::between(b, a, cand.pid));
@@ -522,6 +559,69 @@ impl Round<'_> {
     }
 }
 
+/// Who a worker name's log lines (those that carry no pid) belong to.
+#[derive(Debug, Clone, PartialEq)]
+enum Owner {
+    One(u32),
+    /// Several processes could be that worker: the lines are attributed to none of them.
+    Ambiguous(Vec<u32>),
+}
+
+/// The owner of the log file: the user the server (and so its workers) runs as. Not known for
+/// standard input, nor for a root-owned log (systemd's `StandardOutput=append:` creates the
+/// file as root whatever user the service runs as).
+fn log_owner(path: &std::path::Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    (path.as_os_str() != "-")
+        .then(|| std::fs::metadata(path).ok().map(|m| m.uid()))
+        .flatten()
+        .filter(|&uid| uid != 0)
+}
+
+/// For each worker name, the one process the name's log lines are about: the registry's PID
+/// for a registered name; else the one process of that name that is not the child of another
+/// (a worker's forked helper shares its command line) and is owned by the log's owner (another
+/// user can start a process under any name). Several left: ambiguous, none of them.
+fn owners(
+    found: &[discover::Candidate],
+    series: &[crate::sample::Series],
+    names: &[String],
+    log_owner: Option<u32>,
+) -> BTreeMap<String, Owner> {
+    let mut by_name: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, n) in names.iter().enumerate() {
+        by_name.entry(n.as_str()).or_default().push(i);
+    }
+    let mut out = BTreeMap::new();
+    for (name, idx) in by_name {
+        let registered: Vec<u32> = idx
+            .iter()
+            .filter(|&&i| found[i].registered.is_some())
+            .map(|&i| found[i].pid)
+            .collect();
+        let pick: Vec<u32> = if registered.is_empty() {
+            let pids: Vec<u32> = idx.iter().map(|&i| found[i].pid).collect();
+            idx.iter()
+                .filter_map(|&i| {
+                    let p = series[i].last();
+                    let child = p.is_some_and(|p| pids.contains(&p.ppid));
+                    let foreign = matches!((p, log_owner), (Some(p), Some(o)) if p.uid != o);
+                    (!child && !foreign).then_some(found[i].pid)
+                })
+                .collect()
+        } else {
+            registered
+        };
+        let owner = match pick.as_slice() {
+            [one] => Owner::One(*one),
+            [] => continue,
+            many => Owner::Ambiguous(many.to_vec()),
+        };
+        out.insert(name.to_string(), owner);
+    }
+    out
+}
+
 /// The progress record of each registered worker whose entry names one, read before the
 /// window (the rate is taken over the window); `None` for the others.
 fn progress_before(
@@ -563,5 +663,107 @@ fn token_progress(
         record,
         window_tokens,
         tokens_per_sec,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ProcessInfo, RegistryEntry};
+    use crate::sample::Series;
+    use chrono::TimeZone;
+
+    fn proc(pid: u32, ppid: u32, uid: u32) -> ProcessInfo {
+        ProcessInfo {
+            pid,
+            ppid,
+            uid,
+            name: "python3".into(),
+            cmdline: vec!["python3".into(), "mlx-server-v3-1".into()],
+            state: 'S',
+            start_time: chrono::Utc.with_ymd_and_hms(2026, 1, 5, 18, 17, 0).unwrap(),
+            cpu_user_ns: 0,
+            cpu_system_ns: 0,
+            rss_bytes: 0,
+            vsz_bytes: 0,
+            footprint_bytes: None,
+            threads: 1,
+            threads_running: 0,
+        }
+    }
+
+    fn world(
+        procs: &[(u32, u32, u32, bool)],
+    ) -> (Vec<discover::Candidate>, Vec<Series>, Vec<String>) {
+        let found = procs
+            .iter()
+            .map(|&(pid, _, _, reg)| discover::Candidate {
+                pid,
+                registered: reg.then(|| RegistryEntry {
+                    pid,
+                    name: Some("w1".into()),
+                    model: None,
+                    spawned_at: None,
+                    port: None,
+                    extra: Default::default(),
+                }),
+                matched: true,
+            })
+            .collect();
+        let series = procs
+            .iter()
+            .map(|&(pid, ppid, uid, _)| Series {
+                pid,
+                readings: vec![(0.0, proc(pid, ppid, uid))],
+                error: None,
+            })
+            .collect();
+        (found, series, vec!["w1".to_string(); procs.len()])
+    }
+
+    #[test]
+    fn a_name_belongs_to_one_process_or_to_none() {
+        let own = |procs: &[(u32, u32, u32, bool)], log_owner| {
+            let (f, s, n) = world(procs);
+            owners(&f, &s, &n, log_owner).get("w1").cloned()
+        };
+        // The registry's PID, whatever else shares the name (an impostor, a forked child).
+        assert_eq!(
+            own(
+                &[
+                    (10, 1, 501, false),
+                    (20, 1, 501, true),
+                    (21, 20, 501, false)
+                ],
+                Some(501)
+            ),
+            Some(Owner::One(20))
+        );
+        // No registry: the worker, not its forked helper (same command line).
+        assert_eq!(
+            own(&[(20, 1, 501, false), (21, 20, 501, false)], Some(501)),
+            Some(Owner::One(20))
+        );
+        // No registry: another user's process under the worker's name is never the worker.
+        assert_eq!(
+            own(&[(10, 1, 666, false), (20, 1, 501, false)], Some(501)),
+            Some(Owner::One(20))
+        );
+        assert_eq!(own(&[(10, 1, 666, false)], Some(501)), None);
+        // Two unrelated processes of the log's owner (a rolling restart's overlap without
+        // pid= in the lines), or owners unknown: ambiguous, attributed to neither.
+        assert_eq!(
+            own(&[(10, 1, 501, false), (20, 1, 501, false)], Some(501)),
+            Some(Owner::Ambiguous(vec![10, 20]))
+        );
+        assert_eq!(
+            own(&[(10, 1, 666, false), (20, 1, 501, false)], None),
+            Some(Owner::Ambiguous(vec![10, 20]))
+        );
+        // Two registered under one name: the registry does not say which; ambiguous.
+        assert_eq!(
+            own(&[(10, 1, 501, true), (20, 1, 501, true)], Some(501)),
+            Some(Owner::Ambiguous(vec![10, 20]))
+        );
     }
 }

@@ -11,6 +11,7 @@ macro_rules! snap {
     };
 }
 
+mod attribution;
 mod check;
 mod contract;
 mod demo;
