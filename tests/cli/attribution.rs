@@ -437,3 +437,49 @@ fn times_from_the_future_are_clock_skew_never_progress() {
     );
     assert_eq!(r["exit_code"], 3, "{r:#}");
 }
+
+#[test]
+fn a_heartbeat_or_token_record_others_can_write_is_listed_and_never_followed() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let name = unique("forged");
+    let spawned = std::time::Instant::now();
+    let w = sleeper(&name, None);
+    let pid = w.child.id();
+    // Fresh, but writable by everyone: anyone could keep it fresh to hide a hang, or fake
+    // a record's tokens. Neither is followed; the worker's notes say why.
+    let beat = d.path().join("w.beat");
+    let record = d.path().join("w.progress");
+    write(&beat, "");
+    write(&record, "{}");
+    for p in [&beat, &record] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o666)).unwrap();
+    }
+    let reg = d.path().join("registry.json");
+    write(
+        &reg,
+        &format!(
+            r#"[{{"pid":{pid},"name":"{name}","heartbeat":"{}","progress":"{}"}}]"#,
+            beat.display(),
+            record.display()
+        ),
+    );
+    let log = d.path().join("mls.log");
+    settle(spawned);
+    write(&log, &request(0, &name, None, "req-1"));
+    let r = check(&name, &reg, &log, "500ms");
+    let w0 = worker(&r, pid);
+    let notes = w0["notes"].to_string();
+    for p in [&beat, &record] {
+        assert!(
+            notes.contains(&format!(
+                "{} not followed: it is not the worker's own file",
+                p.display()
+            )),
+            "{w0:#}"
+        );
+    }
+    assert!(w0["progress"].is_null(), "{w0:#}");
+    assert_eq!(w0["verdict"], "hung", "{w0:#}");
+    assert!(condition(&w0, "no fresh heartbeat"), "{w0:#}");
+}
