@@ -64,7 +64,9 @@ fn build(
     let log = opts.check.log.as_ref().zip(outcome).map(|(path, o)| {
         let part = o
             .analysis
-            .for_worker(Some(&w.name), w.pid, false, w.started_at);
+            .for_worker(Some(&w.name), w.pid, false, w.started_at, &|p| {
+                platform.process(p).is_ok_and(|p| !p.is_zombie())
+            });
         SnapshotLog {
             path: path.display().to_string(),
             format: o.format.clone(),

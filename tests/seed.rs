@@ -83,6 +83,7 @@ fn the_seed_incident_is_diagnosed_hung() {
         49387,
         true,
         Some(reading.start_time),
+        &|_| false,
     );
     assert_eq!(worker_log.completed, 2);
     assert_eq!(

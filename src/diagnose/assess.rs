@@ -205,7 +205,7 @@ mod tests {
             a.add(&e);
         }
         a.finish()
-            .for_worker(Some("mlx-server-v3-1"), 49387, true, None)
+            .for_worker(Some("mlx-server-v3-1"), 49387, true, None, &|_| false)
     }
 
     fn observe<'a>(
@@ -414,7 +414,7 @@ mod tests {
         }
         let log = a
             .finish()
-            .for_worker(Some("mlx-server-v3-1"), 49387, true, None);
+            .for_worker(Some("mlx-server-v3-1"), 49387, true, None, &|_| false);
         let idle = idle_series();
         let e = entry(49387);
         let a = assess(

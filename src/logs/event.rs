@@ -7,14 +7,64 @@
 use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
 use serde::Serialize;
 
-use crate::model::SmallStr;
+use crate::model::{ID_CAP, SmallStr, bounded_text};
 
-/// Worker names repeat on every line. Each distinct name is stored once for the life of the
-/// process (a deliberate, bounded leak: at most 256 names per parsing thread), so events carry a
-/// plain `&'static str`: no allocation and no shared reference count bouncing between cores.
+/// Worker names repeat on every line. The first [`INTERNED`] distinct names a parsing thread
+/// sees are stored once for the life of the process (a deliberate, bounded leak: at most
+/// `INTERNED` names of at most [`ID_CAP`] bytes and a hash each), so their events carry a plain
+/// `&'static str`: no allocation and no shared reference count bouncing between cores. A name
+/// past those is carried owned (see [`Name`]): still itself, never lumped with others.
 #[derive(Debug, Default)]
 pub struct Interner {
     names: Vec<&'static str>,
+}
+
+/// Names a parsing thread interns.
+pub const INTERNED: usize = 256;
+
+/// A worker name as an event carries it: interned (the common case, a pointer), or owned when
+/// the thread has interned [`INTERNED`] names already. Either way at most [`ID_CAP`] bytes and
+/// a hash (see [`bounded_text`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Name {
+    Interned(&'static str),
+    Owned(Box<str>),
+}
+
+impl Name {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Name::Interned(s) => s,
+            Name::Owned(s) => s,
+        }
+    }
+    /// The interned text, when it is interned (its address identifies the name).
+    #[inline]
+    pub fn interned(&self) -> Option<&'static str> {
+        match self {
+            Name::Interned(s) => Some(s),
+            Name::Owned(_) => None,
+        }
+    }
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq<&str> for Name {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for Name {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 /// Byte strings compared as two overlapping words when they are 8 to 16 bytes long (worker
@@ -32,20 +82,27 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8)
 }
 
-/// The name interned for bytes that were not remembered (more than 256 distinct names).
-const TOO_MANY: &str = "(other)";
-
 impl Interner {
-    pub fn get(&mut self, b: &[u8]) -> &'static str {
+    pub fn get(&mut self, b: &[u8]) -> Name {
+        if b.len() > ID_CAP {
+            // A long name: by its bounded form (rare, so the hash per line is no matter).
+            let bounded = bounded_text(b, ID_CAP);
+            return self.get_bounded(bounded.as_bytes());
+        }
+        self.get_bounded(b)
+    }
+
+    fn get_bounded(&mut self, b: &[u8]) -> Name {
         if let Some(n) = self.names.iter().find(|n| same_bytes(n.as_bytes(), b)) {
-            return n;
+            return Name::Interned(n);
         }
-        if self.names.len() >= 256 {
-            return TOO_MANY;
+        let text = String::from_utf8_lossy(b).into_owned().into_boxed_str();
+        if self.names.len() >= INTERNED {
+            return Name::Owned(text);
         }
-        let n: &'static str = Box::leak(String::from_utf8_lossy(b).into_owned().into_boxed_str());
+        let n: &'static str = Box::leak(text);
         self.names.push(n);
-        n
+        Name::Interned(n)
     }
 }
 
@@ -87,7 +144,7 @@ pub struct Event {
     pub time: DateTime<Utc>,
     pub kind: EventKind,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub worker: Option<&'static str>,
+    pub worker: Option<Name>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -358,6 +415,26 @@ mod tests {
         let (one, two) = (names.get(b"mlx-server-v3-1"), names.get(b"mlx-server-v3-2"));
         assert_ne!(one, two);
         assert_eq!(names.get(b"mlx-server-v3-1").as_ptr(), one.as_ptr());
+    }
+
+    #[test]
+    fn names_past_the_interned_ones_stay_themselves_and_long_ones_are_bounded() {
+        let mut names = Interner::default();
+        for i in 0..INTERNED + 50 {
+            let n = format!("worker-{i}");
+            let got = names.get(n.as_bytes());
+            assert_eq!(got.as_str(), n);
+            assert_eq!(got.interned().is_some(), i < INTERNED, "{n}");
+        }
+        // An interned name is still found once the table is full.
+        assert!(names.get(b"worker-3").interned().is_some());
+        // Two long names that share their first bytes: bounded, and distinct.
+        let long = |c: u8| [vec![b'w'; 100_000], vec![c]].concat();
+        let (a, b) = (names.get(&long(b'a')), names.get(&long(b'b')));
+        assert!(a.len() <= ID_CAP + 19, "{}", a.len());
+        assert_ne!(a, b);
+        assert_eq!(names.get(&long(b'a')), a);
+        assert!(a.starts_with("wwww") && a.contains('…'));
     }
 
     #[test]

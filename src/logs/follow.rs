@@ -147,7 +147,7 @@ mod tests {
 
     fn open(o: &Outcome, pid: u32) -> usize {
         o.analysis
-            .for_worker(None, pid, false, None)
+            .for_worker(None, pid, false, None, &|_| false)
             .in_flight
             .len()
     }
@@ -175,8 +175,8 @@ mod tests {
         assert_eq!(o.sources[0].lines, 3);
         // The same as reading the whole file now.
         let whole = super::super::for_check(&path, Duration::ZERO).unwrap();
-        let a = o.analysis.for_worker(None, 42, false, None);
-        let b = whole.analysis.for_worker(None, 42, false, None);
+        let a = o.analysis.for_worker(None, 42, false, None, &|_| false);
+        let b = whole.analysis.for_worker(None, 42, false, None, &|_| false);
         assert_eq!(a.in_flight.len(), b.in_flight.len());
         assert_eq!(
             a.in_flight[0].line, b.in_flight[0].line,
@@ -184,8 +184,13 @@ mod tests {
         );
         assert_eq!(a.in_flight[0].line, 3);
         assert_eq!(
-            o.analysis.for_worker(None, 41, false, None).completed,
-            whole.analysis.for_worker(None, 41, false, None).completed
+            o.analysis
+                .for_worker(None, 41, false, None, &|_| false)
+                .completed,
+            whole
+                .analysis
+                .for_worker(None, 41, false, None, &|_| false)
+                .completed
         );
     }
 

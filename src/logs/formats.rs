@@ -414,6 +414,11 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// A failure's message, bounded (a line may be megabytes; anomalies are kept by the thousand).
+fn message(b: &[u8]) -> Box<str> {
+    crate::model::bounded_text(b, crate::model::MESSAGE_CAP).into()
+}
+
 /// Apply the known `key=value` fields to an event.
 fn apply_fields(ev: &mut Event, line: &[u8], ctx: &mut ParseCtx) {
     known_fields(line, |field, v| match field {
@@ -539,7 +544,7 @@ fn parse_mls(line: &[u8], chat: Option<usize>, ctx: &mut ParseCtx, out: &mut Vec
                 .then_some("timeout line without a number of seconds")
         }
         EventKind::Failed => {
-            ev.message = Some(text(rest.trim_ascii()).into());
+            ev.message = Some(message(rest.trim_ascii()));
             None
         }
         _ => None,
@@ -724,7 +729,7 @@ fn mlx_error(line: &[u8], p: usize, clock: &mut Clock) -> Parsed {
     Parsed::Event(Event {
         time,
         kind: EventKind::Failed,
-        message: Some(text(line[p + 11..].trim_ascii()).into()),
+        message: Some(message(line[p + 11..].trim_ascii())),
         ..Event::default()
     })
 }
@@ -871,7 +876,7 @@ impl Custom {
             ev.tokens_per_sec = get("tok_s").and_then(num);
             ev.timeout_secs = get("timeout_secs").and_then(num);
             ev.status = get("status").and_then(num);
-            ev.message = get("message").map(|m| text(m).into());
+            ev.message = get("message").map(message);
             if ev.tokens_per_sec.is_none()
                 && let (Some(t), Some(s)) = (ev.tokens, ev.seconds)
             {
@@ -902,7 +907,7 @@ mod tests {
              id=req-319 prompt_chars=8489 max_tokens=2000 temperature=0.3",
         );
         assert_eq!(s.kind, EventKind::Start);
-        assert_eq!(s.worker, Some("mlx-server-v3-1"));
+        assert_eq!(s.worker.as_deref(), Some("mlx-server-v3-1"));
         assert_eq!(
             (s.pid, s.prompt_chars, s.max_tokens, s.temperature),
             (Some(49387), Some(8489), Some(2000), Some(0.3))
@@ -930,7 +935,11 @@ mod tests {
         ] {
             let line = format!("2026-01-05 23:12:40 Chat completion: 3 tokens in 1s {line}");
             let e = ev(&Format::Mls, &line);
-            assert_eq!((e.worker, e.id.as_deref()), (worker, id), "{line}");
+            assert_eq!(
+                (e.worker.as_deref(), e.id.as_deref()),
+                (worker, id),
+                "{line}"
+            );
         }
         let t = ev(
             &Format::Mls,
@@ -950,7 +959,7 @@ mod tests {
             r#"2026-01-05 23:33:25 Chat completion request: chars=60211 worker="mlx server 2""#,
         );
         assert_eq!(
-            (q.prompt_chars, q.worker),
+            (q.prompt_chars, q.worker.as_deref()),
             (Some(60211), Some("mlx server 2"))
         );
         assert!(matches!(

@@ -53,16 +53,19 @@ fn keep(ev: &Event, opts: &Options) -> bool {
     opts.since.is_none_or(|s| ev.time >= s)
         && opts.until.is_none_or(|u| ev.time <= u)
         && opts.worker.as_deref().is_none_or(|w| {
-            ev.worker == Some(w) || ev.pid.map(|p| p.to_string()).as_deref() == Some(w)
+            ev.worker.as_deref() == Some(w) || ev.pid.map(|p| p.to_string()).as_deref() == Some(w)
         })
 }
 
 /// Read `inputs` (empty = stdin) in time order and fold them; `on_event` sees every kept event.
 pub fn analyze(
     inputs: &[PathBuf],
-    opts: Options,
+    mut opts: Options,
     mut on_event: impl FnMut(&Event),
 ) -> Result<Outcome, InputError> {
+    // Events carry long names bounded: the filter matches them by the same form.
+    opts.worker = (opts.worker.take())
+        .map(|w| crate::model::bounded_text(w.as_bytes(), crate::model::ID_CAP).into_owned());
     let stdin = [PathBuf::from("-")];
     let inputs = if inputs.is_empty() {
         &stdin[..]
@@ -178,6 +181,7 @@ pub fn report(
         bands: a.bands,
         anomalies: a.anomalies,
         anomalies_dropped: a.anomalies_dropped,
+        workers_evicted: a.workers_evicted,
         hang_triggers: a.hang_triggers,
         in_flight: a.in_flight,
         proves_in_flight: a.proves_in_flight,

@@ -161,6 +161,10 @@ pub struct LogsReport {
     pub bands: Vec<Band>,
     pub anomalies: Vec<Anomaly>,
     pub anomalies_dropped: u64,
+    /// Worker names forgotten to keep the fold bounded (more than 512 in the log): the least
+    /// recently seen; their counts stay in `totals`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub workers_evicted: u64,
     pub hang_triggers: Vec<HangTrigger>,
     /// Open at the end and not superseded by a later request of the same worker.
     pub in_flight: Vec<InFlight>,
@@ -178,6 +182,10 @@ pub struct LogsReport {
     pub unmatched_ends: u64,
     pub unparseable: Vec<Unparseable>,
     pub unparseable_count: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

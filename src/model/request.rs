@@ -10,14 +10,72 @@ use serde::Serialize;
 use crate::fmt::{local_time as ts, sanitize};
 
 /// A short string stored inline (request ids, worker names are short): no allocation per event.
+///
+/// A long one is bounded (see [`bounded_text`]): its first [`ID_CAP`] bytes, `…` and a hash of the
+/// whole, so a request id of a megabyte costs under a hundred bytes, and distinct ids stay
+/// distinct.
 #[derive(Clone, PartialEq, Eq)]
 pub enum SmallStr {
     Inline { len: u8, buf: [u8; 30] },
     Heap(Box<str>),
 }
 
+/// The most bytes of a request id or a worker name kept whole: a longer one is kept as its
+/// first `ID_CAP` bytes, `…` and a hash of the whole (see [`bounded_text`]).
+pub const ID_CAP: usize = 64;
+
+/// The most bytes of a failure's message kept (a longer one is bounded, see [`bounded_text`]).
+pub const MESSAGE_CAP: usize = 512;
+
+/// Hex digits of the hash a bounded string ends with (64 bits).
+const HASH_HEX: usize = 16;
+
+/// `b` as text (invalid UTF-8 replaced, as everywhere else) of at most `cap` bytes of its own:
+/// whole when it fits, else its first bytes up to `cap` (cut at a character boundary), `…` and
+/// 16 hex digits of a hash of all of `b`. Equal inputs give equal outputs and distinct long
+/// inputs distinct ones (up to a 64-bit hash collision, about 2⁻⁶⁴ a pair); a whole string is
+/// at most `cap` bytes, a bounded one longer, so they never meet. The hash (std's SipHash,
+/// fixed keys) is the same on every run of one build.
+pub fn bounded_text(b: &[u8], cap: usize) -> std::borrow::Cow<'_, str> {
+    let text = String::from_utf8_lossy(b);
+    if text.len() <= cap {
+        return text;
+    }
+    let mut end = cap;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = String::with_capacity(end + 3 + HASH_HEX);
+    out.push_str(&text[..end]);
+    out.push('…');
+    out.push_str(&format!("{:016x}", hash_bytes(b)));
+    std::borrow::Cow::Owned(out)
+}
+
+/// A 64-bit hash of `b`, the same on every run of one build.
+fn hash_bytes(b: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::hash::DefaultHasher::new();
+    h.write(b);
+    h.finish()
+}
+
+/// Whether `s` already has [`bounded_text`]'s shape for `cap` (a serialized bounded id read back):
+/// a prefix of at most `cap` bytes, `…` and 16 hex digits. Bounding it again would change it.
+fn is_bounded(s: &str, cap: usize) -> bool {
+    let tail = HASH_HEX + '…'.len_utf8();
+    s.len() > cap
+        && s.len() <= cap + tail
+        && s.is_char_boundary(s.len() - tail)
+        && s[s.len() - tail..].starts_with('…')
+        && s[s.len() - HASH_HEX..]
+            .bytes()
+            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 impl SmallStr {
-    /// From log bytes; invalid UTF-8 is replaced, as everywhere else.
+    /// From log bytes; invalid UTF-8 is replaced, as everywhere else; longer than [`ID_CAP`]:
+    /// bounded (see [`bounded_text`]).
     pub fn from_bytes(b: &[u8]) -> SmallStr {
         if b.len() <= 30 {
             let mut buf = [0u8; 30];
@@ -39,7 +97,7 @@ impl SmallStr {
                     buf,
                 }
             }
-            _ => SmallStr::Heap(String::from_utf8_lossy(b).into()),
+            _ => SmallStr::Heap(bounded_text(b, ID_CAP).into()),
         }
     }
     pub fn as_str(&self) -> &str {
@@ -49,6 +107,13 @@ impl SmallStr {
                 std::str::from_utf8(&buf[..*len as usize]).unwrap_or_default()
             }
             SmallStr::Heap(s) => s,
+        }
+    }
+    /// Bytes kept for it, beyond its own size (at most [`ID_CAP`] plus the hash's 19).
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            SmallStr::Inline { .. } => 0,
+            SmallStr::Heap(s) => s.len(),
         }
     }
 }
@@ -82,6 +147,10 @@ impl std::fmt::Display for SmallStr {
 impl<'de> serde::Deserialize<'de> for SmallStr {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
+        // A bounded id written out and read back stays the same id.
+        if is_bounded(&s, ID_CAP) {
+            return Ok(SmallStr::Heap(s.into()));
+        }
         Ok(SmallStr::from_bytes(s.as_bytes()))
     }
 }

@@ -107,9 +107,9 @@ mod tests {
         let outcome = crate::logs::for_check(&log.path, Duration::ZERO).unwrap();
         assert_eq!(outcome.format, "mls");
         let a = &outcome.analysis;
-        let ok = a.for_worker(None, 41, false, None);
+        let ok = a.for_worker(None, 41, false, None, &|_| false);
         assert_eq!((ok.completed, ok.failed, ok.in_flight.len()), (1, 1, 0));
-        let hung = a.for_worker(None, 42, false, None);
+        let hung = a.for_worker(None, 42, false, None, &|_| false);
         assert_eq!(hung.timeouts, 1);
         assert_eq!(hung.in_flight.len(), 1, "{hung:?}");
     }
