@@ -276,3 +276,25 @@ impl InFlight {
         parts.join(" ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_ids_are_bounded_distinct_and_read_back_the_same() {
+        let short = SmallStr::from_bytes(&[b'a'; ID_CAP]);
+        assert_eq!(short.len(), ID_CAP, "kept whole up to the cap");
+        let long = |last: u8| SmallStr::from_bytes(&[&[b'a'; 1 << 20][..], &[last]].concat());
+        let (a, b) = (long(b'1'), long(b'2'));
+        assert_ne!(a, b, "ids that differ only past the first megabyte");
+        assert_eq!(a, long(b'1'));
+        assert!(a.heap_bytes() <= ID_CAP + 19 && a.starts_with(&*short) && a.contains('…'));
+        // Written out (a snapshot) and read back: the same id, not bounded again.
+        let back: SmallStr = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+        assert_eq!(back, a);
+        // A cut never splits a character.
+        let wide = SmallStr::from_bytes("é".repeat(100).as_bytes());
+        assert!(wide.starts_with(&"é".repeat(ID_CAP / 2)), "{wide}");
+    }
+}
