@@ -61,17 +61,18 @@ fn build(
     } else {
         None
     };
-    let log = opts.check.log.as_ref().zip(outcome).map(|(path, o)| {
-        let part = o
-            .analysis
-            .for_worker(Some(&w.name), w.pid, false, w.started_at, &|p| {
-                platform.process(p).is_ok_and(|p| !p.is_zombie())
-            });
-        SnapshotLog {
+    // The requests in flight are the check's, attributed to this process there (one home for
+    // which log lines are about which process: `diagnose::check`).
+    let log = opts
+        .check
+        .log
+        .as_ref()
+        .zip(outcome)
+        .map(|(path, o)| SnapshotLog {
             path: path.display().to_string(),
             format: o.format.clone(),
             stats: o.analysis.workers.get(&w.name).cloned(),
-            in_flight: part.in_flight,
+            in_flight: w.in_flight.clone(),
             last_successes: o
                 .analysis
                 .last_successes
@@ -79,8 +80,7 @@ fn build(
                 .cloned()
                 .unwrap_or_default(),
             tail: store::tail(path, opts.tail),
-        }
-    });
+        });
     let stacks = alive.then(|| {
         let how = crate::stacks::collect::Collect {
             faulthandler: registry.and_then(|r| r.faulthandler(w.pid, platform)),
@@ -110,10 +110,21 @@ fn build(
     }
 }
 
-/// Take the snapshots (and apply retention); `run` prints, `repro` calls this on a stall.
-/// Saves the snapshot of one worker already assessed (by this check, or a `watch` round) into
-/// `dir`, as [`store::prepare_dir`] opened it.
+/// Saves the snapshot of one worker already assessed (a `watch` round's) into `dir`, as
+/// [`store::prepare_dir`] opened it, after removing what a killed write left there.
 pub fn save_one(
+    w: &WorkerReport,
+    opts: &SnapshotOptions,
+    platform: &dyn Platform,
+    outcome: Option<&crate::logs::Outcome>,
+    registry: Option<&registry::Registry>,
+    dir: &crate::output::Dir,
+) -> anyhow::Result<SavedSnapshot> {
+    store::remove_stale_temps(dir, std::time::SystemTime::now())?;
+    save(w, opts, platform, outcome, registry, dir)
+}
+
+fn save(
     w: &WorkerReport,
     opts: &SnapshotOptions,
     platform: &dyn Platform,
@@ -132,6 +143,8 @@ pub fn save_one(
     })
 }
 
+/// Take the snapshots (and apply retention); `run` prints, `repro` calls this on a stall.
+/// Whenever it opens the directory, it first removes what a killed write left there.
 pub fn take(
     opts: &SnapshotOptions,
     platform: &dyn Platform,
@@ -168,9 +181,13 @@ pub fn take(
     } else {
         None
     };
+    let cleaned = match &handle {
+        Some(h) => store::remove_stale_temps(h, std::time::SystemTime::now())?,
+        None => vec![],
+    };
     for w in &chosen {
         if let Some(h) = &handle {
-            saved.push(save_one(
+            saved.push(save(
                 w,
                 opts,
                 platform,
@@ -191,6 +208,7 @@ pub fn take(
         dir: dir.display().to_string(),
         saved,
         deleted: deleted.iter().map(|p| p.display().to_string()).collect(),
+        cleaned: cleaned.iter().map(|p| p.display().to_string()).collect(),
     };
     Ok((result, report))
 }

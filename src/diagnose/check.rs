@@ -420,8 +420,9 @@ impl Round<'_> {
             ));
         }
         let worker_log = self.log.map(|l| {
-            l.for_worker(
-                owns.is_ok().then_some(name.as_str()),
+            l.for_process(
+                Some(name.as_str()),
+                owns.is_ok(),
                 cand.pid,
                 self.only_worker,
                 last.map(|p| p.start_time),

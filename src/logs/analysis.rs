@@ -1210,6 +1210,22 @@ impl Analysis {
         alive_since: Option<DateTime<Utc>>,
         alive: &dyn Fn(u32) -> bool,
     ) -> WorkerLog {
+        self.for_process(name, true, pid, only_worker, alive_since, alive)
+    }
+
+    /// [`Analysis::for_worker`], where `name_lines` says whether the name's lines that carry no
+    /// pid are this process's: `check` gives them to one process of that name only (the
+    /// registry's, or the one the process tree and owners make the worker; see
+    /// `diagnose::check`). Lines that name the worker and this pid are this process's always.
+    pub fn for_process(
+        &self,
+        name: Option<&str>,
+        name_lines: bool,
+        pid: u32,
+        only_worker: bool,
+        alive_since: Option<DateTime<Utc>>,
+        alive: &dyn Fn(u32) -> bool,
+    ) -> WorkerLog {
         let mut keys = vec![format!("pid:{pid}")];
         if let Some(n) = name {
             // Names are kept bounded: a long one is found by its bounded form.
@@ -1229,10 +1245,13 @@ impl Analysis {
                 live.push((p, alive(p)));
             }
         }
-        let other_live = |p: Option<u32>| p.is_some_and(|p| p != pid && live.contains(&(p, true)));
+        let other_live = |p: Option<u32>| match p {
+            Some(p) => p != pid && live.contains(&(p, true)),
+            None => !name_lines,
+        };
         // Lines without a pid are this worker's progress only when no other live process
         // logs under its keys (else they may be the other's).
-        let shared = incs().any(|i| other_live(i.pid));
+        let shared = incs().any(|i| i.pid.is_some() && other_live(i.pid));
         let own = |i: &IncState| i.pid == Some(pid) || (i.pid.is_none() && !shared);
         let own_progress = incs().filter(|i| own(i)).filter_map(|i| i.progressed).max();
         // Any pid's progress supersedes the requests logged without a pid.

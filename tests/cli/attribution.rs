@@ -325,11 +325,8 @@ fn throwaway_user() -> u32 {
 #[ignore = "needs root: runs a worker and an impostor as two other users"]
 fn another_users_process_under_the_workers_name_is_never_the_worker() {
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "run as root (cargo test -- --ignored)"
-    );
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "run as root (cargo test -- --ignored)");
     let d = tempfile::tempdir().unwrap();
     std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let name = unique("impostor");
@@ -482,4 +479,52 @@ fn a_heartbeat_or_token_record_others_can_write_is_listed_and_never_followed() {
     assert!(w0["progress"].is_null(), "{w0:#}");
     assert_eq!(w0["verdict"], "hung", "{w0:#}");
     assert!(condition(&w0, "no fresh heartbeat"), "{w0:#}");
+}
+
+#[test]
+fn a_rolling_restarts_two_live_processes_are_two_workers_each_with_its_requests() {
+    let d = tempfile::tempdir().unwrap();
+    let name = unique("rolling");
+    let spawned = std::time::Instant::now();
+    let mut a = sleeper(&name, None);
+    let b = sleeper(&name, None);
+    let (pa, pb) = (a.child.id(), b.child.id());
+    settle(spawned);
+    // The old process took a request and sleeps on it; the new one took one and answered it.
+    let log = d.path().join("mls.log");
+    write(
+        &log,
+        &[
+            request(0, &name, Some(pa), "req-a"),
+            request(0, &name, Some(pb), "req-b"),
+            line(
+                0,
+                &format!(
+                    "Chat completion: 12 tokens in 0.4s (30.0 tok/s) worker={name} pid={pb} id=req-b"
+                ),
+            ),
+        ]
+        .concat(),
+    );
+    let reg = d.path().join("no-registry.json");
+    let r = check(&name, &reg, &log, "500ms");
+    let wa = worker(&r, pa);
+    assert_eq!(wa["verdict"], "hung", "A's own request is A's: {wa:#}");
+    assert_eq!(wa["in_flight"][0]["id"], "req-a", "{wa:#}");
+    let wb = worker(&r, pb);
+    assert_eq!(wb["verdict"], "healthy", "{wb:#}");
+    assert!(wb["in_flight"].as_array().unwrap().is_empty(), "{wb:#}");
+    // Once A is gone, what it left open is the previous incarnation's, context for B.
+    // SAFETY: kill(2) on the test's own child, then reaped.
+    unsafe { libc::kill(pa as i32, libc::SIGKILL) };
+    let _ = a.child.wait();
+    let r = check(&name, &reg, &log, "500ms");
+    let wb = worker(&r, pb);
+    assert_eq!(wb["verdict"], "healthy", "{wb:#}");
+    assert!(
+        wb["notes"]
+            .to_string()
+            .contains(&format!("req-a (90000 chars, max_tokens 2000, temperature 0.3) was in flight on PID {pa}, an earlier process under this name that is gone")),
+        "{wb:#}"
+    );
 }

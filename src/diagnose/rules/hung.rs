@@ -113,7 +113,11 @@ fn skew(j: &mut Judging, what: &str, t: DateTime<Utc>, ahead: Duration) {
         duration(ahead),
         duration(FUTURE_SLACK)
     );
-    if let Some(f) = j.findings.iter_mut().find(|f| f.verdict == Verdict::Unknown) {
+    if let Some(f) = j
+        .findings
+        .iter_mut()
+        .find(|f| f.verdict == Verdict::Unknown)
+    {
         f.evidence.push(line);
     } else {
         j.findings.push(Finding {
@@ -380,12 +384,7 @@ fn tokens(
 /// another signal shows progress (a fresh heartbeat, the log's progress lines); or it is still in its
 /// prefill with the CPU or GPU at work (one prefill chunk of a huge prompt can outlast
 /// --hung-after, and a generation that cannot report prefill progress looks the same).
-fn not_judged(
-    t: &TokenProgress,
-    p: &Progress,
-    what: &str,
-    quiet: Duration,
-) -> Option<String> {
+fn not_judged(t: &TokenProgress, p: &Progress, what: &str, quiet: Duration) -> Option<String> {
     let q = duration(quiet);
     if p.heartbeat_fresh == Some(true) || p.log_progress.is_some() {
         return Some(format!(
@@ -510,7 +509,12 @@ fn conditions(
             ),
         ),
         Err(ahead) => {
-            skew(j, &format!("{}'s start", oldest.describe()), oldest.started, ahead);
+            skew(
+                j,
+                &format!("{}'s start", oldest.describe()),
+                oldest.started,
+                ahead,
+            );
             Condition::new(
                 "older than --hung-after",
                 false,
@@ -540,8 +544,10 @@ fn conditions(
         Condition::new(
             "GPU still",
             !p.gpu_busy,
-            p.gpu
-                .map_or_else(|| "no GPU use seen for this process".to_string(), GpuUsage::describe),
+            p.gpu.map_or_else(
+                || "no GPU use seen for this process".to_string(),
+                GpuUsage::describe,
+            ),
         ),
         Condition::new(
             "no progress in the log",
@@ -593,14 +599,22 @@ fn log_context_notes(
         }
     };
     if let Some(r) = l.earlier.first() {
-        notes.push(format!(
+        notes.push(match r.pid.filter(|&p| p != last.pid) {
+            Some(p) => format!(
+                "{} was in flight on PID {p}, an earlier process under this name that is gone: the previous incarnation's, not evidence about this process (PID {}){}",
+                r.describe(),
+                last.pid,
+                more(l.earlier.len())
+            ),
+            None => format!(
             "{} was in flight when the previous {who} ended: it started {}, before this process (PID {}, started {}){}; not evidence about this process",
             r.describe(),
             ts(r.started),
             last.pid,
             ts(last.start_time),
             more(l.earlier.len())
-        ));
+            ),
+        });
     }
     if let Some(r) = l.abandoned.first() {
         notes.push(format!(
