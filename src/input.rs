@@ -199,6 +199,16 @@ pub fn trust_read(path: &Path, meta: &std::fs::Metadata, euid: u32) -> Trust {
     trust(path, euid)
 }
 
+/// Judge one file of a directory judged once by [`trust`] (a directory of thousands of
+/// snapshots): the file alone, by the metadata of the descriptor it was read from. The caller
+/// makes sure the name was no symlink.
+pub fn trust_file(path: &Path, meta: &std::fs::Metadata, euid: u32) -> Trust {
+    match judge(path, meta, true, euid) {
+        None => Trust::Trusted,
+        Some(why) => Trust::Untrusted(why),
+    }
+}
+
 fn judge(p: &Path, meta: &std::fs::Metadata, last: bool, euid: u32) -> Option<String> {
     let uid = meta.uid();
     if uid != euid && uid != 0 {

@@ -120,7 +120,7 @@ pub fn save_one(
     registry: Option<&registry::Registry>,
     dir: &crate::output::Dir,
 ) -> anyhow::Result<SavedSnapshot> {
-    store::remove_stale_temps(dir, std::time::SystemTime::now())?;
+    store::remove_stale_temps(dir, std::time::SystemTime::now());
     save(w, opts, platform, outcome, registry, dir)
 }
 
@@ -182,7 +182,7 @@ pub fn take(
         None
     };
     let cleaned = match &handle {
-        Some(h) => store::remove_stale_temps(h, std::time::SystemTime::now())?,
+        Some(h) => store::remove_stale_temps(h, std::time::SystemTime::now()),
         None => vec![],
     };
     for w in &chosen {

@@ -6,18 +6,32 @@ use std::io::Write;
 
 use super::Ctx;
 use crate::cli::HistoryArgs;
-use crate::diagnose::history::analyze;
+use crate::diagnose::history::{Seen, analyze, listed};
+use crate::fmt::sanitize;
 use crate::model::HistoryReport;
 use crate::model::SCHEMA_VERSION;
-use crate::model::Snapshot;
 use crate::model::Status;
-use crate::render;
-use crate::store;
+use crate::{input, render, store};
 
 pub fn run(args: &HistoryArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
     let dir = args.dir.clone().unwrap_or_else(store::default_dir);
-    let (snaps, unreadable) = store::load_all(&dir)?;
-    let snaps: Vec<Snapshot> = snaps
+    let euid = input::euid();
+    // Each file is judged as it is read (an untrusted one is left out); the directory once.
+    let read = store::read_all::<Seen>(&dir, Some(euid))?;
+    let mut untrusted = Vec::new();
+    if let input::Trust::Untrusted(why) = input::trust(&dir, euid) {
+        untrusted.push(why);
+    }
+    let left_out = read
+        .untrusted
+        .into_iter()
+        .map(|why| format!("{why}; left out"));
+    untrusted.extend(listed(
+        left_out.collect(),
+        "untrusted snapshot files, left out",
+    ));
+    let snaps: Vec<Seen> = read
+        .snaps
         .into_iter()
         .map(|(_, s)| s)
         .filter(|s| args.pid.is_none_or(|p| p == s.pid))
@@ -32,8 +46,14 @@ pub fn run(args: &HistoryArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result
         dir: dir.display().to_string(),
         status,
         workers,
-        unreadable,
+        unreadable: listed(read.unreadable, "unreadable snapshot files"),
+        untrusted,
     };
     ctx.emit(out, &report, render::history::history)?;
+    if !ctx.json {
+        for u in &report.untrusted {
+            writeln!(out, "WARNING untrusted: {}", sanitize(u))?;
+        }
+    }
     Ok(status)
 }

@@ -46,6 +46,12 @@ pub fn run(args: &SnapshotArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Resul
     for d in &result.deleted {
         writeln!(out, "deleted {d}")?;
     }
+    for c in &result.cleaned {
+        writeln!(
+            out,
+            "removed {c} (left by a snapshot write that was killed)"
+        )?;
+    }
     for n in &report.notes {
         writeln!(out, "note: {}", sanitize(n))?;
     }

@@ -62,7 +62,8 @@ pub struct SavedSnapshot {
     pub txt: String,
 }
 
-/// What `snapshot` did: the files it saved and the ones retention deleted.
+/// What `snapshot` did: the files it saved, the ones retention deleted, and the temporary
+/// files a killed write had left.
 #[derive(Debug, Serialize)]
 pub struct SnapshotReport {
     pub schema_version: u32,
@@ -71,4 +72,6 @@ pub struct SnapshotReport {
     pub dir: String,
     pub saved: Vec<SavedSnapshot>,
     pub deleted: Vec<String>,
+    /// Temporary files of a snapshot write that was killed (see `store::remove_stale_temps`).
+    pub cleaned: Vec<String>,
 }

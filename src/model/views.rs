@@ -148,6 +148,9 @@ pub struct HistoryReport {
     pub status: Status,
     pub workers: Vec<WorkerHistory>,
     pub unreadable: Vec<String>,
+    /// Why the directory, or a snapshot file in it, may not make mlsdiag act (see
+    /// `input::trust`). Such a file is left out of `workers`.
+    pub untrusted: Vec<String>,
 }
 
 /// One line of `watch` output: a verdict change and what was done about it.

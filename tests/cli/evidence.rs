@@ -566,3 +566,294 @@ fn postmortem_escapes_what_logs_and_registries_put_in_it() {
         "{md}"
     );
 }
+
+/// Snapshots of the simulation's idle worker, forged as a hang: three copies of a real one,
+/// each a minute later than the last, with the hung worker's request in flight and the CPU
+/// time unchanged. `finish` makes each file untrusted (its mode, its owner).
+fn forge_idle_hang(sim: &Sim, dir: &Path, finish: impl Fn(&Path)) -> Vec<std::path::PathBuf> {
+    for role in ["idle", "hung"] {
+        let out = run(&[
+            "snapshot",
+            "--window",
+            "0.3s",
+            "--pattern",
+            &format!("{}{role}", sim.pattern()),
+            "--registry",
+            sim.registry(),
+            "--log",
+            sim.log(),
+            "--dir",
+            dir.to_str().unwrap(),
+            &sim.pid(role).to_string(),
+        ]);
+        assert!(matches!(out.status.code(), Some(0..=2)), "{}", stderr(&out));
+    }
+    let of = |pid: u32| {
+        let p = names(dir)
+            .into_iter()
+            .find(|n| n.starts_with(&format!("worker_{pid}_")) && n.ends_with(".json"))
+            .unwrap();
+        dir.join(p)
+    };
+    let (idle, hung) = (of(sim.pid("idle")), of(sim.pid("hung")));
+    let hung_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&hung).unwrap()).unwrap();
+    let request = hung_json["worker"]["in_flight"].clone();
+    assert!(!request.as_array().unwrap().is_empty(), "{hung_json:#}");
+    // Only the idle worker's own, real snapshot stays.
+    std::fs::remove_file(&hung).unwrap();
+    std::fs::remove_file(hung.with_extension("txt")).unwrap();
+    let real: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&idle).unwrap()).unwrap();
+    let at: chrono::DateTime<chrono::Utc> = real["taken_at"].as_str().unwrap().parse().unwrap();
+    (1..=3)
+        .map(|k| {
+            let mut s = real.clone();
+            let when = at + chrono::Duration::minutes(k);
+            s["taken_at"] = when.to_rfc3339().into();
+            s["worker"]["in_flight"] = request.clone();
+            s["worker"]["in_flight_known"] = true.into();
+            let p = dir.join(format!(
+                "worker_{}_{}.json",
+                sim.pid("idle"),
+                when.format("%Y%m%d_%H%M%S")
+            ));
+            write(&p, &s.to_string());
+            finish(&p);
+            p
+        })
+        .collect()
+}
+
+/// `history`, `check --history` and `watch --history --restart-hung` over the forged
+/// snapshots: each file is listed as untrusted, none is read, and the idle worker lives.
+fn forged_files_are_listed_and_never_acted_on(
+    sim: &Sim,
+    dir: &Path,
+    forged: &[std::path::PathBuf],
+    why: &str,
+) {
+    let idle = sim.pid("idle");
+    let d = dir.to_str().unwrap();
+    let r = json(&run(&["history", "--dir", d, "--json"]));
+    let untrusted = r["untrusted"].to_string();
+    for f in forged {
+        let name = f.file_name().unwrap().to_str().unwrap();
+        assert!(untrusted.contains(name), "{name} not listed: {r:#}");
+    }
+    assert!(untrusted.contains(why), "{r:#}");
+    let w = &r["workers"][0];
+    assert_eq!(
+        (w["pid"].as_u64(), w["snapshots"].as_u64()),
+        (Some(idle.into()), Some(1)),
+        "{r:#}"
+    );
+    assert_eq!(w["verdict"], "healthy", "{r:#}");
+    let text = stdout(&run(&["history", "--dir", d]));
+    assert!(
+        text.contains("WARNING untrusted: ") && text.contains(why),
+        "{text}"
+    );
+
+    let pattern = format!("{}idle", sim.pattern());
+    let common = [
+        "--window",
+        "0.3s",
+        "--pattern",
+        &pattern,
+        "--registry",
+        sim.registry(),
+        "--log",
+        sim.log(),
+        "--history",
+        d,
+    ];
+    let mut args = vec!["check", "--json"];
+    args.extend_from_slice(&common);
+    let r = json(&run(&args));
+    let w = r["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["pid"] == idle)
+        .unwrap();
+    assert_ne!(w["verdict"], "hung", "forged snapshots made a hang: {w:#}");
+    assert!(!w["findings"].to_string().contains("history:"), "{w:#}");
+    let listed: Vec<&str> = (r["untrusted"].as_array().unwrap().iter())
+        .filter_map(|u| u.as_str())
+        .filter(|u| u.starts_with("history: ") && u.contains(why))
+        .collect();
+    assert_eq!(listed.len(), forged.len(), "{r:#}");
+
+    let snaps = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "watch",
+        "--rounds",
+        "1",
+        "--hung-after",
+        "200ms",
+        "--restart-hung",
+        "--grace",
+        "1s",
+        "--dir",
+        snaps.path().to_str().unwrap(),
+    ];
+    args.extend_from_slice(&common);
+    let out = run(&args);
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("PID {idle} ")),
+        "{text}\n{}",
+        stderr(&out)
+    );
+    assert!(!text.contains("sent SIGTERM"), "{text}\n{}", stderr(&out));
+    assert!(
+        crate::util::alive(idle),
+        "the idle worker was killed: {text}"
+    );
+}
+
+#[test]
+fn history_leaves_out_and_lists_snapshot_files_others_can_write() {
+    let sim = Sim::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("snaps");
+    // A directory of our own, trusted; only the files are not.
+    let forged = forge_idle_hang(&sim, &dir, |p| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o666)).unwrap();
+    });
+    forged_files_are_listed_and_never_acted_on(&sim, &dir, &forged, "writable by everyone");
+    // The same files, private again: read, and the forgery shows (the rule above is the trust,
+    // not the content).
+    for f in &forged {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let r = json(&run(&["history", "--dir", dir.to_str().unwrap(), "--json"]));
+    assert_eq!(r["untrusted"], serde_json::json!([]), "{r:#}");
+    assert_eq!(r["workers"][0]["verdict"], "hung", "{r:#}");
+}
+
+/// A throw-away local user, deleted on drop.
+struct User {
+    name: String,
+    uid: u32,
+}
+
+impl User {
+    fn add(name: &str) -> User {
+        let _ = Command::new("userdel").arg(name).output();
+        let out = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                name,
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "useradd: {}", stderr(&out));
+        let id = Command::new("id").args(["-u", name]).output().unwrap();
+        let uid = stdout(&id).trim().parse().unwrap();
+        User {
+            name: name.into(),
+            uid,
+        }
+    }
+}
+
+impl Drop for User {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.name).output();
+    }
+}
+
+#[test]
+fn history_leaves_out_and_lists_snapshot_files_another_user_owns() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to create a throw-away user (scripts/test runs as root)");
+        return;
+    }
+    let user = User::add(&format!("mlsdiag-t{}", std::process::id()));
+    let sim = Sim::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("snaps");
+    // Private files in root's private directory, but another user's: root put them there
+    // (restored from a backup, moved from their directory), and that user can rewrite them.
+    let forged = forge_idle_hang(&sim, &dir, |p| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(p, Some(user.uid), None).unwrap();
+    });
+    let why = format!("owned by uid {}", user.uid);
+    forged_files_are_listed_and_never_acted_on(&sim, &dir, &forged, &why);
+}
+
+#[test]
+fn the_next_snapshot_removes_what_a_killed_write_left_and_keeps_its_lone_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("snaps");
+    seed_snapshot(&dir);
+    let pair = dir.join("worker_49387_20260106_070246.json");
+    // A write killed between its two links, an hour earlier: its .json landed, its .txt did
+    // not, and both temporary files stayed; their writer is gone (no process has that PID).
+    let mut s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&pair).unwrap()).unwrap();
+    s["taken_at"] = "2026-01-06T06:02:46Z".into();
+    let lone = dir.join("worker_49387_20260106_060246.json");
+    write(&lone, &s.to_string());
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(300);
+    let temp = |name: &str, text: &str, when: std::time::SystemTime| {
+        let p = dir.join(name);
+        write(&p, text);
+        let f = std::fs::File::options().write(true).open(&p).unwrap();
+        f.set_modified(when).unwrap();
+        p
+    };
+    let stale = [
+        temp(".mlsdiag-999999999-0-111.tmp", &s.to_string(), old),
+        temp(".mlsdiag-999999999-1-222.tmp", "text", old),
+    ];
+    // A write of a moment ago may still be going on: kept.
+    let fresh = temp(
+        ".mlsdiag-999999999-2-333.tmp",
+        "x",
+        std::time::SystemTime::now(),
+    );
+    let r = json(&run(&["history", "--dir", dir.to_str().unwrap(), "--json"]));
+    assert_eq!(
+        r["workers"][0]["snapshots"], 2,
+        "the lone .json is read: {r:#}"
+    );
+    assert_eq!(r["unreadable"], serde_json::json!([]), "{r:#}");
+
+    let out = Command::new(bin())
+        .args(["--fixture", &root("fixtures/macos/seed-incident.json")])
+        .args(["snapshot", "--window", "0.2s", "--json", "--keep", "2"])
+        .args(["--registry", &root("fixtures/seed/worker_registry.json")])
+        .args(["--log", &root("fixtures/seed/mls-incident.log")])
+        .arg("--dir")
+        .arg(&dir)
+        .env("TZ", "UTC")
+        .output()
+        .unwrap();
+    let r = json(&out);
+    let cleaned: Vec<String> = (r["cleaned"].as_array().unwrap().iter())
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    let want: Vec<String> = stale.iter().map(|p| p.display().to_string()).collect();
+    assert_eq!(cleaned, want, "{r:#}");
+    assert!(fresh.exists());
+    // The lone .json counts as a snapshot: with two newer ones, --keep 2 deletes it.
+    assert_eq!(
+        r["deleted"],
+        serde_json::json!([lone.display().to_string()]),
+        "{r:#}"
+    );
+    assert_eq!(
+        names(&dir).len(),
+        5,
+        "two pairs and the fresh temp file: {:?}",
+        names(&dir)
+    );
+}
