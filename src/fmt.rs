@@ -5,15 +5,32 @@ use std::time::Duration;
 
 /// Remove control and bidirectional-override characters from text read from other processes.
 pub fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
-                '?'
-            } else {
-                c
-            }
-        })
-        .collect()
+    s.chars().map(safe_char).collect()
+}
+
+fn safe_char(c: char) -> char {
+    if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+        '?'
+    } else {
+        c
+    }
+}
+
+/// `s` cut to at most `max` characters: a longer one keeps its first `max - 1` and ends in `…`.
+/// Reads only what it keeps, so its cost does not grow with `s`.
+pub fn truncate(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    let mut ends = s.char_indices().map(|(i, _)| i).skip(max.saturating_sub(1));
+    match (ends.next(), ends.next()) {
+        // More than `max` characters: keep those before the `max`th, then `…`.
+        (Some(cut), Some(_)) => format!("{}…", &s[..cut]).into(),
+        _ => s.into(),
+    }
+}
+
+/// [`sanitize`]d and [`truncate`]d to `max` characters, in time linear in `max` whatever the
+/// length of `s`: how text from files and processes reaches a table or a line.
+pub fn clip(s: &str, max: usize) -> String {
+    truncate(s, max).chars().map(safe_char).collect()
 }
 
 /// Text from logs, registries and processes, safe inside Markdown: control characters and
@@ -195,6 +212,18 @@ mod tests {
         assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn clip_keeps_at_most_max_characters_and_says_it_cut() {
+        assert_eq!(clip("mlx-server-v3-1", 15), "mlx-server-v3-1");
+        assert_eq!(clip("mlx-server-v3-12", 15), "mlx-server-v3-…");
+        assert_eq!(clip("ééé\x1b", 4), "ééé?");
+        assert_eq!(clip("ééé\x1bx", 4), "ééé…");
+        assert_eq!(clip("", 4), "");
+        let c = clip(&"w".repeat(64 << 20), 256);
+        assert_eq!(c.chars().count(), 256);
+        assert!(c.ends_with('…'));
     }
 
     #[test]

@@ -17,6 +17,12 @@ use crate::error::InputError;
 pub const DEFAULT_PATH: &str = "/tmp/mlx-server/worker_registry.json";
 use crate::model::RegistryEntry;
 
+/// The most bytes kept of one field of an entry (its name, model, a path, any other value, a
+/// field's name): a longer one is kept as its first bytes, `…` and a hash of the whole (see
+/// [`bound`]), so a registry's size never becomes the size of a name every round renders,
+/// compares and clones. Any path that can be opened fits (Linux's `PATH_MAX` is 4096).
+pub const FIELD_CAP: usize = 4096;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Registry {
     pub path: PathBuf,
@@ -165,7 +171,11 @@ fn entry(key: Option<String>, v: &Value) -> Result<RegistryEntry, String> {
             kind(v)
         ));
     };
-    let mut extra = obj.clone();
+    let mut extra: serde_json::Map<String, Value> = obj
+        .iter()
+        .map(|(k, v)| (bound(k).into_owned(), bound_value(v)))
+        .collect();
+    let key = key.map(|k| bound(&k).into_owned());
     let pid = match extra.remove("pid") {
         Some(Value::Number(n)) => n.as_u64().filter(|&p| p > 0 && p <= u64::from(u32::MAX)),
         Some(Value::String(s)) => s.trim().parse::<u32>().ok().map(u64::from),
@@ -211,6 +221,30 @@ fn entry(key: Option<String>, v: &Value) -> Result<RegistryEntry, String> {
         port,
         extra,
     })
+}
+
+/// `s` whole when it has at most [`FIELD_CAP`] bytes; else its first bytes up to that, `…` and a
+/// hash of the whole ([`crate::model::bounded_text`]), so that two long names that differ after
+/// the cut stay two names.
+pub fn bound(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::model::bounded_text(s.as_bytes(), FIELD_CAP)
+}
+
+/// A field's value as kept: a string [`bound`]ed; any other value whose JSON text is longer than
+/// [`FIELD_CAP`] kept as that text, bounded.
+fn bound_value(v: &Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(bound(s).into_owned()),
+        Value::Array(_) | Value::Object(_) => {
+            let text = v.to_string();
+            if text.len() <= FIELD_CAP {
+                v.clone()
+            } else {
+                Value::String(bound(&text).into_owned())
+            }
+        }
+        _ => v.clone(),
+    }
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -283,6 +317,35 @@ mod tests {
         assert_eq!(e.pid, 123);
         assert_eq!(e.extra["status"], "busy");
         assert_eq!(e.extra["requests"], 318);
+    }
+
+    #[test]
+    fn every_field_is_kept_to_a_bounded_size() {
+        let big = "w".repeat(1 << 20);
+        let text = serde_json::json!([
+            {"pid": 1, "name": big, "model": big, "heartbeat": format!("/tmp/{big}"),
+             "tags": vec![big.as_str(); 4], big.clone(): 1},
+            {"pid": 2, "name": format!("{big}x")},
+            {"pid": 3, "name": "mlx-server-v3-1", "status": "busy", "ports": [8081, 8082]},
+        ])
+        .to_string();
+        let e = parse(&text).unwrap();
+        let tail = '…'.len_utf8() + 16;
+        let name = e[0].name.as_deref().unwrap();
+        assert_eq!(name.len(), FIELD_CAP + tail);
+        assert!(name.starts_with("www") && name.contains('…'), "{name:.40}");
+        assert_eq!(e[0].model.as_deref().unwrap().len(), FIELD_CAP + tail);
+        for (k, v) in &e[0].extra {
+            assert!(k.len() <= FIELD_CAP + tail);
+            let kept = v.as_str().map_or_else(|| v.to_string().len(), str::len);
+            assert!(kept <= FIELD_CAP + tail, "{k:.20}");
+        }
+        // Two long names that differ past the cut stay two names.
+        assert_ne!(e[0].name, e[1].name);
+        // Short fields are kept whole.
+        assert_eq!(e[2].name.as_deref(), Some("mlx-server-v3-1"));
+        assert_eq!(e[2].extra["status"], "busy");
+        assert_eq!(e[2].extra["ports"], serde_json::json!([8081, 8082]));
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use super::Style;
-use crate::fmt::{bytes, duration, sanitize};
+use super::{Style, clip_name, sanitize};
+use crate::fmt::{bytes, duration};
 use crate::model::{CheckReport, Finding};
 
 /// A worker's evidence as `check` prints it: `✗ [verdict] evidence` per finding, `· note`.
@@ -46,7 +46,7 @@ pub fn check(r: &CheckReport, st: &Style, out: &mut dyn Write) -> std::io::Resul
         for w in &r.workers {
             let mut row = vec![
                 comfy_table::Cell::new(w.pid),
-                comfy_table::Cell::new(sanitize(&w.name)),
+                comfy_table::Cell::new(clip_name(&w.name)),
                 comfy_table::Cell::new(opt(w.state, |c| c.to_string())),
                 comfy_table::Cell::new(opt(w.cpu_percent, |c| format!("{c:.1}"))),
                 comfy_table::Cell::new(opt(w.rss_bytes, bytes)),
@@ -75,7 +75,7 @@ pub fn check(r: &CheckReport, st: &Style, out: &mut dyn Write) -> std::io::Resul
                 out,
                 "PID {} {}: {}",
                 w.pid,
-                sanitize(&w.name),
+                clip_name(&w.name),
                 w.verdict.label().to_uppercase()
             )?;
             write!(out, "{}", findings(&w.findings, &w.notes))?;

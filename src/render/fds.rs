@@ -2,8 +2,7 @@
 
 use std::io::Write;
 
-use super::Style;
-use crate::fmt::sanitize;
+use super::{Style, clip_name, sanitize};
 use crate::model::FdsReport;
 
 /// The descriptors table and the IPC judgement of process `name`.
@@ -25,7 +24,7 @@ pub fn fds(r: &FdsReport, name: &str, st: &Style, out: &mut dyn Write) -> std::i
         ]);
     }
     writeln!(out, "{t}")?;
-    writeln!(out, "PID {} {}: {}", r.pid, sanitize(name), r.ipc.line())?;
+    writeln!(out, "PID {} {}: {}", r.pid, clip_name(name), r.ipc.line())?;
     if r.ipc.warnings.is_empty() {
         writeln!(
             out,

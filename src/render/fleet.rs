@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
-use super::Style;
-use crate::fmt::{bytes, sanitize};
+use super::{Style, clip_name, sanitize};
+use crate::fmt::bytes;
 use crate::model::FleetReport;
 
 /// One row per worker of every host (a host without workers gets one row saying why), then
@@ -22,7 +22,7 @@ pub fn fleet(r: &FleetReport, st: &Style, out: &mut dyn Write) -> std::io::Resul
                 .clone()
                 .unwrap_or_else(|| "no workers found".to_string());
             t.add_row(vec![
-                cell(sanitize(&h.host)),
+                cell(clip_name(&h.host)),
                 cell(h.status.label()),
                 cell("-"),
                 cell("-"),
@@ -41,10 +41,10 @@ pub fn fleet(r: &FleetReport, st: &Style, out: &mut dyn Write) -> std::io::Resul
                 .and_then(|f| f.evidence.first())
                 .map_or("", String::as_str);
             t.add_row(vec![
-                cell(sanitize(&h.host)),
+                cell(clip_name(&h.host)),
                 cell(h.status.label()),
                 cell(w.pid),
-                cell(sanitize(&w.name)),
+                cell(clip_name(&w.name)),
                 st.verdict_cell(w.verdict),
                 cell(sanitize(w.activity.as_deref().unwrap_or("-"))),
                 cell(w.cpu_percent.map_or("-".into(), |c| format!("{c:.1}"))),

@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
-use super::Style;
-use crate::fmt::{bytes, duration, local_time, sanitize};
+use super::{Style, clip_name, sanitize};
+use crate::fmt::{bytes, duration, local_time};
 use crate::model::HistoryReport;
 use crate::model::leak::Judgement;
 
@@ -23,7 +23,7 @@ pub fn history(r: &HistoryReport, st: &Style, out: &mut dyn Write) -> std::io::R
     ]);
     for w in &r.workers {
         t.add_row(vec![
-            comfy_table::Cell::new(sanitize(&w.name)),
+            comfy_table::Cell::new(clip_name(&w.name)),
             comfy_table::Cell::new(w.pid),
             comfy_table::Cell::new(format!("{} ({} this PID)", w.snapshots, w.snapshots_of_pid)),
             comfy_table::Cell::new(duration((w.last - w.first).to_std().unwrap_or_default())),
@@ -43,14 +43,20 @@ pub fn history(r: &HistoryReport, st: &Style, out: &mut dyn Write) -> std::io::R
     for w in &r.workers {
         for f in &w.findings {
             for e in &f.evidence {
-                writeln!(out, "{} ✗ [{}] {}", sanitize(&w.name), f.verdict.label(), e)?;
+                writeln!(
+                    out,
+                    "{} ✗ [{}] {}",
+                    clip_name(&w.name),
+                    f.verdict.label(),
+                    sanitize(e)
+                )?;
             }
         }
         for r in &w.restarts {
             writeln!(
                 out,
                 "{} restarted at {}: PID {} → {}",
-                sanitize(&w.name),
+                clip_name(&w.name),
                 local_time(r.at),
                 r.old_pid,
                 r.new_pid

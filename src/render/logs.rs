@@ -4,8 +4,8 @@ use std::io::Write;
 
 use comfy_table::Cell;
 
-use super::Style;
-use crate::fmt::{bytes, local_time as ts, sanitize};
+use super::{Style, clip_name, sanitize};
+use crate::fmt::{bytes, local_time as ts};
 use crate::model::{InFlight, LogsReport, Stats};
 
 fn opt_f(v: Option<f64>, digits: usize) -> String {
@@ -124,7 +124,7 @@ fn anomalies(r: &LogsReport, out: &mut dyn Write) -> std::io::Result<()> {
             let worker = if a.worker.is_empty() {
                 String::new()
             } else {
-                format!(" [{}]", sanitize(&a.worker))
+                format!(" [{}]", clip_name(&a.worker))
             };
             writeln!(
                 out,
@@ -146,7 +146,7 @@ fn hang_triggers(r: &LogsReport, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(
             out,
             "\nHang trigger [{}]: {}",
-            sanitize(&h.worker),
+            clip_name(&h.worker),
             h.request.describe_started()
         )?;
         writeln!(out, "  why: {}", h.reason)?;
@@ -229,7 +229,7 @@ fn successes(r: &LogsReport, out: &mut dyn Write) -> std::io::Result<()> {
                 if name.is_empty() {
                     "(unnamed)".to_string()
                 } else {
-                    sanitize(name)
+                    clip_name(name)
                 },
                 s.tokens.map_or("?".into(), |t| t.to_string()),
                 opt_f(s.seconds, 1),

@@ -3,8 +3,8 @@
 
 use std::io::Write;
 
-use super::Style;
-use crate::fmt::{bytes, sanitize};
+use super::{Style, clip_name, sanitize};
+use crate::fmt::bytes;
 use crate::model::MemReport;
 use crate::model::leak::Rule;
 
@@ -36,7 +36,7 @@ pub fn mem(r: &MemReport, rule: &Rule, st: &Style, out: &mut dyn Write) -> std::
         for s in &w.samples {
             t.add_row(vec![
                 w.pid.to_string(),
-                sanitize(&w.name),
+                clip_name(&w.name),
                 format!("{:.1}", s.at_secs),
                 bytes(s.rss_bytes),
                 s.footprint_bytes.map_or("-".into(), bytes),

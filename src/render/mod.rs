@@ -4,13 +4,48 @@
 //! Commands build a typed report; this layer turns it into text. Colour is used only when
 //! stdout is a terminal and `NO_COLOR` is unset (or `--color always`), and foreign strings
 //! (process names, paths) are stripped of control characters before they reach a terminal.
+//!
+//! Foreign strings are also bounded here, whatever their size in the file or process they came
+//! from: a name is shown to [`NAME_CHARS`] characters, other text to [`TEXT_CHARS`], cut with
+//! `…` (this module's [`sanitize`], [`md_text`] and [`md_code`] do both). Rendering costs what
+//! is shown: a 63 MiB name in a registry once took `check`'s table 90 s, as comfy-table splits
+//! a cell longer than 65,535 columns a piece at a time, rescanning the rest each time.
 
 use std::io::{IsTerminal, Write};
 
 use comfy_table::{Cell, Color, ContentArrangement, LineStyle, Table, TableStyle};
 use serde::Serialize;
 
+use crate::fmt::{clip, truncate};
 use crate::model::Verdict;
+
+/// The most characters of a name (a worker's, a model's, a host's) a cell or a line shows.
+pub const NAME_CHARS: usize = 256;
+/// The most characters of any other text from a file or a process (evidence, notes, commands,
+/// paths, frames) one cell or line shows.
+pub const TEXT_CHARS: usize = 4096;
+
+/// A name, safe for a terminal and at most [`NAME_CHARS`] characters.
+pub fn clip_name(s: &str) -> String {
+    clip(s, NAME_CHARS)
+}
+
+/// Other foreign text, safe for a terminal ([`crate::fmt::sanitize`]) and at most
+/// [`TEXT_CHARS`] characters.
+pub fn sanitize(s: &str) -> String {
+    clip(s, TEXT_CHARS)
+}
+
+/// Foreign text in Markdown ([`crate::fmt::md_text`]), at most [`TEXT_CHARS`] characters of it.
+pub fn md_text(s: &str) -> String {
+    crate::fmt::md_text(&truncate(s, TEXT_CHARS))
+}
+
+/// Foreign text in a Markdown code span ([`crate::fmt::md_code`]), at most [`TEXT_CHARS`]
+/// characters of it.
+pub fn md_code(s: &str) -> String {
+    crate::fmt::md_code(&truncate(s, TEXT_CHARS))
+}
 
 /// The house table style: no borders, one rule under the header, like `ps` with a ruler.
 const HOUSE_STYLE: TableStyle =

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
-use crate::fmt::{bytes, local_time as local, md_code, md_text, thousands};
+use super::{md_code, md_text};
+use crate::fmt::{bytes, local_time as local, thousands};
 use crate::model::{Incident, Snapshot};
 
 const TODO: &str = "_TODO: fill in_";

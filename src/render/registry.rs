@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
-use super::Style;
-use crate::fmt::{local_time, sanitize};
+use super::{Style, clip_name, sanitize};
+use crate::fmt::local_time;
 use crate::model::RegistryReport;
 
 /// The entries table and the unlisted processes.
@@ -15,8 +15,8 @@ pub fn registry(rep: &RegistryReport, st: &Style, out: &mut dyn Write) -> std::i
         let e = &row.entry;
         t.add_row(vec![
             e.pid.to_string(),
-            sanitize(e.name.as_deref().unwrap_or("-")),
-            sanitize(e.model.as_deref().unwrap_or("-")),
+            clip_name(e.name.as_deref().unwrap_or("-")),
+            clip_name(e.model.as_deref().unwrap_or("-")),
             e.port.map_or("-".into(), |p| p.to_string()),
             e.spawned_at.map_or("-".into(), local_time),
             format!("{:?}", row.liveness).to_lowercase(),

@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use crate::fmt::{bytes, duration, sanitize};
+use super::{clip_name, sanitize};
+use crate::fmt::{bytes, duration};
 use crate::model::{FdInfo, Snapshot, ThreadInfo};
 
 /// The readable form of a snapshot, in the spirit of the seed's step-8 file.
@@ -38,8 +39,8 @@ fn header(s: &Snapshot, t: &mut String) {
         t,
         "PID: {}  Name: {}  Model: {}",
         s.pid,
-        sanitize(&s.name),
-        sanitize(w.model.as_deref().unwrap_or("-"))
+        clip_name(&s.name),
+        clip_name(w.model.as_deref().unwrap_or("-"))
     );
 }
 

@@ -2,8 +2,7 @@
 
 use std::io::Write;
 
-use super::Style;
-use crate::fmt::sanitize;
+use super::{Style, sanitize};
 use crate::model::{Frame, StacksReport};
 
 fn top(frames: &[Frame]) -> String {

@@ -2,8 +2,7 @@
 
 use std::io::Write;
 
-use super::Style;
-use crate::fmt::sanitize;
+use super::{Style, clip_name, sanitize};
 use crate::model::{Syscall, ThreadsReport};
 
 /// The threads table, the state counts, and what the sleeping threads wait on.
@@ -30,7 +29,7 @@ pub fn threads(r: &ThreadsReport, st: &Style, out: &mut dyn Write) -> std::io::R
         out,
         "PID {} {}: {} thread(s) ({}); {}",
         r.pid,
-        sanitize(&r.name),
+        clip_name(&r.name),
         r.threads.len(),
         states.join(", "),
         if r.all_blocked {

@@ -18,7 +18,8 @@ use ratatui::widgets::{
     Block, Borders, Cell, Paragraph, Row, StatefulWidget, Table, TableState, Widget, Wrap,
 };
 
-use crate::fmt::{bytes, duration, sanitize};
+use super::{clip_name, sanitize};
+use crate::fmt::{bytes, duration};
 use crate::model::{ParentRow, PressureLevel, TopFrame, TopRow, Verdict, WorkerRow};
 
 const HELP: &str = "↑↓/jk select  e evidence  s stacks  t threads  f fds  l log  S snapshot  \
@@ -282,7 +283,7 @@ fn worker(w: &WorkerRow, cols: &[Col], name_w: u16, last: bool, color: bool) -> 
     let branch = if last { "└ " } else { "├ " };
     let cells = cols.iter().map(|c| match c {
         Col::Pid => Cell::from(w.pid.to_string()),
-        Col::Name => Cell::from(fit(&format!("{branch}{}", sanitize(&w.name)), name_w)),
+        Col::Name => Cell::from(fit(&format!("{branch}{}", clip_name(&w.name)), name_w)),
         Col::Verdict => {
             let label = match w.verdict {
                 Verdict::Healthy => "healthy".to_string(),

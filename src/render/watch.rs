@@ -1,7 +1,7 @@
 //! `watch`'s line per verdict change: when, which worker, from what to what, the first
 //! evidence, and what was done (snapshot, hook, restart).
 
-use crate::fmt::sanitize;
+use super::{clip_name, sanitize};
 use crate::model::{Verdict, WatchEvent};
 
 /// The event as one line of text (local time).
@@ -12,7 +12,7 @@ pub fn line(e: &WatchEvent) -> String {
         e.at.with_timezone(&chrono::Local)
             .format("%Y-%m-%d %H:%M:%S"),
         e.pid,
-        sanitize(&e.worker),
+        clip_name(&e.worker),
         label(e.from, "new"),
         label(e.to, "gone"),
     );

@@ -654,3 +654,56 @@ fn a_hook_that_never_reads_a_large_finding_is_still_killed_on_time() {
     assert!(text.contains("[hook: killed after 1s"), "{text}");
     assert!(took < Duration::from_secs(10), "the loop was held {took:?}");
 }
+
+#[test]
+fn a_registry_name_of_megabytes_is_bounded_in_the_table_and_the_json() {
+    // A live worker the registry names with 8 MiB (issue 29: 63 MiB took `check` 90 s, as
+    // comfy-table split the cell a piece at a time; the time is in docs/benchmarks.md).
+    let tag = format!("bigname-{}", std::process::id());
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", "import time; time.sleep(600)", &tag]);
+    let worker = crate::util::Background::spawn(cmd);
+    let d = tempfile::tempdir().unwrap();
+    let reg = d.path().join("registry.json");
+    let name = format!("{tag}-{}", "w".repeat(8 << 20));
+    write(
+        &reg,
+        &serde_json::json!([{"pid": worker.child.id(), "name": name, "model": name}]).to_string(),
+    );
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "check",
+            "--window",
+            "0s",
+            "--pattern",
+            &tag,
+            "--registry",
+            reg.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        run_within(Duration::from_secs(120), &args)
+    };
+    let text = stdout(&run(&[]));
+    assert!(text.len() < 16 << 10, "{} bytes of text", text.len());
+    // The name is shown cut, with an ellipsis, in the table and in the worker's heading.
+    let shown: Vec<&str> = text
+        .split_whitespace()
+        .filter(|w| w.starts_with(&tag))
+        .map(|w| w.trim_end_matches(':'))
+        .collect();
+    assert_eq!(shown.len(), 2, "{text}");
+    for s in shown {
+        assert!(s.ends_with('…') && s.chars().count() <= 256, "{s}");
+    }
+    // JSON is not cut for a terminal, but the registry kept at most 4 KiB of each field (its
+    // first bytes, `…` and a hash of the whole).
+    let report = json(&run(&["--json"]));
+    let kept = report["workers"][0]["name"].as_str().unwrap();
+    assert!(kept.starts_with(&format!("{tag}-www")), "{kept:.80}");
+    assert!(
+        kept.len() <= 4096 + 19 && kept.contains('…'),
+        "{}",
+        kept.len()
+    );
+    drop(worker);
+}
