@@ -641,7 +641,10 @@ mod tests {
         );
         let ev = a.findings[0].evidence.join("\n");
         assert!(ev.contains("hung rule: all 6 conditions held"), "{ev}");
-        assert!(ev.contains("heartbeat /tmp/w1.beat not touched for 7h49m"), "{ev}");
+        assert!(
+            ev.contains("heartbeat /tmp/w1.beat not touched for 7h49m"),
+            "{ev}"
+        );
     }
 
     #[test]
@@ -682,7 +685,10 @@ mod tests {
         o.heartbeat = Some(("/tmp/w1.beat".into(), at(23, 3, 0, 5)));
         o.now = at(23, 13, 28, 5);
         let a = assess(&o, &Thresholds::default());
-        assert_eq!((a.verdict, a.activity), (Verdict::Healthy, Activity::Stalled));
+        assert_eq!(
+            (a.verdict, a.activity),
+            (Verdict::Healthy, Activity::Stalled)
+        );
         assert!(!held(&a, "older than --hung-after") && held(&a, "CPU still"));
     }
 
@@ -732,7 +738,10 @@ mod tests {
         let a = assess(&o, &Thresholds::default());
         assert_eq!(a.verdict, Verdict::Unknown, "{a:#?}");
         assert!(!held(&a, "older than --hung-after"));
-        assert!(a.findings[0].evidence[0].contains("request req-319"), "{a:#?}");
+        assert!(
+            a.findings[0].evidence[0].contains("request req-319"),
+            "{a:#?}"
+        );
         // Within the slack (a second-stamped line, clocks a little apart): no finding.
         let mut o = observe(&s, Some(&e), Some(&log), &re);
         o.now = at(23, 13, 22, 5);
@@ -757,10 +766,8 @@ mod tests {
         // The record does not call it working; the log rule proves the hang, the skew is said.
         assert_eq!(a.verdict, Verdict::Hung, "{a:#?}");
         assert!(
-            a.findings
-                .iter()
-                .any(|f| f.verdict == Verdict::Unknown
-                    && f.evidence[0].contains("clock skew: the token record")),
+            a.findings.iter().any(|f| f.verdict == Verdict::Unknown
+                && f.evidence[0].contains("clock skew: the token record")),
             "{a:#?}"
         );
     }
