@@ -524,7 +524,7 @@ fn a_rolling_restarts_two_live_processes_are_two_workers_each_with_its_requests(
     assert!(
         wb["notes"]
             .to_string()
-            .contains(&format!("req-a (90000 chars, max_tokens 2000, temperature 0.3) was in flight on PID {pa}, an earlier process under this name that is gone")),
+            .contains(&format!("req-a (90000 chars, max_tokens 2000, temperature 0.3) was in flight when the previous PID {pb} ended (PID {pa}, gone")),
         "{wb:#}"
     );
 }

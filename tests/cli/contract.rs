@@ -118,6 +118,9 @@ struct Worker {
     activity: String,
     findings: Vec<Finding>,
     notes: Vec<String>,
+    /// Only for a worker with a request in flight: the hung rule's conditions.
+    #[serde(default)]
+    hung_rule: Vec<Condition>,
     in_flight: Vec<InFlight>,
     #[allow(dead_code)]
     in_flight_known: bool,
@@ -128,6 +131,15 @@ struct Worker {
     /// Only where the OS's GPU source knows the worker.
     #[serde(default)]
     gpu: Option<Gpu>,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Condition {
+    condition: String,
+    held: bool,
+    fact: String,
 }
 
 #[allow(dead_code)]

@@ -449,9 +449,8 @@ fn oldest_in_flight(
             ));
         }
         ev.push(format!(
-            "hung rule: all {} conditions held ({})",
-            rule.len(),
-            names(&rule, true)
+            "hung rule: all {} conditions held (JSON: hung_rule)",
+            rule.len()
         ));
         j.findings.push(Finding {
             verdict: Verdict::Hung,
@@ -601,7 +600,7 @@ fn log_context_notes(
     if let Some(r) = l.earlier.first() {
         notes.push(match r.pid.filter(|&p| p != last.pid) {
             Some(p) => format!(
-                "{} was in flight on PID {p}, an earlier process under this name that is gone: the previous incarnation's, not evidence about this process (PID {}){}",
+                "{} was in flight when the previous {who} ended (PID {p}, gone; the log names its pid): not evidence about this process (PID {}){}",
                 r.describe(),
                 last.pid,
                 more(l.earlier.len())
