@@ -382,6 +382,12 @@ impl Round<'_> {
                 "no workers found: no process matches --pattern {pattern:?} and the registry lists none"
             ));
         }
+        if let Some(l) = self.log.filter(|l| l.workers_evicted > 0) {
+            notes.push(format!(
+                "the log names more workers than mlsdiag keeps: {} of the least recently seen were forgotten, so a request of theirs is not seen",
+                l.workers_evicted
+            ));
+        }
         if let Some(l) = self.log {
             let unclaimed = l
                 .open()

@@ -57,6 +57,13 @@ fn summary(r: &LogsReport, st: &Style, out: &mut dyn Write) -> std::io::Result<(
     if let (Some(f), Some(l)) = (r.totals.first, r.totals.last) {
         writeln!(out, "span: {} → {}", ts(f), ts(l))?;
     }
+    if r.workers_evicted > 0 {
+        writeln!(
+            out,
+            "note: the log names more workers than are kept; {} of the least recently seen were forgotten (their counts stay in the totals)",
+            r.workers_evicted
+        )?;
+    }
     writeln!(out)?;
     let mut t = st.table(&[
         "WORKER",
