@@ -117,8 +117,8 @@ pub struct OwnFile {
 }
 
 /// A snapshot directory as listed once: mlsdiag's snapshot files (regular files, by name),
-/// the entries with a snapshot's name that are no regular file (a symlink), and mlsdiag's
-/// temporary files with their writer's PID.
+/// the entries with a snapshot JSON's name that are no regular file (a symlink), and
+/// mlsdiag's temporary files with their writer's PID.
 struct Listing {
     files: Vec<OwnFile>,
     odd: Vec<PathBuf>,
@@ -150,7 +150,9 @@ fn list(dir: &Path) -> Result<Listing, InputError> {
             continue;
         };
         if !regular {
-            l.odd.push(e.path());
+            if &c[4] == "json" {
+                l.odd.push(e.path());
+            }
             continue;
         }
         let f = OwnFile {
@@ -572,6 +574,8 @@ mod tests {
         let target = put(elsewhere.path(), "x.json", &tiny("2026-01-05T13:00:00Z"));
         std::os::unix::fs::symlink(&target, d.path().join("worker_7_20260105_130000.json"))
             .unwrap();
+        // A .txt is for people, never read: whatever it is, it says nothing to act on.
+        std::os::unix::fs::symlink(&target, d.path().join("worker_7_20260105_130000.txt")).unwrap();
         put(d.path(), "worker_7_20260105_140000.json", "{not json");
 
         let r = read_all::<Tiny>(d.path(), Some(me)).unwrap();

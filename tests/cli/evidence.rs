@@ -568,8 +568,8 @@ fn postmortem_escapes_what_logs_and_registries_put_in_it() {
 }
 
 /// Snapshots of the simulation's idle worker, forged as a hang: three copies of a real one,
-/// each a minute later than the last, with the hung worker's request in flight and the CPU
-/// time unchanged. `finish` makes each file untrusted (its mode, its owner).
+/// each ten minutes later than the last (frozen 20 minutes, past any `--hung-after` the
+/// commands default to), with the hung worker's request in flight and the CPU time unchanged. `finish` makes each file untrusted (its mode, its owner).
 fn forge_idle_hang(sim: &Sim, dir: &Path, finish: impl Fn(&Path)) -> Vec<std::path::PathBuf> {
     for role in ["idle", "hung"] {
         let out = run(&[
@@ -609,7 +609,7 @@ fn forge_idle_hang(sim: &Sim, dir: &Path, finish: impl Fn(&Path)) -> Vec<std::pa
     (1..=3)
         .map(|k| {
             let mut s = real.clone();
-            let when = at + chrono::Duration::minutes(k);
+            let when = at + chrono::Duration::minutes(10 * k);
             s["taken_at"] = when.to_rfc3339().into();
             s["worker"]["in_flight"] = request.clone();
             s["worker"]["in_flight_known"] = true.into();
