@@ -64,6 +64,9 @@ _mlsdiag() {
             mlsdiag,repro)
                 cmd="mlsdiag__subcmd__repro"
                 ;;
+            mlsdiag,run)
+                cmd="mlsdiag__subcmd__run"
+                ;;
             mlsdiag,snapshot)
                 cmd="mlsdiag__subcmd__snapshot"
                 ;;
@@ -127,6 +130,9 @@ _mlsdiag() {
             mlsdiag__subcmd__help,repro)
                 cmd="mlsdiag__subcmd__help__subcmd__repro"
                 ;;
+            mlsdiag__subcmd__help,run)
+                cmd="mlsdiag__subcmd__help__subcmd__run"
+                ;;
             mlsdiag__subcmd__help,snapshot)
                 cmd="mlsdiag__subcmd__help__subcmd__snapshot"
                 ;;
@@ -149,7 +155,7 @@ _mlsdiag() {
 
     case "${cmd}" in
         mlsdiag)
-            opts="-h -V --json --color --fixture --help --version check watch top fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record completions man __demo-orchestrator __demo-worker help"
+            opts="-h -V --json --color --fixture --help --version check watch top fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record run completions man __demo-orchestrator __demo-worker help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -441,7 +447,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__help)
-            opts="check watch top fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record completions man __demo-orchestrator __demo-worker help"
+            opts="check watch top fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record run completions man __demo-orchestrator __demo-worker help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -665,6 +671,20 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__help__subcmd__repro)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mlsdiag__subcmd__help__subcmd__run)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1110,6 +1130,36 @@ _mlsdiag() {
                     return 0
                     ;;
                 --inject-hang)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --fixture)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mlsdiag__subcmd__run)
+            opts="-h --watchdog --watchdog-exit --state-dir --json --color --fixture --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --watchdog)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

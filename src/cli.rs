@@ -74,6 +74,8 @@ pub enum Command {
     Repro(ReproArgs),
     /// Save readings, threads, descriptors and memory of workers to a JSON recording
     Record(RecordArgs),
+    /// Start a stock server (mlx_lm.server …) with the token record wired into mlx-lm, found with no registry
+    Run(RunArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
     /// Print the man page (roff)
@@ -723,6 +725,30 @@ pub struct RecordArgs {
     /// Free text saved with the recording (machine, incident, how it was made)
     #[arg(long)]
     pub note: Option<String>,
+}
+
+/// `mlsdiag run -- COMMAND ARGS…` (see `commands::run`).
+#[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "The command runs in mlsdiag's place (same PID, its own signals and exit status), with \
+                  MLSDIAG_AUTO=1 and mlsdiag's start-up hook first on PYTHONPATH: each Python process that \
+                  imports mlx-lm keeps its token record in /tmp/mlsdiag-UID/progress-PID, where `check` \
+                  finds it with no registry. See docs/worker-snippet.md."
+)]
+pub struct RunArgs {
+    /// No progress for this long during a generation: dump every thread's stack into the
+    /// worker's faulthandler file (once per stall)
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    pub watchdog: Option<Duration>,
+    /// After the watchdog's dump, exit (status 1) unless every generation in flight only waits on its client
+    #[arg(long, requires = "watchdog")]
+    pub watchdog_exit: bool,
+    /// Keep the record here instead of /tmp/mlsdiag-UID (`check` then needs the registry to find it)
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The command and its arguments (after --)
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -67,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Snapshot(a) => commands::snapshot::run(&a, &ctx, &mut out)?,
         Command::History(a) => commands::history::run(&a, &ctx, &mut out)?,
         Command::Postmortem(a) => commands::postmortem::run(&a, &ctx, &mut out)?,
+        Command::Run(a) => return commands::run::run(&a),
         Command::Completions(a) => commands::completions::completions(a.shell, &mut out)?,
         Command::Man => commands::completions::man(&mut out)?,
         Command::DemoOrchestrator(a) => sim::orchestrator(&a.into())?,

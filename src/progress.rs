@@ -79,6 +79,51 @@ pub fn read(path: &Path, pid: u32, started: Option<DateTime<Utc>>) -> Result<Tok
     Err(format!("progress {shown}: {last_err}"))
 }
 
+/// The per-user directory where the Python module keeps the files of a worker that no
+/// registry names (`mlsdiag run`, `MLSDIAG_AUTO=1`, or a fallback from an unusable state
+/// directory): `/tmp/mlsdiag-UID`, found by the worker's uid and PID alone.
+pub fn user_dir(uid: u32) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("/tmp/mlsdiag-{uid}"))
+}
+
+/// A worker's own file in its user's directory ([`user_dir`]): `progress-PID` (`kind`
+/// "progress") or `faulthandler-PID.txt` (`kind` "faulthandler"), followed only when it is the
+/// worker's own as [`crate::registry::Registry::worker_file`] judges a registry's paths (owned
+/// by the worker's user or root, in directories nobody else can write). `Ok(None)` when there
+/// is none; `Err` says why it is not followed.
+pub fn user_file(kind: &str, pid: u32, uid: u32) -> Result<Option<std::path::PathBuf>, String> {
+    let name = match kind {
+        "faulthandler" => format!("faulthandler-{pid}.txt"),
+        _ => format!("{kind}-{pid}"),
+    };
+    let path = user_dir(uid).join(name);
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Ok(None);
+    }
+    match crate::input::trust(&path, uid) {
+        crate::input::Trust::Trusted => Ok(Some(path)),
+        crate::input::Trust::Untrusted(why) => Err(format!(
+            "{kind} {} not followed: it is not the worker's own file ({why})",
+            path.display()
+        )),
+    }
+}
+
+/// A worker's `progress` or `faulthandler` file: the one its registry entry names (see
+/// [`crate::registry::Registry::worker_file`]), else the one in its user's directory
+/// ([`user_file`]). `Ok(None)`: none; `Err`: why the file there is not followed.
+pub fn worker_file(
+    registered: Option<(&crate::model::RegistryEntry, &crate::registry::Registry)>,
+    kind: &str,
+    pid: u32,
+    uid: u32,
+) -> Result<Option<std::path::PathBuf>, String> {
+    match registered {
+        Some((e, r)) if e.extra_path(kind).is_some() => r.worker_file(e, kind, Some(uid)),
+        _ => user_file(kind, pid, uid),
+    }
+}
+
 /// Whether the record is this process's: its PID, and made after the process started.
 fn check(r: TokenRecord, pid: u32, started: Option<DateTime<Utc>>) -> Result<TokenRecord, String> {
     if r.pid != pid {

@@ -7,7 +7,12 @@
 
     registry_entry.update(diag.registry_fields())   # {"progress": ..., "faulthandler": ...}
 
-What it does (standard library only; no thread, no timer):
+A stock server needs no edit: ``mlsdiag run -- mlx_lm.server ARGS`` (or ``MLSDIAG_AUTO=1`` with
+the directory of ``mlsdiag/_sitecustomize`` first on ``PYTHONPATH``) wires the record into
+mlx-lm's generation entry points (see ``mlsdiag._auto``) and keeps it in the per-user directory
+``/tmp/mlsdiag-UID``, where ``mlsdiag check`` finds it by PID with no registry.
+
+What it does (standard library only; no thread and no timer unless the watchdog is on):
 
 * A token progress record, ``STATE_DIR/progress-PID``: a 128-byte file mapped into memory and
   updated on every generated token and every prefill chunk (a few stores, no system call). It
@@ -19,6 +24,15 @@ What it does (standard library only; no thread, no timer):
   request (``mlsdiag stacks PID --signal``), written by faulthandler's C handler, which works
   even when every Python thread is blocked in MLX.
 * ``registry_fields()``: the registry entry fields that point mlsdiag at both files.
+* An optional watchdog (``enable(watchdog=SECONDS)``): no progress for that long while a
+  generation is in flight, and every thread's stack is dumped into the faulthandler file, once
+  per stall, by faulthandler's C timer (it fires even when a thread holds the GIL forever); with
+  ``watchdog_exit`` the process then exits (status 1), unless every generation in flight is
+  only waiting on its consumer (a client that stopped reading is not a hang in MLX).
+
+It never raises into its host: a state directory it cannot use (another user's, writable by
+others, not writable) is a warning on stderr and a fallback to the per-user directory, and
+without any usable directory the process runs with no record.
 
 The record's layout (little-endian, version 1) is read by mlsdiag's ``progress`` module:
 
@@ -49,12 +63,19 @@ import os
 import signal
 import stat
 import struct
+import sys
 import threading
 import time
 
-__all__ = ["enable", "Diagnosable", "DEFAULT_STATE_DIR", "RECORD_SIZE"]
+__all__ = ["enable", "Diagnosable", "DEFAULT_STATE_DIR", "RECORD_SIZE", "user_state_dir"]
 
 DEFAULT_STATE_DIR = "/tmp/mlx-server"
+# The per-user directory: where the records of workers no registry names are kept, and where
+# mlsdiag looks for them by PID (its reader knows the worker's uid, not its environment).
+USER_STATE_BASE = "/tmp"
+# The directory to put first on PYTHONPATH, with MLSDIAG_AUTO=1, for the token record in a
+# stock mlx-lm server without `mlsdiag run` (see mlsdiag._auto).
+SITECUSTOMIZE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sitecustomize")
 RECORD_SIZE = 128
 MAGIC = b"MLSPROG1"
 _HEADER = struct.Struct("<8sQQQ")  # magic, seq, pid, created_ns
@@ -83,32 +104,66 @@ class _Generation:
 class Diagnosable:
     """The worker's progress record and stack dumps. Make it with :func:`enable`."""
 
-    def __init__(self, state_dir=DEFAULT_STATE_DIR, stacks=True):
+    def __init__(
+        self, state_dir=DEFAULT_STATE_DIR, stacks=True, watchdog=None, watchdog_exit=False
+    ):
         self.pid = os.getpid()
-        self.state_dir = state_dir
-        _state_dir(state_dir)
-        self.progress_path = os.path.join(state_dir, f"progress-{self.pid}")
         self._lock = threading.Lock()
-        self._map = _create_record(self.progress_path, self.pid)
+        self._map = None
         self._tokens = 0
         self._last_token = 0
         self._generations = 0
         # Generations in progress, oldest first (dicts keep insertion order).
         self._active = {}
         self._seq = 0
+        self._progress_ns = time.time_ns()
+        self.progress_path = None
+        self.faulthandler_path = None
+        self._dump = None
+        self._stacks = False
+        self._watchdog = None
+        self.state_dir = None
+        try:
+            self._setup(state_dir, stacks, watchdog, watchdog_exit)
+        except Exception as e:  # never stop the worker this module serves
+            _warn(f"set-up failed, recording what it could: {e!r}")
+
+    def _setup(self, state_dir, stacks, watchdog, watchdog_exit):
+        self.state_dir = _usable_state_dir(state_dir)
+        if self.state_dir is None:
+            return
+        path = os.path.join(self.state_dir, f"progress-{self.pid}")
+        try:
+            self._map = _create_record(path, self.pid)
+            self.progress_path = path
+        except OSError as e:
+            _warn(f"no token record ({path}: {e})")
         # A forked child must not write its parent's record.
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._forked)
-        self.faulthandler_path = None
-        self._dump = None
-        if stacks and hasattr(faulthandler, "register"):
-            self.faulthandler_path = os.path.join(state_dir, f"faulthandler-{self.pid}.txt")
-            self._dump = _open_new(self.faulthandler_path, "w")
-            faulthandler.register(signal.SIGUSR1, file=self._dump, all_threads=True, chain=False)
+        if (stacks or watchdog) and hasattr(faulthandler, "register"):
+            path = os.path.join(self.state_dir, f"faulthandler-{self.pid}.txt")
+            try:
+                self._dump = _open_new(path, "w")
+                self.faulthandler_path = path
+                if stacks:
+                    faulthandler.register(
+                        signal.SIGUSR1, file=self._dump, all_threads=True, chain=False
+                    )
+                    self._stacks = True
+            except (OSError, ValueError, RuntimeError) as e:
+                _warn(f"no stack dumps ({path}: {e})")
+        if watchdog:
+            if self._dump is None:
+                _warn("watchdog off: no file to dump the stacks into")
+            else:
+                self._watchdog = _Watchdog(self, float(watchdog), bool(watchdog_exit))
 
     def registry_fields(self):
         """The worker registry entry's fields that point mlsdiag at this worker's files."""
-        fields = {"progress": self.progress_path}
+        fields = {}
+        if self.progress_path:
+            fields["progress"] = self.progress_path
         if self.faulthandler_path:
             fields["faulthandler"] = self.faulthandler_path
         return fields
@@ -120,6 +175,7 @@ class Diagnosable:
 
     def _write(self, now):
         """Publishes the state (called with the lock held): odd sequence, body, even sequence."""
+        self._progress_ns = now
         m = self._map
         if m is None:
             return
@@ -237,23 +293,63 @@ class Diagnosable:
 
     def close(self):
         """Stops recording (the files stay, as evidence); later calls record nothing."""
-        if self._dump is not None and hasattr(faulthandler, "unregister"):
+        if self._watchdog is not None:
+            self._watchdog.stop()
+            self._watchdog = None
+        if self._stacks and hasattr(faulthandler, "unregister"):
             faulthandler.unregister(signal.SIGUSR1)
+            self._stacks = False
         with self._lock:
             m, self._map = self._map, None
         if m is not None:
             m.close()
 
 
-def enable(state_dir=DEFAULT_STATE_DIR, stacks=True):
+def enable(state_dir=DEFAULT_STATE_DIR, stacks=True, watchdog=None, watchdog_exit=False):
     """Makes this process diagnosable: the progress record, and (``stacks``) faulthandler on
-    SIGUSR1. Returns the :class:`Diagnosable` whose wrappers record progress."""
-    return Diagnosable(state_dir, stacks)
+    SIGUSR1. Returns the :class:`Diagnosable` whose wrappers record progress.
+
+    ``watchdog``: seconds without progress during a generation after which every thread's
+    stack is dumped into the faulthandler file (once per stall); ``watchdog_exit``: then exit
+    too. Never raises: what cannot be set up is a warning on stderr (see the module's docs)."""
+    return Diagnosable(state_dir, stacks, watchdog, watchdog_exit)
+
+
+def user_state_dir(uid=None):
+    """The per-user directory, ``/tmp/mlsdiag-UID``: mlsdiag looks there for the record of a
+    worker that no registry names, by the worker's uid and PID."""
+    return os.path.join(USER_STATE_BASE, f"mlsdiag-{os.geteuid() if uid is None else uid}")
+
+
+def _warn(message):
+    try:
+        sys.stderr.write(f"mlsdiag: warning: {message}\n")
+        sys.stderr.flush()
+    except Exception:
+        pass
+
+
+def _usable_state_dir(path):
+    """``path`` when it can hold the files, else (with a warning) the per-user directory,
+    else ``None`` (no record). ``path`` ``None`` means the per-user directory."""
+    user = user_state_dir()
+    for d in (path, user) if path and path != user else (user,):
+        try:
+            _state_dir(d)
+            if d == user:
+                _prune(d)
+            return d
+        except Exception as e:
+            where = "the per-user directory" if d == user else "the state directory"
+            _warn(f"{where} {d} is not usable ({e})")
+    _warn("no token record and no stack dumps for this process")
+    return None
 
 
 def _state_dir(path):
     """Makes the state directory, or accepts an existing one only if it is this user's (or
-    root's) and nobody else may write it: mlsdiag refuses records in other directories."""
+    root's), nobody else may write it, and this user can: mlsdiag refuses records in other
+    directories."""
     os.makedirs(path, mode=0o755, exist_ok=True)
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode):
@@ -261,8 +357,133 @@ def _state_dir(path):
     if st.st_uid not in (os.geteuid(), 0) or st.st_mode & 0o022:
         raise PermissionError(
             f"{path}: owned by uid {st.st_uid} or writable by others; "
-            "mlsdiag would not trust records there (use enable(state_dir=...))"
+            "mlsdiag would not trust records there"
         )
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise PermissionError(f"{path}: not writable")
+
+
+def _prune(path):
+    """Removes from the per-user directory the records of processes that are gone (a PID is
+    reused; its new process makes its own record) and empty stack dump files. Dumps with
+    stacks in them stay: they are evidence."""
+    me = os.getpid()
+    for name in os.listdir(path):
+        if name.startswith("progress-"):
+            pid = name[len("progress-") :]
+        elif name.startswith("faulthandler-") and name.endswith(".txt"):
+            pid = name[len("faulthandler-") : -len(".txt")]
+        else:
+            continue
+        if not pid.isdigit() or int(pid) == me:
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue  # alive, another user's
+        full = os.path.join(path, name)
+        try:
+            st = os.lstat(full)
+            if st.st_uid == os.geteuid() and (name.startswith("progress-") or st.st_size == 0):
+                os.unlink(full)
+        except OSError:
+            pass
+
+
+class _Watchdog:
+    """No progress for ``seconds`` while a generation is in flight: every thread's stack into
+    the faulthandler file, once per stall (progress ends the stall), and the exit if asked.
+
+    The dump is faulthandler's C timer (``dump_traceback_later``), which fires even when a
+    thread holds the GIL forever; this thread only re-arms it when progress moves the
+    deadline (about once per ``tick``), so a token costs nothing more. The exit is armed only
+    while some generation in flight is not waiting on its consumer."""
+
+    def __init__(self, diag, seconds, exit_too):
+        self.diag = diag
+        self.seconds = max(float(seconds), 0.1)
+        self.exit = exit_too
+        self.tick = min(1.0, self.seconds / 10)
+        self._stop = threading.Event()
+        self._armed = None  # (deadline_ns, exit) of the armed timer
+        self._fired = None  # the progress time of the stall already dumped
+        t = threading.Thread(target=self._run, name="mlsdiag-watchdog", daemon=True)
+        t.start()
+
+    def stop(self):
+        self._stop.set()
+        self._cancel()
+
+    def _cancel(self):
+        if self._armed is not None:
+            faulthandler.cancel_dump_traceback_later()
+            self._armed = None
+
+    def _run(self):
+        while not self._stop.wait(self.tick):
+            try:
+                self._round()
+            except Exception as e:
+                _warn(f"watchdog stopped: {e!r}")
+                self._cancel()
+                return
+
+    def _round(self):
+        d = self.diag
+        with d._lock:
+            active = list(d._active.values())
+            last = d._progress_ns
+        if not active or d._dump is None:
+            self._cancel()
+            self._fired = None
+            return
+        if self._fired == last:
+            return  # this stall was dumped; wait for progress
+        deadline = last + int(self.seconds * 1e9)
+        exit_too = self.exit and not all(g.waiting for g in active)
+        now = time.time_ns()
+        if self._armed is not None and now >= self._armed[0] and self._armed[0] == deadline:
+            # The C timer fired: note it under the dump, once.
+            self._armed = None
+            self._fired = last
+            self._note(active, now - last)
+            return
+        if self._armed == (deadline, exit_too):
+            return
+        remaining = (deadline - now) / 1e9
+        if remaining <= 0:
+            # The deadline passed between two ticks without an armed timer: dump now.
+            self._cancel()
+            faulthandler.dump_traceback(file=d._dump, all_threads=True)
+            self._fired = last
+            self._note(active, now - last)
+            if exit_too:
+                os._exit(1)
+            return
+        faulthandler.dump_traceback_later(
+            remaining, repeat=False, file=d._dump, exit=exit_too
+        )
+        self._armed = (deadline, exit_too)
+
+    def _note(self, active, quiet_ns):
+        oldest = active[0]
+        request = oldest.request.decode("utf-8", "replace")
+        line = (
+            f"mlsdiag watchdog: no progress for {quiet_ns / 1e9:.1f} s during a generation"
+            f" (request {request or '?'}, {oldest.tokens} tokens, {len(active)} in flight"
+            f"{', waiting on its consumer' if all(g.waiting for g in active) else ''});"
+            f" the stacks above, in {self.diag.faulthandler_path}"
+        )
+        try:
+            self.diag._dump.write(line + "\n")
+            self.diag._dump.flush()
+            sys.stderr.write(line.replace("the stacks above, in", "stacks in") + "\n")
+            sys.stderr.flush()
+        except Exception:
+            pass
 
 
 def _new_fd(path):

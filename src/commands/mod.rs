@@ -13,6 +13,7 @@ pub mod postmortem;
 pub mod record;
 pub mod registry;
 pub mod repro;
+pub mod run;
 pub mod snapshot;
 pub mod stacks;
 pub mod threads;

@@ -10,11 +10,18 @@ use crate::render;
 use crate::stacks::collect::{Collect, collect};
 
 pub fn run(args: &StacksArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
-    ctx.platform.process(args.pid)?;
+    let p = ctx.platform.process(args.pid)?;
+    // Without --faulthandler: the dump file in the worker's user directory (`mlsdiag run`,
+    // the module's fallback), where its watchdog dumps too.
+    let faulthandler = (args.faulthandler.clone()).or_else(|| {
+        crate::progress::user_file("faulthandler", args.pid, p.uid)
+            .ok()
+            .flatten()
+    });
     let how = Collect {
         native: !args.no_native,
         signal: args.signal,
-        faulthandler: args.faulthandler.clone(),
+        faulthandler,
         reuse_refusal: false,
     };
     let r = collect(ctx.platform.as_ref(), args.pid, &how);

@@ -536,29 +536,35 @@ impl Round<'_> {
         before: Option<&TokenRecord>,
         notes: &mut Vec<String>,
     ) -> Option<TokenProgress> {
-        let (e, r) = entry.zip(self.registry)?;
         let p = last?;
-        let path = r
-            .worker_file(e, "progress", Some(p.uid))
+        let path = progress::worker_file(entry.zip(self.registry), "progress", p.pid, p.uid)
             .unwrap_or_else(|why| {
                 notes.push(why);
                 None
             })?;
+        // A record in the user directory that is not this process's (a gone process's, on a
+        // reused PID) is no evidence about it: left out without a note.
+        let named = entry.is_some_and(|e| e.extra_path("progress").is_some());
         let record = progress::read(&path, p.pid, Some(p.start_time))
-            .map_err(|why| notes.push(format!("{why}; token progress unknown")))
+            .map_err(|why| {
+                if named {
+                    notes.push(format!("{why}; token progress unknown"))
+                }
+            })
             .ok()?;
         Some(token_progress(&path, record, before, self.now))
     }
 
-    /// The worker's faulthandler dump file, when the registry names one it may read.
+    /// The worker's faulthandler dump file (where the module's watchdog dumps too): the one
+    /// the registry names, else the one in its user's directory, when it may be read.
     fn faulthandler(
         &self,
         entry: Option<&crate::model::RegistryEntry>,
         last: Option<&crate::model::ProcessInfo>,
         notes: &mut Vec<String>,
     ) -> Option<PathBuf> {
-        let (e, r) = entry.zip(self.registry)?;
-        r.worker_file(e, "faulthandler", last.map(|p| p.uid))
+        let p = last?;
+        progress::worker_file(entry.zip(self.registry), "faulthandler", p.pid, p.uid)
             .unwrap_or_else(|why| {
                 notes.push(why);
                 None
@@ -629,8 +635,9 @@ fn owners(
     out
 }
 
-/// The progress record of each registered worker whose entry names one, read before the
-/// window (the rate is taken over the window); `None` for the others.
+/// The progress record of each worker, read before the window (the rate is taken over the
+/// window): the one its registry entry names, else the one in its user's directory
+/// ([`progress::user_file`]); `None` for the others.
 fn progress_before(
     platform: &dyn Platform,
     registry: Option<&registry::Registry>,
@@ -639,10 +646,9 @@ fn progress_before(
     found
         .iter()
         .map(|c| {
-            let (e, r) = c.registered.as_ref().zip(registry)?;
-            e.extra_path("progress")?;
             let p = platform.process(c.pid).ok()?;
-            let path = r.worker_file(e, "progress", Some(p.uid)).ok()??;
+            let registered = c.registered.as_ref().zip(registry);
+            let path = progress::worker_file(registered, "progress", c.pid, p.uid).ok()??;
             progress::read(&path, c.pid, Some(p.start_time)).ok()
         })
         .collect()

@@ -29,12 +29,15 @@ mod memory;
 mod mlx_lm_server;
 #[cfg(feature = "mlx")]
 mod progress;
+mod python;
 mod recording;
 mod registry;
 mod render;
 mod repro;
 #[cfg(feature = "mlx")]
 mod repro_mlx;
+#[cfg(feature = "mlx")]
+mod run;
 mod stacks;
 mod top;
 mod util;
