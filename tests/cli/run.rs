@@ -2,7 +2,8 @@
 //! MLX's CPU backend, scripts/setup-mlx-lm's tiny model): the stock server, unedited, keeps a
 //! token record that `check` finds with no registry; the tokens are those delivered to the
 //! client (the completion's `usage.completion_tokens`); a long generation reads working; the
-//! watchdog dumps every stack when delivery stalls; an unusable state directory is a warning.
+//! watchdog dumps every stack when delivery stalls; an unusable state directory is a warning;
+//! and mlx-lm 0.31.3's dead generation thread (scripts/setup-mlx-lm-0.31) is hung by the record.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -34,6 +35,11 @@ impl Drop for Server {
 impl Server {
     /// `mlsdiag run RUN_ARGS -- SERVER --model tiny --port P`.
     fn start(run_args: &[&str], server: &[&str]) -> Server {
+        Server::start_with(run_args, server, &root("target/mlx-lm-tiny"))
+    }
+
+    /// The same with another model directory.
+    fn start_with(run_args: &[&str], server: &[&str], model: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -49,7 +55,7 @@ impl Server {
             .args(run_args)
             .arg("--")
             .args(server)
-            .args(["--model", &root("target/mlx-lm-tiny")])
+            .args(["--model", model])
             .args(["--port", &port.to_string()])
             .env("HF_HUB_OFFLINE", "1")
             .env("TRANSFORMERS_OFFLINE", "1")
@@ -82,7 +88,7 @@ impl Server {
 
     /// `check --json` of this server alone, with no registry: its report.
     fn check(&self, extra: &[&str]) -> Value {
-        let pattern = format!(r"mlx_lm.server --model \S+ --port {}$", self.port);
+        let pattern = format!(r"mlx_lm.server.* --port {}$", self.port);
         let mut args = vec![
             "check",
             "--json",
@@ -288,4 +294,79 @@ fn the_watchdog_dumps_every_stack_once_when_delivery_stalls() {
     // Once per stall: still one dump a few seconds later.
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(read().matches("mlsdiag watchdog: no progress").count(), 1);
+}
+
+/// The venv of mlx-lm 0.31.3 (scripts/setup-mlx-lm-0.31): its python.
+fn mlx_lm_031_python() -> String {
+    let out = Command::new(root("scripts/setup-mlx-lm-0.31"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("scripts/setup-mlx-lm-0.31");
+    assert!(out.status.success(), "scripts/setup-mlx-lm-0.31 failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn a_dead_generation_thread_of_mlx_lm_0_31_is_hung_under_run_with_its_stacks_dumped() {
+    // mlx-lm 0.31 loads the model in its generation thread (`_generate`), unguarded: weights
+    // that fail to load kill that thread while the HTTP side serves on, /health says ok and
+    // every request waits forever (mlx-lm #1505's shape; #1472's TypeError kills it the same
+    // way, but only when two prefills meet in one step). No log format is read.
+    let python = mlx_lm_031_python();
+    let model = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(root("target/mlx-lm-tiny")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, model.path().join(f.file_name().unwrap())).unwrap();
+    }
+    let weights = model.path().join("model.safetensors");
+    let len = std::fs::metadata(&weights).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&weights)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let s = Server::start_with(
+        &["--watchdog", "2s"],
+        &[&python, "-m", "mlx_lm.server"],
+        model.path().to_str().unwrap(),
+    );
+    assert!(
+        s.log_text()
+            .contains("Exception in thread Thread-1 (_generate)"),
+        "{}",
+        s.log_text()
+    );
+    // Idle and dead: the record says no generation, so nothing is hung yet.
+    assert_ne!(s.check(&["--hung-after", "2s"])["verdict"], "hung");
+    let mut health = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    write!(health, "GET /health HTTP/1.0\r\n\r\n").unwrap();
+    let mut text = String::new();
+    let _ = health.read_to_string(&mut text);
+    assert!(text.contains(" 200 "), "0.31 says healthy: {text}");
+
+    // A request: queued, never answered.
+    let mut client = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    let body = r#"{"messages":[{"role":"user","content":"Hi"}],"max_tokens":5}"#;
+    write!(
+        client,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut w = Value::Null;
+    wait_until(Duration::from_secs(60), "a hung verdict", || {
+        w = s.check(&["--hung-after", "2s"]);
+        w["verdict"] == "hung"
+    });
+    let ev = w["findings"][0]["evidence"].to_string();
+    assert!(ev.contains("no token or prefill progress"), "{w:#}");
+    assert!(ev.contains("request chatcmpl-"), "{w:#}");
+    assert_eq!(w["progress"]["request_tokens"], 0, "{w:#}");
+    // The watchdog's dump: the handler waits on its queue, no `_generate` thread.
+    let dump = std::fs::read_to_string(s.user_file("faulthandler-{}.txt")).unwrap();
+    assert!(dump.contains("mlsdiag watchdog: no progress"), "{dump}");
+    assert!(dump.contains("0 tokens, 1 in flight"), "{dump}");
+    assert!(dump.contains("in get"), "{dump}");
+    assert!(!dump.contains("in _generate"), "{dump}");
 }
