@@ -124,6 +124,22 @@ pub fn worker_file(
     }
 }
 
+/// Where the worker `pid` writes its faulthandler dump (and the module's watchdog its stacks):
+/// the registry entry's path ([`crate::registry::Registry::faulthandler`]), else the file in the
+/// worker's user directory ([`user_file`]), when either may be followed.
+pub fn faulthandler_file(
+    registry: Option<&crate::registry::Registry>,
+    pid: u32,
+    platform: &dyn crate::platform::Platform,
+) -> Option<std::path::PathBuf> {
+    registry
+        .and_then(|r| r.faulthandler(pid, platform))
+        .or_else(|| {
+            let uid = platform.process(pid).ok()?.uid;
+            user_file("faulthandler", pid, uid).ok().flatten()
+        })
+}
+
 /// Whether the record is this process's: its PID, and made after the process started.
 fn check(r: TokenRecord, pid: u32, started: Option<DateTime<Utc>>) -> Result<TokenRecord, String> {
     if r.pid != pid {

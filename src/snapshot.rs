@@ -83,7 +83,7 @@ fn build(
         });
     let stacks = alive.then(|| {
         let how = crate::stacks::collect::Collect {
-            faulthandler: registry.and_then(|r| r.faulthandler(w.pid, platform)),
+            faulthandler: crate::progress::faulthandler_file(registry, w.pid, platform),
             ..Default::default()
         };
         crate::stacks::collect::collect(platform, w.pid, &how)

@@ -715,7 +715,7 @@ pub fn run_job(job: &Job, opts: &TopOptions, platform: &dyn Platform) -> JobOutp
             let how = Collect {
                 native: true,
                 signal: false,
-                faulthandler: registry.and_then(|r| r.faulthandler(*pid, platform)),
+                faulthandler: crate::progress::faulthandler_file(registry.as_ref(), *pid, platform),
                 reuse_refusal: false,
             };
             let r = collect(platform, *pid, &how);
