@@ -69,3 +69,44 @@ fn check_finds_a_record_by_pid_in_the_per_user_directory_without_a_registry() {
         "{r:#}"
     );
 }
+
+/// `mlsdiag run` with no mlx-lm at all: the command runs in its place with the hook installed,
+/// its exit status is run's, and a command that cannot start is 127 (not found) as for `env`.
+#[test]
+fn run_executes_the_command_with_the_hook_and_keeps_its_exit_status() {
+    let child = Command::new(crate::util::bin())
+        .args(["run", "--watchdog", "90s", "--", "python3", "-c"])
+        .arg(
+            "import os, sys, mlsdiag._auto as a\n\
+             print(a._state['installed'], os.environ['MLSDIAG_WATCHDOG'], os.getpid())\n\
+             print(os.path.dirname(os.path.dirname(a.__file__)))\n\
+             sys.exit(7)",
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(7), "{text}");
+    let mut lines = text.lines();
+    // Executed in run's place: the same PID.
+    assert_eq!(
+        lines.next(),
+        Some(format!("True 90 {pid}").as_str()),
+        "{text}"
+    );
+    let dir = lines.next().unwrap();
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    assert!(
+        dir.starts_with(&format!("/tmp/mlsdiag-{uid}/python-")),
+        "{dir}"
+    );
+    let out = Command::new(crate::util::bin())
+        .args(["run", "--", "/nonexistent/mlsdiag-test/server"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot run"));
+}
