@@ -96,12 +96,20 @@ fn duration_arg(s: &str) -> Result<Duration, String> {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Discovery")]
 pub struct DiscoveryArgs {
-    /// Regex matched against each process's full command line
-    #[arg(long, env = "MLSDIAG_PATTERN", default_value = crate::discover::DEFAULT_PATTERN)]
-    pub pattern: String,
-    /// The orchestrator's worker registry (JSON)
+    /// Regex matched against each process's full command line [default: MLS's workers
+    /// (mlx-server-v3), known MLX servers (mlx_lm.server, …) and every process with MLX loaded]
+    #[arg(long, env = "MLSDIAG_PATTERN")]
+    pub pattern: Option<String>,
+    /// The orchestrator's worker registry (JSON); none at the default path = no orchestrator
     #[arg(long, env = "MLSDIAG_REGISTRY", default_value = crate::registry::DEFAULT_PATH)]
     pub registry: PathBuf,
+}
+
+impl DiscoveryArgs {
+    /// What discovery searches for: `--pattern`, or automatic.
+    pub fn search(&self) -> anyhow::Result<crate::discover::Search> {
+        crate::discover::Search::new(self.pattern.as_deref())
+    }
 }
 
 /// The leak rule's thresholds (see `leak`): a rising memory baseline, not memory in use.
@@ -143,6 +151,9 @@ impl From<leak::Rule> for LeakArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     pub discovery: DiscoveryArgs,
+    /// There is no orchestrator: read no registry, judge every worker found on its own
+    #[arg(long, help_heading = "Discovery")]
+    pub no_registry: bool,
     /// MLS server log; in-flight requests in it are what proves a hang
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
@@ -193,6 +204,7 @@ impl From<&CheckArgs> for crate::diagnose::check::CheckOptions {
         crate::diagnose::check::CheckOptions {
             pattern: a.discovery.pattern.clone(),
             registry: a.discovery.registry.clone(),
+            no_registry: a.no_registry,
             log: a.log.clone(),
             window: a.window,
             leak_window: a.leak_window,

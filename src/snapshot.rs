@@ -153,8 +153,13 @@ pub fn take(
     for pid in &opts.pids {
         anyhow::ensure!(
             report.workers.iter().any(|w| w.pid == *pid),
-            "PID {pid} is not among the workers found (by --pattern {:?} and the registry); widen --pattern",
-            opts.check.pattern
+            "PID {pid} is not among the workers found ({} and the registry); widen --pattern",
+            opts.check
+                .pattern
+                .as_ref()
+                .map_or("automatic discovery".to_string(), |p| format!(
+                    "--pattern {p:?}"
+                ))
         );
     }
     let registry = registry::load(&opts.check.registry).ok();

@@ -301,10 +301,11 @@ impl App {
         let orchestrators: Vec<u32> = r.report.orchestrators.iter().map(|o| o.pid).collect();
         for w in r.report.workers.iter().filter(|w| shown(w)) {
             // An orphan is adopted by init or, under a subreaper (systemd --user, tmux), by
-            // that; either way it is shown apart.
+            // that; either way it is shown apart. A standalone server under init (launchd,
+            // systemd, a double fork) is no orphan: it is shown under its parent.
             let rank = match w.ppid {
                 Some(p) if orchestrators.contains(&p) => (0, p),
-                Some(p) if p == 1 || w.verdict == Verdict::Orphan => (1, p),
+                Some(p) if w.verdict == Verdict::Orphan => (1, p),
                 Some(p) => (2, p),
                 None => (3, 0),
             };
@@ -566,7 +567,7 @@ impl App {
         let w = self.selected_worker();
         let (title, lines) = match (&self.pane, w) {
             (_, None) if self.last.is_none() => ("mlsdiag top".into(), vec!["first round…".into()]),
-            (_, None) => ("evidence".into(), vec!["no worker matches".into()]),
+            (_, None) => ("evidence".into(), self.nothing_shown()),
             (Pane::Evidence, Some(w)) => (
                 format!(
                     "evidence: PID {} {}: {}",
@@ -590,7 +591,26 @@ impl App {
         }
     }
 
-    /// The worker's findings and notes as `check` prints them.
+    /// Why no worker is shown: what discovery searched and what to pass when it found none
+    /// (the check's own note), or the filter that hides them all.
+    fn nothing_shown(&self) -> Vec<String> {
+        let report = self.report();
+        if report.is_some_and(|r| !r.workers.is_empty()) {
+            return vec![format!("no worker matches the filter {:?}", self.filter)];
+        }
+        let found: Vec<String> = (report.into_iter())
+            .flat_map(|r| &r.notes)
+            .filter(|n| n.starts_with("no workers found"))
+            .cloned()
+            .collect();
+        if found.is_empty() {
+            vec!["no workers found".into()]
+        } else {
+            found
+        }
+    }
+
+    /// The worker's findings and notes as `check` prints them, after how it was found.
     fn evidence(&self, w: &WorkerReport) -> Vec<String> {
         let mut lines = Vec::new();
         if let Some(g) = self.gone.get(&(w.pid, w.started_at)) {
@@ -603,6 +623,10 @@ impl App {
         lines.extend(text.lines().map(str::to_string));
         if lines.is_empty() {
             lines.push("  nothing found".into());
+        }
+        if !w.found_by.is_empty() {
+            let at = usize::from(self.gone.contains_key(&(w.pid, w.started_at)));
+            lines.insert(at, format!("  found by {}", w.found_by));
         }
         if let Some(r) = self.report().filter(|r| !r.untrusted.is_empty()) {
             lines.push(format!(
@@ -621,6 +645,7 @@ fn parent_row(rank: u8, pid: u32) -> ParentRow {
         0 => (Some(pid), "orchestrator", false),
         1 if pid == 1 => (Some(1), "init: orphans", true),
         1 => (Some(pid), "subreaper: orphans", true),
+        2 if pid == 1 => (Some(1), "init/launchd", false),
         2 => (Some(pid), "other parent", false),
         _ => (None, "no process", false),
     };
@@ -711,7 +736,9 @@ pub fn run_job(job: &Job, opts: &TopOptions, platform: &dyn Platform) -> JobOutp
     match job {
         Job::Stacks(pid) => pane(text(|out| {
             platform.process(*pid)?;
-            let registry = registry::load(&opts.watch.check.registry).ok();
+            let registry = (!opts.watch.check.no_registry)
+                .then(|| registry::load(&opts.watch.check.registry).ok())
+                .flatten();
             let how = Collect {
                 native: true,
                 signal: false,

@@ -98,6 +98,8 @@ fn the_seed_incident_is_diagnosed_hung() {
             entry: Some(&registry[0]),
             registry: RegistryView::Loaded {
                 path: "fixtures/seed/worker_registry.json",
+                entries: 1,
+                lists: &pattern,
             },
             pattern: &pattern,
             log: Some(&worker_log),

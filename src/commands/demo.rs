@@ -37,7 +37,7 @@ fn diagnose(
     let state = sim.wait_for_state()?;
     let dir = sim.dir.as_path();
     let options = CheckOptions {
-        pattern: state.pattern.clone(),
+        pattern: Some(state.pattern.clone()),
         registry: state.registry.clone(),
         log: Some(state.log.clone()),
         window: args.window,

@@ -8,17 +8,16 @@ use std::io::Write;
 
 use super::Ctx;
 use crate::cli::MemArgs;
-use crate::discover::pattern;
 use crate::model::Status;
 use crate::registry;
 use crate::render;
 
 pub fn run(args: &MemArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
-    let re = pattern(&args.discovery.pattern)?;
+    let search = args.discovery.search()?;
     let reg = registry::load(&args.discovery.registry).ok();
     let (report, status) = crate::diagnose::memory::memory(
         ctx.platform.as_ref(),
-        &re,
+        &search,
         reg.as_ref(),
         &args.pids,
         (args.samples.max(1), args.interval),

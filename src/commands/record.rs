@@ -9,7 +9,6 @@ use std::io::Write;
 
 use super::Ctx;
 use crate::cli::RecordArgs;
-use crate::discover::pattern;
 use crate::discover::pids_or_workers;
 use crate::model::Status;
 use crate::platform::fixture::{RECORDING_KIND, RecordedProcess, Recording};
@@ -18,9 +17,9 @@ use crate::sample::sample;
 
 pub fn run(args: &RecordArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
     let platform = ctx.platform.as_ref();
-    let re = pattern(&args.discovery.pattern)?;
+    let search = args.discovery.search()?;
     let reg = registry::load(&args.discovery.registry).ok();
-    let mut pids = pids_or_workers(platform, &re, reg.as_ref(), &args.pids)?;
+    let mut pids = pids_or_workers(platform, &search, reg.as_ref(), &args.pids)?;
     // Parents too: the orchestrator's name and channels are part of the picture.
     let parents: Vec<u32> = pids
         .iter()

@@ -8,19 +8,18 @@ use std::io::Write;
 
 use super::Ctx;
 use crate::cli::RegistryArgs;
-use crate::discover::pattern;
 use crate::model::Status;
 use crate::registry::{self, Loaded};
 use crate::render;
 
 pub fn run(args: &RegistryArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
-    let re = pattern(&args.discovery.pattern)?;
+    let search = args.discovery.search()?;
     let reg = match registry::load(&args.discovery.registry) {
         Loaded::Ok(r) => r,
         Loaded::Missing(p) => anyhow::bail!("{}: registry does not exist", p.display()),
         Loaded::Invalid(e) => return Err(e.into()),
     };
-    let report = crate::diagnose::registry::check_registry(ctx.platform.as_ref(), &re, &reg)?;
+    let report = crate::diagnose::registry::check_registry(ctx.platform.as_ref(), &search, &reg)?;
     let status = report.status;
     ctx.emit(out, &report, render::registry::registry)?;
     Ok(status)

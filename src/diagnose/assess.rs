@@ -40,10 +40,20 @@ impl Default for Thresholds {
     }
 }
 
-/// Whether the registry could be consulted.
+/// What the registry tells about the orchestrator (the orphan rule's evidence).
 #[derive(Debug, Clone)]
 pub enum RegistryView<'a> {
-    Loaded { path: &'a str },
+    /// Read: it lists `entries` workers, and a live process whose command line matches
+    /// `lists` (`--pattern`, or MLS's) should be among them.
+    Loaded {
+        path: &'a str,
+        entries: usize,
+        lists: &'a Regex,
+    },
+    /// No registry, so no orchestrator (none at the default path, or `--no-registry`): the
+    /// workers are standalone, judged on their own evidence.
+    Absent { why: &'a str },
+    /// A registry was named and cannot be read: whether a worker is an orphan is unknown.
     Unavailable { why: &'a str },
 }
 
@@ -219,6 +229,8 @@ mod tests {
             entry: e,
             registry: RegistryView::Loaded {
                 path: "/tmp/mlx-server/worker_registry.json",
+                entries: 1,
+                lists: re,
             },
             pattern: re,
             log,

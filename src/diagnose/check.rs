@@ -28,10 +28,14 @@ use crate::sample::{readings_for, sample};
 /// What a check looks at and the thresholds it judges by.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckOptions {
-    /// Regex matched against each process's full command line.
-    pub pattern: String,
-    /// The orchestrator's worker registry.
+    /// Regex matched against each process's full command line; `None`: automatic discovery
+    /// (MLS's pattern, known MLX servers, every process with MLX loaded; see [`discover`]).
+    pub pattern: Option<String>,
+    /// The orchestrator's worker registry. None at the default path means no orchestrator; a
+    /// path given otherwise that does not exist leaves orphans unknown.
     pub registry: PathBuf,
+    /// There is no orchestrator: the registry is not read, workers are judged standalone.
+    pub no_registry: bool,
     /// The server log whose in-flight requests prove a hang.
     pub log: Option<PathBuf>,
     /// Sampling window for CPU%, thread states and memory growth.
@@ -63,8 +67,9 @@ impl Default for CheckOptions {
     fn default() -> Self {
         let th = Thresholds::default();
         CheckOptions {
-            pattern: discover::DEFAULT_PATTERN.into(),
+            pattern: None,
             registry: registry::DEFAULT_PATH.into(),
+            no_registry: false,
             log: None,
             window: Duration::from_secs(2),
             leak_window: None,
@@ -116,13 +121,18 @@ pub fn check_from(
     platform: &dyn Platform,
     outcome: Option<logs::Outcome>,
 ) -> anyhow::Result<(CheckReport, Option<logs::Outcome>)> {
-    let re = discover::pattern(&opts.pattern)?;
+    let search = discover::Search::new(opts.pattern.as_deref())?;
+    let re = search.regex().clone();
     let reg_path = opts.registry.display().to_string();
-    let loaded = registry::load(&opts.registry);
+    let loaded = (!opts.no_registry).then(|| registry::load(&opts.registry));
+    let given = opts.registry.as_path() != std::path::Path::new(registry::DEFAULT_PATH);
     let mut notes = Vec::new();
-    let (registry, reg_state, why) = registry_state(&loaded, &reg_path, &mut notes);
+    let (read, reg_state) = registry_state(loaded.as_ref(), &reg_path, given, &mut notes);
+    let registry = read.as_ref().ok().copied();
     let log = outcome.as_ref().map(|o| &o.analysis);
-    let found = discover(platform, &re, registry)?;
+    let found = discover(platform, &search, registry)?;
+    let orchestrator_pids: Vec<u32> = found.orchestrators.iter().map(|o| o.0).collect();
+    let searched = searched(&search, &found, registry, &reg_state);
     let pids: Vec<u32> = found.workers.iter().map(|c| c.pid).collect();
     let window = opts.window.max(opts.leak_window.unwrap_or_default());
     let before = progress_before(platform, registry, &found.workers);
@@ -133,15 +143,21 @@ pub fn check_from(
         (b, after.unwrap_or_default())
     });
     let now = platform.now();
-    let registry_view = match registry {
-        Some(_) => RegistryView::Loaded { path: &reg_path },
-        None => RegistryView::Unavailable { why: &why },
+    let registry_view = match &read {
+        Ok(r) => RegistryView::Loaded {
+            path: &reg_path,
+            entries: r.entries.len(),
+            lists: search.registry_pattern(),
+        },
+        Err(Absence::Unknown(why)) => RegistryView::Unavailable { why },
+        Err(Absence::Standalone(why)) => RegistryView::Absent { why },
     };
     let round = Round {
         platform,
         re: &re,
         registry,
         registry_view,
+        orchestrators: &orchestrator_pids,
         log,
         only_worker: pids.len() == 1,
         log_owner: opts.log.as_deref().and_then(log_owner),
@@ -149,12 +165,12 @@ pub fn check_from(
         thresholds: opts.thresholds(),
         gpu: gpu.as_ref(),
     };
-    let workers = round.workers(&found.workers, &series, &before, &opts.pattern, &mut notes);
-    // Without the registry, orphans cannot be told apart: the check is at best unknown.
-    let start = if registry.is_some() {
-        Status::Ok
-    } else {
-        Status::Unknown
+    let workers = round.workers(&found.workers, &series, &before, &searched, &mut notes);
+    // No registry is no orchestrator (standalone workers); one that was named and cannot be
+    // read leaves orphans unknown: the check is at best unknown.
+    let start = match read {
+        Err(Absence::Unknown(_)) => Status::Unknown,
+        _ => Status::Ok,
     };
     let status = (workers.iter()).fold(start, |st, w| st.worst(w.verdict.status()));
     let mut summary = BTreeMap::new();
@@ -173,7 +189,7 @@ pub fn check_from(
         generated_at: now,
         status,
         exit_code: status.code(),
-        pattern: opts.pattern.clone(),
+        pattern: search.pattern_text().to_string(),
         registry: reg_state,
         log: (opts.log.as_ref().zip(outcome.as_ref())).map(|(p, o)| LogSource {
             path: p.display().to_string(),
@@ -201,56 +217,99 @@ pub fn check_from(
     Ok((report, outcome))
 }
 
-/// The registry as the check could read it, its state for the report, and why it is not
-/// usable when it is not (notes say what that costs).
+/// Why a check has no registry to judge orphans by.
+enum Absence {
+    /// No orchestrator (no registry at the default path, or `--no-registry`): the workers
+    /// found are standalone, judged on their own evidence.
+    Standalone(String),
+    /// A registry was named and cannot be read: whether a worker is an orphan is unknown.
+    Unknown(String),
+}
+
+/// The registry as the check could read it (`None`: `--no-registry`), or why there is none;
+/// and its state for the report. `given`: the path was named (flag or environment), so a
+/// missing file is an error, not the absence of an orchestrator. Notes say what each costs.
 fn registry_state<'a>(
-    loaded: &'a Loaded,
+    loaded: Option<&'a Loaded>,
     reg_path: &str,
+    given: bool,
     notes: &mut Vec<String>,
-) -> (Option<&'a registry::Registry>, RegistryState, String) {
+) -> (Result<&'a registry::Registry, Absence>, RegistryState) {
+    let state = |state, error: Option<String>, entries| RegistryState {
+        path: reg_path.to_string(),
+        state,
+        error,
+        entries,
+    };
     match loaded {
-        Loaded::Ok(r) => (
-            Some(r),
-            RegistryState {
-                path: reg_path.to_string(),
-                state: "ok",
-                error: None,
-                entries: r.entries.len(),
-            },
-            String::new(),
-        ),
-        Loaded::Missing(_) => {
-            let why = format!("{reg_path} does not exist");
-            notes.push(format!(
-                "registry {why}: orphans cannot be told apart (set --registry or MLSDIAG_REGISTRY)"
-            ));
+        None => {
+            notes.push(
+                "--no-registry: no orchestrator; every worker found is judged standalone, on its own evidence".into(),
+            );
             (
-                None,
-                RegistryState {
-                    path: reg_path.to_string(),
-                    state: "missing",
-                    error: Some(why.clone()),
-                    entries: 0,
-                },
-                why,
+                Err(Absence::Standalone("--no-registry".into())),
+                state("off", None, 0),
             )
         }
-        Loaded::Invalid(e) => {
+        Some(Loaded::Ok(r)) => (Ok(r), state("ok", None, r.entries.len())),
+        Some(Loaded::Missing(_)) if !given => {
+            let why = format!("{reg_path} does not exist");
             notes.push(format!(
-                "registry unreadable: {e}; workers found by pattern only"
+                "no registry ({why}): no orchestrator; every worker found is judged standalone (--registry names an orchestrator's, --no-registry says there is none)"
             ));
             (
-                None,
-                RegistryState {
-                    path: reg_path.to_string(),
-                    state: "invalid",
-                    error: Some(e.to_string()),
-                    entries: 0,
-                },
-                e.to_string(),
+                Err(Absence::Standalone(why.clone())),
+                state("missing", Some(why), 0),
+            )
+        }
+        Some(Loaded::Missing(_)) => {
+            let why = format!("{reg_path} does not exist");
+            notes.push(format!(
+                "registry {why}: orphans cannot be told apart (set --registry or MLSDIAG_REGISTRY, or --no-registry when there is no orchestrator)"
+            ));
+            (
+                Err(Absence::Unknown(why.clone())),
+                state("missing", Some(why), 0),
+            )
+        }
+        Some(Loaded::Invalid(e)) => {
+            notes.push(format!(
+                "registry unreadable: {e}; workers found by discovery only"
+            ));
+            (
+                Err(Absence::Unknown(e.to_string())),
+                state("invalid", Some(e.to_string()), 0),
             )
         }
     }
+}
+
+/// What discovery searched and what to pass, for the note when no worker is found.
+fn searched(
+    search: &discover::Search,
+    found: &discover::Discovery,
+    registry: Option<&registry::Registry>,
+    state: &RegistryState,
+) -> String {
+    let reg = match registry {
+        Some(_) => format!("the registry {} lists none", state.path),
+        None if state.state == "off" => "no registry read (--no-registry)".to_string(),
+        None => format!(
+            "no registry read ({})",
+            state.error.as_deref().unwrap_or("")
+        ),
+    };
+    let unreadable = match found.unreadable {
+        0 => String::new(),
+        n => format!(
+            "; {n} other users' processes could not be searched for MLX (run as their user or as root)"
+        ),
+    };
+    format!(
+        "{}, and {reg}{unreadable}. {}",
+        search.describe(),
+        search.suggestion()
+    )
 }
 
 /// A hung worker's stacks, from the sources that never disturb it, matched against the known
@@ -280,6 +339,7 @@ fn ipc(
     platform: &dyn Platform,
     p: &crate::model::ProcessInfo,
     verdict: Verdict,
+    orchestrated: bool,
     notes: &mut Vec<String>,
 ) -> Option<crate::model::IpcSummary> {
     if p.is_zombie() || verdict == Verdict::Crashed {
@@ -287,7 +347,7 @@ fn ipc(
     }
     match platform.fds(p.pid, Some(&[p.ppid])) {
         Ok(fds) => {
-            let ipc = summarize(&fds, Some(p.ppid));
+            let ipc = summarize(&fds, Some(p.ppid), Some(orchestrated));
             notes.push(ipc.line());
             Some(ipc)
         }
@@ -330,6 +390,8 @@ struct Round<'a> {
     re: &'a regex::Regex,
     registry: Option<&'a registry::Registry>,
     registry_view: RegistryView<'a>,
+    /// The found orchestrators: a worker whose parent is one of them has an orchestrator.
+    orchestrators: &'a [u32],
     log: Option<&'a logs::Analysis>,
     /// GPU readings at the window's start and end, where the platform has a GPU source.
     gpu: Option<&'a (GpuReading, GpuReading)>,
@@ -347,7 +409,7 @@ impl Round<'_> {
         found: &[discover::Candidate],
         series: &[crate::sample::Series],
         before: &[Option<TokenRecord>],
-        pattern: &str,
+        searched: &str,
         notes: &mut Vec<String>,
     ) -> Vec<WorkerReport> {
         // Open requests of the log that some worker's share accounts for, by (file, line).
@@ -378,9 +440,7 @@ impl Round<'_> {
             })
             .collect();
         if workers.is_empty() {
-            notes.push(format!(
-                "no workers found: no process matches --pattern {pattern:?} and the registry lists none"
-            ));
+            notes.push(format!("no workers found: {searched}"));
         }
         if let Some(l) = self.log.filter(|l| l.workers_evicted > 0) {
             notes.push(format!(
@@ -472,11 +532,24 @@ impl Round<'_> {
                 &mut assessment_findings,
             );
         }
-        let ipc = last.and_then(|p| ipc(self.platform, p, assessment.verdict, &mut notes));
+        // An orchestrator's link is judged only where there is one: the registry lists the
+        // worker, or its parent is a found orchestrator.
+        let orchestrated =
+            entry.is_some() || last.is_some_and(|p| self.orchestrators.contains(&p.ppid));
+        let ipc = last.and_then(|p| {
+            ipc(
+                self.platform,
+                p,
+                assessment.verdict,
+                orchestrated,
+                &mut notes,
+            )
+        });
         WorkerReport {
             pid: cand.pid,
             name,
             registered: entry.is_some(),
+            found_by: cand.found_by.label(),
             model: entry.and_then(|e| e.model.clone()),
             ppid: last.map(|p| p.ppid),
             state: last.map(|p| p.state),
@@ -721,6 +794,7 @@ mod tests {
                     extra: Default::default(),
                 }),
                 matched: true,
+                found_by: discover::FoundBy::Pattern,
             })
             .collect();
         let series = procs

@@ -1,6 +1,7 @@
 //! A worker's channels judged: counts by kind, shared memory, the link to its parent, and the
 //! warnings the seed looked for by hand in `lsof` output (closed standard streams, a lost
-//! orchestrator).
+//! orchestrator). The link is judged only where there is an orchestrator: a standalone server
+//! (started by hand, launchd or systemd) has no channel to its parent, and that is no failure.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +18,8 @@ pub fn fds_report(
 ) -> anyhow::Result<(FdsReport, String)> {
     let p = platform.process(pid)?;
     let fds = platform.fds(pid, peers.then_some(&[][..]))?;
-    let ipc = summarize(&fds, Some(p.ppid));
+    // `fds PID` does not know whether the parent is an orchestrator: it says what it sees.
+    let ipc = summarize(&fds, Some(p.ppid), None);
     let report = FdsReport {
         schema_version: SCHEMA_VERSION,
         command: "fds",
@@ -29,8 +31,12 @@ pub fn fds_report(
     Ok((report, p.name))
 }
 
-/// Count channels and judge them: closed standard streams and a lost parent link are warnings.
-pub fn summarize(fds: &[FdInfo], parent: Option<u32>) -> IpcSummary {
+/// Count channels and judge them: closed standard streams are warnings, and so is a lost link
+/// to the orchestrator. `orchestrated`: whether the worker has one (listed in a registry, or
+/// its parent is a found orchestrator); `Some(false)` judges no link, `None` (not known)
+/// judges the parent as one. A worker whose output its parent sends to a file (a shell's or
+/// systemd's redirection) has no link to it by design.
+pub fn summarize(fds: &[FdInfo], parent: Option<u32>, orchestrated: Option<bool>) -> IpcSummary {
     let mut counts = BTreeMap::new();
     for f in fds {
         *counts.entry(f.kind).or_insert(0) += 1;
@@ -54,11 +60,15 @@ pub fn summarize(fds: &[FdInfo], parent: Option<u32>) -> IpcSummary {
             .filter(|f| f.peers.iter().any(|peer| peer.pid == p))
             .count()
     });
+    let output_to_file = fds
+        .iter()
+        .any(|f| (f.fd == 1 || f.fd == 2) && f.kind == FdKind::File);
     match (parent, channels_to_parent) {
+        _ if orchestrated == Some(false) => {}
         (Some(p), _) if p <= 1 => {
             warnings.push("parent is init/launchd: the orchestrator that owned these channels is gone".into())
         }
-        (Some(p), Some(0)) => warnings.push(format!(
+        (Some(p), Some(0)) if !output_to_file => warnings.push(format!(
             "no pipe or unix socket connects to parent PID {p}: orchestrator link missing = IPC failure"
         )),
         _ => {}
@@ -107,7 +117,7 @@ mod tests {
             fd(13, FdKind::UnixSocket, Some(10)),
             fd(14, FdKind::Shm, None),
         ];
-        let s = summarize(&fds, Some(10));
+        let s = summarize(&fds, Some(10), Some(true));
         assert_eq!(s.channels_to_parent, Some(3));
         assert!(s.warnings.is_empty(), "{:?}", s.warnings);
         assert_eq!(s.shm_objects, ["/mls_kv"]);
@@ -120,14 +130,47 @@ mod tests {
     #[test]
     fn missing_streams_and_lost_parent_are_warnings() {
         let fds = [fd(1, FdKind::Pipe, Some(99)), fd(2, FdKind::Pipe, None)];
-        let s = summarize(&fds, Some(10));
+        let s = summarize(&fds, Some(10), Some(true));
         assert!(
             s.warnings
                 .iter()
                 .any(|w| w.contains("fd 0 (stdin) is closed"))
         );
         assert!(s.warnings.iter().any(|w| w.contains("IPC failure")));
-        let orphan = summarize(&fds, Some(1));
+        let orphan = summarize(&fds, Some(1), Some(true));
         assert!(orphan.warnings.iter().any(|w| w.contains("init/launchd")));
+        // `fds PID` does not know: it judges the parent as the orchestrator.
+        assert!(
+            summarize(&fds, Some(10), None)
+                .warnings
+                .iter()
+                .any(|w| w.contains("IPC failure"))
+        );
+    }
+
+    #[test]
+    fn a_standalone_server_has_no_orchestrator_link_to_lose() {
+        // Started by hand, launchd or systemd: no channel to the parent, no warning about it.
+        let fds = [
+            fd(0, FdKind::Device, None),
+            fd(1, FdKind::Pipe, None),
+            fd(2, FdKind::Pipe, None),
+            fd(5, FdKind::Tcp, None),
+        ];
+        for parent in [1, 4120] {
+            let s = summarize(&fds, Some(parent), Some(false));
+            assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+            assert_eq!(s.channels_to_parent, (parent > 1).then_some(0));
+        }
+        // A parent that writes the worker's output to a file (`> server.log 2>&1`) is no
+        // IPC failure, even for a registered worker.
+        let to_file = [
+            fd(0, FdKind::Device, None),
+            fd(1, FdKind::File, None),
+            fd(2, FdKind::File, None),
+        ];
+        let s = summarize(&to_file, Some(4120), Some(true));
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        assert_eq!(s.channels_to_parent, Some(0));
     }
 }

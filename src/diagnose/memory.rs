@@ -3,10 +3,8 @@
 
 use std::time::Duration;
 
-use regex::Regex;
-
 use super::leak;
-use crate::discover::{pids_or_workers, worker_name};
+use crate::discover::{Search, pids_or_workers, worker_name};
 use crate::error::InspectError;
 use crate::model::{MemReport, MemSample, SCHEMA_VERSION, Status, WorkerMem};
 use crate::platform::Platform;
@@ -17,14 +15,15 @@ use crate::sample::sample;
 /// its status (UNKNOWN when a live worker could not be read).
 pub fn memory(
     platform: &dyn Platform,
-    re: &Regex,
+    search: &Search,
     reg: Option<&Registry>,
     pids: &[u32],
     (samples, interval): (usize, Duration),
     rule: &leak::Rule,
 ) -> anyhow::Result<(MemReport, Status)> {
     let system = platform.system_memory()?;
-    let pids = pids_or_workers(platform, re, reg, pids)?;
+    let pids = pids_or_workers(platform, search, reg, pids)?;
+    let re = search.regex();
     let window = interval * (samples as u32 - 1);
     let series = sample(platform, &pids, window, samples);
     let mut status = Status::Ok;

@@ -2,11 +2,9 @@
 //! same process (a start after `spawned_at`, or a command line the pattern no longer matches,
 //! means the PID was reused)? And the other way: live matching processes it does not list.
 
-use regex::Regex;
-
 use super::assess::Thresholds;
 use super::rules::crashed::identity_problems;
-use crate::discover::discover;
+use crate::discover::{Search, discover};
 use crate::error::InspectError;
 use crate::fmt::local_time;
 use crate::model::{EntryRow, Liveness, RegistryReport, SCHEMA_VERSION, Status, Unlisted};
@@ -16,9 +14,10 @@ use crate::registry::Registry;
 /// Every entry's liveness and the unlisted workers, with the status they add up to.
 pub fn check_registry(
     platform: &dyn Platform,
-    re: &Regex,
+    search: &Search,
     reg: &Registry,
 ) -> anyhow::Result<RegistryReport> {
+    let re = search.regex();
     let mut status = Status::Ok;
     let mut entries = Vec::new();
     for e in &reg.entries {
@@ -56,9 +55,10 @@ pub fn check_registry(
             detail,
         });
     }
-    let found = discover(platform, re, Some(reg))?;
+    let found = discover(platform, search, Some(reg))?;
     let mut unlisted = Vec::new();
-    for c in found.workers.iter().filter(|c| c.registered.is_none()) {
+    // Only the registry's kind of worker (`--pattern`, or MLS's) should be listed in it.
+    for c in (found.workers.iter()).filter(|c| c.registered.is_none() && c.matched) {
         if let Ok(p) = platform.process(c.pid) {
             unlisted.push(Unlisted {
                 pid: p.pid,

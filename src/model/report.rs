@@ -64,6 +64,10 @@ pub struct WorkerReport {
     pub pid: u32,
     pub name: String,
     pub registered: bool,
+    /// How discovery found it: `registry`, `pattern`, `known server: NAME` or `mlx loaded`
+    /// (empty in snapshots written before it was recorded).
+    #[serde(default)]
+    pub found_by: String,
     pub model: Option<String>,
     pub ppid: Option<u32>,
     pub state: Option<char>,

@@ -422,6 +422,67 @@ impl Platform for Macos {
         Ok(xnu::sigcatch(&buf).map(u64::from))
     }
 
+    fn exe_id(&self, pid: u32) -> Result<Option<(u64, u64)>, InspectError> {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::MetadataExt;
+        let mut buf = vec![0u8; libc::PROC_PIDPATHINFO_MAXSIZE as usize];
+        // SAFETY: `buf` is writable for its whole length, which is the size passed.
+        let n =
+            unsafe { libc::proc_pidpath(pid as i32, buf.as_mut_ptr().cast(), buf.len() as u32) };
+        if n <= 0 {
+            return Err(self.map_err(pid, "proc_pidpath", io::Error::last_os_error()));
+        }
+        let path = std::ffi::OsStr::from_bytes(&buf[..n as usize]);
+        let m = std::fs::metadata(path).map_err(|e| self.map_err(pid, "proc_pidpath", e))?;
+        Ok(Some((m.dev() as u64, m.ino())))
+    }
+
+    fn mlx_image(&self, pid: u32, argv: &[String]) -> Result<Option<String>, InspectError> {
+        // One proc_pidinfo call per file-backed region (a Python process has hundreds): only
+        // processes that may load MLX, by their command line, or by their executable when a
+        // title rewrote the command line, are read.
+        if !crate::discover::may_load_mlx(argv, None) {
+            if !crate::discover::retitled(argv) {
+                return Ok(None);
+            }
+            let mut buf = vec![0u8; libc::PROC_PIDPATHINFO_MAXSIZE as usize];
+            // SAFETY: `buf` is writable for its whole length, which is the size passed.
+            let n = unsafe {
+                libc::proc_pidpath(pid as i32, buf.as_mut_ptr().cast(), buf.len() as u32)
+            };
+            let exe = String::from_utf8_lossy(&buf[..n.max(0) as usize]);
+            if !crate::discover::may_load_mlx(&[], Some(&exe)) {
+                return Ok(None);
+            }
+        }
+        let mut addr = 0u64;
+        // A bound on the calls, whatever the kernel answers.
+        for _ in 0..65_536 {
+            let r =
+                match pidinfo::<xnu::RegionWithPathInfo>(pid, xnu::PROC_PIDREGIONPATHINFO2, addr) {
+                    Ok(r) => r,
+                    // EINVAL: no file-backed region at or after `addr`, the end of the list.
+                    Err(e) => {
+                        return match e.raw_os_error() {
+                            Some(libc::EPERM | libc::EACCES | libc::ESRCH) => {
+                                Err(self.map_err(pid, "proc_pidinfo(PROC_PIDREGIONPATHINFO2)", e))
+                            }
+                            _ => Ok(None),
+                        };
+                    }
+                };
+            let path = xnu::c_chars(&r.vip_path);
+            if crate::discover::is_mlx_image(&path) {
+                return Ok(Some(path));
+            }
+            let Some(next) = r.next_address(addr) else {
+                break;
+            };
+            addr = next;
+        }
+        Ok(None)
+    }
+
     fn gpu(
         &self,
         pids: &[u32],

@@ -56,6 +56,22 @@ pub trait Platform: Send + Sync {
     fn gpu(&self, _pids: &[u32], _since: Option<DateTime<Utc>>) -> Option<GpuReading> {
         None
     }
+    /// The identity of the process's executable file, `(device, inode)`: processes running
+    /// the same program have the same one, whatever their arguments (discovery never counts
+    /// mlsdiag's own processes). `None` where the OS or a recording cannot say.
+    fn exe_id(&self, _pid: u32) -> Result<Option<(u64, u64)>, InspectError> {
+        Ok(None)
+    }
+    /// The first file mapped into the process (Linux: `/proc/PID/maps`; macOS: the loaded
+    /// images) that is MLX ([`crate::discover::is_mlx_image`]): libmlx or MLX's Python
+    /// extension. `Ok(None)`: none, or the platform cannot say (a recording); a permission
+    /// error for another user's process. `argv` is the process's argument vector: reading the
+    /// mapped files is costly (Linux ~60 µs a process, macOS one call per image), so only
+    /// processes that may load MLX by their command line or executable
+    /// ([`crate::discover::may_load_mlx`]) are read; for the others `Ok(None)`.
+    fn mlx_image(&self, _pid: u32, _argv: &[String]) -> Result<Option<String>, InspectError> {
+        Ok(None)
+    }
 }
 
 /// Who holds each pipe or socket object: kernel object id → `(pid, fd)`.

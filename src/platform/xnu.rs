@@ -316,6 +316,63 @@ pub fn tcp_state(state: i32) -> &'static str {
     }
 }
 
+// ---- loaded images: PROC_PIDREGIONPATHINFO2 (sys/proc_info.h), for discovery ----
+
+/// `proc_pidinfo` flavor: the first region at or after the address that a file (vnode) backs,
+/// with that file's path (`struct proc_regionwithpathinfo`); EINVAL past the last one.
+pub const PROC_PIDREGIONPATHINFO2: i32 = 22;
+
+/// `struct proc_regioninfo`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcRegionInfo {
+    pub pri_protection: u32,
+    pub pri_max_protection: u32,
+    pub pri_inheritance: u32,
+    pub pri_flags: u32,
+    pub pri_offset: u64,
+    pub pri_behavior: u32,
+    pub pri_user_wired_count: u32,
+    pub pri_user_tag: u32,
+    pub pri_pages_resident: u32,
+    pub pri_pages_shared_now_private: u32,
+    pub pri_pages_swapped_out: u32,
+    pub pri_pages_dirtied: u32,
+    pub pri_ref_count: u32,
+    pub pri_shadow_depth: u32,
+    pub pri_share_mode: u32,
+    pub pri_private_pages_resident: u32,
+    pub pri_shared_pages_resident: u32,
+    pub pri_obj_id: u32,
+    pub pri_depth: u32,
+    pub pri_address: u64,
+    pub pri_size: u64,
+}
+
+/// `struct proc_regionwithpathinfo`: the region, then `struct vnode_info_path` (its file's
+/// `vnode_info` and path).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct RegionWithPathInfo {
+    pub prp_prinfo: ProcRegionInfo,
+    pub vi_stat: VinfoStat,
+    pub vi_type: i32,
+    pub vi_pad: i32,
+    pub vi_fsid: [i32; 2],
+    pub vip_path: [c_char; MAXPATHLEN],
+}
+
+impl RegionWithPathInfo {
+    /// Where the next region may start: this one's end (`None` when it does not advance).
+    pub fn next_address(&self, asked: u64) -> Option<u64> {
+        let end = self
+            .prp_prinfo
+            .pri_address
+            .saturating_add(self.prp_prinfo.pri_size);
+        (end > asked).then_some(end)
+    }
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -445,6 +502,30 @@ mod tests {
         assert_eq!(std::mem::offset_of!(PipeFdInfo, pipe_handle), 160);
         assert_eq!(std::mem::offset_of!(PshmFdInfo, pshm_name), 168);
         assert_eq!(std::mem::offset_of!(VnodeFdInfoWithPath, vip_path), 176);
+    }
+
+    #[test]
+    fn region_structs_match_xnu() {
+        // sizeof(struct proc_regioninfo) and sizeof(struct proc_regionwithpathinfo), LP64.
+        assert_eq!(size_of::<ProcRegionInfo>(), 96);
+        assert_eq!(std::mem::offset_of!(ProcRegionInfo, pri_address), 80);
+        assert_eq!(size_of::<RegionWithPathInfo>(), 1272);
+        assert_eq!(std::mem::offset_of!(RegionWithPathInfo, vip_path), 248);
+        let mut r = RegionWithPathInfo {
+            prp_prinfo: ProcRegionInfo {
+                pri_address: 0x1000,
+                pri_size: 0x2000,
+                ..Default::default()
+            },
+            vi_stat: Default::default(),
+            vi_type: 0,
+            vi_pad: 0,
+            vi_fsid: [0; 2],
+            vip_path: [0; MAXPATHLEN],
+        };
+        assert_eq!(r.next_address(0), Some(0x3000));
+        r.prp_prinfo.pri_size = 0;
+        assert_eq!(r.next_address(0x1000), None);
     }
 
     #[test]

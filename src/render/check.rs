@@ -71,9 +71,14 @@ pub fn check(r: &CheckReport, st: &Style, out: &mut dyn Write) -> std::io::Resul
         writeln!(out, "{t}")?;
         writeln!(out)?;
         for w in &r.workers {
+            let found = if w.found_by.is_empty() {
+                String::new()
+            } else {
+                format!(" (found by {})", w.found_by)
+            };
             writeln!(
                 out,
-                "PID {} {}: {}",
+                "PID {} {}: {}{found}",
                 w.pid,
                 clip_name(&w.name),
                 w.verdict.label().to_uppercase()

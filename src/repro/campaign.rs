@@ -39,8 +39,8 @@ pub struct ReproOptions {
     pub model_name: Option<String>,
     /// The server's log, for the snapshots of its workers.
     pub log: Option<PathBuf>,
-    /// How the server's workers are found for their snapshots.
-    pub pattern: String,
+    /// How the server's workers are found for their snapshots (`None`: automatic discovery).
+    pub pattern: Option<String>,
     pub registry: PathBuf,
     pub keep_hung: bool,
     pub load_timeout: Duration,
@@ -199,7 +199,7 @@ impl Target {
 fn snapshot(
     platform: &dyn Platform,
     dir: &Path,
-    (pattern, registry): (String, PathBuf),
+    (pattern, registry): (Option<String>, PathBuf),
     log: Option<PathBuf>,
     hung_after: Duration,
     pids: Vec<u32>,
@@ -230,10 +230,10 @@ fn snapshot(
 
 /// How the runner's process is found again for its snapshot: by its own command line
 /// (pattern, registry).
-fn runner_discovery(exe: &Path, out_dir: &Path) -> (String, PathBuf) {
+fn runner_discovery(exe: &Path, out_dir: &Path) -> (Option<String>, PathBuf) {
     let name = exe.file_name().unwrap_or(exe.as_os_str()).to_string_lossy();
     (
-        format!("{} serve --model", regex::escape(&name)),
+        Some(format!("{} serve --model", regex::escape(&name))),
         // Runners are in no orchestrator's registry.
         out_dir.join("no-registry.json"),
     )

@@ -102,6 +102,8 @@ struct Worker {
     pid: u32,
     name: String,
     registered: bool,
+    /// How discovery found it: `registry`, `pattern`, `known server: NAME`, `mlx loaded`.
+    found_by: String,
     model: Option<String>,
     ppid: Option<u32>,
     state: Option<char>,

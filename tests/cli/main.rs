@@ -15,6 +15,7 @@ mod attribution;
 mod check;
 mod contract;
 mod demo;
+mod discovery;
 mod docs;
 mod evidence;
 mod fleet;

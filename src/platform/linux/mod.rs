@@ -98,6 +98,27 @@ impl Linux {
         }
     }
 
+    /// A failed read of `/proc/PID/<file>` as the neutral error: gone, denied, or other.
+    fn read_error(&self, pid: u32, file: &str, e: std::io::Error) -> InspectError {
+        let path = format!("/proc/{pid}/{file}");
+        match e.kind() {
+            _ if e.raw_os_error() == Some(libc::ESRCH) => InspectError::Gone { pid },
+            std::io::ErrorKind::NotFound if !self.root.join(pid.to_string()).exists() => {
+                InspectError::Gone { pid }
+            }
+            std::io::ErrorKind::PermissionDenied => InspectError::PermissionDenied {
+                pid,
+                path,
+                remedy: permission_remedy(self.owner(pid)),
+            },
+            _ => InspectError::Io {
+                pid,
+                path,
+                message: e.to_string(),
+            },
+        }
+    }
+
     fn owner(&self, pid: u32) -> Option<u32> {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(self.root.join(pid.to_string()))
@@ -436,6 +457,36 @@ impl Platform for Linux {
             },
         })?;
         Ok(parse_sigcgt(&text))
+    }
+
+    fn exe_id(&self, pid: u32) -> Result<Option<(u64, u64)>, InspectError> {
+        use std::os::unix::fs::MetadataExt;
+        // The link's target: the file the process runs (also after it was replaced on disk).
+        let m = std::fs::metadata(self.root.join(format!("{pid}/exe")))
+            .map_err(|e| self.read_error(pid, "exe", e))?;
+        Ok(Some((m.dev(), m.ino())))
+    }
+
+    fn mlx_image(&self, pid: u32, argv: &[String]) -> Result<Option<String>, InspectError> {
+        // Only processes that may load MLX, by their command line, or by their executable when
+        // a title rewrote the command line: the maps of every process cost ~60 µs each.
+        if !crate::discover::may_load_mlx(argv, None) {
+            if !crate::discover::retitled(argv) {
+                return Ok(None);
+            }
+            let exe = std::fs::read_link(self.root.join(format!("{pid}/exe")))
+                .map_err(|e| self.read_error(pid, "exe", e));
+            match exe {
+                Ok(exe) if crate::discover::may_load_mlx(&[], exe.to_str()) => {}
+                Err(e @ InspectError::PermissionDenied { .. }) => return Err(e),
+                _ => return Ok(None),
+            }
+        }
+        // One read of the text (the kernel writes it as it is read); only lines holding "mlx"
+        // are parsed. Another user's maps cannot be opened without root: a permission error.
+        let maps = std::fs::read(self.root.join(format!("{pid}/maps")))
+            .map_err(|e| self.read_error(pid, "maps", e))?;
+        Ok(crate::discover::mlx_image_in_maps(&maps).map(str::to_string))
     }
 
     fn gpu(
