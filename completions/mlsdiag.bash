@@ -253,7 +253,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__check)
-            opts="-h --pattern --registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --textfile --json --color --fixture --help"
+            opts="-h --pattern --registry --no-registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --textfile --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1179,7 +1179,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__snapshot)
-            opts="-h --pattern --registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --dir --quiet --on-finding --keep --max-age --tail --json --color --fixture --help"
+            opts="-h --pattern --registry --no-registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --dir --quiet --on-finding --keep --max-age --tail --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1313,7 +1313,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__top)
-            opts="-h --pattern --registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --interval --leak-span --dir --tail --threads-window --once --json --color --fixture --help"
+            opts="-h --pattern --registry --no-registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --interval --leak-span --dir --tail --threads-window --once --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1399,7 +1399,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__watch)
-            opts="-h --pattern --registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --interval --rounds --leak-span --dir --no-snapshot --tail --on-finding --hook-timeout --restart-hung --grace --textfile --listen --json --color --fixture --help"
+            opts="-h --pattern --registry --no-registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --interval --rounds --leak-span --dir --no-snapshot --tail --on-finding --hook-timeout --restart-hung --grace --textfile --listen --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -53,8 +53,8 @@ complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "man" -d 'Print the 
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "__demo-orchestrator" -d '(internal) the demo\'s orchestrator process'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "__demo-worker" -d '(internal) one demo worker process'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l pattern -d 'Regex matched against each process\'s full command line' -r
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l registry -d 'The orchestrator\'s worker registry (JSON)' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l pattern -d 'Regex matched against each process\'s full command line [default: MLS\'s workers (mlx-server-v3), known MLX servers (mlx_lm.server, …) and every process with MLX loaded]' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l registry -d 'The orchestrator\'s worker registry (JSON); none at the default path = no orchestrator' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l log -d 'MLS server log; in-flight requests in it are what proves a hang' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l window -d 'Sampling window for CPU%, thread states and memory growth' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l leak-window -d 'Window for the memory trend, when longer than --window' -r
@@ -69,10 +69,11 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l color -d 'When
 always\t''
 never\t''"
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l no-registry -d 'There is no orchestrator: read no registry, judge every worker found on its own'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -s h -l help -d 'Print help'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l pattern -d 'Regex matched against each process\'s full command line' -r
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l registry -d 'The orchestrator\'s worker registry (JSON)' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l pattern -d 'Regex matched against each process\'s full command line [default: MLS\'s workers (mlx-server-v3), known MLX servers (mlx_lm.server, …) and every process with MLX loaded]' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l registry -d 'The orchestrator\'s worker registry (JSON); none at the default path = no orchestrator' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l log -d 'MLS server log; in-flight requests in it are what proves a hang' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l window -d 'Sampling window for CPU%, thread states and memory growth' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l leak-window -d 'Window for the memory trend, when longer than --window' -r
@@ -96,12 +97,13 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l color -d 'When
 always\t''
 never\t''"
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l no-registry -d 'There is no orchestrator: read no registry, judge every worker found on its own'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l no-snapshot -d 'Take no snapshots'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l restart-hung -d 'End a hung worker (SIGTERM, then SIGKILL after --grace) once its snapshot is on disk'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -s h -l help -d 'Print help'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand top" -l pattern -d 'Regex matched against each process\'s full command line' -r
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand top" -l registry -d 'The orchestrator\'s worker registry (JSON)' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand top" -l pattern -d 'Regex matched against each process\'s full command line [default: MLS\'s workers (mlx-server-v3), known MLX servers (mlx_lm.server, …) and every process with MLX loaded]' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand top" -l registry -d 'The orchestrator\'s worker registry (JSON); none at the default path = no orchestrator' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand top" -l log -d 'MLS server log; in-flight requests in it are what proves a hang' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand top" -l window -d 'Sampling window for CPU%, thread states and memory growth' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand top" -l leak-window -d 'Window for the memory trend, when longer than --window' -r
@@ -120,6 +122,7 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand top" -l color -d 'When t
 always\t''
 never\t''"
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand top" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand top" -l no-registry -d 'There is no orchestrator: read no registry, judge every worker found on its own'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand top" -l once -d 'Print one frame to stdout (COLUMNS wide, 120 off a terminal) and exit with check\'s exit code'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand top" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand top" -s h -l help -d 'Print help'
@@ -159,8 +162,8 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand stacks" -l signal -d 'Se
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand stacks" -l no-native -d 'Do not run macOS `sample` (it suspends the worker briefly at each sample)'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand stacks" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand stacks" -s h -l help -d 'Print help'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand registry" -l pattern -d 'Regex matched against each process\'s full command line' -r
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand registry" -l registry -d 'The orchestrator\'s worker registry (JSON)' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand registry" -l pattern -d 'Regex matched against each process\'s full command line [default: MLS\'s workers (mlx-server-v3), known MLX servers (mlx_lm.server, …) and every process with MLX loaded]' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand registry" -l registry -d 'The orchestrator\'s worker registry (JSON); none at the default path = no orchestrator' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand registry" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -184,8 +187,8 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand logs" -l strict -d 'Repo
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand logs" -l jsonl -d 'One JSON event per line, as they are read, instead of the summary'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand logs" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand logs" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l pattern -d 'Regex matched against each process\'s full command line' -r
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l registry -d 'The orchestrator\'s worker registry (JSON)' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l pattern -d 'Regex matched against each process\'s full command line [default: MLS\'s workers (mlx-server-v3), known MLX servers (mlx_lm.server, …) and every process with MLX loaded]' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l registry -d 'The orchestrator\'s worker registry (JSON); none at the default path = no orchestrator' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l samples -d 'Number of readings; with more than one a series and trend are printed' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l interval -d 'Time between readings' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand mem" -l leak-threshold -d 'Baseline growth (MiB/min, Theil–Sen) above which memory counts as leaking' -r
@@ -206,8 +209,8 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand demo" -l fixture -d 'Rea
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand demo" -l keep -d 'Leave the simulated server running and print how to inspect and stop it'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand demo" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand demo" -s h -l help -d 'Print help'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l pattern -d 'Regex matched against each process\'s full command line' -r
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l registry -d 'The orchestrator\'s worker registry (JSON)' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l pattern -d 'Regex matched against each process\'s full command line [default: MLS\'s workers (mlx-server-v3), known MLX servers (mlx_lm.server, …) and every process with MLX loaded]' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l registry -d 'The orchestrator\'s worker registry (JSON); none at the default path = no orchestrator' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l log -d 'MLS server log; in-flight requests in it are what proves a hang' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l window -d 'Sampling window for CPU%, thread states and memory growth' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l leak-window -d 'Window for the memory trend, when longer than --window' -r
@@ -225,6 +228,7 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l color -d 'W
 always\t''
 never\t''"
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l no-registry -d 'There is no orchestrator: read no registry, judge every worker found on its own'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l quiet -d 'Print nothing when every worker is healthy (for cron)'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l on-finding -d 'Only snapshot workers that are not healthy'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l json -d 'Print one JSON document (with schema_version) instead of tables'
@@ -261,8 +265,8 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l target-rate -d
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l out -d 'Where stall snapshots (and, with --model, runs.log) go (default: ./mlsdiag-repro-<time>)' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l model-name -d '`model` field to send to the endpoint' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l log -d 'The server log, saved with each stall snapshot' -r -F
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l pattern -d 'Regex matched against each process\'s full command line' -r
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l registry -d 'The orchestrator\'s worker registry (JSON)' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l pattern -d 'Regex matched against each process\'s full command line [default: MLS\'s workers (mlx-server-v3), known MLX servers (mlx_lm.server, …) and every process with MLX loaded]' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l registry -d 'The orchestrator\'s worker registry (JSON); none at the default path = no orchestrator' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l load-timeout -d 'How long a runner may take to load the checkpoint' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l temperature -d 'Sampling temperature for requests that do not set one (0 = greedy)' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l top-p -d 'Nucleus sampling for requests that do not set `top_p`' -r
@@ -275,8 +279,8 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l fixture -d 'Re
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l keep-hung -d 'Leave a hung runner alive and print its PID, instead of killing it'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand repro" -s h -l help -d 'Print help'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand record" -l pattern -d 'Regex matched against each process\'s full command line' -r
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand record" -l registry -d 'The orchestrator\'s worker registry (JSON)' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand record" -l pattern -d 'Regex matched against each process\'s full command line [default: MLS\'s workers (mlx-server-v3), known MLX servers (mlx_lm.server, …) and every process with MLX loaded]' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand record" -l registry -d 'The orchestrator\'s worker registry (JSON); none at the default path = no orchestrator' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand record" -s o -l output -d 'The recording to create (never overwritten)' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand record" -l samples -d 'Number of readings of each process' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand record" -l interval -d 'Time between readings' -r
