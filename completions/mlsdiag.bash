@@ -253,7 +253,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__check)
-            opts="-h --pattern --registry --no-registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --textfile --json --color --fixture --help"
+            opts="-h --pattern --registry --no-registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --probe --textfile --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -300,6 +300,10 @@ _mlsdiag() {
                     return 0
                     ;;
                 --history)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1179,7 +1183,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__snapshot)
-            opts="-h --pattern --registry --no-registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --dir --quiet --on-finding --keep --max-age --tail --json --color --fixture --help"
+            opts="-h --pattern --registry --no-registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --probe --dir --quiet --on-finding --keep --max-age --tail --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1226,6 +1230,10 @@ _mlsdiag() {
                     return 0
                     ;;
                 --history)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1313,7 +1321,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__top)
-            opts="-h --pattern --registry --no-registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --interval --leak-span --dir --tail --threads-window --once --json --color --fixture --help"
+            opts="-h --pattern --registry --no-registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --probe --interval --leak-span --dir --tail --threads-window --once --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1360,6 +1368,10 @@ _mlsdiag() {
                     return 0
                     ;;
                 --history)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1399,7 +1411,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__watch)
-            opts="-h --pattern --registry --no-registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --interval --rounds --leak-span --dir --no-snapshot --tail --on-finding --hook-timeout --restart-hung --grace --textfile --listen --json --color --fixture --help"
+            opts="-h --pattern --registry --no-registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --probe --interval --rounds --leak-span --dir --no-snapshot --tail --on-finding --hook-timeout --restart-hung --grace --textfile --listen --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1446,6 +1458,10 @@ _mlsdiag() {
                     return 0
                     ;;
                 --history)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

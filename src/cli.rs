@@ -179,6 +179,12 @@ pub struct CheckArgs {
     /// Also judge workers by the snapshots in this directory (memory trend, frozen CPU time)
     #[arg(long, value_name = "DIR")]
     pub history: Option<PathBuf>,
+    /// Send the server at URL (http://HOST:PORT[/PATH]) one OpenAI-compatible completion of
+    /// one token, deadline --hung-after: no answer while its CPU and GPU stay idle is a hang, an
+    /// answer shows generation works. It costs the server one generation (watch: each round);
+    /// never sent by default
+    #[arg(long, value_name = "URL")]
+    pub probe: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -212,6 +218,7 @@ impl From<&CheckArgs> for crate::diagnose::check::CheckOptions {
             leak: a.leak.rule(),
             progress_cpu: a.progress_cpu,
             history: a.history.clone(),
+            probe: a.probe.clone(),
         }
     }
 }

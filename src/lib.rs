@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod model;
 pub mod output;
 pub mod platform;
+pub mod probe;
 pub mod progress;
 pub mod registry;
 pub mod render;

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::actions::{Restart, hook, restart};
-use crate::diagnose::check::{CheckOptions, check_from};
+use crate::diagnose::check::{CheckOptions, check_probed};
 use crate::diagnose::rounds::{Key, Timing, Tracked, fold_rounds};
 use crate::logs::Outcome;
 use crate::logs::follow::Follower;
@@ -76,6 +76,9 @@ pub struct Watcher {
     /// The first live round's wall time and monotonic instant: later rounds are timed from
     /// them by the monotonic clock (see [`fold_rounds`]).
     clock: Option<(chrono::DateTime<chrono::Utc>, Instant)>,
+    /// `--probe`: at most one in flight per server, across rounds; a round sends the next one
+    /// only after an earlier round reported the last one's outcome.
+    probes: crate::probe::Probes,
 }
 
 impl Watcher {
@@ -91,6 +94,7 @@ impl Watcher {
             restarted: BTreeSet::new(),
             follower,
             clock: None,
+            probes: crate::probe::Probes::new(),
         }
     }
 
@@ -103,7 +107,8 @@ impl Watcher {
     pub fn round(&mut self, platform: &dyn Platform) -> anyhow::Result<Round> {
         let started = Instant::now();
         let log = self.follower.as_mut().map(|f| f.update()).transpose()?;
-        let (mut report, outcome) = check_from(&self.opts.check, platform, log)?;
+        let (mut report, outcome) =
+            check_probed(&self.opts.check, platform, log, &self.probes, false)?;
         let took = started.elapsed();
         let (at, timing) = if platform.live() {
             let (wall, mono) = *self.clock.get_or_insert((report.generated_at, started));

@@ -108,6 +108,8 @@ fn the_seed_incident_is_diagnosed_hung() {
             heartbeat: None,
             tokens: None,
             gpu: None,
+            connections: None,
+            probe: None,
         },
         &Thresholds::default(),
     );

@@ -1,8 +1,9 @@
 //! Verdicts: healthy, hung, crashed, orphan, leaking (or unknown), each with its evidence.
 //!
 //! This is the seed's decision tree made strict. An idle worker also sleeps at 0% CPU, so "hung"
-//! needs proof of work in flight without progress: a request logged and never finished, older
-//! than `--hung-after`, while CPU time did not advance and no thread ran. A registry PID is only
+//! needs proof of work in flight without progress: a request logged and never finished, a
+//! connection whose request got no response, or an unanswered `--probe`, older than
+//! `--hung-after`, while CPU time did not advance and no thread ran. A registry PID is only
 //! trusted after its start time and command line are compared. Pure logic over recorded
 //! readings, so it is tested on any OS, including on macOS data recorded as fixtures.
 
@@ -73,6 +74,11 @@ pub struct Observation<'a> {
     pub tokens: Option<&'a crate::model::TokenProgress>,
     /// The worker's GPU use over the window (NVML, IORegistry).
     pub gpu: Option<&'a crate::model::GpuUsage>,
+    /// The worker's TCP connections from the kernel's socket table, where they were read:
+    /// one awaiting its response is work in flight.
+    pub connections: Option<&'a crate::model::Connections>,
+    /// The `--probe` request to the worker's server, where one was sent.
+    pub probe: Option<&'a crate::model::ProbeReport>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -239,6 +245,8 @@ mod tests {
             heartbeat: None,
             tokens: None,
             gpu: None,
+            connections: None,
+            probe: None,
         }
     }
 
@@ -781,6 +789,243 @@ mod tests {
             a.findings.iter().any(|f| f.verdict == Verdict::Unknown
                 && f.evidence[0].contains("clock skew: the token record")),
             "{a:#?}"
+        );
+    }
+
+    /// An accepted connection of the seed's worker: a request of `rx` bytes in, `tx` out, its
+    /// last byte in `recv_s` and out `sent_s` seconds before the reading.
+    fn conn(peer: &str, recv_s: u64, sent_s: u64, rx: u64, tx: u64) -> crate::model::TcpConnection {
+        crate::model::TcpConnection {
+            fd: Some(12),
+            local: "127.0.0.1:8080".into(),
+            peer: peer.into(),
+            state: "established".into(),
+            accepted: true,
+            last_recv_ms: Some(recv_s * 1000),
+            last_sent_ms: Some(sent_s * 1000),
+            bytes_received: Some(rx),
+            bytes_sent: Some(tx),
+            rx_queue: Some(0),
+            tx_queue: Some(0),
+            server_reading: None,
+        }
+    }
+
+    fn hung_evidence(a: &Assessment) -> String {
+        a.findings
+            .iter()
+            .find(|f| f.verdict == Verdict::Hung)
+            .map(|f| f.evidence.join("\n"))
+            .unwrap_or_else(|| panic!("no hang: {a:#?}"))
+    }
+
+    fn sockets(conns: Vec<crate::model::TcpConnection>) -> crate::model::Connections {
+        crate::model::Connections {
+            listening: vec!["127.0.0.1:8080".into()],
+            accepted: conns,
+            left_out: 0,
+            error: None,
+        }
+    }
+
+    fn probe(state: crate::model::ProbeState, age_secs: f64) -> crate::model::ProbeReport {
+        let now = Utc.with_ymd_and_hms(2026, 1, 6, 7, 2, 46).unwrap();
+        crate::model::ProbeReport {
+            url: "http://127.0.0.1:8080".into(),
+            sent_at: now - chrono::Duration::milliseconds((age_secs * 1000.0) as i64),
+            state,
+            age_secs,
+            deadline_secs: 300.0,
+            first_byte_secs: None,
+            first_token_secs: (state == crate::model::ProbeState::Answered).then_some(0.2),
+            seconds: (state != crate::model::ProbeState::InFlight).then_some(age_secs),
+            error: (state == crate::model::ProbeState::Failed)
+                .then(|| "HTTP 404: generation thread died".to_string()),
+            local: Some("127.0.0.1:40000".into()),
+        }
+    }
+
+    #[test]
+    fn a_connection_awaiting_its_response_is_work_in_flight_without_a_log() {
+        let re = Regex::new("mlx_lm").unwrap();
+        let idle = idle_series();
+        // A request of 300 bytes came in 10 minutes ago; nothing went back.
+        let waiting = sockets(vec![
+            conn("127.0.0.1:50001", 600, 600, 300, 0),
+            conn("127.0.0.1:50002", 400, 400, 280, 0),
+        ]);
+        let mut o = observe(&idle, None, None, &re);
+        o.connections = Some(&waiting);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(
+            (a.verdict, a.activity),
+            (Verdict::Hung, Activity::Stalled),
+            "{a:#?}"
+        );
+        assert_eq!(rule(&a).len(), 6, "no probe, no probe condition: {a:#?}");
+        assert!(rule(&a).iter().all(|(_, held)| *held));
+        let ev = hung_evidence(&a);
+        assert!(
+            ev.contains("connection from 127.0.0.1:50001 to 127.0.0.1:8080")
+                && ev.contains("its request arrived 10m00s ago and nothing was sent back since")
+                && ev.contains("300 B received, 0 B sent")
+                && ev.contains(
+                    "1 more connection(s) awaiting a response: 127.0.0.1:50002 waiting 6m40s"
+                ),
+            "{ev}"
+        );
+        let work = &a.hung_rule[0];
+        assert!(work.fact.contains("(socket table)"), "{work:?}");
+        // The same at 100% CPU: a long generation, working.
+        let hot = hot_series();
+        let mut o = observe(&hot, None, None, &re);
+        o.connections = Some(&waiting);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(
+            (a.verdict, a.activity),
+            (Verdict::Healthy, Activity::Working),
+            "{a:#?}"
+        );
+        assert!(!held(&a, "CPU still") && held(&a, "work in flight"));
+        // Young: 3 s in, stalled but not hung.
+        let young = sockets(vec![conn("127.0.0.1:50001", 3, 3, 300, 0)]);
+        let mut o = observe(&idle, None, None, &re);
+        o.connections = Some(&young);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(
+            (a.verdict, a.activity),
+            (Verdict::Healthy, Activity::Stalled),
+            "{a:#?}"
+        );
+        assert!(!held(&a, "older than --hung-after"));
+    }
+
+    #[test]
+    fn what_the_socket_table_cannot_tell_apart_is_context_not_proof() {
+        let re = Regex::new("mlx_lm").unwrap();
+        let idle = idle_series();
+        // Data sent after the request, then 20 minutes of quiet: a keep-alive at rest, a stream
+        // between tokens or one that stopped. And a request the server is still reading (a
+        // partial request, slowloris). And one connection opened with nothing sent yet.
+        let mut reading = conn("127.0.0.1:50003", 900, 900, 40, 0);
+        reading.server_reading = Some(true);
+        let ctx = sockets(vec![
+            conn("127.0.0.1:50001", 1300, 1200, 300, 9000),
+            reading,
+            conn("127.0.0.1:50004", 900, 900, 0, 0),
+        ]);
+        let mut o = observe(&idle, None, None, &re);
+        o.connections = Some(&ctx);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(
+            (a.verdict, a.activity),
+            (Verdict::Healthy, Activity::Idle),
+            "{a:#?}"
+        );
+        assert!(a.hung_rule.is_empty());
+        let notes = a.notes.join("\n");
+        assert!(
+            notes.contains("data last sent 20m00s ago, after its request: a keep-alive connection at rest, a stream between tokens and a streamed response that stopped look alike"),
+            "{notes}"
+        );
+        assert!(
+            notes.contains("slowloris") && notes.contains("not work in flight"),
+            "{notes}"
+        );
+        assert!(
+            notes.contains("no request waiting for a response in the socket table (3 accepted connection(s), listening on 127.0.0.1:8080)"),
+            "{notes}"
+        );
+        // A socket table that could not be read is said, and proves nothing.
+        let unknown =
+            crate::model::Connections::unknown("PID 1 is in another network namespace".into());
+        let mut o = observe(&idle, None, None, &re);
+        o.connections = Some(&unknown);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(a.verdict, Verdict::Healthy);
+        assert!(
+            a.notes
+                .iter()
+                .any(|n| n.contains("socket table unknown: PID 1 is in another"))
+        );
+    }
+
+    #[test]
+    fn an_unanswered_probe_is_work_in_flight_and_an_answer_is_progress() {
+        use crate::model::ProbeState;
+        let re = Regex::new("mlx_lm").unwrap();
+        let re_seed = Regex::new("mlx-server-v3").unwrap();
+        let idle = idle_series();
+        // No answer within --hung-after, the CPU and GPU idle: hung, with the probe's timings.
+        let silent = probe(ProbeState::NoAnswer, 300.0);
+        // The probe's own connection is in the socket table too: not counted twice.
+        let own = sockets(vec![conn("127.0.0.1:40000", 300, 300, 200, 0)]);
+        let mut o = observe(&idle, None, None, &re);
+        o.probe = Some(&silent);
+        o.connections = Some(&own);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(
+            (a.verdict, a.activity),
+            (Verdict::Hung, Activity::Stalled),
+            "{a:#?}"
+        );
+        assert_eq!(rule(&a).len(), 7, "{a:#?}");
+        assert!(held(&a, "no answer to the probe"));
+        let ev = hung_evidence(&a);
+        assert!(
+            ev.contains("the probe http://127.0.0.1:8080 (max_tokens 1) sent 5m00s ago")
+                && ev.contains("no answer within --hung-after 5m00s (first byte none, first token none, given up after 300.00s)")
+                && !ev.contains("127.0.0.1:40000"),
+            "{ev}"
+        );
+        // Still in flight and young: stalled, not yet.
+        let young = probe(ProbeState::InFlight, 2.0);
+        let mut o = observe(&idle, None, None, &re);
+        o.probe = Some(&young);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(
+            (a.verdict, a.activity),
+            (Verdict::Healthy, Activity::Stalled),
+            "{a:#?}"
+        );
+        // The seed's old logged request, but the probe was answered: the generation path works,
+        // a condition that did not hold.
+        let log = seed_log();
+        let e = entry(49387);
+        let answered = probe(ProbeState::Answered, 0.3);
+        let mut o = observe(&idle, Some(&e), Some(&log), &re_seed);
+        o.probe = Some(&answered);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(a.verdict, Verdict::Healthy, "{a:#?}");
+        assert!(!held(&a, "no answer to the probe") && held(&a, "CPU still"));
+        assert!(
+            a.notes.iter().any(|n| n.contains(
+                "the generation path works: not hung (did not hold: no answer to the probe)"
+            )),
+            "{:?}",
+            a.notes
+        );
+        // An error is an answer, not a hang; but the server does not generate: unknown.
+        let failed = probe(ProbeState::Failed, 0.1);
+        o.probe = Some(&failed);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(a.verdict, Verdict::Unknown, "{a:#?}");
+        assert!(!held(&a, "no answer to the probe"));
+        assert!(
+            a.findings[0].evidence[0].contains("HTTP 404: generation thread died")
+                && a.findings[0].evidence[0].contains("does not generate"),
+            "{a:#?}"
+        );
+        // Idle, no work, the probe answered: idle, said.
+        let mut o = observe(&idle, None, None, &re);
+        o.probe = Some(&answered);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!((a.verdict, a.activity), (Verdict::Healthy, Activity::Idle));
+        assert!(a.hung_rule.is_empty());
+        assert!(
+            a.notes.iter().any(|n| n.contains("was answered")),
+            "{:?}",
+            a.notes
         );
     }
 }

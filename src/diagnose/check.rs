@@ -49,6 +49,8 @@ pub struct CheckOptions {
     pub progress_cpu: f64,
     /// Snapshots to judge the workers by as well (memory trend, frozen CPU time).
     pub history: Option<PathBuf>,
+    /// `--probe URL`: a one-token completion sent to the server, deadline `hung_after`.
+    pub probe: Option<String>,
 }
 
 impl CheckOptions {
@@ -77,6 +79,7 @@ impl Default for CheckOptions {
             leak: th.leak,
             progress_cpu: th.progress_cpu_percent,
             history: None,
+            probe: None,
         }
     }
 }
@@ -115,12 +118,31 @@ pub fn check_with_log(
     check_from(opts, platform, log)
 }
 
-/// `check` with the `--log` fold already made (`watch` follows the log across rounds).
+/// `check` with the `--log` fold already made: a `--probe` is sent and waited for, up to its
+/// deadline, while the workers are read.
 pub fn check_from(
     opts: &CheckOptions,
     platform: &dyn Platform,
     outcome: Option<logs::Outcome>,
 ) -> anyhow::Result<(CheckReport, Option<logs::Outcome>)> {
+    check_probed(opts, platform, outcome, &crate::probe::Probes::new(), true)
+}
+
+/// `check` with the `--log` fold already made (`watch` follows the log across rounds) and the
+/// probes of the run (`watch` keeps one probe per server across rounds). `wait`: the window
+/// lasts until the probe ends, up to its deadline (`check`); else the probe is judged as it
+/// stands at the window's end (`watch`, whose next round sees it further on).
+pub fn check_probed(
+    opts: &CheckOptions,
+    platform: &dyn Platform,
+    outcome: Option<logs::Outcome>,
+    probes: &crate::probe::Probes,
+    wait: bool,
+) -> anyhow::Result<(CheckReport, Option<logs::Outcome>)> {
+    let target = (opts.probe.as_deref())
+        .map(crate::probe::Target::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--probe: {e}"))?;
     let search = discover::Search::new(opts.pattern.as_deref())?;
     let re = search.regex().clone();
     let reg_path = opts.registry.display().to_string();
@@ -137,7 +159,18 @@ pub fn check_from(
     let window = opts.window.max(opts.leak_window.unwrap_or_default());
     let before = progress_before(platform, registry, &found.workers);
     let gpu_before = platform.gpu(&pids, None);
-    let series = sample(platform, &pids, window, readings_for(window));
+    if let Some(t) = &target {
+        probes.start(t, opts.hung_after);
+    }
+    let sampled = std::time::Instant::now();
+    let mut series = sample(platform, &pids, window, readings_for(window));
+    if let Some(t) = target.as_ref().filter(|_| wait) {
+        let until = sampled + opts.hung_after + Duration::from_secs(10);
+        follow_probe(platform, &mut series, sampled, probes, &t.url, until);
+    }
+    let probe = target
+        .as_ref()
+        .and_then(|t| Some((t.endpoint.port, probes.report(&t.url)?)));
     let gpu = gpu_before.map(|b| {
         let after = platform.gpu(&pids, b.at);
         (b, after.unwrap_or_default())
@@ -164,8 +197,20 @@ pub fn check_from(
         now,
         thresholds: opts.thresholds(),
         gpu: gpu.as_ref(),
+        probe: probe.as_ref(),
     };
     let workers = round.workers(&found.workers, &series, &before, &searched, &mut notes);
+    if let Some((port, r)) = probe
+        .as_ref()
+        .filter(|_| !workers.iter().any(|w| w.probe.is_some()))
+    {
+        notes.push(format!(
+            "--probe {}: no worker found listens on port {port}, so its outcome ({:?}, {}) judges no worker",
+            r.url,
+            r.state,
+            r.timings()
+        ));
+    }
     // No registry is no orchestrator (standalone workers); one that was named and cannot be
     // read leaves orphans unknown: the check is at best unknown.
     let start = match read {
@@ -400,6 +445,8 @@ struct Round<'a> {
     log_owner: Option<u32>,
     now: chrono::DateTime<chrono::Utc>,
     thresholds: super::assess::Thresholds,
+    /// The `--probe` request, with the port it went to (the worker listening there gets it).
+    probe: Option<&'a (u16, crate::model::ProbeReport)>,
 }
 
 impl Round<'_> {
@@ -505,6 +552,12 @@ impl Round<'_> {
         let beat = self.heartbeat(entry, last, &mut worker_notes);
         let progress = self.tokens(entry, last, before, &mut worker_notes);
         let gpu = (self.gpu).and_then(|(b, a)| GpuUsage::between(b, a, cand.pid));
+        let connections = last.and_then(|p| self.connections(p));
+        let probe = (self.probe)
+            .filter(|(port, _)| {
+                self.only_worker || connections.as_ref().is_some_and(|c| c.listens_on(*port))
+            })
+            .map(|(_, r)| r);
         let assessment: Assessment = assess(
             &Observation {
                 series: s,
@@ -517,6 +570,8 @@ impl Round<'_> {
                 heartbeat: beat,
                 tokens: progress.as_ref(),
                 gpu: gpu.as_ref(),
+                connections: connections.as_ref(),
+                probe,
             },
             &self.thresholds,
         );
@@ -572,7 +627,51 @@ impl Round<'_> {
             ipc,
             progress,
             gpu,
+            connections: (connections)
+                .filter(|c| c.error.is_some() || !c.listening.is_empty())
+                .map(crate::model::Connections::for_report),
+            probe: probe.cloned(),
         }
+    }
+
+    /// The worker's TCP connections from the socket table (none for a recording); for a request
+    /// waiting past --hung-after, whether a thread of the server is still reading its socket
+    /// (a request not all there yet), where the OS names the threads' system calls.
+    fn connections(&self, p: &crate::model::ProcessInfo) -> Option<crate::model::Connections> {
+        if !self.platform.live() || p.is_zombie() {
+            return None;
+        }
+        let mut c = match self.platform.tcp_connections(p.pid) {
+            Ok(all) => crate::model::Connections::from_sockets(all),
+            Err(crate::error::InspectError::Gone { .. }) => return None,
+            Err(e) => return Some(crate::model::Connections::unknown(e.to_string())),
+        };
+        let old = |c: &crate::model::TcpConnection| {
+            c.waiting_ms()
+                .is_some_and(|ms| Duration::from_millis(ms) >= self.thresholds.hung_after)
+        };
+        if c.accepted.iter().any(old)
+            && let Ok(threads) = self.platform.threads(p.pid)
+        {
+            let reading = |fd: i32| {
+                threads.iter().any(|t| {
+                    matches!(&t.syscall, Some(crate::model::Syscall::Blocked { name: Some(n), arg0, .. })
+                        if *arg0 == fd as u64
+                            && matches!(n.as_str(), "read" | "readv" | "recvfrom" | "recvmsg" | "recvmmsg"))
+                })
+            };
+            let named = threads
+                .iter()
+                .any(|t| matches!(t.syscall, Some(crate::model::Syscall::Blocked { .. })));
+            for conn in c.accepted.iter_mut().filter(|c| old(c)) {
+                conn.server_reading = match conn.fd {
+                    Some(fd) if reading(fd) => Some(true),
+                    Some(_) if named => Some(false),
+                    _ => None,
+                };
+            }
+        }
+        Some(c)
     }
 
     /// The worker's name: the registry's, or the one its command line gives.
@@ -642,6 +741,28 @@ impl Round<'_> {
                 notes.push(why);
                 None
             })
+    }
+}
+
+/// Keeps reading the workers, one reading a second, until the probe of `url` ends (at its
+/// deadline at the latest; `until` bounds a name lookup that hangs): "no answer while the CPU
+/// and GPU stayed idle" is judged over the probe's wait.
+fn follow_probe(
+    platform: &dyn Platform,
+    series: &mut [crate::sample::Series],
+    sampled: std::time::Instant,
+    probes: &crate::probe::Probes,
+    url: &str,
+    until: std::time::Instant,
+) {
+    while !probes.ended(url) && std::time::Instant::now() < until {
+        probes.wait(url, std::time::Instant::now() + Duration::from_secs(1));
+        for s in series.iter_mut().filter(|s| s.error.is_none()) {
+            match platform.process(s.pid) {
+                Ok(p) => s.readings.push((sampled.elapsed().as_secs_f64(), p)),
+                Err(e) => s.error = Some(e),
+            }
+        }
     }
 }
 

@@ -101,6 +101,13 @@ pub struct WorkerReport {
     /// The worker's GPU use over the window, where the OS's GPU source knows the process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<crate::model::GpuUsage>,
+    /// The worker's TCP connections from the socket table, where it serves a TCP port (or why
+    /// they could not be read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<crate::model::Connections>,
+    /// The `--probe` request to the worker's server, when one was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<crate::model::ProbeReport>,
 }
 
 impl CheckReport {

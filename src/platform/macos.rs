@@ -372,7 +372,145 @@ fn inet_text(ini: &libproc::net_info::InSockInfo) -> String {
     )
 }
 
+/// One end of an internet socket as `address:port` (`[v6]:port`).
+fn inet_end(ini: &libproc::net_info::InSockInfo, local: bool) -> String {
+    let (a, p) = if local {
+        (&ini.insi_laddr, ini.insi_lport)
+    } else {
+        (&ini.insi_faddr, ini.insi_fport)
+    };
+    let port = u16::from_be(p as u16);
+    if ini.insi_vflag & 0x1 != 0 {
+        // SAFETY: INI_IPV4 says the union holds an IPv4 address in its 4-in-6 layout.
+        let v4 = unsafe { a.ina_46.i46a_addr4.s_addr };
+        format!("{}:{port}", std::net::Ipv4Addr::from(u32::from_be(v4)))
+    } else {
+        // SAFETY: otherwise the union holds an IPv6 address.
+        let v6 = unsafe { a.ina_6.s6_addr };
+        format!("[{}]:{port}", std::net::Ipv6Addr::from(v6))
+    }
+}
+
+/// The TCP clock (`tcp_now`, ms) now, from the start XNU publishes; `None` where it does not.
+fn tcp_clock() -> Option<u32> {
+    let now_init: u32 = sysctl("net.inet.tcp.now_init").ok()?;
+    let uptime_init: u32 = sysctl("net.inet.tcp.microuptime_init").ok()?;
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into `ts`, which is valid and writable.
+    if unsafe { libc::clock_gettime(libc::CLOCK_UPTIME_RAW, &mut ts) } != 0 {
+        return None;
+    }
+    let uptime_us = ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000;
+    Some(super::xnu_tcp::tcp_now(now_init, uptime_init, uptime_us))
+}
+
+/// A variable-size sysctl by name (a table such as `net.inet.tcp.pcblist_n`), sized by a first
+/// call; a table that grew in between is read again with room to spare.
+fn sysctl_bytes(name: &str) -> io::Result<Vec<u8>> {
+    let cname = CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    for _ in 0..3 {
+        let mut len = 0usize;
+        // SAFETY: a null buffer asks only for the size, written into `len`.
+        let rc = unsafe {
+            libc::sysctlbyname(
+                cname.as_ptr(),
+                std::ptr::null_mut(),
+                &mut len,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut buf = vec![0u8; len + len / 4 + 4096];
+        let mut got = buf.len();
+        // SAFETY: `buf` is writable for `got` bytes; sysctlbyname(3) writes at most `got`.
+        let rc = unsafe {
+            libc::sysctlbyname(
+                cname.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                &mut got,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        if rc == 0 {
+            buf.truncate(got);
+            return Ok(buf);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ENOMEM) {
+            return Err(e);
+        }
+    }
+    Err(io::Error::other(format!("{name} kept growing")))
+}
+
 impl Platform for Macos {
+    fn tcp_connections(&self, pid: u32) -> Result<Vec<crate::model::TcpConnection>, InspectError> {
+        let bsd = pidinfo::<libc::proc_bsdinfo>(pid, libc::PROC_PIDTBSDINFO, 0)
+            .map_err(|e| self.map_err(pid, "proc_pidinfo(PROC_PIDTBSDINFO)", e))?;
+        let list = listpidinfo::<ListFDs>(pid as i32, bsd.pbi_nfiles.max(64) as usize)
+            .map_err(|m| self.map_libproc(pid, "proc_pidinfo(PROC_PIDLISTFDS)", m))?;
+        let mut conns = Vec::new();
+        for f in list
+            .iter()
+            .filter(|f| f.proc_fdtype == xnu::PROX_FDTYPE_SOCKET)
+        {
+            let Ok(s) = pidfdinfo::<SocketFDInfo>(pid as i32, f.proc_fd) else {
+                continue;
+            };
+            if !matches!(SocketInfoKind::from(s.psi.soi_kind), SocketInfoKind::Tcp) {
+                continue;
+            }
+            // SAFETY: soi_kind says the union holds the TCP variant.
+            let tcp = unsafe { s.psi.soi_proto.pri_tcp };
+            let listen = tcp.tcpsi_state == 1;
+            conns.push((
+                s.psi.soi_so,
+                crate::model::TcpConnection {
+                    fd: Some(f.proc_fd),
+                    local: inet_end(&tcp.tcpsi_ini, true),
+                    peer: inet_end(&tcp.tcpsi_ini, false),
+                    state: super::xnu_tcp::state_name(tcp.tcpsi_state).to_string(),
+                    accepted: false,
+                    last_recv_ms: None,
+                    last_sent_ms: None,
+                    bytes_received: None,
+                    bytes_sent: None,
+                    rx_queue: (!listen).then_some(u64::from(s.psi.soi_rcv.sbi_cc)),
+                    tx_queue: (!listen).then_some(u64::from(s.psi.soi_snd.sbi_cc)),
+                    server_reading: None,
+                },
+            ));
+        }
+        let listening: Vec<String> = (conns.iter())
+            .filter(|(_, c)| c.state == "listen")
+            .map(|(_, c)| c.local.clone())
+            .collect();
+        for (_, c) in conns.iter_mut().filter(|(_, c)| c.state != "listen") {
+            c.accepted = crate::model::on_listening_port(&c.local, &listening);
+        }
+        // The machine's TCP control blocks, only when there is a connection to judge: the
+        // counters and the time of the last segment received, matched by the socket's handle.
+        if conns.iter().any(|(_, c)| c.accepted) {
+            let pcbs = sysctl_bytes("net.inet.tcp.pcblist_n")
+                .map(|b| super::xnu_tcp::parse_pcblist_n(&b))
+                .unwrap_or_default();
+            let now = tcp_clock();
+            for (so, c) in conns.iter_mut().filter(|(_, c)| c.accepted) {
+                if let Some(p) = pcbs.iter().find(|p| p.so == *so && *so != 0) {
+                    super::xnu_tcp::fill_from_pcb(c, p, now);
+                }
+            }
+        }
+        Ok(conns.into_iter().map(|(_, c)| c).collect())
+    }
+
     fn pids(&self) -> anyhow::Result<Vec<u32>> {
         let mut pids = pids_by_type(ProcFilter::All)?;
         pids.retain(|&p| p != 0);

@@ -19,6 +19,7 @@ pub mod macos;
 #[cfg(not(any(target_os = "linux", target_os = "macos")))]
 pub mod unsupported;
 pub mod xnu;
+pub mod xnu_tcp;
 
 /// Read-only access to processes.
 pub trait Platform: Send + Sync {
@@ -55,6 +56,15 @@ pub trait Platform: Send + Sync {
     /// has no GPU source (a recording, an unsupported OS).
     fn gpu(&self, _pids: &[u32], _since: Option<DateTime<Utc>>) -> Option<GpuReading> {
         None
+    }
+    /// The process's TCP sockets from the kernel's socket table, without root: the listening
+    /// ones and its connections, with data times, byte counts and queues where the OS gives
+    /// them (Linux sock_diag; macOS `proc_pidfdinfo` and `net.inet.tcp.pcblist_n`; see
+    /// docs/sockets.md). `Err`: this platform or recording cannot say.
+    fn tcp_connections(&self, _pid: u32) -> Result<Vec<crate::model::TcpConnection>, InspectError> {
+        Err(InspectError::Unsupported(
+            "the socket table is not read on this platform".to_string(),
+        ))
     }
     /// The identity of the process's executable file, `(device, inode)`: processes running
     /// the same program have the same one, whatever their arguments (discovery never counts

@@ -133,6 +133,60 @@ struct Worker {
     /// Only where the OS's GPU source knows the worker.
     #[serde(default)]
     gpu: Option<Gpu>,
+    /// Only for a worker that listens on a TCP port, or whose socket table could not be read.
+    #[serde(default)]
+    connections: Option<Connections>,
+    /// Only with --probe, on the worker listening on the probe's port.
+    #[serde(default)]
+    probe: Option<Probe>,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Connections {
+    listening: Vec<String>,
+    accepted: Vec<Connection>,
+    #[serde(default)]
+    left_out: usize,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Connection {
+    fd: Option<i32>,
+    local: String,
+    peer: String,
+    state: String,
+    accepted: bool,
+    last_recv_ms: Option<u64>,
+    last_sent_ms: Option<u64>,
+    bytes_received: Option<u64>,
+    bytes_sent: Option<u64>,
+    rx_queue: Option<u64>,
+    tx_queue: Option<u64>,
+    #[serde(default)]
+    server_reading: Option<bool>,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Probe {
+    url: String,
+    sent_at: String,
+    state: String,
+    age_secs: f64,
+    deadline_secs: f64,
+    first_byte_secs: Option<f64>,
+    first_token_secs: Option<f64>,
+    seconds: Option<f64>,
+    error: Option<String>,
+    #[serde(default)]
+    local: Option<String>,
 }
 
 #[allow(dead_code)]
@@ -199,6 +253,72 @@ fn check_json_matches_the_documented_schema() {
             .iter()
             .all(|w| verdicts.contains(&w.verdict.as_str()))
     );
+}
+
+/// A plain HTTP server as the worker (Python's `http.server`, which answers a POST with 501):
+/// its listening socket in `connections`, and a `--probe` that failed in `probe`.
+#[test]
+fn a_worker_serving_tcp_has_its_connections_and_the_probe_in_the_schema() {
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _server = Killed(
+        std::process::Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 is part of this project's test machines"),
+    );
+    crate::util::wait_until(
+        std::time::Duration::from_secs(30),
+        "http.server to listen",
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let out = run(&[
+        "check",
+        "--json",
+        "--pattern",
+        &format!(r"http\.server {port} "),
+        "--registry",
+        dir.path().join("none.json").to_str().unwrap(),
+        "--window",
+        "0.2s",
+        "--probe",
+        &url,
+    ]);
+    let r: Check = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(r.workers.len(), 1);
+    let w = &r.workers[0];
+    let c = w.connections.as_ref().expect("its connections");
+    assert_eq!(c.listening, [format!("127.0.0.1:{port}")]);
+    let p = w.probe.as_ref().expect("the probe");
+    assert_eq!((p.url.as_str(), p.state.as_str()), (url.as_str(), "failed"));
+    assert!(
+        p.error.as_deref().unwrap_or("").contains("HTTP 501"),
+        "{:?}",
+        p.error
+    );
+    assert_eq!(w.verdict, "unknown");
 }
 
 #[test]

@@ -13,7 +13,7 @@ fn layer(module: &str) -> Option<(u8, &'static str)> {
         "error" | "fmt" | "input" | "output" => (0, "leaf"),
         "model" => (1, "model"),
         "platform" | "sample" | "discover" | "registry" | "logs" | "stacks" | "store"
-        | "progress" => (2, "collect"),
+        | "progress" | "probe" => (2, "collect"),
         "diagnose" => (3, "diagnose"),
         "render" => (3, "render"),
         "snapshot" | "repro" | "sim" | "metrics" | "fleet" | "actions" | "watch" | "top" => {

@@ -27,6 +27,8 @@ mod layers;
 mod logs;
 mod memory;
 #[cfg(feature = "mlx")]
+mod mlx_lm_hang;
+#[cfg(feature = "mlx")]
 mod mlx_lm_server;
 #[cfg(feature = "mlx")]
 mod progress;

@@ -1,9 +1,13 @@
-//! Hung: proof of work in flight without progress. A request the log shows in flight (one
-//! that started while this process was alive and that nothing later superseded), older than
-//! `--hung-after`, while CPU time did not advance past the threshold, no thread ran and the
-//! worker's heartbeat (where it has one) went stale. Also the activity every worker gets
-//! (working, idle, stalled), and the log's context notes (requests of an earlier incarnation,
-//! abandoned, stuck or unprovable ones), which never prove a hang.
+//! Hung: proof of work in flight without progress. Work in flight is the oldest of: a request
+//! the log shows in flight (one that started while this process was alive and that nothing
+//! later superseded); an accepted connection whose request arrived and got nothing back (the
+//! kernel's socket table); the `--probe` request, unanswered. It is a hang when that work is
+//! older than `--hung-after` while CPU time did not advance past the threshold, no thread ran,
+//! the GPU did no work for the process, the log showed no progress, the worker's heartbeat
+//! (where it has one) went stale and the probe (where one was sent) got no answer. Also the
+//! activity every worker gets (working, idle, stalled), and the context notes (the log's
+//! requests of an earlier incarnation, abandoned, stuck or unprovable ones; connections whose
+//! response went quiet), which never prove a hang.
 
 use std::time::Duration;
 
@@ -14,8 +18,71 @@ use crate::diagnose::assess::{Observation, Thresholds};
 use crate::fmt::{duration, local_time as ts};
 use crate::logs::WorkerLog;
 use crate::model::{
-    Activity, Condition, Finding, GpuUsage, InFlight, ProcessInfo, TokenProgress, Verdict,
+    Activity, Condition, Exchange, Finding, GpuUsage, InFlight, ProbeReport, ProbeState,
+    ProcessInfo, TcpConnection, TokenProgress, Verdict,
 };
+
+/// One source of work in flight.
+#[derive(Debug, Clone, Copy)]
+enum Work<'a> {
+    /// A request the log shows in flight.
+    Logged(&'a InFlight),
+    /// An accepted connection whose request got nothing back, waiting this long.
+    Connection(&'a TcpConnection, Duration),
+    /// The `--probe` request, sent and not answered.
+    Probe(&'a ProbeReport),
+}
+
+impl Work<'_> {
+    /// How long it has been in flight at `now`; `Err(ahead)` for a logged start from the future.
+    fn age(&self, now: DateTime<Utc>) -> Result<Duration, Duration> {
+        match self {
+            Work::Logged(r) => ago(now, r.started),
+            Work::Connection(_, d) => Ok(*d),
+            Work::Probe(p) => Ok(Duration::from_secs_f64(p.age_secs.max(0.0))),
+        }
+    }
+
+    /// When it started, on this machine's clock.
+    fn started(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            Work::Logged(r) => r.started,
+            Work::Probe(p) => p.sent_at,
+            Work::Connection(_, d) => now - chrono::Duration::from_std(*d).unwrap_or_default(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Work::Logged(r) => r.describe(),
+            Work::Connection(c, _) => c.describe(),
+            Work::Probe(p) => format!("the probe {} (max_tokens 1)", p.url),
+        }
+    }
+}
+
+/// The work in flight of a worker, oldest first: the log's requests that prove work in flight,
+/// the accepted connections waiting for a response (not the probe's own, nor one the server is
+/// still reading), and the probe while it is unanswered.
+fn work_in_flight<'a>(o: &Observation<'a>, now: DateTime<Utc>) -> Vec<Work<'a>> {
+    let logged = o
+        .log
+        .filter(|l| l.proves_in_flight)
+        .map_or(&[][..], |l| &l.in_flight[..]);
+    let probe_local = o.probe.and_then(|p| p.local.as_deref());
+    let mut work: Vec<Work<'a>> = logged.iter().map(Work::Logged).collect();
+    work.extend(
+        o.connections
+            .into_iter()
+            .flat_map(|c| &c.accepted)
+            .filter(|c| Some(c.peer.as_str()) != probe_local && c.server_reading != Some(true))
+            .filter_map(|c| Some(Work::Connection(c, Duration::from_millis(c.waiting_ms()?)))),
+    );
+    work.extend(o.probe.filter(|p| p.waiting()).map(Work::Probe));
+    // Oldest first; a start from the future sorts as new, and the log's order breaks ties.
+    work.sort_by_key(|w| std::cmp::Reverse(w.age(now).unwrap_or_default()));
+    work
+}
 
 /// The activity over the window, and the CPU% it was judged on; a hang finding when proven.
 pub fn judge(
@@ -26,12 +93,26 @@ pub fn judge(
     j: &mut Judging,
 ) -> (Activity, Option<f64>) {
     // Only requests that started while this process was alive, and that nothing later
-    // superseded, are evidence of work in flight (see `logs::analysis`).
-    let in_flight: &[InFlight] = o
-        .log
-        .filter(|l| l.proves_in_flight)
-        .map_or(&[], |l| &l.in_flight);
-    let p = Progress::read(o, th, in_flight.first(), j);
+    // superseded, are evidence of work in flight (see `logs::analysis`); so are connections
+    // waiting for a response, and the probe while unanswered.
+    let in_flight = work_in_flight(o, o.now);
+    let since = in_flight
+        .iter()
+        .map(|w| w.started(o.now))
+        .min()
+        .filter(|_| !in_flight.is_empty());
+    let p = Progress::read(o, th, since, j);
+    // A probe that got an error: the server answers but does not generate. No hang, and no
+    // health either: unknown, with what came back.
+    if let Some(pr) = o.probe.filter(|p| p.state == ProbeState::Failed) {
+        unknown(
+            j,
+            format!(
+                "{}; so the server does not generate (whether it is hung cannot be judged)",
+                probe_note(pr)
+            ),
+        );
+    }
     if let Some(activity) = o.tokens.and_then(|t| tokens(t, &p, th, last, o.now, j)) {
         if let Some(l) = o.log {
             j.notes.extend(log_context_notes(l, who, last, o.now, th));
@@ -64,8 +145,25 @@ pub fn judge(
     } else {
         Activity::Stalled
     };
+    j.notes.extend(connection_notes(o, th));
     if let Some(oldest) = in_flight.first().filter(|_| !j.hung()) {
-        oldest_in_flight(o, th, &p, in_flight, oldest, j);
+        oldest_in_flight(o, th, &p, &in_flight, oldest, j);
+        if !j.hung() {
+            j.notes.insert(0, p.cpu_fact.clone());
+        }
+        return (activity, p.cpu_percent);
+    }
+    if let Some(pr) = o.probe {
+        j.notes.push(probe_note(pr));
+    }
+    if let Some(c) =
+        (o.connections).filter(|c| c.error.is_none() && !c.listening.is_empty() && o.log.is_none())
+    {
+        j.notes.push(format!(
+            "no request waiting for a response in the socket table ({} accepted connection(s), listening on {})",
+            c.accepted.len(),
+            c.listening.join(", ")
+        ));
     } else if let Some(l) = o.log {
         j.notes.push(match l.last_completion {
             Some(t) if t < last.start_time => format!(
@@ -76,9 +174,9 @@ pub fn judge(
             Some(t) => format!("no request in flight; last completion {}", ts(t)),
             None => "no request in flight and no completion in the log".to_string(),
         });
-    } else if !p.made {
+    } else if !p.made && o.probe.is_none() {
         j.notes.push(
-            "no --log given: work in flight is unknown, so a hang cannot be proven".to_string(),
+            "no --log given: work in flight is unknown, so a hang cannot be proven (the socket table shows no TCP port it serves; --probe URL sends a request of one token)".to_string(),
         );
     }
     if !j.hung() {
@@ -113,6 +211,11 @@ fn skew(j: &mut Judging, what: &str, t: DateTime<Utc>, ahead: Duration) {
         duration(ahead),
         duration(FUTURE_SLACK)
     );
+    unknown(j, line);
+}
+
+/// Adds `line` to the worker's unknown finding (made when it has none).
+fn unknown(j: &mut Judging, line: String) {
     if let Some(f) = j
         .findings
         .iter_mut()
@@ -170,7 +273,7 @@ impl<'a> Progress<'a> {
     fn read(
         o: &Observation<'a>,
         th: &Thresholds,
-        oldest: Option<&InFlight>,
+        since: Option<DateTime<Utc>>,
         j: &mut Judging,
     ) -> Progress<'a> {
         let last = o.series.last();
@@ -206,10 +309,10 @@ impl<'a> Progress<'a> {
         };
         let cpu_busy = running || cpu_percent.is_some_and(|c| c > th.progress_cpu_percent);
         // A progress line (a prefill chunk, a generated segment), an end or a failure the log
-        // shows for this very process, since its oldest request in flight started and within
+        // shows for this very process, since its oldest work in flight started and within
         // --hung-after, is progress whatever the CPU does; one from the future is not.
-        let log_progress = match (o.log.and_then(|l| l.last_progress), oldest) {
-            (Some(t), Some(r)) if t >= r.started && last.is_some_and(|p| t >= p.start_time) => {
+        let log_progress = match (o.log.and_then(|l| l.last_progress), since) {
+            (Some(t), Some(since)) if t >= since && last.is_some_and(|p| t >= p.start_time) => {
                 match ago(o.now, t) {
                     Ok(age) if age < th.hung_after => Some(format!(
                         "the log shows progress {} ago ({}): working",
@@ -400,54 +503,64 @@ fn not_judged(t: &TokenProgress, p: &Progress, what: &str, quiet: Duration) -> O
     None
 }
 
-/// The hung rule on the oldest request in flight, as conditions that must all hold: a hang
+/// The hung rule on the oldest work in flight, as conditions that must all hold: a hang
 /// when every one did, else a note naming those that did not.
 fn oldest_in_flight(
     o: &Observation,
     th: &Thresholds,
     p: &Progress,
-    in_flight: &[InFlight],
-    oldest: &InFlight,
+    in_flight: &[Work],
+    oldest: &Work,
     j: &mut Judging,
 ) {
-    let rule = conditions(o, th, p, oldest, j);
+    let rule = conditions(o, th, p, in_flight, oldest, j);
     let held = rule.iter().all(|c| c.held);
-    let age_text = match ago(o.now, oldest.started) {
+    let age_text = match oldest.age(o.now) {
         Ok(age) => duration(age),
         Err(_) => "an unknown time (its start is in the future)".to_string(),
     };
     if held {
-        let mut ev = vec![
-            format!(
+        let mut ev = vec![match oldest {
+            Work::Logged(r) => format!(
                 "{} in flight for {age_text} (since {}), no completion logged",
+                r.describe(),
+                ts(r.started)
+            ),
+            Work::Connection(c, _) => format!(
+                "{}: its request arrived {age_text} ago and nothing was sent back since (the socket table; {} received, {} sent)",
+                c.describe(),
+                bytes(c.bytes_received),
+                bytes(c.bytes_sent)
+            ),
+            Work::Probe(pr) => format!(
+                "{} sent {age_text} ago (at {}): no answer within --hung-after {} ({})",
                 oldest.describe(),
-                ts(oldest.started)
+                ts(pr.sent_at),
+                duration(th.hung_after),
+                pr.timings()
             ),
-            format!(
-                "{}, within the {:.1}% progress threshold",
-                p.cpu_fact, th.progress_cpu_percent
-            ),
-            p.threads_fact.clone(),
-        ];
+        }];
+        ev.push(format!(
+            "{}, within the {:.1}% progress threshold",
+            p.cpu_fact, th.progress_cpu_percent
+        ));
+        ev.push(p.threads_fact.clone());
         if let Some(g) = p.gpu {
             ev.push(g.describe());
         }
         if let Some(b) = &p.beat {
             ev.push(b.clone());
         }
-        if !oldest.timeouts.is_empty() {
-            let times: Vec<String> = oldest.timeouts.iter().map(|t| ts(*t)).collect();
+        if let Work::Logged(r) = oldest
+            && !r.timeouts.is_empty()
+        {
+            let times: Vec<String> = r.timeouts.iter().map(|t| ts(*t)).collect();
             ev.push(format!(
                 "orchestrator timed out waiting at {}",
                 times.join(", ")
             ));
         }
-        if in_flight.len() > 1 {
-            ev.push(format!(
-                "{} more request(s) queued behind it",
-                in_flight.len() - 1
-            ));
-        }
+        ev.extend(behind(o, in_flight, oldest));
         ev.push(format!(
             "hung rule: all {} conditions held (JSON: hung_rule)",
             rule.len()
@@ -456,6 +569,13 @@ fn oldest_in_flight(
             verdict: Verdict::Hung,
             evidence: ev,
         });
+    } else if let Some(pr) = o.probe.filter(|pr| !pr.waiting()) {
+        j.notes.push(format!(
+            "{} in flight for {age_text}, but {}: not hung (did not hold: {})",
+            oldest.describe(),
+            probe_note(pr),
+            names(&rule, false)
+        ));
     } else if p.made {
         j.notes.push(format!(
             "{} in flight for {age_text} with {} advancing: working, not hung (did not hold: {})",
@@ -474,6 +594,136 @@ fn oldest_in_flight(
     j.conditions = rule;
 }
 
+/// `N B`, or `?` where the OS does not say.
+fn bytes(n: Option<u64>) -> String {
+    n.map_or_else(|| "? B".to_string(), |n| format!("{n} B"))
+}
+
+/// The evidence lines for the work in flight besides the oldest: how many of each source, the
+/// next of each, and the probe's timings.
+fn behind(o: &Observation, in_flight: &[Work], oldest: &Work) -> Vec<String> {
+    let others = || in_flight.iter().skip(1);
+    let mut ev = Vec::new();
+    let logged = others().filter(|w| matches!(w, Work::Logged(_))).count();
+    if logged > 0 {
+        ev.push(format!("{logged} more request(s) queued behind it"));
+    }
+    let conns: Vec<String> = others()
+        .filter_map(|w| match w {
+            Work::Connection(c, d) => Some(format!("{} waiting {}", c.peer, duration(*d))),
+            _ => None,
+        })
+        .collect();
+    if !conns.is_empty() {
+        let shown = conns.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+        let more = conns.len().saturating_sub(3);
+        ev.push(format!(
+            "{} more connection(s) awaiting a response: {shown}{}",
+            conns.len(),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if let Some(pr) = o.probe.filter(|_| !matches!(oldest, Work::Probe(_))) {
+        ev.push(probe_note(pr));
+    }
+    ev
+}
+
+/// The probe's outcome in words.
+fn probe_note(pr: &ProbeReport) -> String {
+    match pr.state {
+        ProbeState::Answered => format!(
+            "the probe {} was answered ({}): the generation path works",
+            pr.url,
+            pr.timings()
+        ),
+        ProbeState::Failed => format!(
+            "the probe {} failed: {} ({}): the server answered with an error or refused the connection, which is no hang",
+            pr.url,
+            pr.error.as_deref().unwrap_or("?"),
+            pr.timings()
+        ),
+        ProbeState::InFlight => format!(
+            "the probe {} has had no answer yet ({}; its deadline is {:.0}s)",
+            pr.url,
+            pr.timings(),
+            pr.deadline_secs
+        ),
+        ProbeState::NoAnswer => format!(
+            "the probe {} got no answer within its deadline of {:.0}s ({})",
+            pr.url,
+            pr.deadline_secs,
+            pr.timings()
+        ),
+    }
+}
+
+/// What the socket table shows that is no proof of work in flight: requests the server is
+/// still reading, requests of unknown age, and responses gone quiet. Each kind is one note.
+fn connection_notes(o: &Observation, th: &Thresholds) -> Vec<String> {
+    let mut notes = Vec::new();
+    let Some(c) = o.connections else {
+        return notes;
+    };
+    if let Some(e) = &c.error {
+        notes.push(format!("socket table unknown: {e}"));
+        return notes;
+    }
+    let probe_local = o.probe.and_then(|p| p.local.as_deref());
+    let accepted = || {
+        c.accepted
+            .iter()
+            .filter(move |c| Some(c.peer.as_str()) != probe_local)
+    };
+    let reading: Vec<&TcpConnection> = accepted()
+        .filter(|c| c.server_reading == Some(true) && c.exchange() == Exchange::AwaitingResponse)
+        .collect();
+    if let Some(r) = reading.first() {
+        notes.push(format!(
+            "{}: a thread of the server is blocked reading this socket, so the request is not all there yet (a partially sent request: a slow upload, or a client that sends byte by byte, as slowloris does): not work in flight{}",
+            r.describe(),
+            more(reading.len())
+        ));
+    }
+    let ageless: Vec<&TcpConnection> = accepted()
+        .filter(|c| c.exchange() == Exchange::AwaitingResponse && c.waiting_ms().is_none())
+        .collect();
+    if let Some(r) = ageless.first() {
+        notes.push(format!(
+            "{}: a request arrived and nothing was sent back, but the OS gives no time of its last byte: context only (--probe URL can prove a hang){}",
+            r.describe(),
+            more(ageless.len())
+        ));
+    }
+    let quiet: Vec<(&TcpConnection, u64)> = accepted()
+        .filter(|c| c.exchange() == Exchange::Responded)
+        .filter_map(|c| Some((c, c.last_sent_ms?)))
+        .filter(|(_, ms)| Duration::from_millis(*ms) >= th.hung_after)
+        .collect();
+    if let Some((q, ms)) = quiet.iter().max_by_key(|(_, ms)| *ms) {
+        notes.push(format!(
+            "{}: data last sent {} ago, after its request: a keep-alive connection at rest, a stream between tokens and a streamed response that stopped look alike in the socket table, so this is context only (--probe URL tells){}",
+            q.describe(),
+            duration(Duration::from_millis(*ms)),
+            more(quiet.len())
+        ));
+    }
+    notes
+}
+
+/// ` (and N more)` for a note about the first of `n`.
+fn more(n: usize) -> String {
+    if n > 1 {
+        format!(" (and {} more)", n - 1)
+    } else {
+        String::new()
+    }
+}
+
 /// The names of the conditions that held (or did not).
 fn names(rule: &[Condition], held: bool) -> String {
     let n: Vec<&str> = rule
@@ -484,56 +734,80 @@ fn names(rule: &[Condition], held: bool) -> String {
     n.join(", ")
 }
 
-/// The hung rule's conditions for the oldest request in flight, each with the fact it was
-/// judged on. The one home of what "hung" needs without a token record: work in flight, for
-/// longer than --hung-after, while no progress signal advanced (CPU, a running thread, the GPU,
-/// the log's progress lines, the heartbeat). A heartbeat is one progress signal among these: a
-/// fresh one is progress, a stale one never proves a hang by itself.
+/// The hung rule's conditions for the oldest work in flight, each with the fact it was judged
+/// on. The one home of what "hung" needs without a token record: work in flight (a logged
+/// request, a connection awaiting its response, the unanswered probe), for longer than
+/// --hung-after, while no progress signal advanced (CPU, a running thread, the GPU, the log's
+/// progress lines, the heartbeat, an answer to the probe). A heartbeat is one progress signal
+/// among these: a fresh one is progress, a stale one never proves a hang by itself. The probe's
+/// condition is there only when a probe was sent.
 fn conditions(
     o: &Observation,
     th: &Thresholds,
     p: &Progress,
-    oldest: &InFlight,
+    in_flight: &[Work],
+    oldest: &Work,
     j: &mut Judging,
 ) -> Vec<Condition> {
     let hung_after = duration(th.hung_after);
-    let older = match ago(o.now, oldest.started) {
-        Ok(age) => Condition::new(
+    let older = match (oldest, oldest.age(o.now)) {
+        (Work::Logged(r), Ok(age)) => Condition::new(
             "older than --hung-after",
             age >= th.hung_after,
             format!(
                 "in flight for {} since {} (--hung-after {hung_after}; wall clock, as the log's times are)",
                 duration(age),
-                ts(oldest.started)
+                ts(r.started)
             ),
         ),
-        Err(ahead) => {
-            skew(
-                j,
-                &format!("{}'s start", oldest.describe()),
-                oldest.started,
-                ahead,
-            );
+        (Work::Connection(..), Ok(age)) => Condition::new(
+            "older than --hung-after",
+            age >= th.hung_after,
+            format!(
+                "waiting for {} since its last byte came in (--hung-after {hung_after}; the kernel's clock)",
+                duration(age)
+            ),
+        ),
+        (Work::Probe(pr), Ok(age)) => Condition::new(
+            "older than --hung-after",
+            age >= th.hung_after,
+            format!(
+                "sent {} ago at {} (--hung-after {hung_after})",
+                duration(age),
+                ts(pr.sent_at)
+            ),
+        ),
+        (w, Err(ahead)) => {
+            let started = w.started(o.now);
+            skew(j, &format!("{}'s start", w.describe()), started, ahead);
             Condition::new(
                 "older than --hung-after",
                 false,
                 format!(
                     "its start {} is {} in the future: clock skew",
-                    ts(oldest.started),
+                    ts(started),
                     duration(ahead)
                 ),
             )
         }
     };
-    vec![
-        Condition::new(
-            "work in flight",
-            true,
-            format!(
-                "{} started while this process ran, not superseded",
-                oldest.describe()
-            ),
+    let also = match in_flight.len() {
+        0 | 1 => String::new(),
+        n => format!("; {} more in flight", n - 1),
+    };
+    let work = match oldest {
+        Work::Logged(r) => format!(
+            "{} started while this process ran, not superseded{also}",
+            r.describe()
         ),
+        Work::Connection(c, _) => format!(
+            "{}: a request arrived and nothing was sent back since (socket table){also}",
+            c.describe()
+        ),
+        Work::Probe(_) => format!("{} was sent and not answered{also}", oldest.describe()),
+    };
+    let mut rule = vec![
+        Condition::new("work in flight", true, work),
         older,
         Condition::new(
             "CPU still",
@@ -563,7 +837,15 @@ fn conditions(
                 None => "no heartbeat file".to_string(),
             },
         ),
-    ]
+    ];
+    if let Some(pr) = o.probe {
+        rule.push(Condition::new(
+            "no answer to the probe",
+            pr.waiting(),
+            probe_note(pr),
+        ));
+    }
+    rule
 }
 
 fn age(now: DateTime<Utc>, since: DateTime<Utc>) -> String {

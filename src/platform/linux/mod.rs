@@ -498,6 +498,23 @@ impl Platform for Linux {
         (self.root == std::path::Path::new("/proc")).then(|| gpu::read(pids, since))
     }
 
+    fn tcp_connections(&self, pid: u32) -> Result<Vec<crate::model::TcpConnection>, InspectError> {
+        // sock_diag answers for this machine, not for a recorded tree.
+        if self.root != std::path::Path::new("/proc") {
+            return Err(InspectError::Unsupported(
+                "a recorded /proc has no socket table".to_string(),
+            ));
+        }
+        let proc = self.open(pid)?;
+        let sockets: Vec<(i32, u64)> = (proc.fd().map_err(|e| self.map_err(pid, e))?.flatten())
+            .filter_map(|e| match e.target {
+                FDTarget::Socket(ino) => Some((e.fd, ino)),
+                _ => None,
+            })
+            .collect();
+        sockdiag::process_connections(pid, &sockets)
+    }
+
     fn process(&self, pid: u32) -> Result<ProcessInfo, InspectError> {
         let proc = self.open(pid)?;
         let stat = proc.stat().map_err(|e| self.map_err(pid, e))?;

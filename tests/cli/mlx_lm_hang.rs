@@ -1,0 +1,350 @@
+//! The stock `mlx_lm.server` whose generation thread died, proven hung with no log and no
+//! module: by the socket table (requests that arrived and got nothing back, the CPU idle) and
+//! by `--probe` (a one-token completion with no answer). mlx-lm 0.31.3
+//! (scripts/setup-mlx-lm-0.31), killed by its real mechanism (mlx-lm #1472/#1505): a request
+//! with `repetition_penalty` is still in its prefill when a plain one joins the prompt batch,
+//! and the merge gives the plain one `None` for logits processors; it starts generating first,
+//! and when the other follows it into the generation batch, `_step` iterates that `None` and
+//! the thread dies (`TypeError`). `/health` still answers 200, and every later request waits
+//! forever. A small `--prefill-step-size` (a server flag) keeps the first request in its prefill
+//! long enough for the second to join it every time.
+//!
+//! The pinned mlx-lm 0.32.2 survives the same two requests, and its server stays healthy and
+//! working through both long generations, with the probe answered; an idle one is healthy,
+//! and says why: no request waits in the socket table.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::{json, mlx_lm_python, root, run, wait_until, write};
+
+/// The venv of mlx-lm 0.31.3 (scripts/setup-mlx-lm-0.31): its python.
+fn mlx_lm_031_python() -> String {
+    let out = Command::new(root("scripts/setup-mlx-lm-0.31"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("scripts/setup-mlx-lm-0.31");
+    assert!(out.status.success(), "scripts/setup-mlx-lm-0.31 failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A running server at INFO, killed on drop (also when the test fails).
+struct Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    registry: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(python: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = dir.path().join("server.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let hub = dir.path().join("hub");
+        std::fs::create_dir(&hub).unwrap();
+        let child = Command::new(python)
+            .args([
+                "-m",
+                "mlx_lm.server",
+                "--model",
+                &root("target/mlx-lm-tiny"),
+            ])
+            .args(["--port", &port.to_string(), "--log-level", "INFO"])
+            .args(["--prefill-step-size", "4"])
+            .env("HF_HUB_OFFLINE", "1")
+            .env("TRANSFORMERS_OFFLINE", "1")
+            .env("HF_HUB_CACHE", &hub)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("start mlx_lm.server");
+        let registry = dir.path().join("registry.json");
+        write(
+            &registry,
+            &format!(r#"[{{"pid":{},"name":"mlx-lm"}}]"#, child.id()),
+        );
+        let s = Server {
+            child,
+            port,
+            log,
+            registry,
+            _dir: dir,
+        };
+        wait_until(Duration::from_secs(120), "mlx_lm.server to listen", || {
+            s.log_text().contains("Starting httpd")
+                && TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        s
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// POST a completion and return the connection without reading the answer: the request
+    /// stays in flight for as long as the test holds it.
+    fn send(&self, body: &str) -> TcpStream {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let request = format!(
+            "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(request.as_bytes()).unwrap();
+        s
+    }
+
+    /// The two requests of mlx-lm #1472: one with `repetition_penalty` and a prompt of about
+    /// 3000 tokens (hundreds of prefill steps at 4 tokens each), and a plain one sent once the
+    /// first is in its prefill. Both ask for 20,000 tokens: minutes of generation here.
+    fn two_requests(&self) -> (TcpStream, TcpStream) {
+        let prompt = "hello world ".repeat(750);
+        let a = self.send(&format!(
+            r#"{{"prompt":"{prompt}","max_tokens":20000,"repetition_penalty":1.1}}"#
+        ));
+        wait_until(
+            Duration::from_secs(60),
+            "the first request's prefill",
+            || self.log_text().contains("Prompt processing progress: 4/"),
+        );
+        let b = self.send(r#"{"prompt":"hi","max_tokens":20000}"#);
+        (a, b)
+    }
+
+    /// `GET /health`: the status code.
+    fn health(&self) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        resp.lines().next().unwrap_or_default().to_string()
+    }
+
+    /// `check --json` with no log, the worker's report; `extra` adds flags.
+    fn check(&self, hung_after: &str, extra: &[&str]) -> Value {
+        let pattern = format!(r"mlx_lm\.server --model \S+ --port {}", self.port);
+        let mut args = vec![
+            "check",
+            "--json",
+            "--pattern",
+            &pattern,
+            "--registry",
+            self.registry.to_str().unwrap(),
+            "--hung-after",
+            hung_after,
+        ];
+        args.extend_from_slice(extra);
+        let r = json(&run(&args));
+        assert_eq!(r["workers"].as_array().unwrap().len(), 1, "{r:#}");
+        r["workers"][0].clone()
+    }
+
+    fn probe_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// The condition of the hung rule named `name`: whether it held, and its fact.
+fn condition(w: &Value, name: &str) -> (bool, String) {
+    let c = w["hung_rule"]
+        .as_array()
+        .and_then(|r| r.iter().find(|c| c["condition"] == name))
+        .unwrap_or_else(|| panic!("no condition {name}: {w:#}"));
+    (c["held"].as_bool().unwrap(), c["fact"].to_string())
+}
+
+fn hang_evidence(w: &Value) -> String {
+    w["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["verdict"] == "hung")
+        .unwrap_or_else(|| panic!("no hung finding: {w:#}"))["evidence"]
+        .to_string()
+}
+
+#[test]
+fn the_dead_generation_thread_of_mlx_lm_0_31_is_hung_by_the_socket_table_and_by_the_probe() {
+    let server = Server::start(&mlx_lm_031_python());
+    let (_a, _b) = server.two_requests();
+    wait_until(
+        Duration::from_secs(120),
+        "the generation thread to die",
+        || {
+            server
+                .log_text()
+                .contains("TypeError: 'NoneType' object is not iterable")
+        },
+    );
+    let died = Instant::now();
+    // The server still says it is healthy.
+    assert!(server.health().contains(" 200"), "{}", server.health());
+    wait_until(
+        Duration::from_secs(10),
+        "the requests to wait past --hung-after",
+        || died.elapsed() > Duration::from_secs(3),
+    );
+
+    // The socket table alone: two requests in, nothing out, the CPU idle. No log given.
+    let w = server.check("2s", &[]);
+    assert_eq!(w["verdict"], "hung", "{w:#}");
+    assert_eq!(w["activity"], "stalled", "{w:#}");
+    let ev = hang_evidence(&w);
+    assert!(
+        ev.contains(&format!("to 127.0.0.1:{}", server.port))
+            && ev.contains("nothing was sent back since (the socket table")
+            && ev.contains("1 more connection(s) awaiting a response"),
+        "{ev}"
+    );
+    let (held, fact) = condition(&w, "work in flight");
+    assert!(held && fact.contains("(socket table)"), "{fact}");
+    assert!(
+        w["hung_rule"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["held"] == true),
+        "{w:#}"
+    );
+    let conns = w["connections"]["accepted"].as_array().unwrap();
+    assert!(
+        conns
+            .iter()
+            .filter(|c| c["bytes_sent"] == 0 && c["bytes_received"].as_u64() > Some(0))
+            .count()
+            >= 2,
+        "{w:#}"
+    );
+
+    // The probe: no answer within --hung-after, the CPU idle while it waited.
+    let w = server.check("2s", &["--probe", &server.probe_url()]);
+    assert_eq!(w["verdict"], "hung", "{w:#}");
+    assert_eq!(w["probe"]["state"], "no_answer", "{w:#}");
+    assert!(w["probe"]["age_secs"].as_f64().unwrap() >= 2.0, "{w:#}");
+    let (held, fact) = condition(&w, "no answer to the probe");
+    assert!(
+        held && fact.contains("got no answer within its deadline of 2s"),
+        "{fact}"
+    );
+    let ev = hang_evidence(&w);
+    assert!(ev.contains("got no answer within its deadline"), "{ev}");
+    // The probe's own connection is not counted as one more waiting request.
+    let probe_local = w["probe"]["local"].as_str().unwrap().to_string();
+    assert!(!ev.contains(&probe_local), "{ev}");
+
+    // watch --probe: one probe a round at most, the hang reported with it.
+    let snaps = tempfile::tempdir().unwrap();
+    let pattern = format!(r"mlx_lm\.server --model \S+ --port {}", server.port);
+    let out = run(&[
+        "watch",
+        "--json",
+        "--pattern",
+        &pattern,
+        "--registry",
+        server.registry.to_str().unwrap(),
+        "--hung-after",
+        "2s",
+        "--interval",
+        "1s",
+        "--window",
+        "0.5s",
+        "--rounds",
+        "3",
+        "--dir",
+        snaps.path().to_str().unwrap(),
+        "--probe",
+        &server.probe_url(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hung: Vec<Value> = serde_json::Deserializer::from_str(&text)
+        .into_iter::<Value>()
+        .map(Result::unwrap)
+        .filter(|e| e["to"] == "hung")
+        .collect();
+    assert_eq!(hung.len(), 1, "{text}");
+    assert!(
+        hung[0]["evidence"]
+            .to_string()
+            .contains(&format!("the probe {}", server.probe_url())),
+        "{text}"
+    );
+}
+
+#[test]
+fn mlx_lm_0_32_survives_the_same_requests_and_stays_healthy_idle_and_through_long_generations() {
+    let server = Server::start(&mlx_lm_python());
+    // Idle (once its start-up work is over): healthy, and the socket table says no request
+    // waits; the probe is answered.
+    let mut w = Value::Null;
+    wait_until(Duration::from_secs(60), "the server to settle", || {
+        w = server.check("1s", &[]);
+        w["activity"] == "idle"
+    });
+    assert_eq!(w["verdict"], "healthy", "{w:#}");
+    assert!(
+        w["notes"]
+            .to_string()
+            .contains("no request waiting for a response in the socket table"),
+        "{w:#}"
+    );
+    let w = server.check("5s", &["--probe", &server.probe_url()]);
+    assert_eq!(
+        (&w["verdict"], &w["activity"]),
+        (&"healthy".into(), &"idle".into()),
+        "{w:#}"
+    );
+    assert_eq!(w["probe"]["state"], "answered", "{w:#}");
+    assert!(w["probe"]["first_byte_secs"].as_f64().is_some(), "{w:#}");
+
+    // The requests that kill 0.31.3's generation thread: here both generate, for minutes.
+    let (_a, _b) = server.two_requests();
+    let sent = Instant::now();
+    wait_until(
+        Duration::from_secs(60),
+        "both requests to wait past --hung-after",
+        || sent.elapsed() > Duration::from_secs(2),
+    );
+    // Healthy throughout: the requests wait past --hung-after (socket table), the CPU works.
+    for _ in 0..3 {
+        let w = server.check("1s", &[]);
+        assert_eq!(
+            (&w["verdict"], &w["activity"]),
+            (&"healthy".into(), &"working".into()),
+            "{w:#}"
+        );
+        let (held, fact) = condition(&w, "work in flight");
+        assert!(held && fact.contains("(socket table)"), "{fact}");
+        assert!(!condition(&w, "CPU still").0, "{w:#}");
+    }
+    // A probe beside them joins the batch and is answered.
+    let w = server.check("30s", &["--probe", &server.probe_url()]);
+    assert_eq!(w["verdict"], "healthy", "{w:#}");
+    assert_eq!(w["probe"]["state"], "answered", "{w:#}");
+    let log = server.log_text();
+    assert!(!log.contains("Exception in thread"), "{log}");
+    assert!(server.health().contains(" 200"));
+}
