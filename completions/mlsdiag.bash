@@ -773,7 +773,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__history)
-            opts="-h --dir --pid --leak-threshold --leak-min-growth --leak-min-span --json --color --fixture --help"
+            opts="-h --dir --pid --hung-after --leak-threshold --leak-min-growth --leak-min-span --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -784,6 +784,10 @@ _mlsdiag() {
                     return 0
                     ;;
                 --pid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hung-after)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

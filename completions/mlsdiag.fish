@@ -239,6 +239,7 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l json -d 'Pr
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -s h -l help -d 'Print help'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand history" -l dir -d 'Snapshot directory (default as for `snapshot`)' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand history" -l pid -d 'Only this worker PID' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand history" -l hung-after -d 'CPU time frozen this long with a request in flight is a hang' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand history" -l leak-threshold -d 'Baseline growth (MiB/min, Theil–Sen) above which memory counts as leaking' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand history" -l leak-min-growth -d 'Least baseline growth in all (MiB) before a leak is called' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand history" -l leak-min-span -d 'Least time the readings must span before a leak is called' -r

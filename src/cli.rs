@@ -610,6 +610,9 @@ pub struct HistoryArgs {
     /// Only this worker PID
     #[arg(long)]
     pub pid: Option<u32>,
+    /// CPU time frozen this long with a request in flight is a hang
+    #[arg(long, default_value = "5m", value_parser = duration_arg, help_heading = "Thresholds")]
+    pub hung_after: Duration,
     #[command(flatten)]
     pub leak: LeakArgs,
 }

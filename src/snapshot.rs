@@ -107,6 +107,7 @@ fn build(
         system_memory: platform.system_memory().ok(),
         log,
         stacks,
+        clock: platform.monotonic(),
     }
 }
 

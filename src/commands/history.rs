@@ -36,7 +36,7 @@ pub fn run(args: &HistoryArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result
         .map(|(_, s)| s)
         .filter(|s| args.pid.is_none_or(|p| p == s.pid))
         .collect();
-    let workers = analyze(&snaps, &args.leak.rule());
+    let workers = analyze(&snaps, &args.leak.rule(), args.hung_after);
     let status = workers
         .iter()
         .fold(Status::Ok, |s, w| s.worst(w.verdict.status()));

@@ -257,7 +257,7 @@ pub fn check_probed(
         }),
     };
     if let Some(dir) = &opts.history {
-        crate::diagnose::history::fold_into(&mut report, dir, &opts.leak)?;
+        crate::diagnose::history::fold_into(&mut report, dir, &opts.leak, opts.hung_after)?;
     }
     Ok((report, outcome))
 }

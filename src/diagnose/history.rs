@@ -12,7 +12,9 @@ use serde::Deserialize;
 
 use super::leak;
 use crate::fmt::{duration, local_time};
-use crate::model::{Activity, CheckReport, Finding, ProcessInfo, Snapshot, Verdict, same_process};
+use crate::model::{
+    Activity, CheckReport, Finding, Monotonic, ProcessInfo, Snapshot, Verdict, same_process,
+};
 use crate::model::{Restart, WorkerHistory};
 use crate::store;
 
@@ -30,6 +32,9 @@ pub struct Seen {
     pub process: Option<ProcessInfo>,
     #[serde(default)]
     log: Option<SeenLog>,
+    /// The monotonic clock at the snapshot, where it was recorded.
+    #[serde(default)]
+    clock: Option<Monotonic>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -81,6 +86,7 @@ impl From<&Snapshot> for Seen {
             log: s.log.as_ref().map(|l| SeenLog {
                 in_flight: l.in_flight.len(),
             }),
+            clock: s.clock.clone(),
         }
     }
 }
@@ -117,6 +123,9 @@ pub struct Point {
     /// The check judged the worker working (tokens, the GPU, the log's progress lines, a
     /// heartbeat): not frozen, whatever CPU time says.
     pub working: bool,
+    /// The monotonic clock at this point, where known: how long the worker sat frozen is
+    /// measured by it when two points share a boot (a sleep of the machine is not time frozen).
+    pub clock: Option<Monotonic>,
 }
 
 /// What a series of observations of one process says.
@@ -169,17 +178,31 @@ pub fn judge(
             break;
         }
     }
-    let frozen_since = (frozen >= 2)
-        .then(|| points[points.len() - frozen].at)
-        .filter(|since| (last.at - *since).to_std().unwrap_or_default() >= min_frozen);
+    // How long it sat frozen: by the monotonic clock when both ends have it and share a boot,
+    // else by the wall clock (which counts a sleep of the machine, and any clock step).
+    let first_frozen = (frozen >= 2).then(|| &points[points.len() - frozen]);
+    let span = first_frozen.map(|f| {
+        match (f.clock.as_ref(), last.clock.as_ref()) {
+            (Some(a), Some(b)) => b
+                .since(a)
+                .map(|s| (Duration::from_secs_f64(s), "monotonic")),
+            _ => None,
+        }
+        .unwrap_or_else(|| ((last.at - f.at).to_std().unwrap_or_default(), "wall"))
+    });
+    let frozen_since = first_frozen
+        .zip(span)
+        .filter(|(_, (span, _))| *span >= min_frozen)
+        .map(|(f, _)| f.at);
     let mut findings = Vec::new();
-    if let Some(since) = frozen_since {
+    if let (Some(since), Some((span, clock))) = (frozen_since, span) {
         findings.push(Finding {
             verdict: Verdict::Hung,
             evidence: vec![format!(
-                "history: CPU time unchanged across {frozen} {what} since {} ({}) with a request in flight",
+                "history: CPU time unchanged across {frozen} {what} since {} ({} by the {clock} clock, --hung-after {}) with a request in flight",
                 local_time(since),
-                duration((last.at - since).to_std().unwrap_or_default())
+                duration(span),
+                duration(min_frozen)
             )],
         });
     }
@@ -213,7 +236,7 @@ fn identity(s: &Seen) -> (u32, Option<DateTime<Utc>>) {
 }
 
 /// Judge each worker's snapshot series (sorted oldest first), by name.
-pub fn analyze(snaps: &[Seen], rule: &leak::Rule) -> Vec<WorkerHistory> {
+pub fn analyze(snaps: &[Seen], rule: &leak::Rule, hung_after: Duration) -> Vec<WorkerHistory> {
     // One pass to group them: each name's series keeps the order of `snaps`.
     let mut by_name: BTreeMap<&str, Vec<&Seen>> = BTreeMap::new();
     for s in snaps {
@@ -256,9 +279,10 @@ pub fn analyze(snaps: &[Seen], rule: &leak::Rule) -> Vec<WorkerHistory> {
                 in_flight: in_flight(s),
                 progress_at: s.worker.progress.as_ref().and_then(|p| p.last_progress),
                 working: s.worker.activity == Activity::Working,
+                clock: s.clock.clone(),
             })
             .collect();
-        let judged = judge(&points, metric, rule, Duration::ZERO, "snapshots");
+        let judged = judge(&points, metric, rule, hung_after, "snapshots");
         let (memory_trend, frozen_since, frozen, findings) = (
             judged.memory_trend,
             judged.frozen_since,
@@ -307,7 +331,12 @@ pub fn listed(items: Vec<String>, what: &str) -> Vec<String> {
 /// Each snapshot file is judged (see [`store::read_all`]): one that may not make mlsdiag act is
 /// left out of the history and listed in the report's `untrusted`, so `watch` acts on nothing
 /// while it is there (the directory itself is judged with the rest of the evidence).
-pub fn fold_into(report: &mut CheckReport, dir: &Path, rule: &leak::Rule) -> anyhow::Result<()> {
+pub fn fold_into(
+    report: &mut CheckReport,
+    dir: &Path,
+    rule: &leak::Rule,
+    hung_after: Duration,
+) -> anyhow::Result<()> {
     let read = store::read_all::<Seen>(dir, Some(crate::input::euid()))?;
     for p in listed(read.unreadable, "unreadable snapshot files") {
         report.notes.push(format!("history: {p}"));
@@ -319,7 +348,7 @@ pub fn fold_into(report: &mut CheckReport, dir: &Path, rule: &leak::Rule) -> any
         report.untrusted.push(format!("history: {why}"));
     }
     let snaps: Vec<Seen> = read.snaps.into_iter().map(|(_, s)| s).collect();
-    let history = analyze(&snaps, rule);
+    let history = analyze(&snaps, rule, hung_after);
     let by_name: BTreeMap<&str, &WorkerHistory> =
         history.iter().map(|h| (h.name.as_str(), h)).collect();
     for i in 0..report.workers.len() {
@@ -360,6 +389,7 @@ mod tests {
             in_flight: Some(in_flight),
             progress_at: None,
             working: false,
+            clock: None,
         }
     }
 
@@ -423,9 +453,7 @@ mod tests {
                 snaps.push(s);
             }
         }
-        let t = std::time::Instant::now();
-        let h = analyze(&snaps, &R);
-        let took = t.elapsed();
+        let h = analyze(&snaps, &R, Duration::from_secs(60));
         assert_eq!(h.len(), 30_000);
         assert!(
             h.iter()
@@ -433,7 +461,53 @@ mod tests {
         );
         // CPU time unchanged between the two snapshots, with the request in flight.
         assert!(h.iter().all(|w| w.verdict == Verdict::Hung), "{:?}", h[0]);
-        assert!(took < Duration::from_secs(10), "analyze took {took:?}");
+    }
+
+    #[test]
+    fn frozen_time_is_taken_by_the_monotonic_clock_within_one_boot() {
+        let clock = |secs: f64, boot: &str| {
+            Some(Monotonic {
+                secs,
+                boot: boot.into(),
+            })
+        };
+        // Three snapshots 8 hours apart by the wall clock, 2 s apart by the monotonic clock:
+        // the machine slept between them. Not frozen for --hung-after.
+        let slept: Vec<Point> = (0..3)
+            .map(|i| Point {
+                clock: clock(100.0 + 2.0 * i as f64, "b1"),
+                ..point(i * 8 * 3600, 7, 1 << 20, true)
+            })
+            .collect();
+        let j = judge(&slept, "rss", &R, Duration::from_secs(300), "snapshots");
+        assert!(j.findings.is_empty(), "{:?}", j.findings);
+        // Really 8 hours apart on one boot: hung, and the evidence names the clock.
+        let awake: Vec<Point> = (0..3)
+            .map(|i| Point {
+                clock: clock(100.0 + 8.0 * 3600.0 * i as f64, "b1"),
+                ..point(i * 8 * 3600, 7, 1 << 20, true)
+            })
+            .collect();
+        let j = judge(&awake, "rss", &R, Duration::from_secs(300), "snapshots");
+        assert_eq!(j.findings.len(), 1, "{:?}", j.findings);
+        assert!(
+            j.findings[0].evidence[0].contains("16h00m by the monotonic clock"),
+            "{:?}",
+            j.findings
+        );
+        // Another boot between them: the readings cannot be compared, the wall clock decides.
+        let rebooted: Vec<Point> = (0..3)
+            .map(|i| Point {
+                clock: clock(100.0 + i as f64, if i == 0 { "b0" } else { "b1" }),
+                ..point(i * 8 * 3600, 7, 1 << 20, true)
+            })
+            .collect();
+        let j = judge(&rebooted, "rss", &R, Duration::from_secs(300), "snapshots");
+        assert!(
+            j.findings[0].evidence[0].contains("by the wall clock"),
+            "{:?}",
+            j.findings
+        );
     }
 
     #[test]

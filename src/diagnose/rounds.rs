@@ -70,6 +70,8 @@ pub fn fold_rounds(
             in_flight: w.in_flight_known.then_some(!w.in_flight.is_empty()),
             progress_at: w.progress.as_ref().and_then(|p| p.record.last_progress),
             working: w.activity == Activity::Working,
+            // `now` is already on the monotonic clock where the machine gives one.
+            clock: None,
         };
         let advanced = t.points.back().is_some_and(|prev| {
             let secs = (now - prev.at).as_seconds_f64();

@@ -13,6 +13,23 @@ use super::verdict::{Status, Verdict};
 
 pub const SNAPSHOT_KIND: &str = "mlsdiag-snapshot";
 
+/// A reading of a clock that does not count a suspend (Linux CLOCK_MONOTONIC, macOS
+/// CLOCK_UPTIME_RAW), with the boot it belongs to. Two readings of one boot can be subtracted
+/// whatever the wall clock did between them (a step, NTP, a sleep and wake of the machine).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Monotonic {
+    pub secs: f64,
+    /// Linux: /proc/sys/kernel/random/boot_id; macOS: kern.boottime.
+    pub boot: String,
+}
+
+impl Monotonic {
+    /// Seconds from `earlier` to `self`, when both are of one boot.
+    pub fn since(&self, earlier: &Monotonic) -> Option<f64> {
+        (self.boot == earlier.boot && self.secs >= earlier.secs).then_some(self.secs - earlier.secs)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SnapshotLog {
     pub path: String,
@@ -50,6 +67,10 @@ pub struct Snapshot {
     /// Stacks from the sources that never disturb the worker (no signal, no `sample`).
     #[serde(default)]
     pub stacks: Option<StacksReport>,
+    /// The monotonic clock when the snapshot was taken, where the OS gives it: `history` times
+    /// a frozen worker by it, so a sleep of the machine is not time the worker sat frozen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<Monotonic>,
 }
 
 /// One snapshot written, as `snapshot` reports it.

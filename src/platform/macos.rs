@@ -451,6 +451,24 @@ fn sysctl_bytes(name: &str) -> io::Result<Vec<u8>> {
 }
 
 impl Platform for Macos {
+    fn monotonic(&self) -> Option<crate::model::Monotonic> {
+        // CLOCK_UPTIME_RAW stops while the Mac sleeps (CLOCK_MONOTONIC does not, on macOS); the
+        // boot time tells readings of another boot apart.
+        let boot: libc::timeval = sysctl_struct("kern.boottime").ok()?;
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec into `ts`, which is valid and writable.
+        if unsafe { libc::clock_gettime(libc::CLOCK_UPTIME_RAW, &mut ts) } != 0 {
+            return None;
+        }
+        Some(crate::model::Monotonic {
+            secs: ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9,
+            boot: format!("{}.{:06}", boot.tv_sec, boot.tv_usec),
+        })
+    }
+
     fn tcp_connections(&self, pid: u32) -> Result<Vec<crate::model::TcpConnection>, InspectError> {
         let bsd = pidinfo::<libc::proc_bsdinfo>(pid, libc::PROC_PIDTBSDINFO, 0)
             .map_err(|e| self.map_err(pid, "proc_pidinfo(PROC_PIDTBSDINFO)", e))?;

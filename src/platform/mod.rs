@@ -40,6 +40,11 @@ pub trait Platform: Send + Sync {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }
+    /// The monotonic clock now, with the boot it belongs to (see [`crate::model::Monotonic`]);
+    /// `None` where the OS gives none or for a recording.
+    fn monotonic(&self) -> Option<crate::model::Monotonic> {
+        None
+    }
     /// Whether the processes are live (false when replaying a recording, so tools that act on
     /// a real PID — py-spy, `sample`, signals — are not pointed at whatever has that PID here).
     fn live(&self) -> bool {

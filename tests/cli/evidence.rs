@@ -232,7 +232,14 @@ fn history_sees_leaks_frozen_cpu_and_restarts_and_check_uses_it() {
         snap("hung");
     }
     // Seconds of snapshots are too short for the default leak rule, and it says so.
-    let r = json(&run(&["history", "--dir", dir.to_str().unwrap(), "--json"]));
+    let r = json(&run(&[
+        "history",
+        "--hung-after",
+        "1s",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--json",
+    ]));
     let w = |name: &str| {
         r["workers"]
             .as_array()
@@ -247,6 +254,8 @@ fn history_sees_leaks_frozen_cpu_and_restarts_and_check_uses_it() {
     // The simulated leak compresses minutes into seconds: so does the rule (the demo's).
     let r = json(&run(&[
         "history",
+        "--hung-after",
+        "1s",
         "--dir",
         dir.to_str().unwrap(),
         "--leak-min-span",
@@ -292,7 +301,14 @@ fn history_sees_leaks_frozen_cpu_and_restarts_and_check_uses_it() {
         &dir.join("worker_99999_20990101_000000.json"),
         &s.to_string(),
     );
-    let r = json(&run(&["history", "--dir", dir.to_str().unwrap(), "--json"]));
+    let r = json(&run(&[
+        "history",
+        "--hung-after",
+        "1s",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--json",
+    ]));
     let hung = r["workers"]
         .as_array()
         .unwrap()
@@ -335,6 +351,8 @@ fn history_sees_leaks_frozen_cpu_and_restarts_and_check_uses_it() {
         &pattern,
         "--registry",
         sim.registry(),
+        "--hung-after",
+        "1s",
         "--history",
         dir.to_str().unwrap(),
     ]));
@@ -611,6 +629,10 @@ fn forge_idle_hang(sim: &Sim, dir: &Path, finish: impl Fn(&Path)) -> Vec<std::pa
             let mut s = real.clone();
             let when = at + chrono::Duration::minutes(10 * k);
             s["taken_at"] = when.to_rfc3339().into();
+            // The monotonic clock moves with it, or the history would see no time pass.
+            if let Some(secs) = s["clock"]["secs"].as_f64() {
+                s["clock"]["secs"] = (secs + 60.0 * k as f64).into();
+            }
             s["worker"]["in_flight"] = request.clone();
             s["worker"]["in_flight_known"] = true.into();
             let p = dir.join(format!(
@@ -635,7 +657,14 @@ fn forged_files_are_listed_and_never_acted_on(
 ) {
     let idle = sim.pid("idle");
     let d = dir.to_str().unwrap();
-    let r = json(&run(&["history", "--dir", d, "--json"]));
+    let r = json(&run(&[
+        "history",
+        "--hung-after",
+        "1s",
+        "--dir",
+        d,
+        "--json",
+    ]));
     let untrusted = r["untrusted"].to_string();
     for f in forged {
         let name = f.file_name().unwrap().to_str().unwrap();
@@ -649,7 +678,7 @@ fn forged_files_are_listed_and_never_acted_on(
         "{r:#}"
     );
     assert_eq!(w["verdict"], "healthy", "{r:#}");
-    let text = stdout(&run(&["history", "--dir", d]));
+    let text = stdout(&run(&["history", "--hung-after", "1s", "--dir", d]));
     assert!(
         text.contains("WARNING untrusted: ") && text.contains(why),
         "{text}"
@@ -728,7 +757,14 @@ fn history_leaves_out_and_lists_snapshot_files_others_can_write() {
     for f in &forged {
         std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
-    let r = json(&run(&["history", "--dir", dir.to_str().unwrap(), "--json"]));
+    let r = json(&run(&[
+        "history",
+        "--hung-after",
+        "1s",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--json",
+    ]));
     assert_eq!(r["untrusted"], serde_json::json!([]), "{r:#}");
     assert_eq!(r["workers"][0]["verdict"], "hung", "{r:#}");
 }
@@ -769,12 +805,14 @@ impl Drop for User {
 }
 
 #[test]
+#[ignore = "needs root: creates a throw-away user to own the snapshot files (scripts/test runs the ignored tests as root)"]
 fn history_leaves_out_and_lists_snapshot_files_another_user_owns() {
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root to create a throw-away user (scripts/test runs as root)");
-        return;
-    }
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "needs root: creates a throw-away user to own the snapshot files: run as root with -- --ignored"
+    );
     let user = User::add(&format!("mlsdiag-t{}", std::process::id()));
     let sim = Sim::start();
     let tmp = tempfile::tempdir().unwrap();
@@ -820,7 +858,14 @@ fn the_next_snapshot_removes_what_a_killed_write_left_and_keeps_its_lone_json() 
         "x",
         std::time::SystemTime::now(),
     );
-    let r = json(&run(&["history", "--dir", dir.to_str().unwrap(), "--json"]));
+    let r = json(&run(&[
+        "history",
+        "--hung-after",
+        "1s",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--json",
+    ]));
     assert_eq!(
         r["workers"][0]["snapshots"], 2,
         "the lone .json is read: {r:#}"

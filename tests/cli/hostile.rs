@@ -433,12 +433,14 @@ impl Drop for Tmpfs {
 }
 
 #[test]
+#[ignore = "needs root: mounts a tiny tmpfs (scripts/test runs the ignored tests as root)"]
 fn on_a_full_disk_a_snapshot_lands_whole_or_not_at_all() {
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: mounting a tiny tmpfs needs root (scripts/test runs as root)");
-        return;
-    }
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "needs root: mounts a tiny tmpfs: run as root with -- --ignored"
+    );
     let sim = Sim::start();
     let d = tempfile::tempdir().unwrap();
     let mnt = d.path().join("full");
@@ -477,12 +479,14 @@ fn on_a_full_disk_a_snapshot_lands_whole_or_not_at_all() {
 }
 
 #[test]
+#[ignore = "needs root: runs watch as a second user (scripts/test runs the ignored tests as root)"]
 fn a_restart_without_the_right_to_signal_is_reported_as_not_done() {
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root to run watch as a second user (scripts/test runs as root)");
-        return;
-    }
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "needs root: runs watch as a second user: run as root with -- --ignored"
+    );
     let sim = Sim::start();
     let hung = sim.pid("hung");
     // Evidence a second user may read and trust (root's, not writable by others), and a

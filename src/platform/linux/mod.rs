@@ -418,6 +418,24 @@ fn describe_socket(
 }
 
 impl Platform for Linux {
+    fn monotonic(&self) -> Option<crate::model::Monotonic> {
+        // CLOCK_MONOTONIC does not count a suspend (CLOCK_BOOTTIME would); the boot id tells
+        // readings of another boot apart.
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec into `ts`, which is valid and writable.
+        if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+            return None;
+        }
+        Some(crate::model::Monotonic {
+            secs: ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9,
+            boot: boot.trim().to_string(),
+        })
+    }
+
     fn pids(&self) -> anyhow::Result<Vec<u32>> {
         let dir = std::fs::read_dir(&self.root)
             .map_err(|e| anyhow::anyhow!("{}: {e}", self.root.display()))?;
