@@ -241,7 +241,13 @@ fn the_dead_generation_thread_of_mlx_lm_0_31_is_hung_by_the_socket_table_and_by_
     );
 
     // The probe: no answer within --hung-after, the CPU idle while it waited.
-    let w = server.check("2s", &["--probe", &server.probe_url()]);
+    // The server parsing the probe's request costs a few tens of ms of CPU inside the window;
+    // on a loaded 2-core machine that can pass 1% of it, so the threshold is 5% here (a dead
+    // generation thread burns none).
+    let w = server.check(
+        "2s",
+        &["--probe", &server.probe_url(), "--progress-cpu", "5"],
+    );
     assert_eq!(w["verdict"], "hung", "{w:#}");
     assert_eq!(w["probe"]["state"], "no_answer", "{w:#}");
     assert!(w["probe"]["age_secs"].as_f64().unwrap() >= 2.0, "{w:#}");
@@ -311,10 +317,12 @@ fn mlx_lm_0_32_survives_the_same_requests_and_stays_healthy_idle_and_through_lon
             .contains("no request waiting for a response in the socket table"),
         "{w:#}"
     );
+    // The probe's own generation may show as CPU over the window (activity working): it is
+    // healthy either way, and never stalled or spinning.
     let w = server.check("5s", &["--probe", &server.probe_url()]);
-    assert_eq!(
-        (&w["verdict"], &w["activity"]),
-        (&"healthy".into(), &"idle".into()),
+    assert_eq!(w["verdict"], "healthy", "{w:#}");
+    assert!(
+        w["activity"] == "idle" || w["activity"] == "working",
         "{w:#}"
     );
     assert_eq!(w["probe"]["state"], "answered", "{w:#}");

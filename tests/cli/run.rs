@@ -364,8 +364,16 @@ fn a_dead_generation_thread_of_mlx_lm_0_31_is_hung_under_run_with_its_stacks_dum
     assert!(ev.contains("request chatcmpl-"), "{w:#}");
     assert_eq!(w["progress"]["request_tokens"], 0, "{w:#}");
     // The watchdog's dump: the handler waits on its queue, no `_generate` thread.
-    let dump = std::fs::read_to_string(s.user_file("faulthandler-{}.txt")).unwrap();
-    assert!(dump.contains("mlsdiag watchdog: no progress"), "{dump}");
+    // faulthandler's timer writes the stacks first; the watchdog's own line follows them.
+    let mut dump = String::new();
+    wait_until(
+        Duration::from_secs(30),
+        "the watchdog's line under the dump",
+        || {
+            dump = std::fs::read_to_string(s.user_file("faulthandler-{}.txt")).unwrap_or_default();
+            dump.contains("mlsdiag watchdog: no progress")
+        },
+    );
     assert!(dump.contains("0 tokens, 1 in flight"), "{dump}");
     assert!(dump.contains("in get"), "{dump}");
     assert!(!dump.contains("in _generate"), "{dump}");
