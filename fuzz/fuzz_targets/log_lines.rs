@@ -22,7 +22,12 @@ fuzz_target!(|data: &[u8]| {
         }
         let analysis = a.finish();
         let since = chrono::DateTime::from_timestamp(1_767_654_000, 0);
-        let _ = analysis.for_worker(Some("mlx-server-v3-1"), 49387, true, since);
+        // Both answers of the OS about the other pids under the name, and the name's lines
+        // given to this process or not.
+        let _ = analysis.for_worker(Some("mlx-server-v3-1"), 49387, true, since, &|p| p % 2 == 0);
+        let _ = analysis.for_process(Some("mlx-server-v3-1"), false, 49387, true, since, &|_| {
+            true
+        });
         let _ = serde_json::to_string(&analysis.in_flight);
     }
 });

@@ -21,17 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{json, mlx_lm_python, root, run, wait_until, write};
-
-/// The venv of mlx-lm 0.31.3 (scripts/setup-mlx-lm-0.31): its python.
-fn mlx_lm_031_python() -> String {
-    let out = Command::new(root("scripts/setup-mlx-lm-0.31"))
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("scripts/setup-mlx-lm-0.31");
-    assert!(out.status.success(), "scripts/setup-mlx-lm-0.31 failed");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
+use crate::util::{json, mlx_lm_031_python, mlx_lm_python, root, run, wait_until, write};
 
 /// A running server at INFO, killed on drop (also when the test fails).
 struct Server {

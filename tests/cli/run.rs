@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::{bin, json, mlx_lm_python, root, run, stdout, wait_until};
+use crate::util::{bin, json, mlx_lm_031_python, mlx_lm_python, root, run, stdout, wait_until};
 
 /// A stock server started by `mlsdiag run`, killed on drop.
 struct Server {
@@ -294,16 +294,6 @@ fn the_watchdog_dumps_every_stack_once_when_delivery_stalls() {
     // Once per stall: still one dump a few seconds later.
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(read().matches("mlsdiag watchdog: no progress").count(), 1);
-}
-
-/// The venv of mlx-lm 0.31.3 (scripts/setup-mlx-lm-0.31): its python.
-fn mlx_lm_031_python() -> String {
-    let out = Command::new(root("scripts/setup-mlx-lm-0.31"))
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("scripts/setup-mlx-lm-0.31");
-    assert!(out.status.success(), "scripts/setup-mlx-lm-0.31 failed");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 #[test]

@@ -216,11 +216,24 @@ pub fn feed(mut cmd: Command, input: &[u8]) -> Output {
 /// The venv's python with mlx-lm, prepared (idempotently) by scripts/setup-mlx-lm.
 #[cfg(feature = "mlx")]
 pub fn mlx_lm_python() -> String {
-    let out = Command::new(root("scripts/setup-mlx-lm"))
+    venv_python("scripts/setup-mlx-lm")
+}
+
+/// The venv's python with mlx-lm 0.31.3, prepared (idempotently) by scripts/setup-mlx-lm-0.31.
+#[cfg(feature = "mlx")]
+pub fn mlx_lm_031_python() -> String {
+    venv_python("scripts/setup-mlx-lm-0.31")
+}
+
+/// The python a setup script prints. scripts/test runs the scripts before the tests, so the
+/// tests that call them at once find their venvs made and never build one twice.
+#[cfg(feature = "mlx")]
+fn venv_python(script: &str) -> String {
+    let out = Command::new(root(script))
         .stderr(Stdio::inherit())
         .output()
-        .expect("scripts/setup-mlx-lm");
-    assert!(out.status.success(), "scripts/setup-mlx-lm failed");
+        .unwrap_or_else(|e| panic!("{script}: {e}"));
+    assert!(out.status.success(), "{script} failed");
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
