@@ -190,66 +190,83 @@ fn align4(n: usize) -> usize {
     (n + 3) & !3
 }
 
-/// Parse one datagram of a sock_diag dump into `out`. Returns `Ok(true)` at the end of the dump.
-/// Malformed input ends the parse with an error instead of reading out of bounds.
-pub fn parse_unix_diag_dump(mut b: &[u8], out: &mut HashMap<u64, UnixDiag>) -> io::Result<bool> {
-    let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed sock_diag reply");
+fn malformed() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "malformed sock_diag reply")
+}
+
+/// Each netlink message of one sock_diag datagram, its payload handed to `each`. Returns
+/// `Ok(true)` at the end of the dump; an error reply is the kernel's errno, and malformed input
+/// an error, never an out-of-bounds read.
+fn for_each_message(
+    mut b: &[u8],
+    mut each: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<bool> {
     while b.len() >= 16 {
-        let len = u32_at(b, 0).ok_or_else(bad)? as usize;
-        let kind = u16_at(b, 4).ok_or_else(bad)?;
+        let len = u32_at(b, 0).ok_or_else(malformed)? as usize;
+        let kind = u16_at(b, 4).ok_or_else(malformed)?;
         if len < 16 || len > b.len() {
-            return Err(bad());
+            return Err(malformed());
         }
         let payload = &b[16..len];
         match kind {
             NLMSG_DONE => return Ok(true),
             NLMSG_ERROR => {
-                let errno = u32_at(payload, 0).ok_or_else(bad)? as i32;
+                let errno = u32_at(payload, 0).ok_or_else(malformed)? as i32;
                 // The kernel sends -errno; a hostile reply's i32::MIN must not overflow.
                 return Err(io::Error::from_raw_os_error(errno.wrapping_neg()));
             }
-            _ => {
-                // struct unix_diag_msg: family, type, state, pad, ino, cookie[2]
-                if payload.len() < 16 {
-                    return Err(bad());
-                }
-                let state = payload[2];
-                let ino = u32_at(payload, 4).ok_or_else(bad)?;
-                let mut diag = UnixDiag {
-                    state,
-                    name: None,
-                    peer: None,
-                };
-                let mut attrs = &payload[16..];
-                while attrs.len() >= 4 {
-                    let alen = u16_at(attrs, 0).ok_or_else(bad)? as usize;
-                    let atype = u16_at(attrs, 2).ok_or_else(bad)?;
-                    if alen < 4 || alen > attrs.len() {
-                        return Err(bad());
-                    }
-                    let data = &attrs[4..alen];
-                    match atype {
-                        UNIX_DIAG_NAME if !data.is_empty() => {
-                            let name = if data[0] == 0 {
-                                format!("@{}", String::from_utf8_lossy(&data[1..]))
-                            } else {
-                                String::from_utf8_lossy(data)
-                                    .trim_end_matches('\0')
-                                    .to_string()
-                            };
-                            diag.name = Some(name);
-                        }
-                        UNIX_DIAG_PEER => diag.peer = u32_at(data, 0).filter(|&p| p != 0),
-                        _ => {}
-                    }
-                    attrs = &attrs[align4(alen).min(attrs.len())..];
-                }
-                out.insert(u64::from(ino), diag);
-            }
+            _ => each(payload)?,
         }
         b = &b[align4(len).min(b.len())..];
     }
     Ok(false)
+}
+
+/// Each netlink attribute (`struct rtattr`) in `attrs`, as `(type, data)`.
+fn for_each_attr(mut attrs: &[u8], mut each: impl FnMut(u16, &[u8])) -> io::Result<()> {
+    while attrs.len() >= 4 {
+        let alen = u16_at(attrs, 0).ok_or_else(malformed)? as usize;
+        let atype = u16_at(attrs, 2).ok_or_else(malformed)?;
+        if alen < 4 || alen > attrs.len() {
+            return Err(malformed());
+        }
+        each(atype, &attrs[4..alen]);
+        attrs = &attrs[align4(alen).min(attrs.len())..];
+    }
+    Ok(())
+}
+
+/// Parse one datagram of a sock_diag dump into `out`. Returns `Ok(true)` at the end of the dump.
+/// Malformed input ends the parse with an error instead of reading out of bounds.
+pub fn parse_unix_diag_dump(b: &[u8], out: &mut HashMap<u64, UnixDiag>) -> io::Result<bool> {
+    for_each_message(b, |payload| {
+        // struct unix_diag_msg: family, type, state, pad, ino, cookie[2]
+        if payload.len() < 16 {
+            return Err(malformed());
+        }
+        let ino = u32_at(payload, 4).ok_or_else(malformed)?;
+        let mut diag = UnixDiag {
+            state: payload[2],
+            name: None,
+            peer: None,
+        };
+        for_each_attr(&payload[16..], |atype, data| match atype {
+            UNIX_DIAG_NAME if !data.is_empty() => {
+                let name = if data[0] == 0 {
+                    format!("@{}", String::from_utf8_lossy(&data[1..]))
+                } else {
+                    String::from_utf8_lossy(data)
+                        .trim_end_matches('\0')
+                        .to_string()
+                };
+                diag.name = Some(name);
+            }
+            UNIX_DIAG_PEER => diag.peer = u32_at(data, 0).filter(|&p| p != 0),
+            _ => {}
+        })?;
+        out.insert(u64::from(ino), diag);
+        Ok(())
+    })
 }
 
 fn build_inet_request(family: u8) -> Vec<u8> {
@@ -302,57 +319,33 @@ fn sock_addr(family: u8, port: &[u8], addr: &[u8]) -> Option<SocketAddr> {
 
 /// Parse one datagram of an INET_DIAG dump into `out`. Returns `Ok(true)` at the end of the
 /// dump; malformed input is an error, never an out-of-bounds read.
-pub fn parse_inet_diag_dump(mut b: &[u8], out: &mut Vec<InetDiag>) -> io::Result<bool> {
-    let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed sock_diag reply");
-    while b.len() >= 16 {
-        let len = u32_at(b, 0).ok_or_else(bad)? as usize;
-        let kind = u16_at(b, 4).ok_or_else(bad)?;
-        if len < 16 || len > b.len() {
-            return Err(bad());
+pub fn parse_inet_diag_dump(b: &[u8], out: &mut Vec<InetDiag>) -> io::Result<bool> {
+    for_each_message(b, |payload| {
+        // struct inet_diag_msg: family, state, timer, retrans, sockid (48 bytes),
+        // expires, rqueue, wqueue, uid, inode.
+        if payload.len() < 72 {
+            return Err(malformed());
         }
-        let payload = &b[16..len];
-        match kind {
-            NLMSG_DONE => return Ok(true),
-            NLMSG_ERROR => {
-                let errno = u32_at(payload, 0).ok_or_else(bad)? as i32;
-                return Err(io::Error::from_raw_os_error(errno.wrapping_neg()));
+        let family = payload[0];
+        let local = sock_addr(family, &payload[4..6], &payload[8..24]).ok_or_else(malformed)?;
+        let peer = sock_addr(family, &payload[6..8], &payload[24..40]).ok_or_else(malformed)?;
+        let mut diag = InetDiag {
+            state: payload[1],
+            local,
+            peer,
+            rqueue: u32_at(payload, 56).ok_or_else(malformed)?,
+            wqueue: u32_at(payload, 60).ok_or_else(malformed)?,
+            inode: u64::from(u32_at(payload, 68).ok_or_else(malformed)?),
+            info: None,
+        };
+        for_each_attr(&payload[72..], |atype, data| {
+            if atype == INET_DIAG_INFO {
+                diag.info = parse_tcp_info(data);
             }
-            _ => {
-                // struct inet_diag_msg: family, state, timer, retrans, sockid (48 bytes),
-                // expires, rqueue, wqueue, uid, inode.
-                if payload.len() < 72 {
-                    return Err(bad());
-                }
-                let family = payload[0];
-                let local = sock_addr(family, &payload[4..6], &payload[8..24]).ok_or_else(bad)?;
-                let peer = sock_addr(family, &payload[6..8], &payload[24..40]).ok_or_else(bad)?;
-                let mut diag = InetDiag {
-                    state: payload[1],
-                    local,
-                    peer,
-                    rqueue: u32_at(payload, 56).ok_or_else(bad)?,
-                    wqueue: u32_at(payload, 60).ok_or_else(bad)?,
-                    inode: u64::from(u32_at(payload, 68).ok_or_else(bad)?),
-                    info: None,
-                };
-                let mut attrs = &payload[72..];
-                while attrs.len() >= 4 {
-                    let alen = u16_at(attrs, 0).ok_or_else(bad)? as usize;
-                    let atype = u16_at(attrs, 2).ok_or_else(bad)?;
-                    if alen < 4 || alen > attrs.len() {
-                        return Err(bad());
-                    }
-                    if atype == INET_DIAG_INFO {
-                        diag.info = parse_tcp_info(&attrs[4..alen]);
-                    }
-                    attrs = &attrs[align4(alen).min(attrs.len())..];
-                }
-                out.push(diag);
-            }
-        }
-        b = &b[align4(len).min(b.len())..];
-    }
-    Ok(false)
+        })?;
+        out.push(diag);
+        Ok(())
+    })
 }
 
 /// `ss`-style state names.
