@@ -33,6 +33,16 @@ fn settle(since: std::time::Instant) {
     );
 }
 
+/// Sets `path`'s modification time, as a worker's heartbeat touch would.
+fn touch(path: &Path, at: std::time::SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(at)
+        .unwrap();
+}
+
 /// A name no other test's process carries.
 fn unique(tag: &str) -> String {
     let n = std::time::SystemTime::now()
@@ -178,12 +188,10 @@ fn a_busy_worker_whose_heartbeat_went_stale_while_idle_is_working_and_never_rest
     });
     let beat = d.path().join("w.beat");
     write(&beat, "");
-    std::fs::File::options()
-        .write(true)
-        .open(&beat)
-        .unwrap()
-        .set_modified(std::time::SystemTime::now() - Duration::from_secs(600))
-        .unwrap();
+    touch(
+        &beat,
+        std::time::SystemTime::now() - Duration::from_secs(600),
+    );
     let reg = d.path().join("registry.json");
     write(
         &reg,
@@ -387,12 +395,10 @@ fn times_from_the_future_are_clock_skew_never_progress() {
     let beat = d.path().join("w.beat");
     write(&beat, "");
     // A heartbeat an hour ahead (another host's clock on a shared disk): never "fresh".
-    std::fs::File::options()
-        .write(true)
-        .open(&beat)
-        .unwrap()
-        .set_modified(std::time::SystemTime::now() + Duration::from_secs(3600))
-        .unwrap();
+    touch(
+        &beat,
+        std::time::SystemTime::now() + Duration::from_secs(3600),
+    );
     write(
         &reg,
         &format!(
@@ -415,12 +421,10 @@ fn times_from_the_future_are_clock_skew_never_progress() {
     // A log written in a zone an hour ahead: its request is not "in flight for 0s" on a
     // healthy worker; the verdict is unknown, with the skew said.
     write(&log, &request(-3600, &name, None, "req-ahead"));
-    std::fs::File::options()
-        .write(true)
-        .open(&beat)
-        .unwrap()
-        .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
-        .unwrap();
+    touch(
+        &beat,
+        std::time::SystemTime::now() - Duration::from_secs(3600),
+    );
     let r = check(&name, &reg, &log, "500ms");
     let w1 = worker(&r, pid);
     assert_eq!(w1["verdict"], "unknown", "{w1:#}");
