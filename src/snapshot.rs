@@ -97,7 +97,11 @@ fn build(
         mlsdiag_version: env!("CARGO_PKG_VERSION").into(),
         pid: w.pid,
         name: w.name.clone(),
-        registry_path: opts.check.registry.display().to_string(),
+        registry_path: if opts.check.no_registry {
+            "none (--no-registry)".to_string()
+        } else {
+            opts.check.registry.display().to_string()
+        },
         registry: registry.and_then(|r| r.get(w.pid)).cloned(),
         worker: w.clone(),
         process,
@@ -163,7 +167,7 @@ pub fn take(
                 ))
         );
     }
-    let registry = registry::load(&opts.check.registry).ok();
+    let registry = opts.check.registry();
     let chosen: Vec<&WorkerReport> = report
         .workers
         .iter()

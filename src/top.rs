@@ -22,7 +22,7 @@ use crate::render::Style;
 use crate::snapshot::SnapshotOptions;
 use crate::stacks::collect::{Collect, collect};
 use crate::watch::{Round, WatchOptions, Watcher};
-use crate::{registry, store};
+use crate::store;
 
 /// Points kept per worker for the memory sparkline.
 const HISTORY: usize = 60;
@@ -736,9 +736,7 @@ pub fn run_job(job: &Job, opts: &TopOptions, platform: &dyn Platform) -> JobOutp
     match job {
         Job::Stacks(pid) => pane(text(|out| {
             platform.process(*pid)?;
-            let registry = (!opts.watch.check.no_registry)
-                .then(|| registry::load(&opts.watch.check.registry).ok())
-                .flatten();
+            let registry = opts.watch.check.registry();
             let how = Collect {
                 native: true,
                 signal: false,

@@ -170,8 +170,7 @@ impl Watcher {
             if first_detection {
                 t.alerted = Some(w.verdict);
                 if let Some(dir) = &self.opts.snapshot_dir {
-                    let registry = registry
-                        .get_or_insert_with(|| registry::load(&self.opts.check.registry).ok());
+                    let registry = registry.get_or_insert_with(|| self.opts.check.registry());
                     event.snapshot = Some(snapshot(
                         &self.opts,
                         platform,

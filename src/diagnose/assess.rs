@@ -67,6 +67,12 @@ pub struct Observation<'a> {
     pub log: Option<&'a WorkerLog>,
     /// Name and pid of the parent, when it could be read.
     pub parent: Option<(u32, String)>,
+    /// When the parent started, when it could be read: a parent younger than the worker
+    /// adopted it.
+    pub parent_started: Option<DateTime<Utc>>,
+    /// The worker's standard output and error that nothing reads any more
+    /// ([`crate::platform::Platform::unread_output`]), read where its parent adopted it.
+    pub unread_output: Vec<String>,
     pub now: DateTime<Utc>,
     /// The worker's heartbeat file (registry field `heartbeat`) and when it was last touched.
     pub heartbeat: Option<(String, DateTime<Utc>)>,
@@ -241,6 +247,8 @@ mod tests {
             pattern: re,
             log,
             parent: Some((4120, "python3".into())),
+            parent_started: None,
+            unread_output: vec![],
             now: Utc.with_ymd_and_hms(2026, 1, 6, 7, 2, 46).unwrap(),
             heartbeat: None,
             tokens: None,

@@ -63,6 +63,15 @@ impl CheckOptions {
             ..Thresholds::default()
         }
     }
+
+    /// The registry the check judged by, read again for what is written after it (snapshots,
+    /// the stacks pane's faulthandler file): `None` under `--no-registry` or when it cannot
+    /// be read.
+    pub fn registry(&self) -> Option<registry::Registry> {
+        (!self.no_registry)
+            .then(|| registry::load(&self.registry).ok())
+            .flatten()
+    }
 }
 
 impl Default for CheckOptions {
@@ -546,9 +555,23 @@ impl Round<'_> {
         if let Some(l) = &worker_log {
             attributed.extend(l.requests().map(|r| (r.source, r.line)));
         }
-        let parent = last
-            .and_then(|p| self.platform.process(p.ppid).ok())
-            .map(|p| (p.pid, p.name));
+        let parent_info = last.and_then(|p| self.platform.process(p.ppid).ok());
+        let parent_started = parent_info.as_ref().map(|p| p.start_time);
+        let parent = parent_info.map(|p| (p.pid, p.name));
+        // Whose output nobody reads: read only for an unlisted worker its parent adopted,
+        // where the orphan rule can use it.
+        let unread_output = last
+            .filter(|p| {
+                entry.is_none()
+                    && crate::diagnose::rules::orphan::adopted(
+                        p.ppid,
+                        p.start_time,
+                        parent.as_ref().map(|(_, n)| n.as_str()),
+                        parent_started,
+                    )
+            })
+            .and_then(|p| self.platform.unread_output(p.pid).ok())
+            .unwrap_or_default();
         let beat = self.heartbeat(entry, last, &mut worker_notes);
         let progress = self.tokens(entry, last, before, &mut worker_notes);
         let gpu = (self.gpu).and_then(|(b, a)| GpuUsage::between(b, a, cand.pid));
@@ -566,6 +589,8 @@ impl Round<'_> {
                 pattern: self.re,
                 log: worker_log.as_ref(),
                 parent,
+                parent_started,
+                unread_output,
                 now: self.now,
                 heartbeat: beat,
                 tokens: progress.as_ref(),

@@ -469,6 +469,26 @@ impl Platform for Macos {
         })
     }
 
+    fn unread_output(&self, pid: u32) -> Result<Vec<String>, InspectError> {
+        // A pipe's state carries PIPE_EOF once its other end is closed (XNU bsd/sys/pipe.h);
+        // `proc_pidfdinfo` reads it without opening anything. Unix sockets on fd 1/2 are not
+        // judged here: launchd gives its services files or /dev/null.
+        let mut out = Vec::new();
+        for fd in [1, 2] {
+            let Ok(p) = pidfdinfo::<PipeFdInfo>(pid as i32, fd) else {
+                continue;
+            };
+            if p.pipe_status & xnu::PIPE_EOF != 0 {
+                let name = ["", "stdout", "stderr"][fd as usize];
+                out.push(format!(
+                    "its {name} (fd {fd}, pipe {:#x}) is a pipe nothing reads any more",
+                    p.pipe_handle
+                ));
+            }
+        }
+        Ok(out)
+    }
+
     fn tcp_connections(&self, pid: u32) -> Result<Vec<crate::model::TcpConnection>, InspectError> {
         let bsd = pidinfo::<libc::proc_bsdinfo>(pid, libc::PROC_PIDTBSDINFO, 0)
             .map_err(|e| self.map_err(pid, "proc_pidinfo(PROC_PIDTBSDINFO)", e))?;

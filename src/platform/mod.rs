@@ -87,6 +87,16 @@ pub trait Platform: Send + Sync {
     fn mlx_image(&self, _pid: u32, _argv: &[String]) -> Result<Option<String>, InspectError> {
         Ok(None)
     }
+    /// The process's standard output and error (fd 1, 2) where nothing holds the other end
+    /// any more: a pipe with no reader, a unix stream socket whose peer closed; each a sentence.
+    /// Whoever started the worker with that channel (an orchestrator reading its output) is
+    /// gone. Nothing is written to the channel and the process is not disturbed (Linux: a
+    /// non-blocking open of the write end, which the kernel refuses with ENXIO when no reader
+    /// is left; macOS: the pipe's EOF state from `proc_pidfdinfo`). Empty where the platform or
+    /// a recording cannot say, or the channel is a file, a terminal or /dev/null.
+    fn unread_output(&self, _pid: u32) -> Result<Vec<String>, InspectError> {
+        Ok(vec![])
+    }
 }
 
 /// Who holds each pipe or socket object: kernel object id → `(pid, fd)`.

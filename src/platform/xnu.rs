@@ -233,6 +233,9 @@ pub struct PipeFdInfo {
     pub rfu_1: i32,
 }
 
+/// `pipe_status` bit (XNU `bsd/sys/pipe.h`): the pipe's other end is closed.
+pub const PIPE_EOF: i32 = 0x080;
+
 pub const MAXPATHLEN: usize = 1024;
 
 /// `struct pshm_fdinfo` (`PROC_PIDFDPSHMINFO`): a POSIX shared-memory object and its name.

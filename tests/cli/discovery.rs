@@ -152,6 +152,83 @@ fn nothing_found_says_what_was_searched_and_what_to_pass() {
     );
 }
 
+/// An orchestrator (#30): starts a worker whose stdout is a pipe and whose stderr a unix
+/// socket, both read by the orchestrator; prints the worker's pid; then exits at once (`die`,
+/// as a crash would: no cleanup) or lives on holding its ends. The worker is in the
+/// orchestrator's process group, which the test's guard kills.
+const ORCHESTRATOR: &str = r#"
+import os, socket, subprocess, sys, time
+mine, theirs = socket.socketpair()
+w = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", sys.argv[1]],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=theirs.fileno())
+print(w.pid, flush=True)
+if sys.argv[2] == "die":
+    os._exit(0)
+time.sleep(600)
+"#;
+
+#[test]
+fn a_worker_whose_orchestrator_died_is_an_orphan_without_a_registry() {
+    let start = |tag: &str, fate: &str| {
+        let mut cmd = Command::new("python3");
+        cmd.args(["-c", ORCHESTRATOR, tag, fate]);
+        let orchestrator = Background::spawn(cmd);
+        let (pid, _) = orchestrator.line(std::time::Duration::from_secs(60), |_| true);
+        (orchestrator, pid.trim().parse::<u32>().unwrap())
+    };
+    let id = std::process::id();
+    let (lost_tag, kept_tag) = (format!("zz-lost-{id}"), format!("zz-kept-{id}"));
+    let (_lost_group, lost) = start(&lost_tag, "die");
+    let (_kept_group, kept) = start(&kept_tag, "live");
+    // The orchestrator has exited; wait until the worker is adopted.
+    let parent_of = |pid: u32| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after = stat.rsplit(')').next().unwrap_or("").to_string();
+        after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok())
+    };
+    let gone = _lost_group.child.id();
+    crate::util::wait_until(std::time::Duration::from_secs(30), "re-parenting", || {
+        parent_of(lost).is_some_and(|p| p != gone)
+    });
+    let pattern = format!("zz-(lost|kept)-{id}");
+    let out = run(&[
+        "check",
+        "--json",
+        "--window",
+        "0s",
+        "--no-registry",
+        "--pattern",
+        &pattern,
+    ]);
+    let r = json(&out);
+    let w = worker(&r, lost).unwrap_or_else(|| panic!("{r:#}"));
+    assert_eq!(w["verdict"], "orphan", "{w:#}");
+    let evidence = w["findings"][0]["evidence"].to_string();
+    assert!(evidence.contains("which adopted it"), "{evidence}");
+    assert!(evidence.contains("its stdout (fd 1, pipe:["), "{evidence}");
+    assert!(
+        evidence.contains("its stderr (fd 2, socket:["),
+        "{evidence}"
+    );
+    // Its sibling's orchestrator lives and reads: not an orphan.
+    let w = worker(&r, kept).unwrap_or_else(|| panic!("{r:#}"));
+    assert_eq!(w["verdict"], "healthy", "{w:#}");
+    assert_eq!(out.status.code(), Some(1), "one orphan: WARNING");
+    // The table says it too.
+    let text = stdout(&run(&[
+        "check",
+        "--window",
+        "0s",
+        "--no-registry",
+        "--pattern",
+        &lost_tag,
+    ]));
+    assert!(text.contains("is a pipe nothing reads any more"), "{text}");
+}
+
 #[cfg(feature = "mlx")]
 mod mlx {
     use std::path::Path;

@@ -58,3 +58,37 @@ fn malformed_registry_names_file_line_and_column() {
     let err = stderr(&run(&["registry", "--registry", missing.to_str().unwrap()]));
     assert!(err.contains("nope.json: registry does not exist"), "{err}");
 }
+
+#[test]
+fn no_registry_is_not_read_by_snapshot_either() {
+    // The sim's registry is there; `--no-registry` says there is no orchestrator, so the
+    // snapshot records no registry entry for a worker the registry lists (#30).
+    let sim = Sim::start();
+    let dir = tempfile::tempdir().unwrap();
+    let hung = sim.pid("hung").to_string();
+    let out = run(&[
+        "snapshot",
+        "--pattern",
+        sim.pattern(),
+        "--registry",
+        sim.registry(),
+        "--no-registry",
+        "--window",
+        "0s",
+        "--dir",
+        dir.path().to_str().unwrap(),
+        &hung,
+    ]);
+    assert!(out.status.code().is_some(), "{}", stderr(&out));
+    let snaps: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert_eq!(snaps.len(), 1, "{}", stderr(&out));
+    let snap: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(snaps[0].path()).unwrap()).unwrap();
+    assert!(snap["registry"].is_null(), "{:#}", snap["registry"]);
+    assert_eq!(snap["registry_path"], "none (--no-registry)");
+    assert_eq!(snap["worker"]["registered"], false);
+}

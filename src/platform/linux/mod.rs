@@ -256,6 +256,42 @@ pub fn classify_path(path: &Path) -> (FdKind, String) {
     (FdKind::File, text)
 }
 
+/// Whether the pipe `link` (a `/proc/PID/fd/N` link to its write end) has no reader left.
+/// The pipe is opened for writing, without blocking (an anonymous pipe opens even with no
+/// reader, unlike a FIFO), and polled once without waiting: POLLERR on a write end means no
+/// process holds the read end (pipe(7)). Nothing is written, and the descriptor is closed at
+/// once; the worker still holds its own write end, so a reader sees no end of file. Any
+/// failure to open or poll says nothing.
+fn pipe_has_no_reader(link: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(file) = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(link)
+    else {
+        return false;
+    };
+    let mut pfd = libc::pollfd {
+        fd: file.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is one valid pollfd for a descriptor `file` keeps open for this call;
+    // a timeout of 0 returns at once.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n == 1 && pfd.revents & libc::POLLERR != 0
+}
+
+/// The access mode (`O_RDONLY`, `O_WRONLY`, `O_RDWR`) in a `/proc/PID/fdinfo/N` text, whose
+/// `flags:` line is the descriptor's open flags in octal.
+fn fdinfo_access_mode(text: &str) -> Option<i32> {
+    let flags = text.lines().find_map(|l| l.strip_prefix("flags:"))?.trim();
+    i32::from_str_radix(flags, 8)
+        .ok()
+        .map(|f| f & libc::O_ACCMODE)
+}
+
 fn unix_state_label(state: u8) -> &'static str {
     // sock_diag reports unix socket states with the TCP constants.
     match state {
@@ -514,6 +550,51 @@ impl Platform for Linux {
     ) -> Option<crate::model::GpuReading> {
         // A recorded tree has no GPU to ask.
         (self.root == std::path::Path::new("/proc")).then(|| gpu::read(pids, since))
+    }
+
+    fn unread_output(&self, pid: u32) -> Result<Vec<String>, InspectError> {
+        // The kernel's answer holds for this machine, not for a recorded tree.
+        if self.root != std::path::Path::new("/proc") {
+            return Ok(vec![]);
+        }
+        let mut out = Vec::new();
+        let mut unix: Option<HashMap<u64, sockdiag::UnixDiag>> = None;
+        for fd in [1, 2] {
+            let link = self.root.join(format!("{pid}/fd/{fd}"));
+            let target = match std::fs::read_link(&link) {
+                Ok(t) => t.to_string_lossy().into_owned(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.read_error(pid, &format!("fd/{fd}"), e)),
+            };
+            let name = ["", "stdout", "stderr"][fd];
+            if target.starts_with("pipe:") {
+                let info = std::fs::read_to_string(self.root.join(format!("{pid}/fdinfo/{fd}")))
+                    .map_err(|e| self.read_error(pid, &format!("fdinfo/{fd}"), e))?;
+                if fdinfo_access_mode(&info) == Some(libc::O_WRONLY) && pipe_has_no_reader(&link) {
+                    out.push(format!(
+                        "its {name} (fd {fd}, {target}) is a pipe nothing reads any more"
+                    ));
+                }
+            } else if let Some(ino) = target
+                .strip_prefix("socket:[")
+                .and_then(|t| t.strip_suffix(']'))
+                .and_then(|t| t.parse::<u64>().ok())
+            {
+                if unix.is_none() {
+                    unix = Some(sockdiag::unix_sockets().unwrap_or_default());
+                }
+                let closed = unix
+                    .as_ref()
+                    .and_then(|m| m.get(&ino))
+                    .is_some_and(|u| u.state == 1 && u.peer.is_none());
+                if closed {
+                    out.push(format!(
+                        "its {name} (fd {fd}, {target}) is a unix socket whose peer closed"
+                    ));
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn tcp_connections(&self, pid: u32) -> Result<Vec<crate::model::TcpConnection>, InspectError> {
