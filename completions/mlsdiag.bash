@@ -253,7 +253,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__check)
-            opts="-h --pattern --registry --no-registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --probe --textfile --json --color --fixture --help"
+            opts="-h --pattern --registry --no-registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --probe --probe-model --textfile --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -304,6 +304,10 @@ _mlsdiag() {
                     return 0
                     ;;
                 --probe)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-model)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1187,7 +1191,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__snapshot)
-            opts="-h --pattern --registry --no-registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --probe --dir --quiet --on-finding --keep --max-age --tail --json --color --fixture --help"
+            opts="-h --pattern --registry --no-registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --probe --probe-model --dir --quiet --on-finding --keep --max-age --tail --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1238,6 +1242,10 @@ _mlsdiag() {
                     return 0
                     ;;
                 --probe)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-model)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1325,7 +1333,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__top)
-            opts="-h --pattern --registry --no-registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --probe --interval --leak-span --dir --tail --threads-window --once --json --color --fixture --help"
+            opts="-h --pattern --registry --no-registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --probe --probe-model --interval --leak-span --dir --tail --threads-window --once --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1376,6 +1384,10 @@ _mlsdiag() {
                     return 0
                     ;;
                 --probe)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-model)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1415,7 +1427,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__watch)
-            opts="-h --pattern --registry --no-registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --probe --interval --rounds --leak-span --dir --no-snapshot --tail --on-finding --hook-timeout --restart-hung --grace --textfile --listen --json --color --fixture --help"
+            opts="-h --pattern --registry --no-registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --probe --probe-model --interval --rounds --leak-span --dir --no-snapshot --tail --on-finding --hook-timeout --restart-hung --grace --textfile --listen --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1466,6 +1478,10 @@ _mlsdiag() {
                     return 0
                     ;;
                 --probe)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-model)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -65,6 +65,7 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l leak-min-span 
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l progress-cpu -d 'CPU% over the window at or below which a worker makes no progress' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l history -d 'Also judge workers by the snapshots in this directory (memory trend, frozen CPU time)' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l probe -d 'Send the server at URL (http://HOST:PORT[/PATH]) one OpenAI-compatible completion of one token, deadline --hung-after: no answer while its CPU and GPU stay idle is a hang, an answer shows generation works. It costs the server one generation (watch: each round); never sent by default' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l probe-model -d 'The `model` the probe names. Left out by default: mlx_lm.server then uses the model it was started with (naming another makes it load that one); for servers that require a model name' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l textfile -d 'Also write DIR/mlsdiag.prom (Prometheus text format) for node_exporter\'s textfile collector' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand check" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
 always\t''
@@ -85,6 +86,7 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l leak-min-span 
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l progress-cpu -d 'CPU% over the window at or below which a worker makes no progress' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l history -d 'Also judge workers by the snapshots in this directory (memory trend, frozen CPU time)' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l probe -d 'Send the server at URL (http://HOST:PORT[/PATH]) one OpenAI-compatible completion of one token, deadline --hung-after: no answer while its CPU and GPU stay idle is a hang, an answer shows generation works. It costs the server one generation (watch: each round); never sent by default' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l probe-model -d 'The `model` the probe names. Left out by default: mlx_lm.server then uses the model it was started with (naming another makes it load that one); for servers that require a model name' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l interval -d 'Time from the start of one round to the start of the next' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l rounds -d 'Stop after N rounds (default: until interrupted)' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand watch" -l leak-span -d 'How far back the memory series kept across rounds reaches (leak trend)' -r
@@ -116,6 +118,7 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand top" -l leak-min-span -d
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand top" -l progress-cpu -d 'CPU% over the window at or below which a worker makes no progress' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand top" -l history -d 'Also judge workers by the snapshots in this directory (memory trend, frozen CPU time)' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand top" -l probe -d 'Send the server at URL (http://HOST:PORT[/PATH]) one OpenAI-compatible completion of one token, deadline --hung-after: no answer while its CPU and GPU stay idle is a hang, an answer shows generation works. It costs the server one generation (watch: each round); never sent by default' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand top" -l probe-model -d 'The `model` the probe names. Left out by default: mlx_lm.server then uses the model it was started with (naming another makes it load that one); for servers that require a model name' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand top" -l interval -d 'Time from the start of one round to the start of the next' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand top" -l leak-span -d 'How far back the memory series kept across rounds reaches (leak trend)' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand top" -l dir -d 'Where `S` saves a snapshot (default as for `snapshot`)' -r -F
@@ -224,6 +227,7 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l leak-min-sp
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l progress-cpu -d 'CPU% over the window at or below which a worker makes no progress' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l history -d 'Also judge workers by the snapshots in this directory (memory trend, frozen CPU time)' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l probe -d 'Send the server at URL (http://HOST:PORT[/PATH]) one OpenAI-compatible completion of one token, deadline --hung-after: no answer while its CPU and GPU stay idle is a hang, an answer shows generation works. It costs the server one generation (watch: each round); never sent by default' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l probe-model -d 'The `model` the probe names. Left out by default: mlx_lm.server then uses the model it was started with (naming another makes it load that one); for servers that require a model name' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l dir -d 'Directory for the snapshots (default: $MLSDIAG_DIR, else ~/Library/Logs/mlsdiag on macOS, the XDG state directory on Linux)' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l keep -d 'Keep only the newest N snapshots per worker PID (only mlsdiag\'s own files are deleted)' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l max-age -d 'Delete mlsdiag\'s snapshots older than this (e.g. 14d)' -r

@@ -185,6 +185,11 @@ pub struct CheckArgs {
     /// never sent by default
     #[arg(long, value_name = "URL")]
     pub probe: Option<String>,
+    /// The `model` the probe names. Left out by default: mlx_lm.server then uses the model it
+    /// was started with (naming another makes it load that one); for servers that require a
+    /// model name
+    #[arg(long, value_name = "NAME", requires = "probe")]
+    pub probe_model: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -219,6 +224,7 @@ impl From<&CheckArgs> for crate::diagnose::check::CheckOptions {
             progress_cpu: a.progress_cpu,
             history: a.history.clone(),
             probe: a.probe.clone(),
+            probe_model: a.probe_model.clone(),
         }
     }
 }

@@ -41,6 +41,14 @@ impl Series {
         let span = self.span_secs();
         (span > 0.0).then(|| self.cpu_delta_ns().map(|d| d as f64 / 1e9 / span * 100.0))?
     }
+    /// Keep only the readings from the last one taken at or before `secs` on, where at least
+    /// two remain: CPU% and the threads running then cover only that part of the window.
+    pub fn keep_from(&mut self, secs: f64) {
+        let start = self.readings.iter().rposition(|r| r.0 <= secs).unwrap_or(0);
+        if self.readings.len() - start >= 2 {
+            self.readings.drain(..start);
+        }
+    }
     /// Most threads seen running in any reading.
     pub fn max_running(&self) -> u32 {
         self.readings
@@ -165,4 +173,46 @@ pub fn threads(
         groups,
         gpu,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(t: f64, cpu_ms: u64) -> (f64, ProcessInfo) {
+        let p = ProcessInfo {
+            pid: 7,
+            ppid: 1,
+            uid: 501,
+            name: "python3".into(),
+            cmdline: vec![],
+            state: 'S',
+            start_time: chrono::DateTime::UNIX_EPOCH,
+            cpu_user_ns: cpu_ms * 1_000_000,
+            cpu_system_ns: 0,
+            rss_bytes: 0,
+            vsz_bytes: 0,
+            footprint_bytes: None,
+            threads: 1,
+            threads_running: 0,
+        };
+        (t, p)
+    }
+
+    #[test]
+    fn keep_from_drops_the_start_of_the_window_while_two_readings_remain() {
+        // 40 ms of CPU in the first second (a request parsed), then nothing.
+        let mut s = Series {
+            pid: 7,
+            readings: vec![reading(0.0, 0), reading(1.0, 40), reading(2.0, 40), reading(3.0, 40)],
+            error: None,
+        };
+        assert!(s.cpu_percent().unwrap() > 1.0);
+        s.keep_from(1.5);
+        assert_eq!(s.readings.len(), 3, "from the reading at 1.0 on");
+        assert_eq!(s.cpu_percent(), Some(0.0));
+        // Too few left: the whole window stays.
+        s.keep_from(10.0);
+        assert_eq!(s.readings.len(), 3);
+    }
 }

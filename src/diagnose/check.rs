@@ -51,6 +51,8 @@ pub struct CheckOptions {
     pub history: Option<PathBuf>,
     /// `--probe URL`: a one-token completion sent to the server, deadline `hung_after`.
     pub probe: Option<String>,
+    /// `--probe-model`: the `model` the probe names; `None`: the server's own.
+    pub probe_model: Option<String>,
 }
 
 impl CheckOptions {
@@ -89,6 +91,7 @@ impl Default for CheckOptions {
             progress_cpu: th.progress_cpu_percent,
             history: None,
             probe: None,
+            probe_model: None,
         }
     }
 }
@@ -149,7 +152,7 @@ pub fn check_probed(
     wait: bool,
 ) -> anyhow::Result<(CheckReport, Option<logs::Outcome>)> {
     let target = (opts.probe.as_deref())
-        .map(crate::probe::Target::parse)
+        .map(|url| crate::probe::Target::parse(url, opts.probe_model.as_deref()))
         .transpose()
         .map_err(|e| anyhow::anyhow!("--probe: {e}"))?;
     let search = discover::Search::new(opts.pattern.as_deref())?;
@@ -176,6 +179,14 @@ pub fn check_probed(
     if let Some(t) = target.as_ref().filter(|_| wait) {
         let until = sampled + opts.hung_after + Duration::from_secs(10);
         follow_probe(platform, &mut series, sampled, probes, &t.url, until);
+        // The server reads and parses the probe as it arrives: that CPU is the probe's, not
+        // progress. An unanswered probe is judged on the CPU after it settled.
+        if probes.report(&t.url).is_some_and(|r| r.waiting()) {
+            let settle = (opts.hung_after / 4).min(Duration::from_secs(2));
+            for s in &mut series {
+                s.keep_from(settle.as_secs_f64());
+            }
+        }
     }
     let probe = target
         .as_ref()

@@ -34,10 +34,13 @@ pub const PROMPT: &str = "Hi";
 pub struct Target {
     pub url: String,
     pub endpoint: Endpoint,
+    /// The `model` the request names; `None`: none, the server's own (mlx_lm.server loads any
+    /// model a request names, so the probe names none unless told).
+    pub model: Option<String>,
 }
 
 impl Target {
-    pub fn parse(url: &str) -> Result<Target, String> {
+    pub fn parse(url: &str, model: Option<&str>) -> Result<Target, String> {
         let rest = url.strip_prefix("http://").unwrap_or(url);
         let with_path = if rest.trim_end_matches('/').contains('/') {
             url.to_string()
@@ -47,12 +50,13 @@ impl Target {
         Ok(Target {
             url: url.to_string(),
             endpoint: Endpoint::parse(&with_path)?,
+            model: model.map(str::to_string),
         })
     }
 
     /// The request body: one streamed token, greedy.
     pub fn body(&self) -> serde_json::Value {
-        if self.endpoint.path.ends_with("chat/completions") {
+        let mut body = if self.endpoint.path.ends_with("chat/completions") {
             serde_json::json!({
                 "messages": [{"role": "user", "content": PROMPT}],
                 "max_tokens": 1,
@@ -66,7 +70,11 @@ impl Target {
                 "temperature": 0,
                 "stream": true,
             })
+        };
+        if let Some(m) = &self.model {
+            body["model"] = m.clone().into();
         }
+        body
     }
 }
 
@@ -289,15 +297,18 @@ mod tests {
 
     #[test]
     fn targets_default_to_completions_and_chat_paths_get_messages() {
-        let t = Target::parse("http://127.0.0.1:8080").unwrap();
+        let t = Target::parse("http://127.0.0.1:8080", None).unwrap();
         assert_eq!(t.endpoint.path, "/v1/completions");
         assert_eq!(t.body()["max_tokens"], 1);
         assert_eq!(t.body()["prompt"], PROMPT);
-        let t = Target::parse("http://127.0.0.1:8080/").unwrap();
+        let t = Target::parse("http://127.0.0.1:8080/", None).unwrap();
         assert_eq!(t.endpoint.path, "/v1/completions");
-        let t = Target::parse("http://h:1/v1/chat/completions").unwrap();
+        let t = Target::parse("http://h:1/v1/chat/completions", None).unwrap();
         assert!(t.body()["messages"].is_array());
-        assert!(Target::parse("https://h:1").is_err());
+        assert!(Target::parse("https://h:1", None).is_err());
+        assert!(t.body().get("model").is_none(), "the server's own model");
+        let t = Target::parse("http://h:1", Some("qwen")).unwrap();
+        assert_eq!(t.body()["model"], "qwen");
     }
 
     /// A server that accepts and then answers with `reply` (or never, for `None`), counting
@@ -332,7 +343,7 @@ mod tests {
         let deadline = Duration::from_millis(600);
         let probes = Probes::new();
         let (url, _, _l) = server(Some(SSE));
-        let t = Target::parse(&url).unwrap();
+        let t = Target::parse(&url, None).unwrap();
         assert!(probes.start(&t, deadline));
         probes.wait(&url, Instant::now() + Duration::from_secs(10));
         let r = probes.report(&url).unwrap();
@@ -340,7 +351,7 @@ mod tests {
         assert!(r.first_byte_secs.is_some() && r.first_token_secs.is_some());
 
         let (url, _, _l) = server(None);
-        let t = Target::parse(&url).unwrap();
+        let t = Target::parse(&url, None).unwrap();
         let sent = Instant::now();
         assert!(probes.start(&t, deadline));
         assert_eq!(probes.report(&url).unwrap().state, ProbeState::InFlight);
@@ -354,7 +365,7 @@ mod tests {
         let (url, _, _l) = server(Some(
             "HTTP/1.1 404 Not Found\r\n\r\n{\"error\": \"generation thread died\"}",
         ));
-        let t = Target::parse(&url).unwrap();
+        let t = Target::parse(&url, None).unwrap();
         assert!(probes.start(&t, deadline));
         probes.wait(&url, Instant::now() + Duration::from_secs(10));
         let r = probes.report(&url).unwrap();
@@ -367,7 +378,7 @@ mod tests {
         let deadline = Duration::from_millis(400);
         let probes = Probes::new();
         let (url, count, _l) = server(None);
-        let t = Target::parse(&url).unwrap();
+        let t = Target::parse(&url, None).unwrap();
         assert!(probes.start(&t, deadline));
         // In flight: no second probe.
         assert!(!probes.start(&t, deadline));

@@ -230,14 +230,9 @@ fn the_dead_generation_thread_of_mlx_lm_0_31_is_hung_by_the_socket_table_and_by_
         "{w:#}"
     );
 
-    // The probe: no answer within --hung-after, the CPU idle while it waited.
-    // The server parsing the probe's request costs a few tens of ms of CPU inside the window;
-    // on a loaded 2-core machine that can pass 1% of it, so the threshold is 5% here (a dead
-    // generation thread burns none).
-    let w = server.check(
-        "2s",
-        &["--probe", &server.probe_url(), "--progress-cpu", "5"],
-    );
+    // The probe: no answer within --hung-after, the CPU idle while it waited (the default
+    // 1%: the server's parsing of the probe, before it settled, is not counted).
+    let w = server.check("2s", &["--probe", &server.probe_url()]);
     assert_eq!(w["verdict"], "hung", "{w:#}");
     assert_eq!(w["probe"]["state"], "no_answer", "{w:#}");
     assert!(w["probe"]["age_secs"].as_f64().unwrap() >= 2.0, "{w:#}");
