@@ -204,7 +204,12 @@ mod tests {
         // 40 ms of CPU in the first second (a request parsed), then nothing.
         let mut s = Series {
             pid: 7,
-            readings: vec![reading(0.0, 0), reading(1.0, 40), reading(2.0, 40), reading(3.0, 40)],
+            readings: vec![
+                reading(0.0, 0),
+                reading(1.0, 40),
+                reading(2.0, 40),
+                reading(3.0, 40),
+            ],
             error: None,
         };
         assert!(s.cpu_percent().unwrap() > 1.0);

@@ -21,8 +21,8 @@ use crate::platform::Platform;
 use crate::render::Style;
 use crate::snapshot::SnapshotOptions;
 use crate::stacks::collect::{Collect, collect};
-use crate::watch::{Round, WatchOptions, Watcher};
 use crate::store;
+use crate::watch::{Round, WatchOptions, Watcher};
 
 /// Points kept per worker for the memory sparkline.
 const HISTORY: usize = 60;

@@ -42,6 +42,8 @@ mod repro_mlx;
 #[cfg(feature = "mlx")]
 mod run;
 mod stacks;
+#[cfg(feature = "mlx")]
+mod stock_server;
 mod top;
 mod util;
 mod watch;

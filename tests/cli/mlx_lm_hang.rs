@@ -13,149 +13,32 @@
 //! working through both long generations, with the probe answered; an idle one is healthy,
 //! and says why: no request waits in the socket table.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{json, mlx_lm_031_python, mlx_lm_python, root, run, wait_until, write};
+use crate::stock_server::{Launch, RACE, StockServer};
+use crate::util::{json, mlx_lm_031_python, mlx_lm_python, run, wait_until};
 
-/// A running server at INFO, killed on drop (also when the test fails).
-struct Server {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    registry: PathBuf,
-    _dir: tempfile::TempDir,
+fn start(python: &str) -> StockServer {
+    Launch::module(python).extra(RACE).start()
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(python: &str) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = dir.path().join("server.log");
-        let file = std::fs::File::create(&log).unwrap();
-        let hub = dir.path().join("hub");
-        std::fs::create_dir(&hub).unwrap();
-        let child = Command::new(python)
-            .args([
-                "-m",
-                "mlx_lm.server",
-                "--model",
-                &root("target/mlx-lm-tiny"),
-            ])
-            .args(["--port", &port.to_string(), "--log-level", "INFO"])
-            .args(["--prefill-step-size", "4"])
-            .env("HF_HUB_OFFLINE", "1")
-            .env("TRANSFORMERS_OFFLINE", "1")
-            .env("HF_HUB_CACHE", &hub)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("start mlx_lm.server");
-        let registry = dir.path().join("registry.json");
-        write(
-            &registry,
-            &format!(r#"[{{"pid":{},"name":"mlx-lm"}}]"#, child.id()),
-        );
-        let s = Server {
-            child,
-            port,
-            log,
-            registry,
-            _dir: dir,
-        };
-        wait_until(Duration::from_secs(120), "mlx_lm.server to listen", || {
-            s.log_text().contains("Starting httpd")
-                && TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        s
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// POST a completion and return the connection without reading the answer: the request
-    /// stays in flight for as long as the test holds it.
-    fn send(&self, body: &str) -> TcpStream {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        let request = format!(
-            "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        s.write_all(request.as_bytes()).unwrap();
-        s
-    }
-
-    /// The two requests of mlx-lm #1472: one with `repetition_penalty` and a prompt of about
-    /// 3000 tokens (hundreds of prefill steps at 4 tokens each), and a plain one sent once the
-    /// first is in its prefill. Both ask for 20,000 tokens: minutes of generation here.
-    fn two_requests(&self) -> (TcpStream, TcpStream) {
-        let prompt = "hello world ".repeat(750);
-        let a = self.send(&format!(
-            r#"{{"prompt":"{prompt}","max_tokens":20000,"repetition_penalty":1.1}}"#
-        ));
-        wait_until(
-            Duration::from_secs(60),
-            "the first request's prefill",
-            || self.log_text().contains("Prompt processing progress: 4/"),
-        );
-        let b = self.send(r#"{"prompt":"hi","max_tokens":20000}"#);
-        (a, b)
-    }
-
-    /// `GET /health`: the status code.
-    fn health(&self) -> String {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(
-            s,
-            "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut resp = String::new();
-        let _ = s.read_to_string(&mut resp);
-        resp.lines().next().unwrap_or_default().to_string()
-    }
-
-    /// `check --json` with no log, the worker's report; `extra` adds flags.
-    fn check(&self, hung_after: &str, extra: &[&str]) -> Value {
-        let pattern = format!(r"mlx_lm\.server --model \S+ --port {}", self.port);
-        let mut args = vec![
-            "check",
-            "--json",
-            "--pattern",
-            &pattern,
-            "--registry",
-            self.registry.to_str().unwrap(),
-            "--hung-after",
-            hung_after,
-        ];
-        args.extend_from_slice(extra);
-        let r = json(&run(&args));
-        assert_eq!(r["workers"].as_array().unwrap().len(), 1, "{r:#}");
-        r["workers"][0].clone()
-    }
-
-    fn probe_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
+/// `check --json` with no log, the worker's report; `extra` adds flags.
+fn check(server: &StockServer, hung_after: &str, extra: &[&str]) -> Value {
+    let pattern = server.pattern();
+    let mut args = vec![
+        "check",
+        "--json",
+        "--pattern",
+        &pattern,
+        "--registry",
+        server.registry.to_str().unwrap(),
+        "--hung-after",
+        hung_after,
+    ];
+    args.extend_from_slice(extra);
+    server.report_in(&json(&run(&args)))
 }
 
 /// The condition of the hung rule named `name`: whether it held, and its fact.
@@ -179,7 +62,7 @@ fn hang_evidence(w: &Value) -> String {
 
 #[test]
 fn the_dead_generation_thread_of_mlx_lm_0_31_is_hung_by_the_socket_table_and_by_the_probe() {
-    let server = Server::start(&mlx_lm_031_python());
+    let server = start(&mlx_lm_031_python());
     let (_a, _b) = server.two_requests();
     wait_until(
         Duration::from_secs(120),
@@ -200,7 +83,7 @@ fn the_dead_generation_thread_of_mlx_lm_0_31_is_hung_by_the_socket_table_and_by_
     );
 
     // The socket table alone: two requests in, nothing out, the CPU idle. No log given.
-    let w = server.check("2s", &[]);
+    let w = check(&server, "2s", &[]);
     assert_eq!(w["verdict"], "hung", "{w:#}");
     assert_eq!(w["activity"], "stalled", "{w:#}");
     let ev = hang_evidence(&w);
@@ -232,7 +115,7 @@ fn the_dead_generation_thread_of_mlx_lm_0_31_is_hung_by_the_socket_table_and_by_
 
     // The probe: no answer within --hung-after, the CPU idle while it waited (the default
     // 1%: the server's parsing of the probe, before it settled, is not counted).
-    let w = server.check("2s", &["--probe", &server.probe_url()]);
+    let w = check(&server, "2s", &["--probe", &server.probe_url()]);
     assert_eq!(w["verdict"], "hung", "{w:#}");
     assert_eq!(w["probe"]["state"], "no_answer", "{w:#}");
     assert!(w["probe"]["age_secs"].as_f64().unwrap() >= 2.0, "{w:#}");
@@ -249,7 +132,7 @@ fn the_dead_generation_thread_of_mlx_lm_0_31_is_hung_by_the_socket_table_and_by_
 
     // watch --probe: one probe a round at most, the hang reported with it.
     let snaps = tempfile::tempdir().unwrap();
-    let pattern = format!(r"mlx_lm\.server --model \S+ --port {}", server.port);
+    let pattern = server.pattern();
     let out = run(&[
         "watch",
         "--json",
@@ -287,12 +170,12 @@ fn the_dead_generation_thread_of_mlx_lm_0_31_is_hung_by_the_socket_table_and_by_
 
 #[test]
 fn mlx_lm_0_32_survives_the_same_requests_and_stays_healthy_idle_and_through_long_generations() {
-    let server = Server::start(&mlx_lm_python());
+    let server = start(&mlx_lm_python());
     // Idle (once its start-up work is over): healthy, and the socket table says no request
     // waits; the probe is answered.
     let mut w = Value::Null;
     wait_until(Duration::from_secs(60), "the server to settle", || {
-        w = server.check("1s", &[]);
+        w = check(&server, "1s", &[]);
         w["activity"] == "idle"
     });
     assert_eq!(w["verdict"], "healthy", "{w:#}");
@@ -304,7 +187,7 @@ fn mlx_lm_0_32_survives_the_same_requests_and_stays_healthy_idle_and_through_lon
     );
     // The probe's own generation may show as CPU over the window (activity working): it is
     // healthy either way, and never stalled or spinning.
-    let w = server.check("5s", &["--probe", &server.probe_url()]);
+    let w = check(&server, "5s", &["--probe", &server.probe_url()]);
     assert_eq!(w["verdict"], "healthy", "{w:#}");
     assert!(
         w["activity"] == "idle" || w["activity"] == "working",
@@ -323,7 +206,7 @@ fn mlx_lm_0_32_survives_the_same_requests_and_stays_healthy_idle_and_through_lon
     );
     // Healthy throughout: the requests wait past --hung-after (socket table), the CPU works.
     for _ in 0..3 {
-        let w = server.check("1s", &[]);
+        let w = check(&server, "1s", &[]);
         assert_eq!(
             (&w["verdict"], &w["activity"]),
             (&"healthy".into(), &"working".into()),
@@ -334,7 +217,7 @@ fn mlx_lm_0_32_survives_the_same_requests_and_stays_healthy_idle_and_through_lon
         assert!(!condition(&w, "CPU still").0, "{w:#}");
     }
     // A probe beside them joins the batch and is answered.
-    let w = server.check("30s", &["--probe", &server.probe_url()]);
+    let w = check(&server, "30s", &["--probe", &server.probe_url()]);
     assert_eq!(w["verdict"], "healthy", "{w:#}");
     assert_eq!(w["probe"]["state"], "answered", "{w:#}");
     let log = server.log_text();

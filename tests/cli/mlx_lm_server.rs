@@ -5,102 +5,26 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{json, mlx_lm_python, root, run, wait_until, write};
+use crate::stock_server::{Launch, StockServer};
+use crate::util::{json, mlx_lm_python, run, wait_until};
 
-/// A running server, killed on drop (also when the test fails).
-struct Server {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    registry: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(level: &str) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = dir.path().join("server.log");
-        let file = std::fs::File::create(&log).unwrap();
-        let hub = dir.path().join("hub");
-        std::fs::create_dir(&hub).unwrap();
-        let child = Command::new(mlx_lm_python())
-            .args([
-                "-m",
-                "mlx_lm.server",
-                "--model",
-                &root("target/mlx-lm-tiny"),
-            ])
-            .args(["--port", &port.to_string(), "--log-level", level])
-            .env("HF_HUB_OFFLINE", "1")
-            .env("TRANSFORMERS_OFFLINE", "1")
-            .env("HF_HUB_CACHE", &hub)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("start mlx_lm.server");
-        let registry = dir.path().join("registry.json");
-        write(
-            &registry,
-            &format!(r#"[{{"pid":{},"name":"mlx-lm-{level}"}}]"#, child.id()),
-        );
-        let s = Server {
-            child,
-            port,
-            log,
-            registry,
-            _dir: dir,
-        };
-        wait_until(Duration::from_secs(120), "mlx_lm.server to listen", || {
-            s.log_text().contains("Starting httpd")
-                && TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        s
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// POST a chat completion and read the whole response.
-    fn chat(&self, max_tokens: u32, stream: bool) -> String {
-        chat(self.port, max_tokens, stream)
-    }
-
-    fn check(&self) -> serde_json::Value {
-        let pattern = format!(r"mlx_lm\.server --model \S+ --port {}", self.port);
-        let out = run(&[
-            "check",
-            "--json",
-            "--pattern",
-            &pattern,
-            "--registry",
-            self.registry.to_str().unwrap(),
-            "--log",
-            self.log.to_str().unwrap(),
-            "--hung-after",
-            "1s",
-        ]);
-        let r = json(&out);
-        assert_eq!(r["workers"].as_array().unwrap().len(), 1, "{r:#}");
-        r["workers"][0].clone()
-    }
+fn check(server: &StockServer) -> serde_json::Value {
+    let pattern = server.pattern();
+    let out = run(&[
+        "check",
+        "--json",
+        "--pattern",
+        &pattern,
+        "--registry",
+        server.registry.to_str().unwrap(),
+        "--log",
+        server.log.to_str().unwrap(),
+        "--hung-after",
+        "1s",
+    ]);
+    server.report_in(&json(&out))
 }
 
 fn chat(port: u16, max_tokens: u32, stream: bool) -> String {
@@ -121,9 +45,11 @@ fn chat(port: u16, max_tokens: u32, stream: bool) -> String {
 
 /// Three requests served, then idle past --hung-after; then one long request in flight.
 fn idle_then_busy(level: &str, last_streams: bool) -> (serde_json::Value, serde_json::Value) {
-    let server = Server::start(level);
+    let server = Launch::module(&mlx_lm_python())
+        .extra(&["--log-level", level])
+        .start();
     for i in 0..3 {
-        let r = server.chat(20, last_streams && i == 2);
+        let r = chat(server.port, 20, last_streams && i == 2);
         assert!(
             r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200"),
             "{r}"
@@ -135,7 +61,7 @@ fn idle_then_busy(level: &str, last_streams: bool) -> (serde_json::Value, serde_
         "the last request to age past --hung-after",
         || done.elapsed() > Duration::from_millis(1500),
     );
-    let idle = server.check();
+    let idle = check(&server);
 
     // A request that runs for minutes at this size; the server is killed after the check.
     let port = server.port;
@@ -150,7 +76,7 @@ fn idle_then_busy(level: &str, last_streams: bool) -> (serde_json::Value, serde_
                 && text.lines().skip(lines).any(|l| l.contains("progress"))
         },
     );
-    let busy = server.check();
+    let busy = check(&server);
     (idle, busy)
 }
 

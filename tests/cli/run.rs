@@ -10,111 +10,49 @@ use std::net::TcpStream;
 use std::os::fd::FromRawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::{bin, json, mlx_lm_031_python, mlx_lm_python, root, run, stdout, wait_until};
+use crate::stock_server::{Launch, RACE, StockServer};
+use crate::util::{json, mlx_lm_031_python, mlx_lm_python, root, run, stdout, wait_until};
 
-/// A stock server started by `mlsdiag run`, killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
+/// `mlsdiag run RUN_ARGS -- SERVER --model tiny --port P EXTRA`.
+fn start(run_args: &[&str], server: &[&str], extra: &[&str]) -> StockServer {
+    Launch {
+        server: server.iter().map(|s| s.to_string()).collect(),
+        under_run: Some(run_args),
+        model: None,
+        extra,
+    }
+    .start()
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `check --json` of this server alone, with no registry: its report.
+fn check(s: &StockServer, extra: &[&str]) -> Value {
+    let pattern = s.pattern();
+    let mut args = vec![
+        "check",
+        "--json",
+        "--pattern",
+        &pattern,
+        "--registry",
+        "/nonexistent/mlsdiag-test/registry.json",
+        "--window",
+        "1s",
+    ];
+    args.extend_from_slice(extra);
+    s.report_in(&json(&run(&args)))
 }
 
-impl Server {
-    /// `mlsdiag run RUN_ARGS -- SERVER --model tiny --port P`.
-    fn start(run_args: &[&str], server: &[&str]) -> Server {
-        Server::start_with(run_args, server, &root("target/mlx-lm-tiny"))
-    }
-
-    /// The same with another model directory.
-    fn start_with(run_args: &[&str], server: &[&str], model: &str) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = dir.path().join("server.log");
-        let file = std::fs::File::create(&log).unwrap();
-        let hub = dir.path().join("hub");
-        std::fs::create_dir(&hub).unwrap();
-        let child = Command::new(bin())
-            .arg("run")
-            .args(run_args)
-            .arg("--")
-            .args(server)
-            .args(["--model", model])
-            .args(["--port", &port.to_string()])
-            .env("HF_HUB_OFFLINE", "1")
-            .env("TRANSFORMERS_OFFLINE", "1")
-            .env("HF_HUB_CACHE", &hub)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("mlsdiag run");
-        let s = Server {
-            child,
-            port,
-            log,
-            _dir: dir,
-        };
-        wait_until(Duration::from_secs(120), "mlx_lm.server to listen", || {
-            s.log_text().contains("Starting httpd")
-                && TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        s
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// `check --json` of this server alone, with no registry: its report.
-    fn check(&self, extra: &[&str]) -> Value {
-        let pattern = format!(r"mlx_lm.server.* --port {}$", self.port);
-        let mut args = vec![
-            "check",
-            "--json",
-            "--pattern",
-            &pattern,
-            "--registry",
-            "/nonexistent/mlsdiag-test/registry.json",
-            "--window",
-            "1s",
-        ];
-        args.extend_from_slice(extra);
-        let r = json(&run(&args));
-        let ws = r["workers"].as_array().unwrap();
-        assert_eq!(ws.len(), 1, "{r:#}");
-        ws[0].clone()
-    }
-
-    /// A file of this server's in the per-user directory (`{}` stands for its PID).
-    fn user_file(&self, name: &str) -> PathBuf {
-        // SAFETY: geteuid has no preconditions.
-        let uid = unsafe { libc::geteuid() };
-        PathBuf::from(format!(
-            "/tmp/mlsdiag-{uid}/{}",
-            name.replace("{}", &self.pid().to_string())
-        ))
-    }
+/// A file of this server's in the per-user directory (`{}` stands for its PID).
+fn user_file(s: &StockServer, name: &str) -> PathBuf {
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    PathBuf::from(format!(
+        "/tmp/mlsdiag-{uid}/{}",
+        name.replace("{}", &s.pid().to_string())
+    ))
 }
 
 /// POST a chat completion (Connection: close) and return the body's JSON documents: the
@@ -157,20 +95,21 @@ fn a_stock_server_under_run_keeps_a_record_of_delivered_tokens_found_without_a_r
     )
     .unwrap();
     let venv_server = root("target/mlx-lm-venv/bin/mlx_lm.server");
-    let s = Server::start(
+    let s = start(
         &["--state-dir", shared.path().to_str().unwrap()],
         &[&venv_server],
+        &[],
     );
     let log = s.log_text();
     assert!(log.contains("is not usable"), "{log}");
-    let record = s.user_file("progress-{}");
+    let record = user_file(&s, "progress-{}");
     assert!(
         log.contains(&format!("token record {}", record.display())),
         "{log}"
     );
 
     // Idle: found by PID in the per-user directory, no generation in progress.
-    let idle = s.check(&[]);
+    let idle = check(&s, &[]);
     assert_eq!(idle["pid"], s.pid(), "run executes the server in its place");
     assert_eq!(idle["progress"]["source"], record.display().to_string());
     assert!(idle["progress"]["generating_since"].is_null(), "{idle:#}");
@@ -186,7 +125,7 @@ fn a_stock_server_under_run_keeps_a_record_of_delivered_tokens_found_without_a_r
     );
     let delivered = completion_tokens(&whole) + completion_tokens(&streamed);
     assert_eq!(delivered, 73, "the tiny model never stops early");
-    let after = s.check(&[]);
+    let after = check(&s, &[]);
     let p = &after["progress"];
     assert_eq!(p["tokens"], delivered, "{p:#}");
     assert_eq!(p["generations"], 2, "{p:#}");
@@ -200,13 +139,13 @@ fn a_stock_server_under_run_keeps_a_record_of_delivered_tokens_found_without_a_r
         )
     });
     wait_until(Duration::from_secs(60), "the long generation", || {
-        s.check(&[])["progress"]["request_tokens"]
+        check(&s, &[])["progress"]["request_tokens"]
             .as_u64()
             .unwrap_or(0)
             > 50
     });
     std::thread::sleep(Duration::from_secs(3));
-    let busy = s.check(&["--hung-after", "2s"]);
+    let busy = check(&s, &["--hung-after", "2s"]);
     assert_eq!(busy["verdict"], "healthy", "{busy:#}");
     assert_eq!(busy["activity"], "working", "{busy:#}");
     assert!(busy["progress"]["window_tokens"].as_u64().unwrap() > 0);
@@ -269,9 +208,13 @@ fn stalled_reader(port: u16) -> TcpStream {
 #[test]
 fn the_watchdog_dumps_every_stack_once_when_delivery_stalls() {
     let python = mlx_lm_python();
-    let s = Server::start(&["--watchdog", "3s"], &[&python, "-m", "mlx_lm.server"]);
+    let s = start(
+        &["--watchdog", "3s"],
+        &[&python, "-m", "mlx_lm.server"],
+        &[],
+    );
     assert!(s.log_text().contains("watchdog 3 s"), "{}", s.log_text());
-    let dump = s.user_file("faulthandler-{}.txt");
+    let dump = user_file(&s, "faulthandler-{}.txt");
     let _client = stalled_reader(s.port);
     let read = || std::fs::read_to_string(&dump).unwrap_or_default();
     wait_until(Duration::from_secs(240), "the watchdog's dump", || {
@@ -284,7 +227,7 @@ fn the_watchdog_dumps_every_stack_once_when_delivery_stalls() {
     assert!(text.contains("_run_generate"), "{text}");
     assert!(text.contains("waiting on its consumer"), "{text}");
     // The record says why: handed to a client that stopped reading, not a hang in MLX.
-    let w = s.check(&["--hung-after", "2s"]);
+    let w = check(&s, &["--hung-after", "2s"]);
     assert_ne!(w["verdict"], "hung", "{w:#}");
     assert!(w["progress"]["waiting_since"].is_string(), "{w:#}");
     // `stacks` finds the dump by PID.
@@ -298,73 +241,63 @@ fn the_watchdog_dumps_every_stack_once_when_delivery_stalls() {
 
 #[test]
 fn a_dead_generation_thread_of_mlx_lm_0_31_is_hung_under_run_with_its_stacks_dumped() {
-    // mlx-lm 0.31 loads the model in its generation thread (`_generate`), unguarded: weights
-    // that fail to load kill that thread while the HTTP side serves on, /health says ok and
-    // every request waits forever (mlx-lm #1505's shape; #1472's TypeError kills it the same
-    // way, but only when two prefills meet in one step). No log format is read.
+    // mlx-lm #1472 by its real mechanism (tests/cli/mlx_lm_hang.rs tells it): two requests,
+    // one with `repetition_penalty`, meet in one prefill and the generation thread dies of a
+    // TypeError while the HTTP side serves on, /health says ok, and every request waits
+    // forever. No log format is read: the token record and the watchdog prove it.
     let python = mlx_lm_031_python();
-    let model = tempfile::tempdir().unwrap();
-    for f in std::fs::read_dir(root("target/mlx-lm-tiny")).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::copy(&f, model.path().join(f.file_name().unwrap())).unwrap();
-    }
-    let weights = model.path().join("model.safetensors");
-    let len = std::fs::metadata(&weights).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&weights)
-        .unwrap()
-        .set_len(len / 2)
-        .unwrap();
-    let s = Server::start_with(
+    let s = start(
         &["--watchdog", "2s"],
         &[&python, "-m", "mlx_lm.server"],
-        model.path().to_str().unwrap(),
+        RACE,
     );
+    // Idle: the record says no generation, so nothing is hung.
+    assert_ne!(check(&s, &["--hung-after", "2s"])["verdict"], "hung");
+    let (_a, _b) = s.two_requests();
+    wait_until(
+        Duration::from_secs(120),
+        "the generation thread to die",
+        || {
+            s.log_text()
+                .contains("TypeError: 'NoneType' object is not iterable")
+        },
+    );
+    // (The traceback's first line may be interleaved with the prefill's progress lines.)
     assert!(
-        s.log_text()
-            .contains("Exception in thread Thread-1 (_generate)"),
+        s.log_text().contains("Thread-1 (_generate)"),
         "{}",
         s.log_text()
     );
-    // Idle and dead: the record says no generation, so nothing is hung yet.
-    assert_ne!(s.check(&["--hung-after", "2s"])["verdict"], "hung");
-    let mut health = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-    write!(health, "GET /health HTTP/1.0\r\n\r\n").unwrap();
-    let mut text = String::new();
-    let _ = health.read_to_string(&mut text);
-    assert!(text.contains(" 200 "), "0.31 says healthy: {text}");
+    assert!(
+        s.health().contains(" 200"),
+        "0.31 says healthy: {}",
+        s.health()
+    );
 
-    // A request: queued, never answered.
-    let mut client = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-    let body = r#"{"messages":[{"role":"user","content":"Hi"}],"max_tokens":5}"#;
-    write!(
-        client,
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
+    // A request after the death: queued, never answered.
+    let _c = s.send(
+        "/v1/chat/completions",
+        r#"{"messages":[{"role":"user","content":"Hi"}],"max_tokens":5}"#,
+    );
     let mut w = Value::Null;
     wait_until(Duration::from_secs(60), "a hung verdict", || {
-        w = s.check(&["--hung-after", "2s"]);
+        w = check(&s, &["--hung-after", "2s"]);
         w["verdict"] == "hung"
     });
     let ev = w["findings"][0]["evidence"].to_string();
     assert!(ev.contains("no token or prefill progress"), "{w:#}");
-    assert!(ev.contains("request chatcmpl-"), "{w:#}");
-    assert_eq!(w["progress"]["request_tokens"], 0, "{w:#}");
-    // The watchdog's dump: the handler waits on its queue, no `_generate` thread.
+    // The watchdog's dump: handlers wait on their queues, no `_generate` thread left.
     // faulthandler's timer writes the stacks first; the watchdog's own line follows them.
     let mut dump = String::new();
     wait_until(
         Duration::from_secs(30),
         "the watchdog's line under the dump",
         || {
-            dump = std::fs::read_to_string(s.user_file("faulthandler-{}.txt")).unwrap_or_default();
+            dump =
+                std::fs::read_to_string(user_file(&s, "faulthandler-{}.txt")).unwrap_or_default();
             dump.contains("mlsdiag watchdog: no progress")
         },
     );
-    assert!(dump.contains("0 tokens, 1 in flight"), "{dump}");
     assert!(dump.contains("in get"), "{dump}");
     assert!(!dump.contains("in _generate"), "{dump}");
 }
