@@ -104,6 +104,8 @@ fn the_seed_incident_is_diagnosed_hung() {
             pattern: &pattern,
             log: Some(&worker_log),
             parent: Some((4120, "python3.12".into())),
+            parent_started: None,
+            unread_output: vec![],
             now: parse_timestamp("2026-01-06 07:02:46,000").unwrap(),
             heartbeat: None,
             tokens: None,
