@@ -347,22 +347,34 @@ mod tests {
         let log = seed_log();
         let idle = idle_series();
         let hot = hot_series();
-        // The last token was handed to a consumer that has not asked for the next: the record
-        // does not decide. Without a log nothing proves a hang; with the seed's log the log's
-        // rule decides, as it would without a record.
+        // The last token was handed to a consumer that has not asked for the next: it waits
+        // on its client. Without a log and with the seed's log (a request in flight for hours)
+        // it is never hung: the hung rule's condition "not waiting on its client" fails.
         let mut waiting = tokens(600, 0);
         waiting.record.waiting_since = waiting.record.last_progress;
         let mut o = observe(&idle, Some(&e), None, &re);
         o.tokens = Some(&waiting);
         let a = assess(&o, &Thresholds::default());
-        assert_eq!(a.verdict, Verdict::Healthy, "{a:#?}");
-        let own_code = "waits on the worker's own code or its client";
-        assert!(a.notes.iter().any(|n| n.contains(own_code)), "{a:#?}");
+        assert_eq!(
+            (a.verdict, a.activity),
+            (Verdict::Healthy, Activity::WaitingOnClient),
+            "{a:#?}"
+        );
+        let said = "waiting on its client, never hung: the token record";
+        assert!(a.notes.iter().any(|n| n.contains(said)), "{a:#?}");
         o.log = Some(&log);
         let a = assess(&o, &Thresholds::default());
-        assert_eq!(a.verdict, Verdict::Hung, "{a:#?}");
+        assert_eq!(
+            (a.verdict, a.activity),
+            (Verdict::Healthy, Activity::WaitingOnClient),
+            "{a:#?}"
+        );
+        assert!(!held(&a, "not waiting on its client"), "{a:#?}");
         assert!(
-            a.findings[0].evidence.join(" ").contains("req-319"),
+            a.notes.iter().any(|n| n.contains("req-319")
+                && n.contains(
+                    "waits on its client: not hung (did not hold: not waiting on its client)"
+                )),
             "{a:#?}"
         );
         // Still in the prefill (no token yet), one long chunk, the CPU at work: the record
@@ -663,12 +675,13 @@ mod tests {
                 "CPU still",
                 "GPU still",
                 "no progress in the log",
-                "no fresh heartbeat"
+                "no fresh heartbeat",
+                "not waiting on its client"
             ]
             .map(|n| (n.to_string(), true))
         );
         let ev = a.findings[0].evidence.join("\n");
-        assert!(ev.contains("hung rule: all 6 conditions held"), "{ev}");
+        assert!(ev.contains("hung rule: all 7 conditions held"), "{ev}");
         assert!(
             ev.contains("heartbeat /tmp/w1.beat not touched for 7h49m"),
             "{ev}"
@@ -816,6 +829,7 @@ mod tests {
             rx_queue: Some(0),
             tx_queue: Some(0),
             server_reading: None,
+            server_writing: None,
         }
     }
 
@@ -870,7 +884,7 @@ mod tests {
             (Verdict::Hung, Activity::Stalled),
             "{a:#?}"
         );
-        assert_eq!(rule(&a).len(), 6, "no probe, no probe condition: {a:#?}");
+        assert_eq!(rule(&a).len(), 7, "no probe, no probe condition: {a:#?}");
         assert!(rule(&a).iter().all(|(_, held)| *held));
         let ev = hung_evidence(&a);
         assert!(
@@ -895,6 +909,33 @@ mod tests {
             "{a:#?}"
         );
         assert!(!held(&a, "CPU still") && held(&a, "work in flight"));
+        // A third client asked for a stream and stopped reading: a server thread is blocked
+        // writing to it, 2 MB queued. The worker waits on that client: never hung, even with
+        // two requests waiting past --hung-after and the CPU still.
+        let mut stalled = conn("127.0.0.1:50003", 900, 1, 120, 6_000_000);
+        stalled.tx_queue = Some(2_000_000);
+        stalled.server_writing = Some(true);
+        let mut with_reader = waiting.clone();
+        with_reader.accepted.push(stalled);
+        let mut o = observe(&idle, None, None, &re);
+        o.connections = Some(&with_reader);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(
+            (a.verdict, a.activity),
+            (Verdict::Healthy, Activity::WaitingOnClient),
+            "{a:#?}"
+        );
+        let c = a
+            .hung_rule
+            .iter()
+            .find(|c| c.condition == "not waiting on its client")
+            .unwrap();
+        assert!(
+            !c.held
+                && c.fact.contains("127.0.0.1:50003")
+                && c.fact.contains("2000000 B not taken by the client"),
+            "{c:?}"
+        );
         // Young: 3 s in, stalled but not hung.
         let young = sockets(vec![conn("127.0.0.1:50001", 3, 3, 300, 0)]);
         let mut o = observe(&idle, None, None, &re);
@@ -977,7 +1018,7 @@ mod tests {
             (Verdict::Hung, Activity::Stalled),
             "{a:#?}"
         );
-        assert_eq!(rule(&a).len(), 7, "{a:#?}");
+        assert_eq!(rule(&a).len(), 8, "{a:#?}");
         assert!(held(&a, "no answer to the probe"));
         let ev = hung_evidence(&a);
         assert!(

@@ -686,25 +686,38 @@ impl Round<'_> {
             c.waiting_ms()
                 .is_some_and(|ms| Duration::from_millis(ms) >= self.thresholds.hung_after)
         };
-        if c.accepted.iter().any(old)
-            && let Ok(threads) = self.platform.threads(p.pid)
-        {
-            let reading = |fd: i32| {
-                threads.iter().any(|t| {
-                    matches!(&t.syscall, Some(crate::model::Syscall::Blocked { name: Some(n), arg0, .. })
-                        if *arg0 == fd as u64
-                            && matches!(n.as_str(), "read" | "readv" | "recvfrom" | "recvmsg" | "recvmmsg"))
-                })
+        let queued = |c: &crate::model::TcpConnection| c.tx_queue.is_some_and(|q| q > 0);
+        // The threads' system calls are read only when they can tell something: a request
+        // waiting past --hung-after (is the server still reading it?) or bytes queued to a
+        // client (is the server blocked writing them?).
+        if !c.accepted.iter().any(|c| old(c) || queued(c)) {
+            return Some(c);
+        }
+        let Ok(threads) = self.platform.threads(p.pid) else {
+            return Some(c);
+        };
+        let blocked_in = |fd: i32, calls: &[&str]| {
+            threads.iter().any(|t| {
+                matches!(&t.syscall, Some(crate::model::Syscall::Blocked { name: Some(n), arg0, .. })
+                    if *arg0 == fd as u64 && calls.contains(&n.as_str()))
+            })
+        };
+        const READS: &[&str] = &["read", "readv", "recvfrom", "recvmsg", "recvmmsg"];
+        const WRITES: &[&str] = &["write", "writev", "sendto", "sendmsg", "sendmmsg"];
+        let named = threads
+            .iter()
+            .any(|t| matches!(t.syscall, Some(crate::model::Syscall::Blocked { .. })));
+        for conn in c.accepted.iter_mut() {
+            let judge = |calls| match conn.fd {
+                Some(fd) if blocked_in(fd, calls) => Some(true),
+                Some(_) if named => Some(false),
+                _ => None,
             };
-            let named = threads
-                .iter()
-                .any(|t| matches!(t.syscall, Some(crate::model::Syscall::Blocked { .. })));
-            for conn in c.accepted.iter_mut().filter(|c| old(c)) {
-                conn.server_reading = match conn.fd {
-                    Some(fd) if reading(fd) => Some(true),
-                    Some(_) if named => Some(false),
-                    _ => None,
-                };
+            if old(conn) {
+                conn.server_reading = judge(READS);
+            }
+            if queued(conn) {
+                conn.server_writing = judge(WRITES);
             }
         }
         Some(c)

@@ -38,6 +38,11 @@ pub struct TcpConnection {
     /// system calls): the server waits for the rest of the request, not the client for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_reading: Option<bool>,
+    /// A thread of the process is blocked writing to this very socket with bytes queued that
+    /// the client has not taken (Linux, from the threads' system calls): the client does not
+    /// read, and the server waits on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_writing: Option<bool>,
 }
 
 /// What an accepted connection's data times say.
@@ -273,6 +278,7 @@ mod tests {
             rx_queue: Some(0),
             tx_queue: Some(0),
             server_reading: None,
+            server_writing: None,
         }
     }
 

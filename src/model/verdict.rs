@@ -104,6 +104,10 @@ pub enum Activity {
     Stalled,
     /// CPU or GPU busy while the worker's tokens are frozen with a generation in flight.
     Spinning,
+    /// No progress because the worker waits on its client or consumer: a thread blocked
+    /// writing to a client that does not read, or a generation whose consumer stopped asking
+    /// for tokens. Never hung.
+    WaitingOnClient,
     /// The process is not there to be active.
     Gone,
 }
@@ -115,6 +119,7 @@ impl Activity {
             Activity::Idle => "idle",
             Activity::Stalled => "stalled",
             Activity::Spinning => "spinning",
+            Activity::WaitingOnClient => "waiting on client",
             Activity::Gone => "gone",
         }
     }

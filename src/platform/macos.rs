@@ -523,6 +523,7 @@ impl Platform for Macos {
                     rx_queue: (!listen).then_some(u64::from(s.psi.soi_rcv.sbi_cc)),
                     tx_queue: (!listen).then_some(u64::from(s.psi.soi_snd.sbi_cc)),
                     server_reading: None,
+                    server_writing: None,
                 },
             ));
         }

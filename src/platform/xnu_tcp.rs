@@ -255,6 +255,7 @@ mod tests {
             rx_queue: Some(0),
             tx_queue: Some(0),
             server_reading: None,
+            server_writing: None,
         };
         fill_from_pcb(&mut c, p, Some(9500));
         assert_eq!((c.bytes_received, c.bytes_sent), (Some(63), Some(0)));

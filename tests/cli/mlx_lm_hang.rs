@@ -224,3 +224,48 @@ fn mlx_lm_0_32_survives_the_same_requests_and_stays_healthy_idle_and_through_lon
     assert!(!log.contains("Exception in thread"), "{log}");
     assert!(server.health().contains(" 200"));
 }
+
+#[test]
+fn a_client_that_stops_reading_its_stream_is_waited_on_never_hung_without_a_record() {
+    // The stock server, no module: a client asks for a long stream and reads nothing. The
+    // kernel's send buffer fills and the handler thread blocks in its write; the socket table
+    // (bytes queued to that client) and the thread's system call say the server waits on its
+    // client: never hung, with the log's request open past --hung-after. (0.32 keeps
+    // generating into the request's queue meanwhile, so the CPU may read working.)
+    let server = Launch::module(&mlx_lm_python())
+        .extra(&["--log-level", "INFO"])
+        .start();
+    let _client = server.stalled_reader();
+    let log = server.log.to_str().unwrap().to_string();
+    let mut w = Value::Null;
+    let blocked = |w: &Value| {
+        w["connections"]["accepted"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["server_writing"] == true))
+    };
+    wait_until(
+        Duration::from_secs(180),
+        "the server blocked writing to its client",
+        || {
+            w = check(&server, "2s", &["--log", &log]);
+            blocked(&w)
+        },
+    );
+    for _ in 0..2 {
+        assert_eq!(w["verdict"], "healthy", "{w:#}");
+        assert!(
+            w["activity"] == "waiting_on_client" || w["activity"] == "working",
+            "{w:#}"
+        );
+        let notes = w["notes"].to_string();
+        assert!(
+            notes.contains("waiting on its client, never hung")
+                && notes.contains("a server thread is blocked writing to it"),
+            "{notes}"
+        );
+        // Still so later, past --hung-after.
+        std::thread::sleep(Duration::from_secs(3));
+        w = check(&server, "2s", &["--log", &log]);
+        assert!(blocked(&w), "{w:#}");
+    }
+}

@@ -6,6 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::fd::FromRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -172,6 +173,50 @@ impl StockServer {
         );
         let b = self.send("/v1/completions", r#"{"prompt":"hi","max_tokens":20000}"#);
         (a, b)
+    }
+
+    /// A client that asks for a long stream and never reads it, with a small receive buffer so
+    /// that the server's writes block within a minute (the kernel's send buffer fills).
+    pub fn stalled_reader(&self) -> TcpStream {
+        let port = self.port;
+        // SAFETY: a fresh socket, configured and connected before it is handed to TcpStream.
+        let s = unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            assert!(fd >= 0);
+            let small: libc::c_int = 4096;
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&small as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+            let addr = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: port.to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            let rc = libc::connect(
+                fd,
+                (&addr as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            );
+            assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+            TcpStream::from_raw_fd(fd)
+        };
+        let body =
+            r#"{"messages":[{"role":"user","content":"Go"}],"max_tokens":200000,"stream":true}"#;
+        let mut w = &s;
+        write!(
+            w,
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        s
     }
 
     /// `GET /health`: the status line.

@@ -138,8 +138,15 @@ pub fn judge(
     if let Some(b) = &p.beat {
         j.notes.push(b.clone());
     }
+    let waiting = waiting_on_client(o);
+    if let Some(w) = &waiting {
+        j.notes
+            .push(format!("waiting on its client, never hung: {w}"));
+    }
     let activity = if p.made {
         Activity::Working
+    } else if waiting.is_some() {
+        Activity::WaitingOnClient
     } else if in_flight.is_empty() {
         Activity::Idle
     } else {
@@ -424,14 +431,9 @@ fn tokens(
         }
         return Some(Activity::Working);
     }
-    if let Some(w) = t.record.waiting_since {
-        // Blocked outside MLX, in the code that consumes the tokens: the record does not
-        // decide (a client that stopped reading is no hang of MLX; a deadlock in the worker's
-        // own code may be one), the other rules do, as without a record.
-        j.notes.push(format!(
-            "{what}: its last token was handed to the consumer at {} and the consumer has not asked for the next one since: the generation waits on the worker's own code or its client, not on MLX; the token record does not decide",
-            ts(w)
-        ));
+    if t.record.waiting_since.is_some() {
+        // Blocked outside MLX, in the code that consumes the tokens: the generation waits on
+        // its consumer, which the hung rule's condition "not waiting on its client" says.
         return None;
     }
     if let Some(note) = not_judged(t, p, &what, quiet) {
@@ -574,6 +576,15 @@ fn oldest_in_flight(
             "{} in flight for {age_text}, but {}: not hung (did not hold: {})",
             oldest.describe(),
             probe_note(pr),
+            names(&rule, false)
+        ));
+    } else if rule
+        .iter()
+        .any(|c| c.condition == "not waiting on its client" && !c.held)
+    {
+        j.notes.push(format!(
+            "{} in flight for {age_text}, but the worker waits on its client: not hung (did not hold: {})",
+            oldest.describe(),
             names(&rule, false)
         ));
     } else if p.made {
@@ -838,6 +849,13 @@ fn conditions(
             },
         ),
     ];
+    rule.push(Condition::new(
+        "not waiting on its client",
+        waiting_on_client(o).is_none(),
+        waiting_on_client(o).unwrap_or_else(|| {
+            "no thread seen blocked writing to a client that does not read, and no generation waiting on its consumer".to_string()
+        }),
+    ));
     if let Some(pr) = o.probe {
         rule.push(Condition::new(
             "no answer to the probe",
@@ -846,6 +864,36 @@ fn conditions(
         ));
     }
     rule
+}
+
+/// Why the worker waits on its client or consumer rather than on itself, where something
+/// shows it: a thread blocked writing to an accepted connection whose client does not take the
+/// bytes queued (socket table and system calls), or a generation whose last token was handed
+/// to its consumer, which has not asked for the next (token record). A worker waiting on its
+/// client is never hung: the client, not the worker, must move.
+fn waiting_on_client(o: &Observation) -> Option<String> {
+    if let Some(c) = o
+        .connections
+        .into_iter()
+        .flat_map(|c| &c.accepted)
+        .find(|c| c.server_writing == Some(true))
+    {
+        return Some(format!(
+            "{}: a server thread is blocked writing to it with {} not taken by the client (the socket table and the thread's system call): the client does not read",
+            c.describe(),
+            bytes(c.tx_queue)
+        ));
+    }
+    let t = o.tokens?;
+    let w = t
+        .record
+        .waiting_since
+        .filter(|_| t.record.generating_since.is_some())?;
+    Some(format!(
+        "the token record {}: the last token was handed to the consumer at {} and the consumer has not asked for the next one since",
+        t.source,
+        ts(w)
+    ))
 }
 
 fn age(now: DateTime<Utc>, since: DateTime<Utc>) -> String {

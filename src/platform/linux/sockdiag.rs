@@ -407,6 +407,7 @@ pub fn connections_of(fds: &[(i32, u64)], diags: &[InetDiag]) -> Vec<TcpConnecti
                 rx_queue: (!listen).then_some(u64::from(d.rqueue)),
                 tx_queue: (!listen).then_some(u64::from(d.wqueue)),
                 server_reading: None,
+                server_writing: None,
             }
         })
         .collect()
