@@ -309,6 +309,67 @@ mod tests {
     }
 
     #[test]
+    fn spinning_needs_busy_cpu_or_gpu_not_one_running_reading() {
+        // A frozen interpreter (its lock held by a native wait): one reading caught a thread
+        // running, the CPU at 0.1% over the window, no token for 10 minutes: stalled.
+        let re = Regex::new("mlx-server-v3").unwrap();
+        let e = entry(49387);
+        let mut readings: Vec<ProcessInfo> = (0..10)
+            .map(|_| proc(49387, 302_300, 8190, 'S', 0))
+            .collect();
+        readings[4] = proc(49387, 302_300, 8190, 'R', 1);
+        readings[9].cpu_user_ns += 2_000_000;
+        let s = series(readings);
+        let frozen = tokens(600, 0);
+        let mut o = observe(&s, Some(&e), None, &re);
+        o.tokens = Some(&frozen);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(
+            (a.verdict, a.activity),
+            (Verdict::Hung, Activity::Stalled),
+            "{a:#?}"
+        );
+    }
+
+    #[test]
+    fn a_stopped_worker_is_said_stopped_and_one_under_a_debugger_never_hung() {
+        let re = Regex::new("mlx-server-v3").unwrap();
+        let e = entry(49387);
+        let log = seed_log();
+        let stopped = |state| {
+            series(
+                (0..10)
+                    .map(|_| proc(49387, 302_300, 8190, state, 0))
+                    .collect(),
+            )
+        };
+        // SIGSTOPped with nothing in flight: not healthy, not hung: unknown, said plainly.
+        let t = stopped('T');
+        let a = assess(&observe(&t, Some(&e), None, &re), &Thresholds::default());
+        assert_eq!(a.verdict, Verdict::Unknown, "{a:#?}");
+        let ev = a.findings[0].evidence.join(" ");
+        assert!(
+            ev.contains("stopped by a signal") && ev.contains("kill -CONT"),
+            "{ev}"
+        );
+        // SIGSTOPped with the seed's request in flight: hung, and the evidence says why.
+        let a = assess(
+            &observe(&t, Some(&e), Some(&log), &re),
+            &Thresholds::default(),
+        );
+        assert_eq!(a.verdict, Verdict::Hung, "{a:#?}");
+        assert!(hung_evidence(&a).contains("stopped by a signal"), "{a:#?}");
+        // Held by a debugger: never hung, whatever waits on it.
+        let traced = stopped('t');
+        let a = assess(
+            &observe(&traced, Some(&e), Some(&log), &re),
+            &Thresholds::default(),
+        );
+        assert_eq!(a.verdict, Verdict::Unknown, "{a:#?}");
+        assert!(!held(&a, "not held by a debugger"), "{a:#?}");
+    }
+
+    #[test]
     fn tokens_coming_at_zero_cpu_are_work_and_frozen_tokens_at_full_cpu_a_hang() {
         let re = Regex::new("mlx-server-v3").unwrap();
         let e = entry(49387);

@@ -573,3 +573,49 @@ fn one_stuck_request_on_a_concurrent_worker_is_not_a_hung_worker() {
         "{notes}"
     );
 }
+
+#[test]
+fn a_stopped_worker_is_said_stopped_not_healthy_idle() {
+    // A real process stopped by SIGSTOP (#31, #32): it serves nothing, and the check says
+    // why in words, with the command that resumes it; resumed, it is healthy again.
+    let tag = format!("zz-stopped-{}", std::process::id());
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args([
+        "-c",
+        "import time; print('ready', flush=True); time.sleep(600)",
+        &tag,
+    ]);
+    let w = crate::util::Background::spawn(cmd);
+    w.line(std::time::Duration::from_secs(30), |l| l == "ready");
+    let pid = w.child.id() as i32;
+    // SAFETY: kill(2) on the child this test started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let check = || {
+        crate::util::run(&[
+            "check",
+            "--json",
+            "--no-registry",
+            "--window",
+            "0.3s",
+            "--pattern",
+            &tag,
+        ])
+    };
+    let mut r = serde_json::Value::Null;
+    crate::util::wait_until(std::time::Duration::from_secs(10), "the stop", || {
+        r = json(&check());
+        r["workers"][0]["state"] == "T"
+    });
+    let wk = &r["workers"][0];
+    assert_eq!(wk["verdict"], "unknown", "{wk:#}");
+    let ev = wk["findings"].to_string();
+    assert!(
+        ev.contains("stopped by a signal") && ev.contains("kill -CONT"),
+        "{ev}"
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    crate::util::wait_until(std::time::Duration::from_secs(10), "the resume", || {
+        json(&check())["workers"][0]["verdict"] == "healthy"
+    });
+}

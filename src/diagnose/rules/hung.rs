@@ -113,7 +113,7 @@ pub fn judge(
             ),
         );
     }
-    if let Some(activity) = o.tokens.and_then(|t| tokens(t, &p, th, last, o.now, j)) {
+    if let Some(activity) = o.tokens.and_then(|t| tokens(t, &p, th, o.now, j)) {
         if let Some(l) = o.log {
             j.notes.extend(log_context_notes(l, who, last, o.now, th));
         }
@@ -153,6 +153,24 @@ pub fn judge(
         Activity::Stalled
     };
     j.notes.extend(connection_notes(o, th));
+    match stopped(last.state) {
+        // Someone is debugging it: never called hung (nor restarted), whatever waits on it.
+        Some(why) if last.state == 't' => unknown(
+            j,
+            format!(
+                "process state t: {why}; it serves nothing meanwhile, and a worker under a debugger is never called hung"
+            ),
+        ),
+        // Nothing proves work waits on it, so no hang; but it serves nothing while stopped.
+        Some(why) if in_flight.is_empty() => unknown(
+            j,
+            format!(
+                "process state {}: {why}; it serves nothing meanwhile, and no work in flight is known, so it is not called hung",
+                last.state
+            ),
+        ),
+        _ => {}
+    }
     if let Some(oldest) = in_flight.first().filter(|_| !j.hung()) {
         oldest_in_flight(o, th, &p, &in_flight, oldest, j);
         if !j.hung() {
@@ -353,8 +371,12 @@ impl<'a> Progress<'a> {
                 p.threads, p.state
             ),
             Some(p) => format!(
-                "no thread running: {} threads, process state {}",
-                p.threads, p.state
+                "no thread running: {} threads, process state {}{}",
+                p.threads,
+                p.state,
+                stopped(p.state)
+                    .map(|why| format!(" ({why})"))
+                    .unwrap_or_default()
             ),
             None => "no reading".to_string(),
         };
@@ -380,7 +402,6 @@ fn tokens(
     t: &TokenProgress,
     p: &Progress,
     th: &Thresholds,
-    last: &ProcessInfo,
     now: DateTime<Utc>,
     j: &mut Judging,
 ) -> Option<Activity> {
@@ -460,17 +481,18 @@ fn tokens(
             g.describe()
         ));
     }
-    let activity = if p.cpu_busy {
+    // Spinning needs the CPU time to show it (over the threshold), or the GPU: a thread seen
+    // in the running state at one reading while the CPU stays near 0% (an interpreter frozen
+    // with its lock held by a native wait) is stalled, not spinning.
+    let cpu_spins = p.cpu_percent.is_some_and(|c| c > th.progress_cpu_percent);
+    let activity = if cpu_spins {
         ev.push(format!(
-            "{}, or a thread running: the CPU is busy while no token comes (spinning)",
+            "{}: the CPU is busy while no token comes (spinning)",
             p.cpu_fact
         ));
         Activity::Spinning
     } else {
-        ev.push(format!(
-            "{}; no thread running: {} threads, process state {}",
-            p.cpu_fact, last.threads, last.state
-        ));
+        ev.push(format!("{}; {}", p.cpu_fact, p.threads_fact));
         // The GPU busy while no token comes spins as well, with the host asleep in its wait.
         if p.gpu_busy {
             Activity::Spinning
@@ -849,6 +871,19 @@ fn conditions(
             },
         ),
     ];
+    if let Some(why) = o
+        .series
+        .last()
+        .filter(|p| p.state == 't')
+        .and_then(|p| stopped(p.state))
+    {
+        // A worker someone is debugging is never called hung, so never restarted.
+        rule.push(Condition::new(
+            "not held by a debugger",
+            false,
+            why.to_string(),
+        ));
+    }
     rule.push(Condition::new(
         "not waiting on its client",
         waiting_on_client(o).is_none(),
@@ -864,6 +899,20 @@ fn conditions(
         ));
     }
     rule
+}
+
+/// What a stopped process's state letter means, for `T` (stopped by a signal) and `t` (held
+/// by a debugger); `None` for the others.
+pub fn stopped(state: char) -> Option<&'static str> {
+    match state {
+        'T' => Some(
+            "stopped by a signal (SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU): it runs no code until SIGCONT (`kill -CONT PID`)",
+        ),
+        't' => Some(
+            "held by a debugger or tracer (tracing stop): it runs when the debugger lets it go",
+        ),
+        _ => None,
+    }
 }
 
 /// Why the worker waits on its client or consumer rather than on itself, where something
