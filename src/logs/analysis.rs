@@ -243,6 +243,8 @@ struct Inc {
     /// Sequence numbers of its first and last lines.
     first_seq: u64,
     last_seq: u64,
+    /// Its generation thread's death, unless progress was logged after it.
+    died: Option<Death>,
 }
 
 impl Inc {
@@ -255,6 +257,10 @@ impl Inc {
         self.progressed(seq, at);
     }
     fn progressed(&mut self, seq: u64, at: DateTime<Utc>) {
+        // Progress after a death: a generation runs again (another thread, another server).
+        if self.died.as_ref().is_some_and(|d| at > d.at) {
+            self.died = None;
+        }
         self.open.park_before(seq);
         self.progressed = self.progressed.max(Some(seq));
         self.last_progress = self.last_progress.max(Some(at));
@@ -626,6 +632,14 @@ impl Analyzer {
             EventKind::End => self.on_end(slot, i, ev, seq),
             EventKind::Failed => self.on_failed(slot, i, ev, seq),
             EventKind::Timeout => self.on_timeout(slot, i, ev),
+            EventKind::Died => {
+                inc.died = Some(Death {
+                    at: ev.time,
+                    source: ev.source,
+                    line: ev.line,
+                    message: ev.message.as_deref().unwrap_or_default().to_string(),
+                });
+            }
         }
     }
 
@@ -864,6 +878,7 @@ impl Analyzer {
                 completed: i.completed,
                 failed: i.failed,
                 timeout_lines: i.timeout_lines,
+                died: i.died.clone(),
                 replaced: i.pid.is_some()
                     && (acc.incs.iter())
                         .any(|o| o.pid.is_some() && o.pid != i.pid && o.first_seq > i.last_seq),
@@ -1048,6 +1063,7 @@ struct IncState {
     /// Another pid under the key first logged after this one's last line: in the log alone,
     /// a restart replaced it.
     replaced: bool,
+    died: Option<Death>,
 }
 
 /// One worker key at the end of the log.
@@ -1152,6 +1168,20 @@ pub struct WorkerLog {
     /// See [`Analysis::workers_evicted`]: when not 0, this worker's lines may have been forgotten.
     #[serde(skip_serializing_if = "is_zero")]
     pub workers_evicted: u64,
+    /// This process's generation thread died (logged while it ran, no progress after).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generation_died: Option<Death>,
+}
+
+/// A server's generation thread's death, as its log tells it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Death {
+    pub at: DateTime<Utc>,
+    /// Index of the log source and line number (1-based) of the line that says it.
+    pub source: usize,
+    pub line: u64,
+    /// The line's message (the exception, or the thread's name).
+    pub message: String,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -1291,6 +1321,17 @@ impl Analysis {
             if own(inc) {
                 out.last_progress = out.last_progress.max(inc.last_progress);
                 out.concurrent |= inc.concurrent;
+                // A death logged while this process ran (not before it started) is its own.
+                let while_alive = |d: &&Death| {
+                    alive_since.is_none_or(|t| {
+                        d.at >= t - chrono::Duration::from_std(slack_for(d.at)).unwrap_or_default()
+                    })
+                };
+                if let Some(d) = inc.died.as_ref().filter(while_alive)
+                    && out.generation_died.as_ref().is_none_or(|o| o.at < d.at)
+                {
+                    out.generation_died = Some(d.clone());
+                }
             }
             let p = if inc.pid.is_none() {
                 any_progress
@@ -1457,6 +1498,29 @@ mod tests {
         assert!(a.hang_triggers.is_empty(), "no trigger without ends");
         let w = a.for_worker(None, 7, true, None, &|_| false);
         assert!(!w.proves_in_flight);
+    }
+
+    #[test]
+    fn a_generation_thread_death_is_the_process_alive_then_unless_progress_follows() {
+        let lines = [
+            "127.0.0.1 - - [08/Dec/2026 00:57:07] \"POST /v1/completions HTTP/1.1\" 200 -",
+            "2026-12-08 00:57:07,889 - INFO - Prompt processing progress: 1240/3001",
+            "Exception in thread Thread-1 (_generate):",
+            "TypeError: 'NoneType' object is not iterable",
+        ];
+        let t = |s| crate::logs::event::parse_timestamp(s).unwrap();
+        let a = fold_mlx(&lines);
+        let w = a.for_worker(None, 7, true, Some(t("2026-12-08 00:50:00")), &|_| false);
+        let d = w.generation_died.expect("died");
+        assert_eq!(d.at, t("2026-12-08 00:57:07,889"));
+        // A process started after it: the previous one's death, not this one's.
+        let w = a.for_worker(None, 7, true, Some(t("2026-12-08 01:10:00")), &|_| false);
+        assert!(w.generation_died.is_none());
+        // Progress logged after the death: generation runs again.
+        let mut more = lines.to_vec();
+        more.push("2026-12-08 00:58:00,000 - INFO - Prompt processing progress: 4/10");
+        let w = fold_mlx(&more).for_worker(None, 7, true, None, &|_| false);
+        assert!(w.generation_died.is_none());
     }
 
     #[test]

@@ -133,6 +133,10 @@ pub enum EventKind {
     Exited,
     /// The newest open request's end will not be logged (mlx_lm.server's `Starting stream:`).
     Unended,
+    /// The server's generation thread died (mlx_lm.server: `Exception in thread … (_generate)`
+    /// before 0.32, `ERROR - mlx_lm.server generation thread died` after): it generates
+    /// nothing more, while its HTTP side may still answer.
+    Died,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -215,6 +219,9 @@ pub struct Clock {
     /// of one minute share it, so only the seconds are read again.
     minute: [u8; 16],
     minute_secs: Option<i64>,
+    /// The time of the last event a format parsed with this clock, for a line that has none
+    /// of its own (a Python traceback's first line belongs to the moment before it).
+    pub last: Option<DateTime<Utc>>,
 }
 
 /// ASCII digits as a number, without a UTF-8 pass: at most 19 of them (so any fits), no sign.

@@ -55,6 +55,7 @@ const MLX_NEEDLES: &[&[u8]] = &[
     b"\"POST /v1/",
     b" - ERROR - ",
     b" - DEBUG - ",
+    b"generate):",
 ];
 
 impl Format {
@@ -615,21 +616,45 @@ fn mls_progress(line: &[u8], p: usize, ctx: &mut ParseCtx, out: &mut Vec<Event>)
     Parsed::Event(Event::default())
 }
 
-/// Parse an mlx_lm.server line: a prompt-progress, access, DEBUG or ERROR line.
+/// Parse an mlx_lm.server line: a prompt-progress, access, DEBUG or ERROR line, or the first
+/// line of the traceback of a generation thread that died.
 fn parse_mlx_lm(line: &[u8], progress: Option<usize>, clock: &mut Clock) -> Parsed {
-    if let Some(p) = progress {
-        return mlx_progress(line, p, clock);
+    let parsed = if let Some(p) = progress {
+        mlx_progress(line, p, clock)
+    } else if let Some(p) = POST.find(line) {
+        mlx_access(line, p, clock)
+    } else if let Some(p) = DEBUG.find(line) {
+        mlx_debug(line, p, clock)
+    } else if let Some(p) = ERROR.find(line) {
+        mlx_error(line, p, clock)
+    } else {
+        return generation_thread_died(line, clock);
+    };
+    if let Parsed::Event(e) = &parsed {
+        clock.last = Some(e.time);
     }
-    if let Some(p) = POST.find(line) {
-        return mlx_access(line, p, clock);
+    parsed
+}
+
+/// `Exception in thread Thread-N (_generate):` (mlx-lm before 0.32; `_run_generate` after):
+/// Python's report that the server's generation thread died, which carries no time of its own;
+/// it takes the time of the line before it. Python writes it in pieces, so another thread's
+/// output may split it: only the thread's target name at the line's end is required.
+fn generation_thread_died(line: &[u8], clock: &Clock) -> Parsed {
+    let line = line.trim_ascii_end();
+    if !(line.ends_with(b" (_generate):") || line.ends_with(b" (_run_generate):")) {
+        return Parsed::Skip;
     }
-    if let Some(p) = DEBUG.find(line) {
-        return mlx_debug(line, p, clock);
-    }
-    if let Some(p) = ERROR.find(line) {
-        return mlx_error(line, p, clock);
-    }
-    Parsed::Skip
+    let Some(time) = clock.last else {
+        return Parsed::Bad("a generation thread's traceback before any timed line");
+    };
+    let start = memmem::find(line, b"Thread-").unwrap_or(0);
+    Parsed::Event(Event {
+        time,
+        kind: EventKind::Died,
+        message: Some(message(&line[start..line.len() - 1])),
+        ..Event::default()
+    })
 }
 
 /// A `Prompt processing progress: a/b` line (found at `p`): prefill progress.
@@ -726,10 +751,17 @@ fn mlx_error(line: &[u8], p: usize, clock: &mut Clock) -> Parsed {
     let Some((time, _)) = clock.leading(line) else {
         return Parsed::Skip;
     };
+    let msg = line[p + 11..].trim_ascii();
+    // mlx-lm 0.32's generation loop logs its own death, and /health turns 503.
+    let kind = if memmem::find(msg, b"generation thread died").is_some() {
+        EventKind::Died
+    } else {
+        EventKind::Failed
+    };
     Parsed::Event(Event {
         time,
-        kind: EventKind::Failed,
-        message: Some(message(line[p + 11..].trim_ascii())),
+        kind,
+        message: Some(message(msg)),
         ..Event::default()
     })
 }
@@ -1022,6 +1054,54 @@ mod tests {
                 br#"127.0.0.1 - - [05/Jan/2026 23:13:29] "POST /v1/embeddings HTTP/1.1" 200 -"#,
                 &mut ParseCtx::default()
             ),
+            Parsed::Skip
+        ));
+    }
+
+    #[test]
+    fn a_dead_generation_thread_in_either_version() {
+        // mlx-lm 0.32.2's own line (server.py, `_run_generate`: logging.exception).
+        let e = ev(
+            &Format::MlxLm,
+            "2026-12-08 00:57:07,950 - ERROR - mlx_lm.server generation thread died: 'NoneType' object is not iterable",
+        );
+        assert_eq!(e.kind, EventKind::Died);
+        assert!(e.message.unwrap().contains("generation thread died"));
+        // mlx-lm 0.31.3 (Python's threading excepthook; captured from the #1472 race in
+        // tests/cli/run.rs): no time of its own, the line before's; and the same when another
+        // thread's output split the line.
+        let mut ctx = ParseCtx::default();
+        let before = "2026-12-08 00:57:07,889 - INFO - Prompt processing progress: 1240/3001";
+        assert!(matches!(
+            Format::MlxLm.parse(before.as_bytes(), &mut ctx),
+            Parsed::Event(_)
+        ));
+        for line in [
+            "Exception in thread Thread-1 (_generate):",
+            "Thread-1 (_generate):",
+            "Exception in thread Thread-2 (_run_generate):",
+        ] {
+            let Parsed::Event(d) = Format::MlxLm.parse(line.as_bytes(), &mut ctx) else {
+                panic!("{line}");
+            };
+            assert_eq!(d.kind, EventKind::Died, "{line}");
+            assert_eq!(
+                d.time,
+                crate::logs::event::parse_timestamp("2026-12-08 00:57:07,889").unwrap()
+            );
+            assert!(d.message.unwrap().starts_with("Thread-"), "{line}");
+        }
+        // Before any timed line: said, not guessed.
+        assert!(matches!(
+            Format::MlxLm.parse(
+                b"Exception in thread Thread-1 (_generate):",
+                &mut ParseCtx::default()
+            ),
+            Parsed::Bad(_)
+        ));
+        // Another thread's traceback is not the generation thread's.
+        assert!(matches!(
+            Format::MlxLm.parse(b"Exception in thread Thread-3 (serve_forever):", &mut ctx),
             Parsed::Skip
         ));
     }

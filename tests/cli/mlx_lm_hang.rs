@@ -76,6 +76,16 @@ fn the_dead_generation_thread_of_mlx_lm_0_31_is_hung_by_the_socket_table_and_by_
     let died = Instant::now();
     // The server still says it is healthy.
     assert!(server.health().contains(" 200"), "{}", server.health());
+    // Its log says otherwise, at once: the traceback of the generation thread, read with no
+    // format help and no request old enough for the other rules (--hung-after 5m).
+    let log = server.log.to_str().unwrap().to_string();
+    let w = check(&server, "5m", &["--log", &log]);
+    assert_eq!(w["verdict"], "hung", "{w:#}");
+    let ev = hang_evidence(&w);
+    assert!(
+        ev.contains("the server's generation thread died at") && ev.contains("(_generate)"),
+        "{ev}"
+    );
     wait_until(
         Duration::from_secs(10),
         "the requests to wait past --hung-after",

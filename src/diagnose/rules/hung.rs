@@ -102,6 +102,7 @@ pub fn judge(
         .min()
         .filter(|_| !in_flight.is_empty());
     let p = Progress::read(o, th, since, j);
+    generation_thread_died(o, &p, j);
     // A probe that got an error: the server answers but does not generate. No hang, and no
     // health either: unknown, with what came back.
     if let Some(pr) = o.probe.filter(|p| p.state == ProbeState::Failed) {
@@ -899,6 +900,33 @@ fn conditions(
         ));
     }
     rule
+}
+
+/// A server whose generation thread died, as its log says (mlx-lm #1472/#1505): it accepts
+/// requests and may answer `/health`, but generates nothing, so every request waits forever.
+/// Hung with no request needed: the log's line is the proof, unless the token record shows a
+/// generation's progress after it.
+fn generation_thread_died(o: &Observation, p: &Progress, j: &mut Judging) {
+    let Some(d) = o.log.and_then(|l| l.generation_died.as_ref()) else {
+        return;
+    };
+    if o.tokens
+        .is_some_and(|t| t.record.last_progress.is_some_and(|at| at > d.at))
+    {
+        return;
+    }
+    j.findings.push(Finding {
+        verdict: Verdict::Hung,
+        evidence: vec![
+            format!(
+                "the server's generation thread died at {} (the log's line {}: {}): it generates nothing more while its HTTP side answers, so every request waits forever (mlx-lm #1472/#1505; /health still says 200 before mlx-lm 0.32, 503 from 0.32)",
+                ts(d.at),
+                d.line,
+                d.message
+            ),
+            format!("no generation progress logged since; {}", p.cpu_fact),
+        ],
+    });
 }
 
 /// What a stopped process's state letter means, for `T` (stopped by a signal) and `t` (held
