@@ -14,9 +14,11 @@ pub enum Rule {
         all: &'static [&'static str],
         any: &'static [&'static str],
     },
-    /// Python frames were read, some thread waits in one of `waiting`, and no thread runs `missing`.
+    /// Python frames were read, some thread waits in one of `waiting` (among its innermost
+    /// three frames: a `Queue.get` waits in `Condition.wait` under it, and py-spy and
+    /// faulthandler show the lock's own frames innermost), and no thread runs `missing`.
     PythonMissing {
-        missing: &'static str,
+        missing: &'static [&'static str],
         waiting: &'static [&'static str],
     },
     /// One thread in any of `a` (native or Python) while another is in any of `b`.
@@ -96,7 +98,10 @@ pub const SIGNATURES: &[Signature] = &[
         title: "generation thread gone, requests waiting forever",
         meaning: "an exception killed the generation thread (_generate); request threads wait on their queues forever while /health still answers",
         rule: Rule::PythonMissing {
-            missing: "_generate",
+            // The generation thread's target: `_generate` before mlx-lm 0.32, `_run_generate`
+            // after (matched by the last part of the name: mlsdiag's own `_server_generate`
+            // wrapper, which runs in request threads, is not it).
+            missing: &["_generate", "_run_generate"],
             waiting: &["get"],
         },
     },
@@ -111,6 +116,12 @@ pub const SIGNATURES: &[Signature] = &[
         },
     },
 ];
+
+/// A Python function's own name: py-spy qualifies methods and closures
+/// (`Queue.get`, `_server_generate.<locals>.generate`), faulthandler does not.
+fn last_part(function: &str) -> &str {
+    function.rsplit('.').next().unwrap_or(function)
+}
 
 fn has(frames: &[Frame], needle: &str) -> bool {
     frames.iter().any(|f| f.function.contains(needle))
@@ -138,13 +149,16 @@ pub fn matches(threads: &[ThreadStack]) -> Vec<Match> {
                 .collect(),
             Rule::PythonMissing { missing, waiting } => {
                 let read = threads.iter().any(|t| !t.python.is_empty());
-                let gone = !threads.iter().any(|t| has(&t.python, missing));
+                let gone = !threads.iter().any(|t| {
+                    t.python
+                        .iter()
+                        .any(|f| missing.contains(&last_part(&f.function)))
+                });
                 let waiters: Vec<u64> = threads
                     .iter()
                     .filter(|t| {
-                        t.python
-                            .last()
-                            .is_some_and(|f| waiting.contains(&f.function.as_str()))
+                        (t.python.iter().rev().take(3))
+                            .any(|f| waiting.contains(&last_part(&f.function)))
                     })
                     .map(|t| t.tid)
                     .collect();
@@ -229,6 +243,75 @@ mod tests {
             }])
             .is_empty()
         );
+    }
+
+    #[test]
+    fn missing_generation_thread_matches_a_real_queue_wait() {
+        // A handler's stack in the faulthandler dump the watchdog wrote for mlx-lm 0.31.3
+        // after #1472 killed its generation thread (tests/cli/run.rs; frames abridged),
+        // outermost first: the queue's `get` is not the innermost frame, the condition's
+        // `wait` is.
+        let handler = ThreadStack {
+            tid: 11,
+            python: [
+                "_bootstrap",
+                "run",
+                "serve_forever",
+                "do_POST",
+                "handle_completion",
+                "get",
+                "wait",
+            ]
+            .into_iter()
+            .map(f)
+            .collect(),
+            ..ThreadStack::default()
+        };
+        let m = matches(std::slice::from_ref(&handler));
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].id, "mlx-lm#1505");
+        // py-spy's qualified names for the same stack.
+        let qualified = ThreadStack {
+            tid: 13,
+            python: [
+                "do_POST",
+                "handle_completion",
+                "Queue.get",
+                "Condition.wait",
+            ]
+            .into_iter()
+            .map(f)
+            .collect(),
+            ..ThreadStack::default()
+        };
+        assert_eq!(
+            matches(std::slice::from_ref(&qualified))[0].id,
+            "mlx-lm#1505"
+        );
+        // mlsdiag's own wrapper in a request thread is not the generation thread; 0.32's
+        // `ResponseGenerator._run_generate` is.
+        let wrapper = ThreadStack {
+            tid: 14,
+            python: vec![f("_server_generate.<locals>.generate"), f("Queue.get")],
+            ..ThreadStack::default()
+        };
+        assert_eq!(matches(&[qualified.clone(), wrapper])[0].id, "mlx-lm#1505");
+        let alive = ThreadStack {
+            tid: 15,
+            python: vec![f("ResponseGenerator._run_generate"), f("step")],
+            ..ThreadStack::default()
+        };
+        assert!(matches(&[qualified, alive]).is_empty());
+        // A thread that merely called `get` long ago, deeper than the innermost three: no.
+        let busy = ThreadStack {
+            tid: 12,
+            python: ["get", "step", "forward", "matmul"]
+                .into_iter()
+                .map(f)
+                .collect(),
+            ..ThreadStack::default()
+        };
+        assert!(matches(&[busy]).is_empty());
     }
 
     #[test]

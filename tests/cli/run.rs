@@ -271,4 +271,9 @@ fn a_dead_generation_thread_of_mlx_lm_0_31_is_hung_under_run_with_its_stacks_dum
     );
     assert!(dump.contains("in get"), "{dump}");
     assert!(!dump.contains("in _generate"), "{dump}");
+    // `stacks` reads that dump and names the signature: handlers waiting on their queues, no
+    // generation thread.
+    let out = run(&["stacks", &s.pid().to_string(), "--no-native"]);
+    let text = stdout(&out);
+    assert!(text.contains("mlx-lm#1505"), "{text}\n{dump}");
 }
