@@ -112,6 +112,7 @@ fn the_seed_incident_is_diagnosed_hung() {
             gpu: None,
             connections: None,
             probe: None,
+            distributed: None,
         },
         &Thresholds::default(),
     );

@@ -85,6 +85,8 @@ pub struct Observation<'a> {
     pub connections: Option<&'a crate::model::Connections>,
     /// The `--probe` request to the worker's server, where one was sent.
     pub probe: Option<&'a crate::model::ProbeReport>,
+    /// The worker's MLX distributed group and its peers, where it is a rank.
+    pub distributed: Option<&'a crate::model::Distributed>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -255,6 +257,7 @@ mod tests {
             gpu: None,
             connections: None,
             probe: None,
+            distributed: None,
         }
     }
 

@@ -587,6 +587,7 @@ impl Round<'_> {
         let progress = self.tokens(entry, last, before, &mut worker_notes);
         let gpu = (self.gpu).and_then(|(b, a)| GpuUsage::between(b, a, cand.pid));
         let connections = last.and_then(|p| self.connections(p));
+        let distributed = last.and_then(|p| self.distributed(p));
         let probe = (self.probe)
             .filter(|(port, _)| {
                 self.only_worker || connections.as_ref().is_some_and(|c| c.listens_on(*port))
@@ -608,6 +609,7 @@ impl Round<'_> {
                 gpu: gpu.as_ref(),
                 connections: connections.as_ref(),
                 probe,
+                distributed: distributed.as_ref(),
             },
             &self.thresholds,
         );
@@ -667,7 +669,62 @@ impl Round<'_> {
                 .filter(|c| c.error.is_some() || !c.listening.is_empty())
                 .map(crate::model::Connections::for_report),
             probe: probe.cloned(),
+            distributed,
         }
+    }
+
+    /// The worker's MLX distributed group, where it is a rank (`MLX_RANK` in its environment):
+    /// its TCP connections to other ranks (a local process that is a rank too, or an address in
+    /// its host file), and the state of each peer process on this machine.
+    fn distributed(&self, p: &crate::model::ProcessInfo) -> Option<crate::model::Distributed> {
+        if !self.platform.live() || p.is_zombie() {
+            return None;
+        }
+        const VARS: &[&str] = &["MLX_RANK", "MLX_HOSTFILE"];
+        let env = self.platform.environ(p.pid, VARS).ok()?;
+        let var = |env: &[(String, String)], k: &str| {
+            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        };
+        let rank = var(&env, "MLX_RANK")?.trim().parse::<u32>().ok();
+        let hostfile = var(&env, "MLX_HOSTFILE");
+        let addresses = hostfile
+            .as_deref()
+            .map(|h| hostfile_addresses(std::path::Path::new(h)))
+            .unwrap_or_default();
+        let ends: Vec<crate::model::TcpConnection> = (self.platform.tcp_connections(p.pid).ok()?)
+            .into_iter()
+            .filter(|c| c.state != "listen")
+            .collect();
+        let pairs: Vec<(String, String)> = ends
+            .iter()
+            .map(|c| (c.local.clone(), c.peer.clone()))
+            .collect();
+        let holders = self.platform.tcp_peer_processes(&pairs);
+        let mut peers = Vec::new();
+        for (c, holder) in ends.into_iter().zip(holders) {
+            let holder = holder.filter(|&h| h != p.pid);
+            let peer_rank = holder
+                .and_then(|h| self.platform.environ(h, VARS).ok())
+                .and_then(|e| var(&e, "MLX_RANK"));
+            // Another rank: a local process with a rank of its own, or an address of the group.
+            if peer_rank.is_none() && !addresses.contains(&c.peer) {
+                continue;
+            }
+            peers.push(crate::model::DistributedPeer {
+                address: c.peer,
+                state: c.state,
+                pid: holder,
+                rank: peer_rank.and_then(|r| r.trim().parse().ok()),
+                process_state: holder
+                    .and_then(|h| self.platform.process(h).ok())
+                    .map(|q| q.state),
+            });
+        }
+        Some(crate::model::Distributed {
+            rank,
+            hostfile,
+            peers,
+        })
     }
 
     /// The worker's TCP connections from the socket table (none for a recording); for a request
@@ -813,6 +870,33 @@ fn follow_probe(
             }
         }
     }
+}
+
+/// The `ip:port` addresses an MLX host file names (JSON, a list of each rank's addresses;
+/// every string that looks like an address is taken, whatever the nesting). The file is the
+/// worker's own, but read as untrusted: at most 1 MiB, and nothing when it does not parse.
+fn hostfile_addresses(path: &std::path::Path) -> Vec<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    let read = std::fs::File::open(path).and_then(|f| f.take(1 << 20).read_to_string(&mut text));
+    if read.is_err() {
+        return vec![];
+    }
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::String(s) if s.parse::<std::net::SocketAddr>().is_ok() => {
+                out.push(s.clone())
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            serde_json::Value::Object(o) => o.values().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+        walk(&v, &mut out);
+    }
+    out
 }
 
 /// Who a worker name's log lines (those that carry no pid) belong to.

@@ -6,6 +6,7 @@
 //! diagnosis judges them, renderers print them; nothing here imports anything but the model
 //! and the leaf helpers (`fmt`, `error`).
 
+pub mod distributed;
 pub mod gpu;
 pub mod incident;
 pub mod leak;
@@ -24,6 +25,7 @@ pub mod verdict;
 pub mod views;
 pub mod waits;
 
+pub use distributed::*;
 pub use gpu::*;
 pub use incident::Incident;
 pub use logs::*;

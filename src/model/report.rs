@@ -108,6 +108,9 @@ pub struct WorkerReport {
     /// The `--probe` request to the worker's server, when one was sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<crate::model::ProbeReport>,
+    /// Its MLX distributed group and peers, where it is a rank (`MLX_RANK` set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distributed: Option<crate::model::Distributed>,
 }
 
 impl CheckReport {

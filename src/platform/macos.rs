@@ -582,6 +582,17 @@ impl Platform for Macos {
         Ok(xnu::parse_procargs2(&buf).unwrap_or_default())
     }
 
+    fn environ(&self, pid: u32, names: &[&str]) -> Result<Vec<(String, String)>, InspectError> {
+        let argmax: i32 = sysctl("kern.argmax").unwrap_or(1 << 20);
+        let mut buf = vec![0u8; argmax.max(4096) as usize];
+        sysctl_mib(
+            &mut [libc::CTL_KERN, libc::KERN_PROCARGS2, pid as i32],
+            &mut buf,
+        )
+        .map_err(|e| self.map_err(pid, "sysctl(KERN_PROCARGS2)", e))?;
+        Ok(xnu::procargs2_env(&buf, names).unwrap_or_default())
+    }
+
     fn caught_signals(&self, pid: u32) -> Result<Option<u64>, InspectError> {
         let mut buf = vec![0u8; xnu::KINFO_PROC_LEN];
         let mut mib = [

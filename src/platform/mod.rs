@@ -97,6 +97,20 @@ pub trait Platform: Send + Sync {
     fn unread_output(&self, _pid: u32) -> Result<Vec<String>, InspectError> {
         Ok(vec![])
     }
+    /// The values of the environment variables named in `names` that the process started
+    /// with (Linux `/proc/PID/environ`, macOS `KERN_PROCARGS2`; the same user's processes
+    /// only). Read for what says how a worker runs: an MLX distributed rank (`MLX_RANK`,
+    /// `MLX_HOSTFILE`). Empty where the platform or a recording cannot say.
+    fn environ(&self, _pid: u32, _names: &[&str]) -> Result<Vec<(String, String)>, InspectError> {
+        Ok(vec![])
+    }
+    /// For each TCP connection `(local, remote)` (as `ip:port`), the process on this machine
+    /// that holds its other end, where one does and it can be seen (Linux: the socket table
+    /// and the descriptors of the processes this user may read). `None` for a remote peer or
+    /// where the platform cannot say (macOS: not read yet).
+    fn tcp_peer_processes(&self, pairs: &[(String, String)]) -> Vec<Option<u32>> {
+        vec![None; pairs.len()]
+    }
 }
 
 /// Who holds each pipe or socket object: kernel object id → `(pid, fd)`.

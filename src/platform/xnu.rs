@@ -171,6 +171,29 @@ pub fn parse_procargs2(buf: &[u8]) -> Option<Vec<String>> {
     (args.len() == argc as usize).then_some(args)
 }
 
+/// The environment in a `KERN_PROCARGS2` buffer (after the `argc` arguments): the values of
+/// the variables named in `names`, in the order found. `None` for a malformed buffer.
+pub fn procargs2_env(buf: &[u8], names: &[&str]) -> Option<Vec<(String, String)>> {
+    let argc = i32::from_ne_bytes(buf.get(..4)?.try_into().ok()?);
+    let mut rest = &buf[4..];
+    let path_end = rest.iter().position(|&b| b == 0)?;
+    rest = &rest[path_end..];
+    let start = rest.iter().position(|&b| b != 0)?;
+    rest = &rest[start..];
+    let mut parts = rest.split(|&b| b == 0).skip(usize::try_from(argc).ok()?);
+    let mut out = Vec::new();
+    // The environment ends at the first empty string (the padding after it).
+    for part in parts.by_ref().take_while(|p| !p.is_empty()) {
+        let text = String::from_utf8_lossy(part);
+        if let Some((k, v)) = text.split_once('=')
+            && names.contains(&k)
+        {
+            out.push((k.to_string(), v.to_string()));
+        }
+    }
+    Some(out)
+}
+
 /// A fixed-size C string field to a Rust string (stops at the first NUL).
 pub fn c_chars(field: &[c_char]) -> String {
     let bytes: Vec<u8> = field
@@ -538,5 +561,25 @@ mod tests {
             field[i] = *b as c_char;
         }
         assert_eq!(c_chars(&field), "/mls");
+    }
+
+    #[test]
+    fn procargs2_env_reads_named_variables_after_the_arguments() {
+        let mut buf = 2i32.to_ne_bytes().to_vec();
+        buf.extend_from_slice(b"/usr/bin/python3\0\0\0python3\0ring.py\0");
+        buf.extend_from_slice(b"HOME=/Users/me\0MLX_RANK=1\0MLX_HOSTFILE=/tmp/h.json\0\0\0");
+        let env = procargs2_env(&buf, &["MLX_RANK", "MLX_HOSTFILE"]).unwrap();
+        assert_eq!(
+            env,
+            [
+                ("MLX_RANK".to_string(), "1".to_string()),
+                ("MLX_HOSTFILE".to_string(), "/tmp/h.json".to_string())
+            ]
+        );
+        // An argument that looks like a variable is not one.
+        let mut buf = 1i32.to_ne_bytes().to_vec();
+        buf.extend_from_slice(b"/bin/x\0MLX_RANK=9\0\0");
+        assert!(procargs2_env(&buf, &["MLX_RANK"]).unwrap().is_empty());
+        assert!(procargs2_env(b"\x01", &["MLX_RANK"]).is_none());
     }
 }

@@ -16,6 +16,8 @@ mod check;
 mod contract;
 mod demo;
 mod discovery;
+#[cfg(feature = "mlx")]
+mod distributed;
 mod docs;
 mod evidence;
 mod fleet;

@@ -103,6 +103,17 @@ pub fn judge(
         .filter(|_| !in_flight.is_empty());
     let p = Progress::read(o, th, since, j);
     generation_thread_died(o, &p, j);
+    // A distributed peer that cannot take part stalls the worker, whatever its CPU does.
+    if let Some(f) = (o.distributed).and_then(|d| super::distributed::peer_stalled(d, &p.cpu_fact))
+    {
+        j.findings.push(f);
+        let activity = if p.cpu_busy || p.gpu_busy {
+            Activity::Spinning
+        } else {
+            Activity::Stalled
+        };
+        return (activity, p.cpu_percent);
+    }
     // A probe that got an error: the server answers but does not generate. No hang, and no
     // health either: unknown, with what came back.
     if let Some(pr) = o.probe.filter(|p| p.state == ProbeState::Failed) {

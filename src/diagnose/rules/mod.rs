@@ -1,8 +1,10 @@
 //! One module per verdict rule, so each rule has one home: [`crashed`], [`orphan`], [`hung`]
-//! (which also decides the activity) and [`leaking`]. Each reads the observation and adds its
+//! (which also decides the activity; [`distributed`] is the hang of a rank whose peer
+//! stalled) and [`leaking`]. Each reads the observation and adds its
 //! findings and notes; [`crate::diagnose::assess::assess`] runs them in order.
 
 pub mod crashed;
+pub mod distributed;
 pub mod hung;
 pub mod leaking;
 pub mod orphan;

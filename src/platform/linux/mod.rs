@@ -283,6 +283,18 @@ fn pipe_has_no_reader(link: &Path) -> bool {
     n == 1 && pfd.revents & libc::POLLERR != 0
 }
 
+/// The values of the variables named in `names` in a `/proc/PID/environ` text (NUL-separated
+/// `NAME=value` entries).
+fn environ_vars(raw: &[u8], names: &[&str]) -> Vec<(String, String)> {
+    raw.split(|&b| b == 0)
+        .filter_map(|e| {
+            let text = String::from_utf8_lossy(e);
+            let (k, v) = text.split_once('=')?;
+            names.contains(&k).then(|| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
 /// The access mode (`O_RDONLY`, `O_WRONLY`, `O_RDWR`) in a `/proc/PID/fdinfo/N` text, whose
 /// `flags:` line is the descriptor's open flags in octal.
 fn fdinfo_access_mode(text: &str) -> Option<i32> {
@@ -597,6 +609,43 @@ impl Platform for Linux {
         Ok(out)
     }
 
+    fn environ(&self, pid: u32, names: &[&str]) -> Result<Vec<(String, String)>, InspectError> {
+        let raw = std::fs::read(self.root.join(format!("{pid}/environ")))
+            .map_err(|e| self.read_error(pid, "environ", e))?;
+        Ok(environ_vars(&raw, names))
+    }
+
+    fn tcp_peer_processes(&self, pairs: &[(String, String)]) -> Vec<Option<u32>> {
+        if self.root != std::path::Path::new("/proc") || pairs.is_empty() {
+            return vec![None; pairs.len()];
+        }
+        let Ok(all) = sockdiag::tcp_sockets() else {
+            return vec![None; pairs.len()];
+        };
+        // The sockets at the other ends: local and remote swapped.
+        let inodes: Vec<Option<u64>> = pairs
+            .iter()
+            .map(|(local, remote)| {
+                all.iter()
+                    .find(|d| d.local.to_string() == *remote && d.peer.to_string() == *local)
+                    .map(|d| d.inode)
+                    .filter(|&i| i != 0)
+            })
+            .collect();
+        if inodes.iter().all(Option::is_none) {
+            return vec![None; pairs.len()];
+        }
+        let holders = self.holders(&self.pids().unwrap_or_default());
+        inodes
+            .iter()
+            .map(|i| {
+                i.and_then(|i| holders.get(&i))
+                    .and_then(|h| h.first())
+                    .map(|h| h.0)
+            })
+            .collect()
+    }
+
     fn tcp_connections(&self, pid: u32) -> Result<Vec<crate::model::TcpConnection>, InspectError> {
         // sock_diag answers for this machine, not for a recorded tree.
         if self.root != std::path::Path::new("/proc") {
@@ -756,6 +805,19 @@ pub fn parse_psi(s: &str) -> Option<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn environ_vars_picks_the_named_ones() {
+        let raw = b"HOME=/root\0MLX_RANK=1\0MLX_HOSTFILE=/tmp/h=1.json\0BROKEN\0\0";
+        assert_eq!(
+            environ_vars(raw, &["MLX_RANK", "MLX_HOSTFILE"]),
+            [
+                ("MLX_RANK".to_string(), "1".to_string()),
+                ("MLX_HOSTFILE".to_string(), "/tmp/h=1.json".to_string())
+            ]
+        );
+        assert!(environ_vars(b"", &["MLX_RANK"]).is_empty());
+    }
     use procfs::process::Stat;
 
     #[test]
