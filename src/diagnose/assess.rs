@@ -559,12 +559,50 @@ mod tests {
     }
 
     #[test]
-    fn idle_without_work_is_healthy_and_without_log_says_so() {
+    fn a_busy_cpu_with_no_connection_at_all_is_busy_not_working() {
+        // mlx-lm #1500's shape: an idle server pinning a core. The socket table shows the port
+        // it serves and no connection: nothing is a request's.
+        let re = Regex::new("mlx_lm").unwrap();
+        let hot = hot_series();
+        let none = sockets(vec![]);
+        let mut o = observe(&hot, None, None, &re);
+        o.connections = Some(&none);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(
+            (a.verdict, a.activity),
+            (Verdict::Healthy, Activity::Busy),
+            "{a:#?}"
+        );
+        assert!(a.notes.iter().any(|n| n.contains("mlx-lm #1500")), "{a:#?}");
+        // A connection at rest may hide a stream between tokens: working.
+        let one = sockets(vec![conn("127.0.0.1:50001", 5, 1, 300, 9000)]);
+        o.connections = Some(&one);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(a.activity, Activity::Working, "{a:#?}");
+        // The same server asleep with no connection: idle, by the socket table.
+        let idle = idle_series();
+        let mut o = observe(&idle, None, None, &re);
+        o.connections = Some(&none);
+        assert_eq!(assess(&o, &Thresholds::default()).activity, Activity::Idle);
+    }
+
+    #[test]
+    fn quiet_without_evidence_is_healthy_and_says_so_idle_with_it() {
         let re = Regex::new("mlx-server-v3").unwrap();
         let s = series((0..10).map(|_| proc(49387, 5000, 8190, 'S', 0)).collect());
         let e = entry(49387);
+        // No log, no socket table, no record: nothing says whether work is in flight.
         let a = assess(&observe(&s, Some(&e), None, &re), &Thresholds::default());
+        assert_eq!((a.verdict, a.activity), (Verdict::Healthy, Activity::Quiet));
+        // A log that proves work in flight and shows none: idle.
+        let mut log = seed_log();
+        log.in_flight.clear();
+        let a = assess(
+            &observe(&s, Some(&e), Some(&log), &re),
+            &Thresholds::default(),
+        );
         assert_eq!((a.verdict, a.activity), (Verdict::Healthy, Activity::Idle));
+        let a = assess(&observe(&s, Some(&e), None, &re), &Thresholds::default());
         assert!(
             a.notes.iter().any(|n| n.contains("no --log")),
             "{:?}",

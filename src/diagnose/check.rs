@@ -396,7 +396,29 @@ fn add_stack_signatures(
             f.evidence
                 .push(format!("stacks match {}: {} ({})", m.id, m.title, m.url));
         }
+        f.evidence.extend(gil_holder(&stacks.threads));
     }
+}
+
+/// The thread that holds Python's GIL, where the stacks say (py-spy): while it waits (a native
+/// join, a stream synchronize), no other Python thread runs, so its innermost frame is where
+/// the whole interpreter stands.
+fn gil_holder(threads: &[crate::model::ThreadStack]) -> Option<String> {
+    let t = threads.iter().find(|t| t.owns_gil == Some(true))?;
+    let name = t
+        .name
+        .as_deref()
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default();
+    let at = t
+        .python
+        .last()
+        .map(|f| format!(", in {}", f.function))
+        .unwrap_or_default();
+    Some(format!(
+        "thread {}{name} holds the GIL{at}: no other Python thread of the worker runs until it lets go",
+        t.tid
+    ))
 }
 
 /// The IPC picture of a live worker (its line goes to the notes), or why it is unknown.
@@ -1009,6 +1031,27 @@ fn token_progress(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gil_holder_is_named_with_where_it_stands() {
+        let t = |tid, gil| crate::model::ThreadStack {
+            tid,
+            name: Some(format!("T{tid}")),
+            owns_gil: gil,
+            python: vec![crate::model::Frame {
+                function: "Thread.join".into(),
+                location: None,
+                line: None,
+            }],
+            ..Default::default()
+        };
+        assert!(gil_holder(&[t(1, Some(false)), t(2, None)]).is_none());
+        let line = gil_holder(&[t(1, Some(false)), t(2, Some(true))]).unwrap();
+        assert!(
+            line.starts_with("thread 2 (T2) holds the GIL, in Thread.join"),
+            "{line}"
+        );
+    }
     use crate::model::{ProcessInfo, RegistryEntry};
     use crate::sample::Series;
     use chrono::TimeZone;

@@ -98,8 +98,17 @@ impl Status {
 pub enum Activity {
     /// CPU time advancing or a thread running.
     Working,
-    /// No progress and nothing in flight.
+    /// No progress, and nothing in flight by the evidence (a log that proves work in flight,
+    /// the socket table, a token record).
     Idle,
+    /// No progress, and nothing says whether work is in flight (no log that proves it, no
+    /// TCP port served, no token record): "idle" would be a guess.
+    Quiet,
+    /// The CPU busy while the evidence shows nothing in flight (no request in the log that
+    /// proves them, no connection at all in the socket table, the record not generating): work
+    /// of its own, not a request's (start-up, a cache, an idle loop pinning a core: mlx-lm
+    /// #1500).
+    Busy,
     /// No progress while a request is in flight (not yet past `--hung-after`).
     Stalled,
     /// CPU or GPU busy while the worker's tokens are frozen with a generation in flight.
@@ -117,6 +126,8 @@ impl Activity {
         match self {
             Activity::Working => "working",
             Activity::Idle => "idle",
+            Activity::Quiet => "quiet",
+            Activity::Busy => "busy",
             Activity::Stalled => "stalled",
             Activity::Spinning => "spinning",
             Activity::WaitingOnClient => "waiting on client",

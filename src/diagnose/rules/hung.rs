@@ -155,15 +155,30 @@ pub fn judge(
         j.notes
             .push(format!("waiting on its client, never hung: {w}"));
     }
+    let none_in_flight = in_flight.is_empty() && nothing_in_flight(o).is_some();
     let activity = if p.made {
-        Activity::Working
+        // CPU alone with nothing in flight, by evidence that would show a request: busy.
+        let cpu_only = !p.gpu_busy && p.log_progress.is_none() && p.heartbeat_fresh != Some(true);
+        if cpu_only && in_flight.is_empty() && nothing_in_flight(o) == Some(Proof::Everything) {
+            Activity::Busy
+        } else {
+            Activity::Working
+        }
     } else if waiting.is_some() {
         Activity::WaitingOnClient
-    } else if in_flight.is_empty() {
+    } else if none_in_flight {
         Activity::Idle
+    } else if in_flight.is_empty() {
+        Activity::Quiet
     } else {
         Activity::Stalled
     };
+    if activity == Activity::Busy {
+        j.notes.push(format!(
+            "{} with nothing in flight (the socket table shows no connection at all): the CPU works on something of its own, not a request (start-up, a cache, an idle loop pinning a core: mlx-lm #1500)",
+            p.cpu_fact
+        ));
+    }
     j.notes.extend(connection_notes(o, th));
     match stopped(last.state) {
         // Someone is debugging it: never called hung (nor restarted), whatever waits on it.
@@ -201,7 +216,7 @@ pub fn judge(
             c.accepted.len(),
             c.listening.join(", ")
         ));
-    } else if let Some(l) = o.log {
+    } else if let Some(l) = o.log.filter(|l| l.proves_in_flight) {
         j.notes.push(match l.last_completion {
             Some(t) if t < last.start_time => format!(
                 "no request in flight; last completion {}, by the previous incarnation (this process started {})",
@@ -952,6 +967,41 @@ pub fn stopped(state: char) -> Option<&'static str> {
         ),
         _ => None,
     }
+}
+
+/// How strongly the evidence says nothing is in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proof {
+    /// A source that would show a waiting request shows none (a log that proves work in
+    /// flight, the socket table, a token record not generating); a stream between tokens may
+    /// still hide in a connection at rest.
+    NoneWaiting,
+    /// Not even a connection: the socket table, read, shows no accepted connection at all.
+    Everything,
+}
+
+/// Whether a source that would show work in flight was read and shows none.
+fn nothing_in_flight(o: &Observation) -> Option<Proof> {
+    let probe_local = o.probe.and_then(|p| p.local.as_deref());
+    let table = o
+        .connections
+        .filter(|c| c.error.is_none() && !c.listening.is_empty());
+    // (The probe's own generation is a request: never "nothing at all" while one was sent.)
+    if let Some(c) = table.filter(|_| o.probe.is_none())
+        && !c
+            .accepted
+            .iter()
+            .any(|c| Some(c.peer.as_str()) != probe_local)
+    {
+        return Some(Proof::Everything);
+    }
+    let log = o.log.is_some_and(|l| l.proves_in_flight);
+    let record = o
+        .tokens
+        .is_some_and(|t| t.record.generating_since.is_none());
+    // An answered probe: the generation path took a request and finished it.
+    let answered = o.probe.is_some_and(|p| p.state == ProbeState::Answered);
+    (table.is_some() || log || record || answered).then_some(Proof::NoneWaiting)
 }
 
 /// Why the worker waits on its client or consumer rather than on itself, where something
