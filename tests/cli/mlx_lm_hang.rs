@@ -279,3 +279,49 @@ fn a_client_that_stops_reading_its_stream_is_waited_on_never_hung_without_a_reco
         assert!(blocked(&w), "{w:#}");
     }
 }
+
+#[test]
+fn a_long_legitimate_prefill_is_working_past_hung_after_never_hung() {
+    // The known false kill: a prompt of ~10,000 tokens prefilled 4 tokens a step takes
+    // thousands of steps, much longer than --hung-after here, with no token delivered yet and
+    // no end logged at INFO. The CPU and the log's progress lines say working throughout.
+    let server = start(&mlx_lm_python());
+    let prompt = "hello world ".repeat(5000);
+    let _a = server.send(
+        "/v1/completions",
+        &format!(r#"{{"prompt":"{prompt}","max_tokens":5}}"#),
+    );
+    wait_until(Duration::from_secs(60), "the prefill", || {
+        server
+            .log_text()
+            .contains("Prompt processing progress: 400/")
+    });
+    let log = server.log.to_str().unwrap().to_string();
+    let started = Instant::now();
+    let mut checks = 0;
+    // Checked while the prefill lasts (at least one check, then as long as it goes on).
+    loop {
+        let text = server.log_text();
+        let last = text
+            .lines()
+            .rev()
+            .find(|l| l.contains("Prompt processing progress: "))
+            .unwrap_or_default()
+            .to_string();
+        let done = last
+            .rsplit("progress: ")
+            .next()
+            .and_then(|p| p.split_once('/'))
+            .is_some_and(|(a, b)| {
+                a.trim().parse::<u64>().ok() >= b.trim().parse::<u64>().ok().map(|b| b - 8)
+            });
+        if checks > 0 && (done || started.elapsed() > Duration::from_secs(60)) {
+            break;
+        }
+        let w = check(&server, "1s", &["--log", &log]);
+        assert_eq!(w["verdict"], "healthy", "{last}: {w:#}");
+        assert_eq!(w["activity"], "working", "{last}: {w:#}");
+        checks += 1;
+    }
+    assert!(checks >= 1);
+}
