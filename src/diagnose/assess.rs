@@ -479,6 +479,9 @@ mod tests {
             busy_percent: Some(99.0),
             gpu_seconds: None,
             memory_bytes: Some(6 << 30),
+            power_watts: None,
+            power_limit_watts: None,
+            power_shared: false,
         };
         // No token record: the seed's old request, the CPU asleep, the GPU busy: GPU-bound.
         let mut o = observe(&idle, Some(&e), Some(&log), &re);
@@ -500,6 +503,44 @@ mod tests {
         let ev = a.findings[0].evidence.join("\n");
         assert!(ev.contains("GPU 99% busy over the window (nvml)"), "{ev}");
         assert!(ev.contains("the GPU spins"), "{ev}");
+        // No record, but the board's power: alone on an H100 at 135 W of 700 W, fully busy, is
+        // a spin; with the seed's request in flight for hours it is hung (spinning).
+        let mut spin = gpu.clone();
+        spin.busy_percent = Some(100.0);
+        spin.power_watts = Some(135.0);
+        spin.power_limit_watts = Some(700.0);
+        let mut o = observe(&idle, Some(&e), Some(&log), &re);
+        o.gpu = Some(&spin);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(
+            (a.verdict, a.activity),
+            (Verdict::Hung, Activity::Spinning),
+            "{a:#?}"
+        );
+        let still = a
+            .hung_rule
+            .iter()
+            .find(|c| c.condition == "GPU still")
+            .unwrap();
+        assert!(
+            still.held && still.fact.contains("near idle power"),
+            "{still:?}"
+        );
+        // The same board at 686 W: real work, healthy.
+        let mut work = spin.clone();
+        work.power_watts = Some(686.0);
+        o.gpu = Some(&work);
+        let a = assess(&o, &Thresholds::default());
+        assert_eq!(
+            (a.verdict, a.activity),
+            (Verdict::Healthy, Activity::Working),
+            "{a:#?}"
+        );
+        // At 135 W but shared with another process: its power proves nothing; GPU-bound work.
+        let mut shared = spin.clone();
+        shared.power_shared = true;
+        o.gpu = Some(&shared);
+        assert_eq!(assess(&o, &Thresholds::default()).verdict, Verdict::Healthy);
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub struct GpuReading {
     pub unavailable: Option<String>,
     /// The processes the GPU knows, by PID; a process absent holds no GPU context.
     pub processes: BTreeMap<u32, GpuProcess>,
+    /// The boards, by index (NVML).
+    pub devices: BTreeMap<u32, GpuDevice>,
     pub at: Option<DateTime<Utc>>,
 }
 
@@ -29,6 +31,18 @@ pub struct GpuProcess {
     pub busy_percent: Option<f64>,
     /// GPU memory in use (NVML).
     pub memory_bytes: Option<u64>,
+    /// The GPU it runs on (NVML's index), for the board's power.
+    pub device: Option<u32>,
+}
+
+/// What one reading says about one GPU board (NVML).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GpuDevice {
+    /// The board's power draw and its enforced limit, milliwatts.
+    pub power_mw: Option<u32>,
+    pub power_limit_mw: Option<u32>,
+    /// Processes holding a compute context on it (every user's the driver lists).
+    pub processes: u32,
 }
 
 impl GpuReading {
@@ -50,7 +64,25 @@ pub struct GpuUsage {
     /// GPU time so far (macOS).
     pub gpu_seconds: Option<f64>,
     pub memory_bytes: Option<u64>,
+    /// The board's power draw at the window's end and its limit, watts (NVML). A board draws
+    /// near its idle power while a kernel spins on a flag or a store, and far more for real
+    /// work at the same utilisation (docs/gpu.md has the H100 figures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_watts: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_limit_watts: Option<f64>,
+    /// Other processes hold a context on the same board: its power is not the worker's alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub power_shared: bool,
 }
+
+/// Utilisation at or above which a board drawing under [`SPIN_POWER_SHARE`] of its power limit
+/// is spinning, not working.
+pub const SPIN_BUSY_PERCENT: f64 = 90.0;
+
+/// The share of the power limit under which a fully busy board is spinning: H100 (700 W):
+/// idle 87 W (12%), two spin shapes 129–135 W (18–19%), real matmul work 686 W (98%).
+pub const SPIN_POWER_SHARE: f64 = 0.30;
 
 /// Whether the GPU source answered, for the report (the JSON says why when it did not).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,12 +112,35 @@ impl GpuUsage {
             }
             _ => None,
         };
+        let board = now.device.and_then(|d| after.devices.get(&d));
         Some(GpuUsage {
             source: after.source.to_string(),
             busy_percent: now.busy_percent.or(from_time),
             gpu_seconds: now.gpu_ns.map(|n| n as f64 / 1e9),
             memory_bytes: now.memory_bytes,
+            power_watts: board
+                .and_then(|b| b.power_mw)
+                .map(|mw| f64::from(mw) / 1000.0),
+            power_limit_watts: board
+                .and_then(|b| b.power_limit_mw)
+                .map(|mw| f64::from(mw) / 1000.0),
+            power_shared: board.is_some_and(|b| b.processes > 1),
         })
+    }
+
+    /// Why the board's power says the GPU spins rather than works, where it can say: the
+    /// worker alone on its board, the board at least [`SPIN_BUSY_PERCENT`] busy, drawing under
+    /// [`SPIN_POWER_SHARE`] of its power limit.
+    pub fn spins_by_power(&self) -> Option<String> {
+        let (w, limit) = (self.power_watts?, self.power_limit_watts?);
+        let busy = self.busy_percent?;
+        (!self.power_shared && busy >= SPIN_BUSY_PERCENT && limit > 0.0 && w < limit * SPIN_POWER_SHARE)
+            .then(|| {
+                format!(
+                    "GPU {busy:.0}% busy at {w:.0} W of its {limit:.0} W limit ({:.0}%, alone on its board): near idle power, the draw of a kernel spinning on a flag or a store, not of work (real work at that utilisation draws most of the limit)",
+                    w / limit * 100.0
+                )
+            })
     }
 
     /// Whether the GPU did the worker's work over the window.
@@ -101,6 +156,16 @@ impl GpuUsage {
         };
         if let Some(m) = self.memory_bytes {
             s.push_str(&format!(", {} of GPU memory", crate::fmt::bytes(m)));
+        }
+        if let (Some(w), Some(l)) = (self.power_watts, self.power_limit_watts) {
+            s.push_str(&format!(
+                ", the board at {w:.0} W of {l:.0} W{}",
+                if self.power_shared {
+                    " (shared with other processes: not this worker's alone)"
+                } else {
+                    ""
+                }
+            ));
         }
         s
     }
@@ -158,5 +223,47 @@ mod tests {
             "{}",
             u.describe()
         );
+    }
+
+    #[test]
+    fn power_tells_a_spin_from_work_when_the_worker_is_alone_on_its_board() {
+        // The H100 figures of docs/gpu.md: 100% busy at 135 W, 686 W, limit 700 W.
+        let board = |mw, processes| GpuReading {
+            source: "nvml",
+            at: DateTime::from_timestamp(102, 0),
+            processes: [(
+                7,
+                GpuProcess {
+                    busy_percent: Some(100.0),
+                    device: Some(0),
+                    ..Default::default()
+                },
+            )]
+            .into(),
+            devices: [(
+                0,
+                GpuDevice {
+                    power_mw: Some(mw),
+                    power_limit_mw: Some(700_000),
+                    processes,
+                },
+            )]
+            .into(),
+            ..Default::default()
+        };
+        let spin = GpuUsage::between(&GpuReading::default(), &board(135_000, 1), 7).unwrap();
+        let why = spin.spins_by_power().unwrap();
+        assert!(why.contains("at 135 W of its 700 W limit (19%"), "{why}");
+        assert!(spin.describe().contains("the board at 135 W of 700 W"));
+        let work = GpuUsage::between(&GpuReading::default(), &board(686_000, 1), 7).unwrap();
+        assert!(work.spins_by_power().is_none());
+        // Shared with another process: the board's power is not the worker's to judge by.
+        let shared = GpuUsage::between(&GpuReading::default(), &board(135_000, 2), 7).unwrap();
+        assert!(shared.spins_by_power().is_none());
+        assert!(shared.describe().contains("shared with other processes"));
+        // Low utilisation at low power (a decode, a small eval): not a spin.
+        let mut light = spin.clone();
+        light.busy_percent = Some(14.0);
+        assert!(light.spins_by_power().is_none());
     }
 }

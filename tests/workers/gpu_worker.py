@@ -11,7 +11,9 @@ Then, with the generation begun ("a request in flight"):
   gpu-eval  back-to-back evals of a chain of 8192x8192 matmuls (seconds each, the GPU busy and
             the host CPU idle), one token recorded per eval: long legitimate GPU work;
   gpu-spin  a few small evals (tokens), then one mx.fast.cuda_kernel launch that never ends:
-            the GPU busy, the host asleep in the wait, no token ever again.
+            the GPU busy, the host asleep in the wait, no token ever again;
+  gpu-poll  the same, the kernel polling a flag in device memory that is never set (the
+            shape of a fence wait that is never signalled, mlx#3830 / mlx#3142).
 STATE_DIR/ready is written once the first token is recorded.
 """
 
@@ -59,21 +61,29 @@ def main():
             diag.token()
             if not os.path.exists(os.path.join(state, "ready")):
                 write(os.path.join(state, "ready"), "")
-    elif mode == "gpu-spin":
+    elif mode in ("gpu-spin", "gpu-poll"):
         for _ in range(5):
             mx.eval(mx.random.normal((1024, 1024)) @ mx.random.normal((1024, 1024)))
             diag.token()
         write(os.path.join(state, "ready"), "")
-        kernel = mx.fast.cuda_kernel(
-            name="spin_forever",
-            input_names=["inp"],
-            output_names=["out"],
-            source="""
+        spin = """
                 auto elem = cooperative_groups::this_grid().thread_rank();
                 volatile float* o = out;
                 float v = inp[elem];
                 while (true) { v = v * 1.0000001f + 1.0f; o[elem] = v; }
-            """,
+            """
+        # `inp` is all ones: the flag it waits for (zero) never comes.
+        poll = """
+                auto elem = cooperative_groups::this_grid().thread_rank();
+                volatile const float* flag = inp;
+                while (flag[0] != 0.0f) { }
+                out[elem] = flag[0];
+            """
+        kernel = mx.fast.cuda_kernel(
+            name="spin_forever" if mode == "gpu-spin" else "poll_forever",
+            input_names=["inp"],
+            output_names=["out"],
+            source=spin if mode == "gpu-spin" else poll,
         )
         a = mx.ones((1024,))
         out = kernel(

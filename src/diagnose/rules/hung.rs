@@ -137,7 +137,9 @@ pub fn judge(
     if let Some(note) = &p.log_progress {
         j.notes.push(note.clone());
     }
-    if let Some(g) = p.gpu {
+    if let Some(spin) = &p.gpu_spin {
+        j.notes.push(spin.clone());
+    } else if let Some(g) = p.gpu {
         j.notes.push(if p.gpu_busy && !p.cpu_busy {
             format!(
                 "{} with the CPU idle: GPU-bound work (without a token record a GPU spin looks the same)",
@@ -170,6 +172,8 @@ pub fn judge(
         Activity::Idle
     } else if in_flight.is_empty() {
         Activity::Quiet
+    } else if p.gpu_spin.is_some() {
+        Activity::Spinning
     } else {
         Activity::Stalled
     };
@@ -297,8 +301,11 @@ struct Progress<'a> {
     cpu_busy: bool,
     /// The worker's GPU use over the window, where the OS's GPU source knows it.
     gpu: Option<&'a GpuUsage>,
-    /// Whether that GPU use is the worker's work (see [`GpuUsage::busy`]).
+    /// Whether that GPU use is the worker's work (see [`GpuUsage::busy`]): not when the board's
+    /// power says it spins.
     gpu_busy: bool,
+    /// Why the board's power says the GPU spins ([`GpuUsage::spins_by_power`]).
+    gpu_spin: Option<String>,
     /// The log's recent progress for this process, in words, when it counts.
     log_progress: Option<String>,
     /// How far CPU time advanced, in words.
@@ -383,7 +390,8 @@ impl<'a> Progress<'a> {
         // GPU-bound work idles the CPU: the GPU busy for this process is progress too (without
         // a token record a GPU spin cannot be told from it; the note says so).
         let gpu = o.gpu;
-        let gpu_busy = gpu.is_some_and(GpuUsage::busy);
+        let gpu_spin = gpu.and_then(GpuUsage::spins_by_power);
+        let gpu_busy = gpu.is_some_and(GpuUsage::busy) && gpu_spin.is_none();
         let made = cpu_busy || gpu_busy || heartbeat_fresh == Some(true) || log_progress.is_some();
         let cpu_fact = match (o.series.cpu_delta_ns(), cpu_percent) {
             (Some(d), Some(pct)) => format!(
@@ -415,6 +423,7 @@ impl<'a> Progress<'a> {
             cpu_busy,
             gpu,
             gpu_busy,
+            gpu_spin,
             log_progress,
             cpu_fact,
             threads_fact,
@@ -502,7 +511,11 @@ fn tokens(
             t.record.request_tokens
         ),
     ];
-    if let Some(g) = p.gpu.filter(|_| p.gpu_busy) {
+    if let Some(spin) = &p.gpu_spin {
+        ev.push(format!(
+            "{spin}, while no token comes (the shape of mlx#3830 / mlx#3142)"
+        ));
+    } else if let Some(g) = p.gpu.filter(|_| p.gpu_busy) {
         ev.push(format!(
             "{} while no token comes: the GPU spins, or runs one operation that does not end (the shape of mlx#3830 / mlx#3142, a fence_wait that is never signalled)",
             g.describe()
@@ -521,7 +534,7 @@ fn tokens(
     } else {
         ev.push(format!("{}; {}", p.cpu_fact, p.threads_fact));
         // The GPU busy while no token comes spins as well, with the host asleep in its wait.
-        if p.gpu_busy {
+        if p.gpu_busy || p.gpu_spin.is_some() {
             Activity::Spinning
         } else {
             Activity::Stalled
@@ -877,10 +890,12 @@ fn conditions(
         Condition::new(
             "GPU still",
             !p.gpu_busy,
-            p.gpu.map_or_else(
-                || "no GPU use seen for this process".to_string(),
-                GpuUsage::describe,
-            ),
+            p.gpu_spin.clone().unwrap_or_else(|| {
+                p.gpu.map_or_else(
+                    || "no GPU use seen for this process".to_string(),
+                    GpuUsage::describe,
+                )
+            }),
         ),
         Condition::new(
             "no progress in the log",

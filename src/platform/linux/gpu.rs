@@ -41,11 +41,23 @@ pub fn read(pids: &[u32], since: Option<DateTime<Utc>>) -> GpuReading {
         let Ok(dev) = nvml.device_by_index(i) else {
             continue;
         };
-        let on_device: Vec<u32> = (dev.running_compute_processes().unwrap_or_default())
+        let running = dev.running_compute_processes().unwrap_or_default();
+        // The board's power and limit, and how many processes share it (the power is the
+        // worker's alone only when it is the only one).
+        reading.devices.insert(
+            i,
+            crate::model::GpuDevice {
+                power_mw: dev.power_usage().ok(),
+                power_limit_mw: dev.enforced_power_limit().ok(),
+                processes: running.len() as u32,
+            },
+        );
+        let on_device: Vec<u32> = running
             .into_iter()
             .filter(|p| pids.contains(&p.pid))
             .map(|p| {
                 let e = reading.processes.entry(p.pid).or_default();
+                e.device = Some(i);
                 if let UsedGpuMemory::Used(b) = p.used_gpu_memory {
                     *e.memory_bytes.get_or_insert(0) += b;
                 }
