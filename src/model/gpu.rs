@@ -157,15 +157,18 @@ impl GpuUsage {
         if let Some(m) = self.memory_bytes {
             s.push_str(&format!(", {} of GPU memory", crate::fmt::bytes(m)));
         }
-        if let (Some(w), Some(l)) = (self.power_watts, self.power_limit_watts) {
-            s.push_str(&format!(
-                ", the board at {w:.0} W of {l:.0} W{}",
-                if self.power_shared {
-                    " (shared with other processes: not this worker's alone)"
-                } else {
-                    ""
-                }
-            ));
+        let shared = if self.power_shared {
+            " (shared with other processes: not this worker's alone)"
+        } else {
+            ""
+        };
+        match (self.power_watts, self.power_limit_watts) {
+            (Some(w), Some(l)) => {
+                s.push_str(&format!(", the board at {w:.0} W of {l:.0} W{shared}"))
+            }
+            // Apple silicon publishes no power limit (IOReport gives the draw alone).
+            (Some(w), None) => s.push_str(&format!(", the GPU drawing {w:.1} W{shared}")),
+            _ => {}
         }
         s
     }

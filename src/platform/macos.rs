@@ -677,10 +677,37 @@ impl Platform for Macos {
         _since: Option<chrono::DateTime<Utc>>,
     ) -> Option<crate::model::GpuReading> {
         let at = Utc::now();
-        Some(match agx_clients() {
-            Ok(clients) => super::agx::reading(&clients, pids, at),
-            Err(why) => crate::model::GpuReading::unavailable("iokit", why),
-        })
+        let clients = agx_clients();
+        let mut reading = match &clients {
+            Ok(clients) => super::agx::reading(clients, pids, at),
+            Err(why) => crate::model::GpuReading::unavailable("iokit", why.clone()),
+        };
+        // One GPU, device 0, with its draw from IOReport's energy counters (200 ms more of
+        // this call); Apple silicon publishes no power limit. Its processes are every process
+        // holding an AGX client (WindowServer among them), not only `pids`: the energy is the
+        // whole GPU's, so it is shared as soon as another process holds a client. Without the
+        // clients, the processes of the reading (none) are counted.
+        let holders = match &clients {
+            Ok(clients) => clients
+                .iter()
+                .filter_map(|c| super::agx::creator_pid(&c.creator))
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+            Err(_) => reading.processes.len(),
+        };
+        let power = super::ioreport::gpu_power_mw(std::time::Duration::from_millis(200));
+        reading.devices.insert(
+            0,
+            crate::model::GpuDevice {
+                power_mw: power.ok(),
+                power_limit_mw: None,
+                processes: u32::try_from(holders).unwrap_or(u32::MAX),
+            },
+        );
+        for p in reading.processes.values_mut() {
+            p.device = Some(0);
+        }
+        Some(reading)
     }
 
     fn process(&self, pid: u32) -> Result<ProcessInfo, InspectError> {

@@ -11,7 +11,10 @@ use crate::error::InspectError;
 use crate::model::{FdInfo, GpuReading, ProcessInfo, SystemMemory, ThreadInfo};
 
 pub mod agx;
+pub mod energy;
 pub mod fixture;
+#[cfg(target_os = "macos")]
+pub mod ioreport;
 #[cfg(target_os = "linux")]
 pub mod linux;
 #[cfg(target_os = "macos")]

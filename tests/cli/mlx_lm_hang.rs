@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::stock_server::{Launch, RACE, StockServer};
-use crate::util::{json, mlx_lm_031_python, mlx_lm_python, run, wait_until};
+use crate::util::{json, mlx_lm_029_python, mlx_lm_031_python, mlx_lm_python, run, wait_until};
 
 fn start(python: &str) -> StockServer {
     Launch::module(python).extra(RACE).start()
@@ -324,4 +324,21 @@ fn a_long_legitimate_prefill_is_working_past_hung_after_never_hung() {
         checks += 1;
     }
     assert!(checks >= 1);
+}
+
+#[test]
+fn an_idle_server_pinning_a_core_is_busy_not_working_nor_hung() {
+    // mlx-lm #1500 by its real mechanism: 0.29.1's generation loop polls the request queue
+    // with get_nowait() when idle and pins a core. No request, no connection: busy, healthy.
+    let server = Launch::module(&mlx_lm_029_python())
+        .extra(&["--log-level", "INFO"])
+        .start();
+    let mut w = Value::Null;
+    wait_until(Duration::from_secs(60), "the idle loop", || {
+        w = check(&server, "1s", &[]);
+        w["activity"] == "busy"
+    });
+    assert_eq!(w["verdict"], "healthy", "{w:#}");
+    assert!(w["cpu_percent"].as_f64().unwrap() > 50.0, "{w:#}");
+    assert!(w["notes"].to_string().contains("mlx-lm #1500"), "{w:#}");
 }

@@ -211,25 +211,31 @@ pub fn feed(mut cmd: Command, input: &[u8]) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// `promtool check metrics` (Debian package prometheus; scripts/test installs it) on `text`:
-/// its verdict and what it printed.
 /// The venv's python with mlx-lm, prepared (idempotently) by scripts/setup-mlx-lm.
 #[cfg(feature = "mlx")]
 pub fn mlx_lm_python() -> String {
-    venv_python("scripts/setup-mlx-lm")
+    venv_python("scripts/setup-mlx-lm", &[])
 }
 
 /// The venv's python with mlx-lm 0.31.3, prepared (idempotently) by scripts/setup-mlx-lm-0.31.
 #[cfg(feature = "mlx")]
 pub fn mlx_lm_031_python() -> String {
-    venv_python("scripts/setup-mlx-lm-0.31")
+    venv_python("scripts/setup-mlx-lm-series", &["0.31"])
+}
+
+/// The venv's python with mlx-lm 0.29.1, prepared (idempotently) by
+/// scripts/setup-mlx-lm-series 0.29.
+#[cfg(feature = "mlx")]
+pub fn mlx_lm_029_python() -> String {
+    venv_python("scripts/setup-mlx-lm-series", &["0.29"])
 }
 
 /// The python a setup script prints. scripts/test runs the scripts before the tests, so the
 /// tests that call them at once find their venvs made and never build one twice.
 #[cfg(feature = "mlx")]
-fn venv_python(script: &str) -> String {
+fn venv_python(script: &str, args: &[&str]) -> String {
     let out = Command::new(root(script))
+        .args(args)
         .stderr(Stdio::inherit())
         .output()
         .unwrap_or_else(|e| panic!("{script}: {e}"));
@@ -247,6 +253,8 @@ pub fn promtool_in(dir: &Path, args: &[&std::ffi::OsStr]) -> (bool, String) {
     (o.status.success(), format!("{}{}", stdout(&o), stderr(&o)))
 }
 
+/// `promtool check metrics` (Debian package prometheus; scripts/test installs it) on `text`:
+/// its verdict and what it printed.
 pub fn promtool(text: &str) -> (bool, String) {
     let mut cmd = Command::new("promtool");
     cmd.args(["check", "metrics"]);

@@ -178,10 +178,9 @@ pub fn judge(
         Activity::Stalled
     };
     if activity == Activity::Busy {
-        j.notes.push(format!(
-            "{} with nothing in flight (the socket table shows no connection at all): the CPU works on something of its own, not a request (start-up, a cache, an idle loop pinning a core: mlx-lm #1500)",
-            p.cpu_fact
-        ));
+        j.notes.push(
+            "the CPU is busy with nothing in flight (the socket table shows no connection at all): it works on something of its own, not a request (start-up, a cache, an idle loop pinning a core: mlx-lm #1500)".to_string(),
+        );
     }
     j.notes.extend(connection_notes(o, th));
     match stopped(last.state) {
