@@ -633,11 +633,28 @@ impl Analyzer {
             EventKind::Failed => self.on_failed(slot, i, ev, seq),
             EventKind::Timeout => self.on_timeout(slot, i, ev),
             EventKind::Died => {
+                let message = bounded_text(
+                    ev.message.as_deref().unwrap_or_default().as_bytes(),
+                    MESSAGE_CAP,
+                )
+                .into_owned();
                 inc.died = Some(Death {
                     at: ev.time,
                     source: ev.source,
                     line: ev.line,
-                    message: ev.message.as_deref().unwrap_or_default().to_string(),
+                    message: message.clone(),
+                });
+                let worker = self.workers[slot].0.to_string();
+                self.anomaly(Anomaly {
+                    time: ev.time,
+                    kind: "died",
+                    worker,
+                    line: ev.line,
+                    source: ev.source,
+                    id: None,
+                    timeout_secs: None,
+                    message: Some(message),
+                    request_started: None,
                 });
             }
         }

@@ -87,7 +87,7 @@ impl Histogram {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Anomaly {
     pub time: DateTime<Utc>,
-    /// `timeout` or `failure`.
+    /// `timeout`, `failure`, or `died` (the server's generation thread).
     pub kind: &'static str,
     pub worker: String,
     pub line: u64,

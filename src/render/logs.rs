@@ -120,6 +120,10 @@ fn anomalies(r: &LogsReport, out: &mut dyn Write) -> std::io::Result<()> {
         for a in &r.anomalies {
             let what = match a.kind {
                 "timeout" => format!("timeout after {}s", opt_f(a.timeout_secs, 0)),
+                "died" => format!(
+                    "the generation thread died ({}): every later request waits forever",
+                    sanitize(a.message.as_deref().unwrap_or(""))
+                ),
                 _ => format!("failure: {}", sanitize(a.message.as_deref().unwrap_or(""))),
             };
             let req = match (&a.id, a.request_started) {

@@ -312,3 +312,29 @@ fn lines_out_of_order_are_folded_without_panic() {
     assert_eq!(r["totals"]["last"], "2026-01-05T12:00:20Z");
     assert_eq!(r["in_flight"].as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn a_dead_generation_thread_is_an_anomaly() {
+    // The lines mlx-lm 0.31.3 wrote when #1472 killed its generation thread (tests/cli/run.rs
+    // captured them; the traceback's first line has no time, and the line before gives it).
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    std::fs::write(
+        &log,
+        "2026-12-08 00:57:06,344 - INFO - Starting httpd at 127.0.0.1 on port 36461...\n\
+         127.0.0.1 - - [08/Dec/2026 00:57:07] \"POST /v1/completions HTTP/1.1\" 200 -\n\
+         2026-12-08 00:57:07,889 - INFO - Prompt processing progress: 1240/3001\n\
+         Exception in thread Thread-1 (_generate):\n\
+         Traceback (most recent call last):\n\
+         TypeError: 'NoneType' object is not iterable\n",
+    )
+    .unwrap();
+    let path = log.to_str().unwrap();
+    let text = stdout(&logs(&[path]));
+    assert!(
+        text.contains("the generation thread died (Thread-1 (_generate)): every later request waits forever (line 4)"),
+        "{text}"
+    );
+    let r = json(&logs(&["--json", path]));
+    assert_eq!(r["anomalies"][0]["kind"], "died", "{r:#}");
+}
