@@ -628,13 +628,13 @@ mod tests {
     }
 
     #[test]
-    fn quiet_without_evidence_is_healthy_and_says_so_idle_with_it() {
+    fn unknown_activity_without_evidence_idle_with_it() {
         let re = Regex::new("mlx-server-v3").unwrap();
         let s = series((0..10).map(|_| proc(49387, 5000, 8190, 'S', 0)).collect());
         let e = entry(49387);
         // No log, no socket table, no record: nothing says whether work is in flight.
         let a = assess(&observe(&s, Some(&e), None, &re), &Thresholds::default());
-        assert_eq!((a.verdict, a.activity), (Verdict::Healthy, Activity::Quiet));
+        assert_eq!((a.verdict, a.activity), (Verdict::Healthy, Activity::Unknown));
         // A log that proves work in flight and shows none: idle.
         let mut log = seed_log();
         log.in_flight.clear();

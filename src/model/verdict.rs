@@ -103,7 +103,7 @@ pub enum Activity {
     Idle,
     /// No progress, and nothing says whether work is in flight (no log that proves it, no
     /// TCP port served, no token record): "idle" would be a guess.
-    Quiet,
+    Unknown,
     /// The CPU busy while the evidence shows nothing in flight (no request in the log that
     /// proves them, no connection at all in the socket table, the record not generating): work
     /// of its own, not a request's (start-up, a cache, an idle loop pinning a core: mlx-lm
@@ -126,7 +126,7 @@ impl Activity {
         match self {
             Activity::Working => "working",
             Activity::Idle => "idle",
-            Activity::Quiet => "quiet",
+            Activity::Unknown => "unknown",
             Activity::Busy => "busy",
             Activity::Stalled => "stalled",
             Activity::Spinning => "spinning",

@@ -171,7 +171,7 @@ pub fn judge(
     } else if none_in_flight {
         Activity::Idle
     } else if in_flight.is_empty() {
-        Activity::Quiet
+        Activity::Unknown
     } else if p.gpu_spin.is_some() {
         Activity::Spinning
     } else {
