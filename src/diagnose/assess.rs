@@ -634,7 +634,10 @@ mod tests {
         let e = entry(49387);
         // No log, no socket table, no record: nothing says whether work is in flight.
         let a = assess(&observe(&s, Some(&e), None, &re), &Thresholds::default());
-        assert_eq!((a.verdict, a.activity), (Verdict::Healthy, Activity::Unknown));
+        assert_eq!(
+            (a.verdict, a.activity),
+            (Verdict::Healthy, Activity::Unknown)
+        );
         // A log that proves work in flight and shows none: idle.
         let mut log = seed_log();
         log.in_flight.clear();

@@ -230,6 +230,13 @@ pub fn mlx_lm_029_python() -> String {
     venv_python("scripts/setup-mlx-lm-series", &["0.29"])
 }
 
+/// The venv's python with MLX 0.32.0 (no mlx-lm), prepared (idempotently) by
+/// scripts/setup-mlx-lm-series 0.32.0.
+#[cfg(feature = "mlx")]
+pub fn mlx_0320_python() -> String {
+    venv_python("scripts/setup-mlx-lm-series", &["0.32.0"])
+}
+
 /// The python a setup script prints. scripts/test runs the scripts before the tests, so the
 /// tests that call them at once find their venvs made and never build one twice.
 #[cfg(feature = "mlx")]
