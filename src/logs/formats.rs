@@ -55,7 +55,7 @@ const MLX_NEEDLES: &[&[u8]] = &[
     b"\"POST /v1/",
     b" - ERROR - ",
     b" - DEBUG - ",
-    b"generate):",
+    b"generate)",
 ];
 
 impl Format {
@@ -619,6 +619,11 @@ fn mls_progress(line: &[u8], p: usize, ctx: &mut ParseCtx, out: &mut Vec<Event>)
 /// Parse an mlx_lm.server line: a prompt-progress, access, DEBUG or ERROR line, or the first
 /// line of the traceback of a generation thread that died.
 fn parse_mlx_lm(line: &[u8], progress: Option<usize>, clock: &mut Clock) -> Parsed {
+    // First: Python writes the thread's report in pieces, and another thread's line (an access
+    // line, a progress line) may land inside it.
+    if let Some(died) = generation_thread_died(line, clock) {
+        return died;
+    }
     let parsed = if let Some(p) = progress {
         mlx_progress(line, p, clock)
     } else if let Some(p) = POST.find(line) {
@@ -628,7 +633,7 @@ fn parse_mlx_lm(line: &[u8], progress: Option<usize>, clock: &mut Clock) -> Pars
     } else if let Some(p) = ERROR.find(line) {
         mlx_error(line, p, clock)
     } else {
-        return generation_thread_died(line, clock);
+        return Parsed::Skip;
     };
     if let Parsed::Event(e) = &parsed {
         clock.last = Some(e.time);
@@ -639,24 +644,25 @@ fn parse_mlx_lm(line: &[u8], progress: Option<usize>, clock: &mut Clock) -> Pars
 /// `Exception in thread Thread-N (_generate):` (mlx-lm before 0.32; `_run_generate` after):
 /// Python's report that the server's generation thread died, which carries no time of its own;
 /// it takes the time of the line before it. Python writes it in pieces, so another thread's
-/// output may split it: only the thread's target name at the line's end is required.
-fn generation_thread_died(line: &[u8], clock: &Clock) -> Parsed {
-    let line = line.trim_ascii_end();
-    if !(line.ends_with(b" (_generate):") || line.ends_with(b" (_run_generate):")) {
-        return Parsed::Skip;
-    }
+/// output may land inside it or split it: the thread's name and its target, `Thread-N
+/// (_generate)`, anywhere in the line are enough. `None`: not such a line.
+fn generation_thread_died(line: &[u8], clock: &Clock) -> Option<Parsed> {
+    let end = [&b" (_generate)"[..], &b" (_run_generate)"[..]]
+        .iter()
+        .find_map(|t| memmem::find(line, t).map(|at| at + t.len()))?;
+    let start = memmem::rfind(&line[..end], b"Thread-")?;
     let Some(time) = clock.last else {
-        return Parsed::Bad("a generation thread's traceback before any timed line");
+        return Some(Parsed::Bad(
+            "a generation thread's traceback before any timed line",
+        ));
     };
-    let start = memmem::find(line, b"Thread-").unwrap_or(0);
-    Parsed::Event(Event {
+    Some(Parsed::Event(Event {
         time,
         kind: EventKind::Died,
-        message: Some(message(&line[start..line.len() - 1])),
+        message: Some(message(&line[start..end])),
         ..Event::default()
-    })
+    }))
 }
-
 /// A `Prompt processing progress: a/b` line (found at `p`): prefill progress.
 #[inline]
 fn mlx_progress(line: &[u8], p: usize, clock: &mut Clock) -> Parsed {
@@ -1080,6 +1086,8 @@ mod tests {
             "Exception in thread Thread-1 (_generate):",
             "Thread-1 (_generate):",
             "Exception in thread Thread-2 (_run_generate):",
+            // Another thread's access line landed inside Python's pieces.
+            "Exception in thread Thread-1 (_generate)127.0.0.1 - - [08/Dec/2026 00:57:07] \"POST /v1/completions HTTP/1.1\" 200 -",
         ] {
             let Parsed::Event(d) = Format::MlxLm.parse(line.as_bytes(), &mut ctx) else {
                 panic!("{line}");
@@ -1089,7 +1097,11 @@ mod tests {
                 d.time,
                 crate::logs::event::parse_timestamp("2026-12-08 00:57:07,889").unwrap()
             );
-            assert!(d.message.unwrap().starts_with("Thread-"), "{line}");
+            let m = d.message.unwrap();
+            assert!(
+                m.starts_with("Thread-") && m.ends_with("generate)"),
+                "{line}: {m}"
+            );
         }
         // Before any timed line: said, not guessed.
         assert!(matches!(

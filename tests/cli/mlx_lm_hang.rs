@@ -80,7 +80,11 @@ fn the_dead_generation_thread_of_mlx_lm_0_31_is_hung_by_the_socket_table_and_by_
     // format help and no request old enough for the other rules (--hung-after 5m).
     let log = server.log.to_str().unwrap().to_string();
     let w = check(&server, "5m", &["--log", &log]);
-    assert_eq!(w["verdict"], "hung", "{w:#}");
+    let lines: Vec<String> = (server.log_text().lines())
+        .filter(|l| l.contains("generate") || l.contains("Exception"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(w["verdict"], "hung", "{lines:#?}\n{w:#}");
     let ev = hang_evidence(&w);
     assert!(
         ev.contains("the server's generation thread died at") && ev.contains("(_generate)"),
@@ -320,7 +324,15 @@ fn a_long_legitimate_prefill_is_working_past_hung_after_never_hung() {
         }
         let w = check(&server, "1s", &["--log", &log]);
         assert_eq!(w["verdict"], "healthy", "{last}: {w:#}");
-        assert_eq!(w["activity"], "working", "{last}: {w:#}");
+        // Working while the request waits; once it is answered (its end is near) the server
+        // may read busy with no connection left, still healthy.
+        let answered = w["connections"]["accepted"]
+            .as_array()
+            .is_none_or(|a| a.is_empty());
+        assert!(
+            w["activity"] == "working" || (answered && w["activity"] == "busy"),
+            "{last}: {w:#}"
+        );
         checks += 1;
     }
     assert!(checks >= 1);

@@ -204,10 +204,11 @@ fn a_consumer_that_stops_asking_is_not_a_hang_by_the_record() {
     let wr = worker(&r);
     assert_eq!(tokens(w.dir.path()), frozen, "the consumer stopped");
     assert_eq!(wr["verdict"], "healthy", "{wr:#}");
+    assert_eq!(wr["activity"], "waiting_on_client", "{wr:#}");
     assert!(wr["progress"]["waiting_since"].is_string(), "{wr:#}");
     let notes = wr["notes"].to_string();
     assert!(
-        notes.contains("waits on the worker's own code or its client"),
+        notes.contains("waiting on its client, never hung: the token record"),
         "{notes}"
     );
 }
