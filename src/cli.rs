@@ -88,6 +88,35 @@ pub enum Command {
     DemoWorker(DemoWorkerArgs),
 }
 
+impl Command {
+    /// The subcommand's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Check(_) => "check",
+            Command::Watch(_) => "watch",
+            Command::Top(_) => "top",
+            Command::Fleet(_) => "fleet",
+            Command::Threads(_) => "threads",
+            Command::Fds(_) => "fds",
+            Command::Stacks(_) => "stacks",
+            Command::Registry(_) => "registry",
+            Command::Logs(_) => "logs",
+            Command::Mem(_) => "mem",
+            Command::Demo(_) => "demo",
+            Command::Snapshot(_) => "snapshot",
+            Command::History(_) => "history",
+            Command::Postmortem(_) => "postmortem",
+            Command::Repro(_) => "repro",
+            Command::Record(_) => "record",
+            Command::Run(_) => "run",
+            Command::Completions(_) => "completions",
+            Command::Man => "man",
+            Command::DemoOrchestrator(_) => "__demo-orchestrator",
+            Command::DemoWorker(_) => "__demo-worker",
+        }
+    }
+}
+
 fn duration_arg(s: &str) -> Result<Duration, String> {
     parse_duration(s)
 }

@@ -69,3 +69,35 @@ pub fn permission_remedy(owner_uid: Option<u32>) -> String {
         )
     }
 }
+
+/// An error and its causes as one line, each said once: a message that already holds its
+/// cause's text (a context written as `"{path}: {e}"`) does not repeat it
+/// (`/missing: No such file or directory (os error 2)`, not that twice).
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod one_line_tests {
+    use super::*;
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = anyhow::Error::new(io).context("/missing: entity not found");
+        assert_eq!(one_line(&e), "/missing: entity not found");
+        let e = anyhow::anyhow!("bad line 3").context("registry /tmp/r.json");
+        assert_eq!(one_line(&e), "registry /tmp/r.json: bad line 3");
+    }
+}

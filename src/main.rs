@@ -13,6 +13,10 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 3 } else { 0 });
         }
     };
+    // With --json, a failure is a JSON document on stdout too, so a consumer parsing stdout
+    // always gets one (the error also goes to stderr, for a person).
+    let json = cli.global.json;
+    let command = cli.command.name();
     match mlsdiag::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -23,7 +27,17 @@ fn main() -> ExitCode {
             }) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("mlsdiag: error: {e:#}");
+            let text = mlsdiag::error::one_line(&e);
+            if json {
+                let doc = serde_json::json!({
+                    "schema_version": mlsdiag::model::SCHEMA_VERSION,
+                    "command": command,
+                    "error": text,
+                    "exit_code": 3,
+                });
+                println!("{doc}");
+            }
+            eprintln!("mlsdiag: error: {text}");
             ExitCode::from(3)
         }
     }

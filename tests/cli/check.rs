@@ -619,3 +619,25 @@ fn a_stopped_worker_is_said_stopped_not_healthy_idle() {
         json(&check())["workers"][0]["verdict"] == "healthy"
     });
 }
+
+#[test]
+fn an_error_is_said_once_and_with_json_is_a_json_document() {
+    let out = run(&["check", "--json", "--log", "/nonexistent/mlsdiag.log"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = stderr(&out);
+    assert_eq!(
+        err.matches("No such file or directory").count(),
+        1,
+        "said once: {err}"
+    );
+    let r = json(&out);
+    assert_eq!(r["command"], "check");
+    assert_eq!(r["exit_code"], 3);
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/mlsdiag.log"),
+        "{r:#}"
+    );
+}
