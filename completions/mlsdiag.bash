@@ -1281,13 +1281,17 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__stacks)
-            opts="-h --signal --faulthandler --no-native --json --color --fixture --help"
+            opts="-h --signal --faulthandler --registry --no-native --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --faulthandler)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -159,7 +159,8 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand fds" -l fixture -d 'Read
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand fds" -l no-peers -d 'Do not search other processes for the peers of pipes and unix sockets'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand fds" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand fds" -s h -l help -d 'Print help'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand stacks" -l faulthandler -d 'The worker\'s faulthandler dump file' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand stacks" -l faulthandler -d 'The worker\'s faulthandler dump file (default: the registry\'s field `faulthandler` for this PID, else the module\'s file in the per-user directory)' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand stacks" -l registry -d 'The orchestrator\'s worker registry, read for the dump file\'s path' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand stacks" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
 always\t''
 never\t''"

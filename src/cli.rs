@@ -488,9 +488,13 @@ pub struct StacksArgs {
     /// Send SIGUSR1 to ask a faulthandler-armed worker for a Python dump (never by default)
     #[arg(long)]
     pub signal: bool,
-    /// The worker's faulthandler dump file
+    /// The worker's faulthandler dump file (default: the registry's field `faulthandler` for
+    /// this PID, else the module's file in the per-user directory)
     #[arg(long, value_name = "FILE")]
     pub faulthandler: Option<PathBuf>,
+    /// The orchestrator's worker registry, read for the dump file's path
+    #[arg(long, env = "MLSDIAG_REGISTRY", default_value = crate::registry::DEFAULT_PATH)]
+    pub registry: PathBuf,
     /// Do not run macOS `sample` (it suspends the worker briefly at each sample)
     #[arg(long)]
     pub no_native: bool,

@@ -10,14 +10,20 @@ use crate::render;
 use crate::stacks::collect::{Collect, collect};
 
 pub fn run(args: &StacksArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
-    let p = ctx.platform.process(args.pid)?;
-    // Without --faulthandler: the dump file in the worker's user directory (`mlsdiag run`,
-    // the module's fallback), where its watchdog dumps too.
+    ctx.platform.process(args.pid)?;
+    // Without --faulthandler: the registry's dump file for this PID, else the one in the
+    // worker's user directory (`mlsdiag run`, the module's fallback), where its watchdog dumps.
+    let registry = crate::registry::load(&args.registry).ok();
     let faulthandler = (args.faulthandler.clone()).or_else(|| {
-        crate::progress::user_file("faulthandler", args.pid, p.uid)
-            .ok()
-            .flatten()
+        crate::progress::faulthandler_file(registry.as_ref(), args.pid, ctx.platform.as_ref())
     });
+    if args.signal && faulthandler.is_none() {
+        anyhow::bail!(
+            "--signal: no dump file is known for PID {}: pass --faulthandler FILE, list it in the registry's field \"faulthandler\" ({}), or start the worker under `mlsdiag run` (docs/worker-snippet.md); SIGUSR1 was not sent",
+            args.pid,
+            args.registry.display()
+        );
+    }
     let how = Collect {
         native: !args.no_native,
         signal: args.signal,

@@ -162,6 +162,43 @@ fn faulthandler_dump_on_request() {
         dump.to_str().unwrap(),
     ]));
     assert!(again["sources"].to_string().contains("from the last dump"));
+    // The registry names the dump file: --signal finds it there (#32).
+    let reg = dir.path().join("registry.json");
+    std::fs::write(
+        &reg,
+        format!(
+            r#"{{"workers": [{{"pid": {pid}, "name": "w", "faulthandler": "{}"}}]}}"#,
+            dump.display()
+        ),
+    )
+    .unwrap();
+    let out = run(&[
+        "stacks",
+        &pid,
+        "--json",
+        "--no-native",
+        "--registry",
+        reg.to_str().unwrap(),
+        "--signal",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let fh = crate::util::source(&json(&out), "faulthandler");
+    assert_eq!(fh["ok"], true, "{fh:#}");
+    // No dump file known anywhere: --signal refuses, naming what it needs; nothing is sent.
+    let out = run(&[
+        "stacks",
+        &pid,
+        "--no-native",
+        "--registry",
+        "/nonexistent/registry.json",
+        "--signal",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("no dump file is known") && stderr(&out).contains("--faulthandler"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// A process py-spy cannot read (not CPython) is not asked again by the next round of a watch
