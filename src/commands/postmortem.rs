@@ -43,7 +43,12 @@ fn load_inputs(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, Snapshot)>> {
     Ok(out)
 }
 
-pub fn run(args: &PostmortemArgs, _ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
+pub fn run(args: &PostmortemArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<Status> {
+    // A postmortem is a Markdown document for people; its facts are the snapshots' JSON.
+    anyhow::ensure!(
+        !ctx.json,
+        "postmortem writes Markdown for people, so --json has no meaning here; the facts it uses are the snapshots' JSON (`snapshot --json`, `history --json`)"
+    );
     let snaps = load_inputs(&args.snapshots)?;
     let log = match &args.log {
         Some(p) => Some(logs::analyze(

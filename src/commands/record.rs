@@ -67,11 +67,19 @@ pub fn run(args: &RecordArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<
         "{}: exists; a recording is never overwritten",
         args.output.display()
     );
-    writeln!(
-        out,
-        "recorded {} process(es) to {}",
-        recording.processes.len(),
-        args.output.display()
-    )?;
+    let written = serde_json::json!({
+        "schema_version": crate::model::SCHEMA_VERSION,
+        "command": "record",
+        "path": args.output.display().to_string(),
+        "processes": recording.processes.len(),
+    });
+    ctx.emit(out, &written, |w, _, out| {
+        writeln!(
+            out,
+            "recorded {} process(es) to {}",
+            w["processes"],
+            w["path"].as_str().unwrap_or_default()
+        )
+    })?;
     Ok(Status::Ok)
 }

@@ -64,6 +64,11 @@ fn once(opts: &TopOptions, ctx: &Ctx, mut app: App, out: &mut dyn Write) -> anyh
     let mut watcher = Watcher::new(opts.watch.clone());
     let round = watcher.round(ctx.platform.as_ref())?;
     let status = round.report.status;
+    // --json: the round's data, which is check's document, rather than a frame of text.
+    if ctx.json {
+        crate::render::json(out, &round.report)?;
+        return Ok(status);
+    }
     let memory = ctx.platform.system_memory().ok();
     app.update(Update::Round(Box::new(RoundView::new(round, memory))));
     let frame = app.frame();

@@ -641,3 +641,34 @@ fn an_error_is_said_once_and_with_json_is_a_json_document() {
         "{r:#}"
     );
 }
+
+#[test]
+fn json_is_honoured_or_refused_by_top_once_record_and_postmortem() {
+    // top --once --json: check's document for the round.
+    let r = json(&run(&[
+        "top",
+        "--once",
+        "--json",
+        "--pattern",
+        "zz-no-such-worker",
+    ]));
+    assert_eq!(r["command"], "check", "{r:#}");
+    assert!(r["workers"].as_array().unwrap().is_empty());
+    // record --json: what was written.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.json");
+    let r = json(&run(&[
+        "record",
+        "--json",
+        "--pattern",
+        "zz-no-such-worker",
+        "-o",
+        path.to_str().unwrap(),
+    ]));
+    assert_eq!(r["command"], "record");
+    assert_eq!(r["path"], path.display().to_string());
+    // postmortem writes Markdown: --json is refused, with a JSON error document.
+    let out = run(&["postmortem", "--json", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(json(&out)["error"].as_str().unwrap().contains("Markdown"));
+}
