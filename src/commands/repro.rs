@@ -74,10 +74,19 @@ fn print_summary(report: &campaign::ReproReport, out: &mut dyn Write) -> anyhow:
         };
         writeln!(
             out,
-            "hang rate {:.4} (95% CI {} to {})",
+            "hang rate {:.4} of {} judged run(s) (95% CI {} to {}){}",
             report.hang_rate,
+            report.judged,
             inv(i.low),
-            inv(i.high)
+            inv(i.high),
+            if report.errors > 0 {
+                format!(
+                    "; the {} run(s) that ended in an error are not counted",
+                    report.errors
+                )
+            } else {
+                String::new()
+            }
         )?;
     }
     Ok(())

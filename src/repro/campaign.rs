@@ -77,6 +77,8 @@ pub struct ReproReport {
     pub requests: usize,
     pub runs: u64,
     pub completed: u64,
+    /// Runs that completed or hung: the hang rate's denominator (errors are neither).
+    pub judged: u64,
     pub hangs: u64,
     pub errors: u64,
     pub tokens: u64,
@@ -541,8 +543,12 @@ impl<'a> Campaign<'a> {
         let mut hang_details = self.hangs.into_inner().unwrap_or_else(|p| p.into_inner());
         hang_details.sort_by_key(|h| h.run);
         let (runs, hung) = (args.runs, hang_details.len() as u64);
-        let rate = if runs > 0 {
-            hung as f64 / runs as f64
+        let completed = self.completed.into_inner();
+        // A run that ended in an error (a refused connection, an HTTP error) neither completed
+        // nor hung: it says nothing about the hang rate, so it is not counted as a clean run.
+        let judged = completed + hung;
+        let rate = if judged > 0 {
+            hung as f64 / judged as f64
         } else {
             0.0
         };
@@ -559,17 +565,18 @@ impl<'a> Campaign<'a> {
             model: args.model.as_ref().map(|m| m.display().to_string()),
             requests: self.requests.len(),
             runs,
-            completed: self.completed.into_inner(),
+            completed,
+            judged,
             hangs: hung,
             errors: self.errors.into_inner(),
             tokens,
             tokens_per_sec: (secs > 0.0).then(|| tokens as f64 / secs),
             hang_rate: rate,
-            hang_rate_95: stats::clopper_pearson(hung, runs, 0.95),
+            hang_rate_95: stats::clopper_pearson(hung, judged, 0.95),
             runs_still_needed_to_see_a_hang: if hung > 0 {
                 Some(0)
             } else {
-                stats::runs_to_see(basis, 0.95).map(|n| n.saturating_sub(runs))
+                stats::runs_to_see(basis, 0.95).map(|n| n.saturating_sub(judged))
             },
             clean_runs_to_claim_a_fix: stats::runs_to_claim_fix(basis, 0.95),
             target_rate: args.target_rate,

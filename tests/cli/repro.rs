@@ -183,6 +183,10 @@ fn no_hang_says_how_many_runs_it_would_take() {
         (r["errors"].as_u64(), r["hangs"].as_u64()),
         (Some(2), Some(0))
     );
+    // Refused connections are neither clean runs nor hangs: nothing is judged, and the runs
+    // still needed are counted from none (#32).
+    assert_eq!(r["judged"], 0, "{r:#}");
+    assert_eq!(r["hang_rate_95"], serde_json::Value::Null, "{r:#}");
     assert_eq!(out.status.code(), Some(1));
     assert!(
         run(&[
