@@ -52,19 +52,27 @@ pub fn run(args: &WatchArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
         }
         let next = started + args.interval;
         let wait = next.saturating_duration_since(Instant::now());
-        if stop.recv_timeout(wait).is_ok() {
-            return Ok(status);
+        if let Ok(signal) = stop.recv_timeout(wait) {
+            // Ended by a signal: the shell's convention, 128 + its number (Ctrl-C: 130,
+            // SIGTERM: 143), not the last round's status.
+            out.flush()?;
+            std::process::exit(128 + signal);
         }
     }
 }
 
-/// Ctrl-C / SIGTERM end the loop between rounds (a round in progress finishes first).
-fn stop_signal() -> anyhow::Result<std::sync::mpsc::Receiver<()>> {
+/// Ctrl-C / SIGTERM end the loop between rounds (a round in progress finishes first); the
+/// receiver gets the signal's number.
+fn stop_signal() -> anyhow::Result<std::sync::mpsc::Receiver<i32>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
     let (tx, rx) = std::sync::mpsc::channel();
-    ctrlc::set_handler(move || {
-        let _ = tx.send(());
-    })
-    .map_err(|e| anyhow::anyhow!("cannot handle SIGINT/SIGTERM: {e}"))?;
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| anyhow::anyhow!("cannot handle SIGINT/SIGTERM: {e}"))?;
+    std::thread::spawn(move || {
+        for s in signals.forever() {
+            let _ = tx.send(s);
+        }
+    });
     Ok(rx)
 }
 

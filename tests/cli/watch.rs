@@ -211,9 +211,48 @@ fn watch_flags_a_fresh_hang_within_hung_after_plus_one_interval_and_alerts_once(
     // SAFETY: kill(2) on the watch child this test started.
     unsafe { libc::kill(watch.child.id() as i32, libc::SIGTERM) };
     let mut watch = watch;
+    let mut status = None;
     wait_until(Duration::from_secs(20), "watch to exit on SIGTERM", || {
-        watch.child.try_wait().unwrap().is_some()
+        status = watch.child.try_wait().unwrap();
+        status.is_some()
     });
+    // 128 + the signal, not the last round's status (#32).
+    assert_eq!(status.unwrap().code(), Some(128 + libc::SIGTERM));
+}
+
+#[test]
+fn ctrl_c_ends_watch_with_130() {
+    let mut cmd = std::process::Command::new(crate::util::bin());
+    cmd.args([
+        "watch",
+        "--pattern",
+        "zz-no-such-worker",
+        "--no-registry",
+        "--interval",
+        "1s",
+        "--window",
+        "0s",
+        "--no-snapshot",
+    ]);
+    let mut watch = crate::util::Background::spawn(cmd);
+    // Once its SIGINT handler is set (the kernel's caught-signal mask says so).
+    wait_until(Duration::from_secs(20), "the SIGINT handler", || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", watch.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .is_some_and(|m| m & (1 << (libc::SIGINT - 1)) != 0)
+    });
+    // SAFETY: kill(2) on the watch child this test started.
+    unsafe { libc::kill(watch.child.id() as i32, libc::SIGINT) };
+    let mut status = None;
+    wait_until(Duration::from_secs(20), "watch to exit on SIGINT", || {
+        status = watch.child.try_wait().unwrap();
+        status.is_some()
+    });
+    assert_eq!(status.unwrap().code(), Some(130));
 }
 
 #[test]
