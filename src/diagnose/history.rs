@@ -40,6 +40,9 @@ pub struct Seen {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 struct SeenWorker {
     started_at: Option<DateTime<Utc>>,
+    /// What the check that took the snapshot said.
+    #[serde(default)]
+    verdict: Option<Verdict>,
     activity: Activity,
     #[serde(deserialize_with = "count")]
     in_flight: usize,
@@ -75,6 +78,7 @@ impl From<&Snapshot> for Seen {
             name: s.name.clone(),
             worker: SeenWorker {
                 started_at: s.worker.started_at,
+                verdict: Some(s.worker.verdict),
                 activity: s.worker.activity,
                 in_flight: s.worker.in_flight.len(),
                 in_flight_known: s.worker.in_flight_known,
@@ -256,11 +260,21 @@ pub fn analyze(snaps: &[Seen], rule: &leak::Rule, hung_after: Duration) -> Vec<W
                 new_pid: w[1].pid,
             })
             .collect();
+        // The newest process's snapshots (a crashed one's carry no reading, and count too).
+        let of_pid = series
+            .iter()
+            .filter(|s| same_process(identity(s), identity(last)))
+            .count();
         let current: Vec<&Seen> = series
             .iter()
             .copied()
             .filter(|s| same_process(identity(s), identity(last)) && s.process.is_some())
             .collect();
+        // What the snapshots themselves said, beside the trend history judges below.
+        let mut said: std::collections::BTreeMap<Verdict, usize> = Default::default();
+        for v in series.iter().filter_map(|s| s.worker.verdict) {
+            *said.entry(v).or_default() += 1;
+        }
         let metric = if current.iter().any(|s| {
             s.process
                 .as_ref()
@@ -296,7 +310,12 @@ pub fn analyze(snaps: &[Seen], rule: &leak::Rule, hung_after: Duration) -> Vec<W
             pid: last.pid,
             started_at: identity(last).1,
             snapshots: series.len(),
-            snapshots_of_pid: current.len(),
+            snapshots_of_pid: of_pid,
+            snapshot_verdicts: said
+                .into_iter()
+                .rev()
+                .map(|(verdict, snapshots)| crate::model::SaidCount { verdict, snapshots })
+                .collect(),
             first: series[0].taken_at,
             last: last.taken_at,
             memory_metric: metric,

@@ -136,8 +136,20 @@ pub struct WorkerHistory {
     pub frozen_since: Option<DateTime<Utc>>,
     pub frozen_snapshots: usize,
     pub restarts: Vec<Restart>,
+    /// What the snapshots themselves said: each verdict and how many said it, the most severe
+    /// first.
+    pub snapshot_verdicts: Vec<SaidCount>,
+    /// History's own judgement across the snapshots (the memory trend, CPU frozen with work in
+    /// flight), not the snapshots' verdicts.
     pub verdict: Verdict,
     pub findings: Vec<Finding>,
+}
+
+/// How many snapshots said one verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SaidCount {
+    pub verdict: Verdict,
+    pub snapshots: usize,
 }
 
 #[derive(Debug, Serialize)]

@@ -19,7 +19,8 @@ pub fn history(r: &HistoryReport, st: &Style, out: &mut dyn Write) -> std::io::R
         "SPAN",
         "MEMORY",
         "TREND",
-        "VERDICT",
+        "SNAPSHOTS SAID",
+        "HISTORY",
     ]);
     for w in &r.workers {
         t.add_row(vec![
@@ -34,6 +35,7 @@ pub fn history(r: &HistoryReport, st: &Style, out: &mut dyn Write) -> std::io::R
                 w.memory_last_bytes.map_or("-".into(), bytes)
             )),
             comfy_table::Cell::new(w.memory_trend.as_ref().map_or("-".into(), trend_cell)),
+            comfy_table::Cell::new(said(&w.snapshot_verdicts)),
             st.verdict_cell(w.verdict),
         ]);
     }
@@ -67,6 +69,17 @@ pub fn history(r: &HistoryReport, st: &Style, out: &mut dyn Write) -> std::io::R
         writeln!(out, "note: {u}")?;
     }
     Ok(())
+}
+
+/// The SNAPSHOTS SAID column: `crashed ×4`, `hung ×2, healthy ×1`.
+fn said(verdicts: &[crate::model::SaidCount]) -> String {
+    if verdicts.is_empty() {
+        return "-".into();
+    }
+    let parts: Vec<String> = (verdicts.iter())
+        .map(|c| format!("{} ×{}", c.verdict.label(), c.snapshots))
+        .collect();
+    parts.join(", ")
 }
 
 /// The TREND column: the baseline slope and what the leak rule made of it.

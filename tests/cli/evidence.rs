@@ -251,6 +251,28 @@ fn history_sees_leaks_frozen_cpu_and_restarts_and_check_uses_it() {
     };
     assert_eq!(w("leaking")["memory_trend"]["outcome"], "too_short");
     assert_eq!(w("leaking")["verdict"], "healthy");
+    // Beside history's own judgement, what the four snapshots of each said (each took 0.3 s
+    // under the default --hung-after: healthy), and all four are this PID's (#32). History,
+    // across them, finds the CPU frozen with a request in flight: hung.
+    let hung = w("hung");
+    assert_eq!(hung["snapshots_of_pid"], 4, "{hung:#}");
+    assert_eq!(
+        hung["snapshot_verdicts"][0]["verdict"], "healthy",
+        "{hung:#}"
+    );
+    assert_eq!(hung["snapshot_verdicts"][0]["snapshots"], 4, "{hung:#}");
+    assert_eq!(hung["verdict"], "hung", "{hung:#}");
+    let text = stdout(&run(&[
+        "history",
+        "--hung-after",
+        "1s",
+        "--dir",
+        dir.to_str().unwrap(),
+    ]));
+    assert!(
+        text.contains("SNAPSHOTS SAID") && text.contains("healthy ×4") && text.contains("HISTORY"),
+        "{text}"
+    );
     // The simulated leak compresses minutes into seconds: so does the rule (the demo's).
     let r = json(&run(&[
         "history",
