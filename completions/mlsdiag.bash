@@ -1191,7 +1191,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__snapshot)
-            opts="-h --pattern --registry --no-registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --probe --probe-model --dir --quiet --on-finding --keep --max-age --tail --json --color --fixture --help"
+            opts="-h --pattern --registry --no-registry --log --window --leak-window --hung-after --leak-threshold --leak-min-growth --leak-min-span --progress-cpu --history --probe --probe-model --dir --quiet --only-findings --keep-newest --max-age --tail --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1253,7 +1253,7 @@ _mlsdiag() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --keep)
+                --keep-newest)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

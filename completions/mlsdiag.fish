@@ -135,7 +135,7 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand top" -s h -l help -d 'Pr
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand fleet" -l hosts -d 'Read hosts from FILE, one per line (# comments)' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand fleet" -l ssh-config -d 'ssh client configuration file (ssh -F)' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand fleet" -l ssh-option -d 'Extra ssh option (ssh -o), repeatable' -r
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand fleet" -l connect-timeout -d 'Seconds ssh may take to connect (ConnectTimeout)' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand fleet" -l connect-timeout -d 'How long ssh may take to connect (its ConnectTimeout, whole seconds)' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand fleet" -l timeout -d 'A host that has not answered after this is UNKNOWN (its ssh is killed)' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand fleet" -l jobs -d 'Hosts checked at once' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand fleet" -l remote-command -d 'The mlsdiag command on the remote hosts' -r
@@ -230,7 +230,7 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l history -d 
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l probe -d 'Send the server at URL (http://HOST:PORT[/PATH]) one OpenAI-compatible completion of one token, deadline --hung-after: no answer while its CPU and GPU stay idle is a hang, an answer shows generation works. It costs the server one generation (watch: each round); never sent by default' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l probe-model -d 'The `model` the probe names. Left out by default: mlx_lm.server then uses the model it was started with (naming another makes it load that one); for servers that require a model name' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l dir -d 'Directory for the snapshots (default: $MLSDIAG_DIR, else ~/Library/Logs/mlsdiag on macOS, the XDG state directory on Linux)' -r -F
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l keep -d 'Keep only the newest N snapshots per worker PID (only mlsdiag\'s own files are deleted)' -r
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l keep-newest -d 'Keep only the newest N snapshots per worker PID (only mlsdiag\'s own files are deleted)' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l max-age -d 'Delete mlsdiag\'s snapshots older than this (e.g. 14d)' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l tail -d 'Log lines kept in each snapshot (with --log)' -r
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l color -d 'When to colour tables; NO_COLOR in the environment turns colour off in auto mode' -r -f -a "auto\t''
@@ -239,7 +239,7 @@ never\t''"
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l no-registry -d 'There is no orchestrator: read no registry, judge every worker found on its own'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l quiet -d 'Print nothing when every worker is healthy (for cron)'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l on-finding -d 'Only snapshot workers that are not healthy'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l only-findings -d 'Only snapshot workers that are not healthy (`watch --on-finding CMD` is a hook: another flag)'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand snapshot" -s h -l help -d 'Print help'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand history" -l dir -d 'Snapshot directory (default as for `snapshot`)' -r -F

@@ -447,14 +447,9 @@ pub struct FleetArgs {
         help_heading = "Connection"
     )]
     pub ssh_options: Vec<String>,
-    /// Seconds ssh may take to connect (ConnectTimeout)
-    #[arg(
-        long,
-        default_value_t = 10,
-        value_name = "SECS",
-        help_heading = "Connection"
-    )]
-    pub connect_timeout: u32,
+    /// How long ssh may take to connect (its ConnectTimeout, whole seconds)
+    #[arg(long, default_value = "10s", value_parser = duration_arg, help_heading = "Connection")]
+    pub connect_timeout: Duration,
     /// A host that has not answered after this is UNKNOWN (its ssh is killed)
     #[arg(long, default_value = "60s", value_parser = duration_arg, help_heading = "Connection")]
     pub timeout: Duration,
@@ -599,12 +594,13 @@ pub struct SnapshotArgs {
     /// Print nothing when every worker is healthy (for cron)
     #[arg(long, help_heading = "Output")]
     pub quiet: bool,
-    /// Only snapshot workers that are not healthy
+    /// Only snapshot workers that are not healthy (`watch --on-finding CMD` is a hook: another
+    /// flag)
     #[arg(long, help_heading = "Output")]
-    pub on_finding: bool,
+    pub only_findings: bool,
     /// Keep only the newest N snapshots per worker PID (only mlsdiag's own files are deleted)
     #[arg(long, value_name = "N", help_heading = "Retention")]
-    pub keep: Option<usize>,
+    pub keep_newest: Option<usize>,
     /// Delete mlsdiag's snapshots older than this (e.g. 14d)
     #[arg(long, value_parser = duration_arg, value_name = "AGE", help_heading = "Retention")]
     pub max_age: Option<Duration>,
@@ -619,8 +615,8 @@ impl From<&SnapshotArgs> for crate::snapshot::SnapshotOptions {
             check: (&a.check).into(),
             pids: a.pids.clone(),
             dir: a.dir.clone(),
-            on_finding: a.on_finding,
-            keep: a.keep,
+            on_finding: a.only_findings,
+            keep: a.keep_newest,
             max_age: a.max_age,
             tail: a.tail,
         }
@@ -632,7 +628,7 @@ impl From<&FleetArgs> for crate::fleet::FleetOptions {
         crate::fleet::FleetOptions {
             ssh_config: a.ssh_config.clone(),
             ssh_options: a.ssh_options.clone(),
-            connect_timeout: a.connect_timeout,
+            connect_timeout: a.connect_timeout.as_secs().clamp(1, u64::from(u32::MAX)) as u32,
             timeout: a.timeout,
             jobs: a.jobs,
             remote_command: a.remote_command.clone(),

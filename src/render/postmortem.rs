@@ -522,7 +522,7 @@ fn action_items(inc: &Incident, m: &mut String) {
     let _ = writeln!(m, "| Item | Type | Owner | Bug |\n|---|---|---|---|");
     let _ = writeln!(
         m,
-        "| Run `mlsdiag snapshot --quiet --on-finding` from cron/launchd so the next hang is caught young | detect | {TODO} | {TODO} |"
+        "| Run `mlsdiag snapshot --quiet --only-findings` from cron/launchd so the next hang is caught young | detect | {TODO} | {TODO} |"
     );
     let _ = writeln!(
         m,

@@ -142,7 +142,7 @@ fn unsafe_or_unwritable_directories_are_clear_errors() {
 }
 
 #[test]
-fn quiet_on_finding_and_retention() {
+fn quiet_only_findings_and_retention() {
     let sim = Sim::start();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("snaps");
@@ -176,7 +176,7 @@ fn quiet_on_finding_and_retention() {
         "--quiet prints nothing when all is healthy"
     );
     assert_eq!(names(&dir).len(), 2, "but still snapshots");
-    let out = snap(&["--on-finding"]);
+    let out = snap(&["--only-findings"]);
     assert!(stdout(&out).contains("nothing to snapshot"));
     assert_eq!(
         names(&dir).len(),
@@ -193,7 +193,7 @@ fn quiet_on_finding_and_retention() {
         snap(&[]);
     }
     assert_eq!(names(&dir).len(), 7);
-    let out = snap(&["--keep", "1", "--json"]);
+    let out = snap(&["--keep-newest", "1", "--json"]);
     let r = json(&out);
     assert_eq!(r["deleted"].as_array().unwrap().len(), 6, "{r:#}");
     assert_eq!(
@@ -556,7 +556,7 @@ fn scheduling_files_are_valid_and_use_real_flags() {
             "{argv:?}"
         );
         assert!(
-            argv.contains(&"--quiet".to_string()) && argv.contains(&"--on-finding".to_string()),
+            argv.contains(&"--quiet".to_string()) && argv.contains(&"--only-findings".to_string()),
             "{argv:?}"
         );
         mlsdiag::cli::Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
@@ -896,7 +896,14 @@ fn the_next_snapshot_removes_what_a_killed_write_left_and_keeps_its_lone_json() 
 
     let out = Command::new(bin())
         .args(["--fixture", &root("fixtures/macos/seed-incident.json")])
-        .args(["snapshot", "--window", "0.2s", "--json", "--keep", "2"])
+        .args([
+            "snapshot",
+            "--window",
+            "0.2s",
+            "--json",
+            "--keep-newest",
+            "2",
+        ])
         .args(["--registry", &root("fixtures/seed/worker_registry.json")])
         .args(["--log", &root("fixtures/seed/mls-incident.log")])
         .arg("--dir")
@@ -911,7 +918,7 @@ fn the_next_snapshot_removes_what_a_killed_write_left_and_keeps_its_lone_json() 
     let want: Vec<String> = stale.iter().map(|p| p.display().to_string()).collect();
     assert_eq!(cleaned, want, "{r:#}");
     assert!(fresh.exists());
-    // The lone .json counts as a snapshot: with two newer ones, --keep 2 deletes it.
+    // The lone .json counts as a snapshot: with two newer ones, --keep-newest 2 deletes it.
     assert_eq!(
         r["deleted"],
         serde_json::json!([lone.display().to_string()]),
