@@ -873,7 +873,7 @@ _mlsdiag() {
             return 0
             ;;
         mlsdiag__subcmd__man)
-            opts="-h --json --color --fixture --help"
+            opts="-h --list --json --color --fixture --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

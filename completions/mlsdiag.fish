@@ -49,7 +49,7 @@ complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "repro" -d 'Replay r
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "record" -d 'Save readings, threads, descriptors and memory of workers to a JSON recording'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "run" -d 'Start a stock server (mlx_lm.server …) with the token record wired into mlx-lm, found with no registry'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "completions" -d 'Print a shell completion script'
-complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "man" -d 'Print the man page (roff)'
+complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "man" -d 'Print the man page (roff): mlsdiag(1), or a subcommand\'s, mlsdiag-SUBCOMMAND(1)'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "__demo-orchestrator" -d '(internal) the demo\'s orchestrator process'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "__demo-worker" -d '(internal) one demo worker process'
 complete -c mlsdiag -n "__fish_mlsdiag_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -320,6 +320,7 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand man" -l color -d 'When t
 always\t''
 never\t''"
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand man" -l fixture -d 'Read processes from a recording (`mlsdiag record`) instead of the live OS' -r -F
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand man" -l list -d 'List the subcommands that have a page, one a line'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand man" -l json -d 'Print one JSON document (with schema_version) instead of tables'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand man" -s h -l help -d 'Print help'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand __demo-orchestrator" -l dir -d 'Private directory for the socket, registry, log and state file' -r -F
@@ -361,7 +362,7 @@ complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_see
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check watch top fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record run completions man __demo-orchestrator __demo-worker help" -f -a "record" -d 'Save readings, threads, descriptors and memory of workers to a JSON recording'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check watch top fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record run completions man __demo-orchestrator __demo-worker help" -f -a "run" -d 'Start a stock server (mlx_lm.server …) with the token record wired into mlx-lm, found with no registry'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check watch top fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record run completions man __demo-orchestrator __demo-worker help" -f -a "completions" -d 'Print a shell completion script'
-complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check watch top fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record run completions man __demo-orchestrator __demo-worker help" -f -a "man" -d 'Print the man page (roff)'
+complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check watch top fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record run completions man __demo-orchestrator __demo-worker help" -f -a "man" -d 'Print the man page (roff): mlsdiag(1), or a subcommand\'s, mlsdiag-SUBCOMMAND(1)'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check watch top fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record run completions man __demo-orchestrator __demo-worker help" -f -a "__demo-orchestrator" -d '(internal) the demo\'s orchestrator process'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check watch top fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record run completions man __demo-orchestrator __demo-worker help" -f -a "__demo-worker" -d '(internal) one demo worker process'
 complete -c mlsdiag -n "__fish_mlsdiag_using_subcommand help; and not __fish_seen_subcommand_from check watch top fleet threads fds stacks registry logs mem demo snapshot history postmortem repro record run completions man __demo-orchestrator __demo-worker help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -78,8 +78,8 @@ pub enum Command {
     Run(RunArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
-    /// Print the man page (roff)
-    Man,
+    /// Print the man page (roff): mlsdiag(1), or a subcommand's, mlsdiag-SUBCOMMAND(1)
+    Man(ManArgs),
     /// (internal) the demo's orchestrator process
     #[command(name = "__demo-orchestrator", hide = true)]
     DemoOrchestrator(DemoOrchestratorArgs),
@@ -110,7 +110,7 @@ impl Command {
             Command::Record(_) => "record",
             Command::Run(_) => "run",
             Command::Completions(_) => "completions",
-            Command::Man => "man",
+            Command::Man(_) => "man",
             Command::DemoOrchestrator(_) => "__demo-orchestrator",
             Command::DemoWorker(_) => "__demo-worker",
         }
@@ -493,6 +493,15 @@ pub struct StacksArgs {
     /// Do not run macOS `sample` (it suspends the worker briefly at each sample)
     #[arg(long)]
     pub no_native: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {
+    /// The subcommand whose page to print (its page is mlsdiag-SUBCOMMAND(1))
+    pub subcommand: Option<String>,
+    /// List the subcommands that have a page, one a line
+    #[arg(long, conflicts_with = "subcommand")]
+    pub list: bool,
 }
 
 #[derive(Debug, Clone, Args)]

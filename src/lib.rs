@@ -70,7 +70,13 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Postmortem(a) => commands::postmortem::run(&a, &ctx, &mut out)?,
         Command::Run(a) => return commands::run::run(&a),
         Command::Completions(a) => commands::completions::completions(a.shell, &mut out)?,
-        Command::Man => commands::completions::man(&mut out)?,
+        Command::Man(a) if a.list => {
+            for name in commands::completions::man_pages() {
+                writeln!(out, "{name}")?;
+            }
+            crate::model::Status::Ok
+        }
+        Command::Man(a) => commands::completions::man(a.subcommand.as_deref(), &mut out)?,
         Command::DemoOrchestrator(a) => sim::orchestrator(&a.into())?,
         Command::DemoWorker(a) => sim::worker(&a.into())?,
     };

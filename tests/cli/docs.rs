@@ -26,6 +26,24 @@ fn man_page_is_current() {
     assert_same("docs/mlsdiag.1", &["man"]);
 }
 
+#[test]
+fn every_page_mlsdiag_1_points_to_exists_and_is_current() {
+    let main = stdout(&run(&["man"]));
+    let list = stdout(&run(&["man", "--list"]));
+    let subs: Vec<&str> = list.lines().collect();
+    assert!(subs.contains(&"check") && subs.contains(&"watch"), "{list}");
+    for sub in &subs {
+        assert!(
+            main.contains(&format!("mlsdiag\\-{}(1)", sub.replace('-', "\\-"))),
+            "mlsdiag(1) names mlsdiag-{sub}(1)"
+        );
+        assert_same(&format!("docs/man/mlsdiag-{sub}.1"), &["man", sub]);
+    }
+    // No stale page of a subcommand that is gone.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/man");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), subs.len());
+}
+
 /// README's example `--on-finding` hook, run as written: it reads the finding from stdin and
 /// builds its JSON with an encoder, so a hostile worker name cannot break out of it.
 #[test]
