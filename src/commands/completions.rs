@@ -27,9 +27,7 @@ pub fn man(subcommand: Option<&str>, out: &mut dyn Write) -> anyhow::Result<Stat
                 .ok_or_else(|| anyhow::anyhow!("man: no subcommand {name:?}"))?;
             // clap names are 'static; one small name per `man` run.
             let page: &'static str = Box::leak(format!("mlsdiag-{name}").into_boxed_str());
-            sub.clone()
-                .name(page)
-                .version(env!("CARGO_PKG_VERSION"))
+            sub.clone().name(page).version(env!("CARGO_PKG_VERSION"))
         }
     };
     clap_mangen::Man::new(cmd).render(out)?;
