@@ -52,7 +52,7 @@ pub fn run(args: &WatchArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
         }
         let next = started + args.interval;
         let wait = next.saturating_duration_since(Instant::now());
-        if let Ok(signal) = stop.recv_timeout(wait) {
+        if let Some(signal) = stop.wait(wait) {
             // Ended by a signal: the shell's convention, 128 + its number (Ctrl-C: 130,
             // SIGTERM: 143), not the last round's status.
             out.flush()?;
@@ -61,19 +61,40 @@ pub fn run(args: &WatchArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<S
     }
 }
 
-/// Ctrl-C / SIGTERM end the loop between rounds (a round in progress finishes first); the
-/// receiver gets the signal's number.
-fn stop_signal() -> anyhow::Result<std::sync::mpsc::Receiver<i32>> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-        .map_err(|e| anyhow::anyhow!("cannot handle SIGINT/SIGTERM: {e}"))?;
-    std::thread::spawn(move || {
-        for s in signals.forever() {
-            let _ = tx.send(s);
+/// Ctrl-C / SIGTERM, noted by the handler in a flag each (no descriptor, no thread: a watch
+/// run with few descriptors keeps them for its metrics listener); the loop looks between
+/// rounds, so a round in progress finishes first.
+struct Stop {
+    flags: Vec<(i32, Arc<std::sync::atomic::AtomicBool>)>,
+}
+
+impl Stop {
+    /// The signal that arrived, if one did within `wait` (looked at every 50 ms).
+    fn wait(&self, wait: Duration) -> Option<i32> {
+        let until = Instant::now() + wait;
+        loop {
+            let got = (self.flags.iter())
+                .find(|(_, f)| f.load(std::sync::atomic::Ordering::Relaxed))
+                .map(|(s, _)| *s);
+            let left = until.saturating_duration_since(Instant::now());
+            if got.is_some() || left.is_zero() {
+                return got;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
         }
-    });
-    Ok(rx)
+    }
+}
+
+fn stop_signal() -> anyhow::Result<Stop> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut flags = Vec::new();
+    for s in [SIGINT, SIGTERM] {
+        let f = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        signal_hook::flag::register(s, Arc::clone(&f))
+            .map_err(|e| anyhow::anyhow!("cannot handle signal {s}: {e}"))?;
+        flags.push((s, f));
+    }
+    Ok(Stop { flags })
 }
 
 fn publish(args: &WatchArgs, latest: &Mutex<String>, text: &str) {
