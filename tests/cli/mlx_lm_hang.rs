@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::stock_server::{Launch, RACE, StockServer};
-use crate::util::{json, mlx_lm_029_python, mlx_lm_031_python, mlx_lm_python, run, wait_until};
+use crate::util::{mlx_lm_029_python, mlx_lm_031_python, mlx_lm_python, run, wait_until};
 
 fn start(python: &str) -> StockServer {
     Launch::module(python).extra(RACE).start()
@@ -26,19 +26,10 @@ fn start(python: &str) -> StockServer {
 
 /// `check --json` with no log, the worker's report; `extra` adds flags.
 fn check(server: &StockServer, hung_after: &str, extra: &[&str]) -> Value {
-    let pattern = server.pattern();
-    let mut args = vec![
-        "check",
-        "--json",
-        "--pattern",
-        &pattern,
-        "--registry",
-        server.registry.to_str().unwrap(),
-        "--hung-after",
-        hung_after,
-    ];
+    let registry = server.registry.to_str().unwrap();
+    let mut args = vec!["--registry", registry, "--hung-after", hung_after];
     args.extend_from_slice(extra);
-    server.report_in(&json(&run(&args)))
+    server.check(&args)
 }
 
 /// The condition of the hung rule named `name`: whether it held, and its fact.

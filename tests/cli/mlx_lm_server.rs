@@ -8,23 +8,17 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::stock_server::{Launch, StockServer};
-use crate::util::{json, mlx_lm_python, run, wait_until};
+use crate::util::{mlx_lm_python, wait_until};
 
 fn check(server: &StockServer) -> serde_json::Value {
-    let pattern = server.pattern();
-    let out = run(&[
-        "check",
-        "--json",
-        "--pattern",
-        &pattern,
+    server.check(&[
         "--registry",
         server.registry.to_str().unwrap(),
         "--log",
         server.log.to_str().unwrap(),
         "--hung-after",
         "1s",
-    ]);
-    server.report_in(&json(&out))
+    ])
 }
 
 fn chat(port: u16, max_tokens: u32, stream: bool) -> String {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::stock_server::{Launch, RACE, StockServer};
-use crate::util::{json, mlx_lm_031_python, mlx_lm_python, root, run, stdout, wait_until};
+use crate::util::{mlx_lm_031_python, mlx_lm_python, root, run, stdout, wait_until};
 
 /// `mlsdiag run RUN_ARGS -- SERVER --model tiny --port P EXTRA`.
 fn start(run_args: &[&str], server: &[&str], extra: &[&str]) -> StockServer {
@@ -29,19 +29,14 @@ fn start(run_args: &[&str], server: &[&str], extra: &[&str]) -> StockServer {
 
 /// `check --json` of this server alone, with no registry: its report.
 fn check(s: &StockServer, extra: &[&str]) -> Value {
-    let pattern = s.pattern();
     let mut args = vec![
-        "check",
-        "--json",
-        "--pattern",
-        &pattern,
         "--registry",
         "/nonexistent/mlsdiag-test/registry.json",
         "--window",
         "1s",
     ];
     args.extend_from_slice(extra);
-    s.report_in(&json(&run(&args)))
+    s.check(&args)
 }
 
 /// A file of this server's in the per-user directory (`{}` stands for its PID).

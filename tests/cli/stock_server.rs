@@ -135,6 +135,14 @@ impl StockServer {
             .clone()
     }
 
+    /// `check --json --pattern <this server> ARGS…`: this server's report.
+    pub fn check(&self, args: &[&str]) -> serde_json::Value {
+        let pattern = self.pattern();
+        let mut all = vec!["check", "--json", "--pattern", &pattern];
+        all.extend_from_slice(args);
+        self.report_in(&crate::util::json(&crate::util::run(&all)))
+    }
+
     /// The pattern that finds this server.
     pub fn pattern(&self) -> String {
         format!(r"mlx_lm\.server.* --port {}( |$)", self.port)

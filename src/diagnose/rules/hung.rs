@@ -157,18 +157,18 @@ pub fn judge(
         j.notes
             .push(format!("waiting on its client, never hung: {w}"));
     }
-    let none_in_flight = in_flight.is_empty() && nothing_in_flight(o).is_some();
+    let nothing = nothing_in_flight(o).filter(|_| in_flight.is_empty());
     let activity = if p.made {
         // CPU alone with nothing in flight, by evidence that would show a request: busy.
         let cpu_only = !p.gpu_busy && p.log_progress.is_none() && p.heartbeat_fresh != Some(true);
-        if cpu_only && in_flight.is_empty() && nothing_in_flight(o) == Some(Proof::Everything) {
+        if cpu_only && nothing == Some(Proof::Everything) {
             Activity::Busy
         } else {
             Activity::Working
         }
     } else if waiting.is_some() {
         Activity::WaitingOnClient
-    } else if none_in_flight {
+    } else if nothing.is_some() {
         Activity::Idle
     } else if in_flight.is_empty() {
         Activity::Unknown
@@ -925,10 +925,11 @@ fn conditions(
             why.to_string(),
         ));
     }
+    let waiting = waiting_on_client(o);
     rule.push(Condition::new(
         "not waiting on its client",
-        waiting_on_client(o).is_none(),
-        waiting_on_client(o).unwrap_or_else(|| {
+        waiting.is_none(),
+        waiting.unwrap_or_else(|| {
             "no thread seen blocked writing to a client that does not read, and no generation waiting on its consumer".to_string()
         }),
     ));
